@@ -1,0 +1,36 @@
+# The two setup commands are `make run` and `make test`; both install what is missing first.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+MODEL_REPOSITORY ?= models/repository
+SERVER_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: all deps deps-test build run test unit e2e clean models
+
+all: build
+
+deps:
+	./scripts/install-deps.sh build
+
+deps-test:
+	./scripts/install-deps.sh test
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR)
+
+run: build
+	./$(BUILD_DIR)/inference-server --model-repository $(MODEL_REPOSITORY) $(SERVER_ARGS)
+
+test: deps-test build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure
+	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+# Re-trains the bundled example models (needs the test venv).
+models: deps-test
+	.venv/bin/python models/generate/train.py --out $(MODEL_REPOSITORY)
+
+clean:
+	rm -rf $(BUILD_DIR)

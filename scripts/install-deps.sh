@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the build (and, with `test`, the test suite) needs on Debian 12. Idempotent and quick when
+# everything is already there: `make run` / `make test` call it every time.
+#   scripts/install-deps.sh build   apt packages for the C++ build + ONNX Runtime
+#   scripts/install-deps.sh test    the above + test tools (nginx, prometheus) + Python test venv (.venv)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+MODE="${1:-build}"
+
+BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  golang-github-gogo-googleapis-dev prometheus-cpp-dev libevent-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev)
+TEST_PKGS=(python3 python3-venv curl)
+
+SUDO=""
+if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
+
+missing=()
+want=("${BUILD_PKGS[@]}")
+if [[ "$MODE" == test ]]; then want+=("${TEST_PKGS[@]}"); fi
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# npm may come from NodeSource's nodejs package rather than Debian's npm: accept any working npm.
+if command -v npm >/dev/null; then
+  for i in "${!missing[@]}"; do [[ "${missing[$i]}" == npm ]] && unset 'missing[i]'; done
+fi
+if ((${#missing[@]})); then
+  echo "install-deps: apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+"$ROOT/scripts/fetch-onnxruntime.sh"
+
+if [[ "$MODE" == test ]]; then
+  # Python is for tests only: a private venv, rebuilt when tests/requirements.txt changes.
+  stamp="$ROOT/.venv/.requirements.sha256"
+  sum="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
+  if [[ ! -x "$ROOT/.venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
+    echo "install-deps: creating .venv for the tests"
+    python3 -m venv "$ROOT/.venv"
+    "$ROOT/.venv/bin/pip" install -q --upgrade pip
+    "$ROOT/.venv/bin/pip" install -q -r "$ROOT/tests/requirements.txt"
+    echo "$sum" >"$stamp"
+  fi
+fi

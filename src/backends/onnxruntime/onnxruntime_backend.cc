@@ -1,0 +1,183 @@
+#include "backends/onnxruntime/onnxruntime_backend.h"
+
+#include <onnxruntime_cxx_api.h>
+
+#include <mutex>
+
+namespace serving::onnxruntime {
+namespace {
+
+DataType FromOnnx(ONNXTensorElementDataType t) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return DataType::kBool;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return DataType::kInt8;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return DataType::kInt16;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return DataType::kInt32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return DataType::kInt64;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return DataType::kUint8;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return DataType::kUint16;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32: return DataType::kUint32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64: return DataType::kUint64;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return DataType::kFp32;
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return DataType::kFp64;
+    default: return DataType::kInvalid;
+  }
+}
+
+ONNXTensorElementDataType ToOnnx(DataType t) {
+  switch (t) {
+    case DataType::kBool: return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
+    case DataType::kInt8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
+    case DataType::kInt16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16;
+    case DataType::kInt32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
+    case DataType::kInt64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    case DataType::kUint8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
+    case DataType::kUint16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16;
+    case DataType::kUint32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32;
+    case DataType::kUint64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64;
+    case DataType::kFp32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+    case DataType::kFp64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
+    case DataType::kInvalid: break;
+  }
+  return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+}
+
+Status FromOrt(const Ort::Exception& e, const std::string& context) {
+  std::string msg = context + ": " + e.what();
+  switch (e.GetOrtErrorCode()) {
+    case ORT_INVALID_ARGUMENT:
+    case ORT_INVALID_GRAPH:
+      return InvalidArgument(msg);
+    case ORT_NO_SUCHFILE:
+      return NotFound(msg);
+    case ORT_NOT_IMPLEMENTED:
+      return Unimplemented(msg);
+    default:
+      return Internal(msg);
+  }
+}
+
+Ort::Env& GlobalEnv() {
+  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "inference-server");  // lives for the process
+  return *env;
+}
+
+// Reads one side (inputs or outputs) of the session's signature.
+StatusOr<std::vector<TensorSpec>> ReadSpecs(Ort::Session& session, bool inputs) {
+  Ort::AllocatorWithDefaultOptions alloc;
+  std::vector<TensorSpec> specs;
+  const size_t n = inputs ? session.GetInputCount() : session.GetOutputCount();
+  for (size_t i = 0; i < n; ++i) {
+    auto name = inputs ? session.GetInputNameAllocated(i, alloc) : session.GetOutputNameAllocated(i, alloc);
+    Ort::TypeInfo type = inputs ? session.GetInputTypeInfo(i) : session.GetOutputTypeInfo(i);
+    const std::string kind = inputs ? "input" : "output";
+    if (type.GetONNXType() != ONNX_TYPE_TENSOR)
+      return InvalidArgument(kind + " '" + name.get() + "' is not a tensor (a sequence or map, e.g. scikit-learn's "
+                             "ZipMap: export classifiers with zipmap=False)");
+    auto info = type.GetTensorTypeAndShapeInfo();
+    TensorSpec spec;
+    spec.name = name.get();
+    spec.dtype = FromOnnx(info.GetElementType());
+    if (spec.dtype == DataType::kInvalid)
+      return InvalidArgument(kind + " '" + spec.name + "' has an unsupported element type " +
+                             std::to_string(static_cast<int>(info.GetElementType())));
+    spec.shape = info.GetShape();
+    for (auto& d : spec.shape)
+      if (d < 0) d = -1;  // symbolic dimensions ("N", "batch") are variable
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+class OnnxModel : public Model {
+ public:
+  OnnxModel(Ort::Session session, ModelSignature signature)
+      : session_(std::move(session)), signature_(std::move(signature)),
+        memory_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {}
+
+  const ModelSignature& signature() const override { return signature_; }
+
+  Status Execute(std::span<const Tensor> inputs, std::span<const std::string> outputs,
+                 std::vector<Tensor>* results) override {
+    try {
+      std::vector<Ort::Value> values;
+      std::vector<const char*> input_names;
+      values.reserve(inputs.size());
+      for (const auto& t : inputs) {
+        // ONNX Runtime does not write to inputs; the cast only satisfies its C signature. No copy.
+        values.push_back(Ort::Value::CreateTensor(memory_, const_cast<std::byte*>(t.data), t.byte_size,
+                                                  t.shape.data(), t.shape.size(), ToOnnx(t.dtype)));
+        input_names.push_back(t.name.c_str());
+      }
+      std::vector<const char*> output_names;
+      for (const auto& o : outputs) output_names.push_back(o.c_str());
+      auto out = session_.Run(Ort::RunOptions{nullptr}, input_names.data(), values.data(), values.size(),
+                              output_names.data(), output_names.size());
+      results->clear();
+      for (size_t i = 0; i < out.size(); ++i) {
+        auto value = std::make_shared<Ort::Value>(std::move(out[i]));
+        auto info = value->GetTensorTypeAndShapeInfo();
+        Tensor t;
+        t.name = outputs[i];
+        t.dtype = FromOnnx(info.GetElementType());
+        t.shape = info.GetShape();
+        t.byte_size = info.GetElementCount() * ByteSize(t.dtype);
+        t.data = static_cast<const std::byte*>(value->GetTensorRawData());
+        t.owner = std::move(value);  // the response views ONNX Runtime's output buffer directly
+        results->push_back(std::move(t));
+      }
+      return Status::Ok();
+    } catch (const Ort::Exception& e) {
+      return FromOrt(e, "onnxruntime");
+    }
+  }
+
+ private:
+  Ort::Session session_;  // Run() is thread-safe
+  const ModelSignature signature_;
+  Ort::MemoryInfo memory_;
+};
+
+class OnnxBackend : public Backend {
+ public:
+  explicit OnnxBackend(BackendOptions options) : options_(options) {}
+
+  std::string model_filename() const override { return "model.onnx"; }
+
+  StatusOr<std::unique_ptr<Model>> Load(const config::ModelConfig& config,
+                                        const std::filesystem::path& version_dir) override {
+    const auto path = version_dir / model_filename();
+    try {
+      Ort::SessionOptions so;
+      const auto& o = config.onnxruntime();
+      so.SetIntraOpNumThreads(static_cast<int>(o.intra_op_threads() ? o.intra_op_threads() : options_.intra_op_threads));
+      so.SetInterOpNumThreads(static_cast<int>(o.inter_op_threads() ? o.inter_op_threads() : options_.inter_op_threads));
+      so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+      // Idle ORT threads sleep instead of spinning: the scheduler's instances already keep cores busy.
+      so.AddConfigEntry("session.intra_op.allow_spinning", "0");
+      so.AddConfigEntry("session.inter_op.allow_spinning", "0");
+      Ort::Session session(GlobalEnv(), path.c_str(), so);
+      ModelSignature sig;
+      auto in = ReadSpecs(session, true);
+      if (!in.ok()) return Status(in.status().code(), path.string() + ": " + in.status().message());
+      auto out = ReadSpecs(session, false);
+      if (!out.ok()) return Status(out.status().code(), path.string() + ": " + out.status().message());
+      sig.inputs = std::move(in).value();
+      sig.outputs = std::move(out).value();
+      return std::unique_ptr<Model>(std::make_unique<OnnxModel>(std::move(session), std::move(sig)));
+    } catch (const Ort::Exception& e) {
+      return FromOrt(e, "loading " + path.string());
+    }
+  }
+
+ private:
+  const BackendOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> CreateBackend(const BackendOptions& options) {
+  return std::make_unique<OnnxBackend>(options);
+}
+
+}  // namespace serving::onnxruntime

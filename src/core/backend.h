@@ -1,0 +1,64 @@
+// The seam between the scheduler and the engines that run models. A Backend turns a model version's
+// files into a Model; a Model executes one batch. Backends know nothing of protocols, queues or metrics.
+// A backend registers itself with a BackendRegistry in one small file (see backends/*/register.cc).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/model_config.pb.h"
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace serving {
+
+struct TensorSpec {
+  std::string name;
+  DataType dtype = DataType::kInvalid;
+  Shape shape;  // includes the batch dimension; -1 marks a variable dimension
+};
+
+struct ModelSignature {
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+
+// One loaded model version. Execute() is called concurrently from the scheduler's instance threads
+// and must be thread-safe. Inputs are validated against signature() before Execute() sees them.
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelSignature& signature() const = 0;
+  // Runs the model; `outputs` names the outputs wanted (never empty). Fills one tensor per name, in order.
+  virtual Status Execute(std::span<const Tensor> inputs, std::span<const std::string> outputs,
+                         std::vector<Tensor>* results) = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Loads `version_dir` (which holds the model file) under `config`. Catches its engine's exceptions.
+  virtual StatusOr<std::unique_ptr<Model>> Load(const config::ModelConfig& config,
+                                                const std::filesystem::path& version_dir) = 0;
+  // The model file's name inside a version directory, e.g. "model.onnx".
+  virtual std::string model_filename() const = 0;
+};
+
+// Backends by config name ("onnxruntime"). Filled once at startup, read-only afterwards.
+class BackendRegistry {
+ public:
+  void Register(const std::string& name, std::unique_ptr<Backend> backend);
+  // nullptr when no backend has that name.
+  Backend* Find(const std::string& name) const;
+  std::vector<std::string> Names() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<Backend>> backends_;
+};
+
+}  // namespace serving

@@ -1,0 +1,45 @@
+// The one request and response type every frontend translates to and from. Frontends decode their wire
+// format into an InferRequest, hand it to InferenceServer::Infer, and encode the InferResponse (or the
+// Status) that the callback receives.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/model_config.pb.h"
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace serving {
+
+using Clock = std::chrono::steady_clock;
+
+struct InferRequest {
+  std::string id;        // generated when empty
+  std::string model;     // the default model when empty
+  std::string version;   // the newest ready version when empty
+  std::vector<Tensor> inputs;
+  std::vector<std::string> requested_outputs;  // empty: every output
+  std::string protocol;  // "grpc-v1", "http-v2", ... for logs and metrics
+  std::string trace_id;
+  Clock::time_point received = Clock::now();
+  Clock::time_point deadline = Clock::time_point::max();
+};
+
+struct InferResponse {
+  std::string id;
+  std::string model;
+  int64_t version = 0;
+  std::vector<Tensor> outputs;
+  std::shared_ptr<const config::ModelConfig> config;  // labels, feature names, scores output
+};
+
+// Called exactly once per request, on whichever thread finished it. Borrowed input tensors (see Tensor)
+// must stay valid until it is called.
+using InferCallback = std::function<void(StatusOr<InferResponse>)>;
+
+}  // namespace serving

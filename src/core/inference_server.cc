@@ -1,0 +1,164 @@
+#include "core/inference_server.h"
+
+#include <random>
+
+#include "core/validate.h"
+#include "observability/logger.h"
+
+namespace serving {
+namespace {
+
+std::string RandomHex(size_t n) {
+  thread_local std::mt19937_64 rng(std::random_device{}() ^ std::hash<std::thread::id>{}(std::this_thread::get_id()));
+  static const char* kHex = "0123456789abcdef";
+  std::string s(n, '0');
+  uint64_t bits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i % 16 == 0) bits = rng();
+    s[i] = kHex[bits & 0xf];
+    bits >>= 4;
+  }
+  return s;
+}
+
+bool Sampled(double rate) {
+  if (rate >= 1.0) return true;
+  if (rate <= 0.0) return false;
+  thread_local std::mt19937 rng(std::random_device{}());
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < rate;
+}
+
+}  // namespace
+
+std::string NewTraceId() { return RandomHex(32); }
+
+std::string TraceIdFromTraceparent(std::string_view tp) {
+  // version "-" trace-id "-" parent-id "-" flags: 00-<32 hex>-<16 hex>-<2 hex>
+  if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-') return "";
+  std::string_view id = tp.substr(3, 32);
+  if (id.find_first_not_of("0123456789abcdef") != std::string_view::npos) return "";
+  if (id == std::string(32, '0')) return "";
+  return std::string(id);
+}
+
+InferenceServer::InferenceServer(Options options, ModelRepository* repository, Metrics* metrics)
+    : options_(std::move(options)), repository_(repository), metrics_(metrics) {}
+
+std::string InferenceServer::DefaultModel() const {
+  if (!options_.default_model.empty()) return options_.default_model;
+  auto models = repository_->List();
+  return models.empty() ? "" : models.front().name;
+}
+
+StatusOr<std::shared_ptr<ModelVersion>> InferenceServer::Resolve(const std::string& model,
+                                                                const std::string& version) const {
+  if (!model.empty()) return repository_->Get(model, version);
+  std::string name = DefaultModel();
+  if (name.empty()) return NotFound("no model given and the server has no default model");
+  return repository_->Get(name, version);
+}
+
+void InferenceServer::Infer(InferRequest request, InferCallback done) {
+  if (request.id.empty()) request.id = RandomHex(16);
+  if (request.trace_id.empty()) request.trace_id = NewTraceId();
+  inflight_.fetch_add(1);
+  if (metrics_) metrics_->inflight().Increment();
+
+  auto version = Resolve(request.model, request.version);
+  Status status = version.status();
+  if (status.ok()) {
+    status = ValidateRequest((*version)->signature(), (*version)->config().max_batch_size(), &request);
+  }
+  if (!status.ok()) {
+    const std::string model = version.ok() ? (*version)->config().name() : "";
+    const std::string ver = version.ok() ? std::to_string((*version)->version()) : "";
+    Finish(request, model, ver, status, nullptr, nullptr);
+    done(std::move(status));
+    Release();
+    return;
+  }
+  std::shared_ptr<ModelVersion> mv = std::move(version).value();
+  const std::string model = mv->config().name();
+  const std::string ver = std::to_string(mv->version());
+  Metrics::ModelSeries* series = metrics_ ? metrics_->ForModel(model, ver) : nullptr;
+
+  // Finish() logs with the request's id/protocol/trace: keep them, the job takes the request itself.
+  InferRequest meta;
+  meta.id = request.id;
+  meta.protocol = request.protocol;
+  meta.trace_id = request.trace_id;
+  meta.received = request.received;
+
+  Scheduler& scheduler = mv->scheduler();
+  Scheduler::Job job;
+  job.request = std::move(request);
+  // `mv` keeps the version (and its scheduler) alive until the reply has been handed back.
+  job.done = [this, mv, series, model, ver, meta, done](StatusOr<InferResponse> result,
+                                                         const ExecTiming& timing) {
+    Finish(meta, model, ver, result, series, &timing);
+    done(std::move(result));
+    Release();
+  };
+  status = scheduler.Enqueue(std::move(job));
+  if (!status.ok()) {
+    Finish(meta, model, ver, status, series, nullptr);
+    done(std::move(status));
+    Release();
+  }
+}
+
+void InferenceServer::Finish(const InferRequest& request, const std::string& model, const std::string& version,
+                             const StatusOr<InferResponse>& result, Metrics::ModelSeries* series,
+                             const ExecTiming* timing) {
+  const double seconds = std::chrono::duration<double>(Clock::now() - request.received).count();
+  const Status& status = result.status();
+  if (metrics_) {
+    metrics_->CountRequest(model.empty() ? "_unknown" : model, version, request.protocol,
+                           StatusCodeName(status.code()));
+    if (series) {
+      series->request_duration->Observe(seconds);
+      if (timing && timing->compute_seconds > 0) {
+        series->queue_duration->Observe(timing->queue_seconds);
+        series->compute_duration->Observe(timing->compute_seconds);
+        series->executions->Increment();
+        series->rows->Increment(static_cast<double>(timing->batch_rows));
+      }
+    }
+  }
+  if (!status.ok() || Sampled(options_.access_log_sample_rate)) {
+    logging::Log(status.ok() ? logging::Level::kInfo : logging::Level::kWarn, "request",
+                 {{"request_id", request.id},
+                  {"model", model},
+                  {"version", version},
+                  {"protocol", request.protocol},
+                  {"status", StatusCodeName(status.code())},
+                  {"latency_us", static_cast<int64_t>(seconds * 1e6)},
+                  {"trace_id", request.trace_id},
+                  {"error", status.message()}});
+  }
+}
+
+void InferenceServer::Reject(const InferRequest& request, const Status& status, const std::string& model,
+                             const std::string& version) {
+  InferRequest r;
+  r.id = request.id.empty() ? RandomHex(16) : request.id;
+  r.protocol = request.protocol;
+  r.trace_id = request.trace_id.empty() ? NewTraceId() : request.trace_id;
+  r.received = request.received;
+  Finish(r, model, version, status, nullptr, nullptr);
+}
+
+void InferenceServer::Release() {
+  if (metrics_) metrics_->inflight().Decrement();
+  if (inflight_.fetch_sub(1) == 1) {
+    std::lock_guard<std::mutex> lock(idle_mu_);
+    idle_cv_.notify_all();
+  }
+}
+
+bool InferenceServer::WaitIdle(Clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(idle_mu_);
+  return idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });
+}
+
+}  // namespace serving

@@ -1,0 +1,343 @@
+#include "core/model_repository.h"
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "core/model_config.h"
+#include "observability/logger.h"
+
+namespace serving {
+namespace fs = std::filesystem;
+
+struct ModelRepository::Entry {
+  std::shared_ptr<const config::ModelConfig> parsed;  // last config that parsed
+  std::string config_fingerprint;
+  std::string error;  // config error shown in List()
+  std::map<int64_t, std::shared_ptr<ModelVersion>> ready;
+  std::map<int64_t, std::string> ready_fingerprint;   // what the ready version was loaded from
+  std::map<int64_t, std::string> failed_fingerprint;  // what last failed to load (not retried until it changes)
+  std::map<int64_t, VersionInfo> states;
+};
+
+namespace {
+
+// Changes whenever the file is rewritten or replaced.
+std::string Fingerprint(const fs::path& p) {
+  std::error_code ec;
+  auto t = fs::last_write_time(p, ec);
+  auto size = fs::file_size(p, ec);
+  if (ec) return "";
+  return std::to_string(t.time_since_epoch().count()) + ":" + std::to_string(size);
+}
+
+bool ParseVersion(const std::string& s, int64_t* out) {
+  if (s.empty() || s.size() > 18) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size() && *out > 0;
+}
+
+// Follows symlinks, then checks the target is still inside the repository.
+bool InsideRoot(const fs::path& p, const fs::path& canonical_root) {
+  std::error_code ec;
+  fs::path c = fs::canonical(p, ec);
+  if (ec) return false;
+  auto rel = c.lexically_relative(canonical_root);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+std::set<int64_t> SelectVersions(const config::VersionPolicy& policy, const std::set<int64_t>& on_disk) {
+  std::set<int64_t> chosen;
+  if (policy.has_all()) return on_disk;
+  if (policy.has_specific()) {
+    for (int64_t v : policy.specific().versions())
+      if (on_disk.count(v)) chosen.insert(v);
+    return chosen;
+  }
+  uint32_t n = policy.latest().num_versions();
+  for (auto it = on_disk.rbegin(); it != on_disk.rend() && chosen.size() < n; ++it) chosen.insert(*it);
+  return chosen;
+}
+
+}  // namespace
+
+const char* VersionStateName(VersionState s) {
+  switch (s) {
+    case VersionState::kLoading: return "LOADING";
+    case VersionState::kReady: return "READY";
+    case VersionState::kUnavailable: return "UNAVAILABLE";
+    case VersionState::kFailed: return "FAILED";
+  }
+  return "UNAVAILABLE";
+}
+
+ModelVersion::ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version,
+                           std::unique_ptr<Model> model)
+    : config_(std::move(config)), version_(version), model_(std::move(model)),
+      scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_)) {}
+
+ModelRepository::ModelRepository(Options options, const BackendRegistry* backends, Metrics* metrics)
+    : options_(std::move(options)), backends_(backends), metrics_(metrics) {
+  std::error_code ec;
+  canonical_root_ = fs::canonical(options_.root, ec);
+  if (ec) canonical_root_ = options_.root;
+}
+
+ModelRepository::~ModelRepository() {
+  StopPolling();
+  std::lock_guard<std::mutex> lock(mu_);
+  models_.clear();
+  retired_.clear();
+}
+
+void ModelRepository::SetState(Entry& e, const std::string& model, int64_t version, VersionState state,
+                               std::string reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    e.states[version] = VersionInfo{version, state, reason};
+  }
+  changed_ = true;
+  if (metrics_) metrics_->SetModelState(model, std::to_string(version), VersionStateName(state));
+  auto level = state == VersionState::kFailed ? logging::Level::kError : logging::Level::kInfo;
+  logging::Log(level, "model state changed",
+               {{"model", model}, {"version", version}, {"state", VersionStateName(state)}, {"reason", reason}});
+}
+
+bool ModelRepository::Poll() {
+  changed_ = false;
+  std::map<std::string, fs::path> on_disk;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(options_.root, ec)) {
+    const std::string name = d.path().filename().string();
+    if (!d.is_directory(ec)) continue;
+    if (!IsValidModelName(name) || !InsideRoot(d.path(), canonical_root_)) {
+      logging::Warn("skipping repository entry", {{"path", d.path().string()}, {"reason", "invalid model name or outside the repository"}});
+      continue;
+    }
+    on_disk[name] = d.path();
+  }
+  if (ec) logging::Error("cannot read model repository", {{"path", options_.root.string()}, {"reason", ec.message()}});
+
+  for (const auto& [name, dir] : on_disk) PollModel(name, dir);
+
+  // Models whose directory is gone: unload every version.
+  std::vector<std::string> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, _] : models_)
+      if (!on_disk.count(name)) gone.push_back(name);
+  }
+  for (const auto& name : gone) {
+    std::unique_ptr<Entry> entry;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      entry = std::move(models_[name]);
+      models_.erase(name);
+      for (auto& [v, mv] : entry->ready) retired_.push_back(mv);
+    }
+    for (auto& [v, info] : entry->states) {
+      if (metrics_) metrics_->SetModelState(name, std::to_string(v), "UNAVAILABLE");
+    }
+    logging::Info("model removed", {{"model", name}});
+    changed_ = true;
+  }
+  ReapRetired();
+  if (changed_ && on_change_) on_change_();
+  return changed_;
+}
+
+void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
+  Entry* e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = models_[name];
+    if (!slot) slot = std::make_unique<Entry>();
+    e = slot.get();
+  }
+  const fs::path config_path = dir / "config.pbtxt";
+  const std::string cfg_fp = Fingerprint(config_path);
+  if (cfg_fp != e->config_fingerprint) {
+    e->config_fingerprint = cfg_fp;
+    auto cfg = LoadModelConfig(config_path, name);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cfg.ok()) {
+      e->parsed = std::make_shared<const config::ModelConfig>(std::move(cfg).value());
+      e->error.clear();
+      e->failed_fingerprint.clear();
+    } else {
+      e->error = cfg.status().message();
+      logging::Error("model config rejected", {{"model", name}, {"reason", e->error}});
+      if (metrics_) metrics_->SetModelState(name, "config", "FAILED");
+    }
+    changed_ = true;
+  }
+  if (!e->parsed || !e->error.empty()) return;  // keep serving what is loaded with the last good config
+  const config::ModelConfig& cfg = *e->parsed;
+  Backend* backend = backends_->Find(cfg.backend());
+  if (!backend) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (e->error.empty()) logging::Error("unknown backend", {{"model", name}, {"backend", cfg.backend()}});
+    e->error = "unknown backend '" + cfg.backend() + "'";
+    return;
+  }
+
+  std::set<int64_t> versions;
+  std::map<int64_t, std::string> fingerprints;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(dir, ec)) {
+    int64_t v;
+    if (!d.is_directory(ec) || !ParseVersion(d.path().filename().string(), &v)) continue;
+    fs::path file = d.path() / backend->model_filename();
+    if (!InsideRoot(file, canonical_root_)) continue;
+    versions.insert(v);
+    fingerprints[v] = cfg_fp + "|" + Fingerprint(file);
+  }
+  const std::set<int64_t> wanted = SelectVersions(cfg.version_policy(), versions);
+
+  for (int64_t v : wanted) {
+    const std::string& fp = fingerprints[v];
+    if (e->ready_fingerprint.count(v) && e->ready_fingerprint[v] == fp) continue;
+    if (e->failed_fingerprint.count(v) && e->failed_fingerprint[v] == fp) continue;
+    SetState(*e, name, v, VersionState::kLoading, e->ready.count(v) ? "reloading" : "");
+    const auto start = Clock::now();
+    const fs::path vdir = dir / std::to_string(v);
+    std::shared_ptr<ModelVersion> loaded;
+    Status status;
+    auto model = backend->Load(cfg, vdir);
+    if (model.ok()) {
+      auto reconciled = std::make_shared<config::ModelConfig>(cfg);
+      status = ReconcileSignature((*model)->signature(), reconciled.get());
+      if (status.ok()) loaded = std::make_shared<ModelVersion>(reconciled, v, std::move(model).value());
+    } else {
+      status = model.status();
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (metrics_) metrics_->SetModelLoadDuration(name, std::to_string(v), seconds);
+    if (!loaded) {
+      e->failed_fingerprint[v] = fp;
+      bool still_serving = e->ready.count(v) > 0;
+      SetState(*e, name, v, still_serving ? VersionState::kReady : VersionState::kFailed,
+               (still_serving ? "reload failed, previous files still serving: " : "") + status.message());
+      if (still_serving) logging::Error("model reload failed", {{"model", name}, {"version", v}, {"reason", status.message()}});
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& slot = e->ready[v];
+      if (slot) retired_.push_back(slot);
+      slot = loaded;
+      e->ready_fingerprint[v] = fp;
+      e->failed_fingerprint.erase(v);
+    }
+    SetState(*e, name, v, VersionState::kReady, "");
+    logging::Info("model version loaded", {{"model", name}, {"version", v}, {"load_seconds", seconds}});
+  }
+
+  // Unload what the policy no longer wants, but never the last ready version while no wanted one is ready.
+  bool wanted_ready = false;
+  for (int64_t v : wanted) wanted_ready |= e->ready.count(v) > 0;
+  std::vector<int64_t> drop;
+  for (const auto& [v, _] : e->ready)
+    if (!wanted.count(v) && (wanted_ready || !versions.count(v))) drop.push_back(v);
+  for (int64_t v : drop) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      retired_.push_back(e->ready[v]);
+      e->ready.erase(v);
+      e->ready_fingerprint.erase(v);
+    }
+    SetState(*e, name, v, VersionState::kUnavailable, versions.count(v) ? "unloaded by version policy" : "removed");
+  }
+  // Forget states of versions that are gone from disk and not loaded.
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = e->states.begin(); it != e->states.end();) {
+    if (!versions.count(it->first) && !e->ready.count(it->first)) {
+      e->failed_fingerprint.erase(it->first);
+      it = e->states.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ModelRepository::ReapRetired() {
+  std::vector<std::shared_ptr<ModelVersion>> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::partition(retired_.begin(), retired_.end(),
+                             [](const std::shared_ptr<ModelVersion>& v) { return v.use_count() > 1; });
+    done.assign(std::make_move_iterator(it), std::make_move_iterator(retired_.end()));
+    retired_.erase(it, retired_.end());
+  }
+  done.clear();  // destroys the versions here, on the repository's thread
+}
+
+void ModelRepository::StartPolling() {
+  if (options_.poll_interval.count() <= 0 || poller_.joinable()) return;
+  poller_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(poll_mu_);
+    while (!poll_cv_.wait_for(lock, options_.poll_interval, [this] { return stop_polling_; })) {
+      lock.unlock();
+      Poll();
+      lock.lock();
+    }
+  });
+}
+
+void ModelRepository::StopPolling() {
+  {
+    std::lock_guard<std::mutex> lock(poll_mu_);
+    stop_polling_ = true;
+  }
+  poll_cv_.notify_all();
+  if (poller_.joinable()) poller_.join();
+}
+
+StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Get(const std::string& name, const std::string& version) const {
+  int64_t v = 0;
+  if (!version.empty() && !ParseVersion(version, &v))
+    return InvalidArgument("version '" + version + "' is not a positive integer");
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  if (it == models_.end()) return NotFound("model '" + name + "' not found");
+  const Entry& e = *it->second;
+  if (version.empty()) {
+    if (e.ready.empty()) {
+      std::string why = e.error;
+      for (const auto& [_, info] : e.states)
+        if (!info.reason.empty()) why = info.reason;
+      return Unavailable("model '" + name + "' has no ready version" + (why.empty() ? "" : ": " + why));
+    }
+    return e.ready.rbegin()->second;
+  }
+  auto r = e.ready.find(v);
+  if (r != e.ready.end()) return r->second;
+  auto s = e.states.find(v);
+  if (s == e.states.end()) return NotFound("model '" + name + "' has no version " + version);
+  return Unavailable("model '" + name + "' version " + version + " is " + VersionStateName(s->second.state) +
+                     (s->second.reason.empty() ? "" : ": " + s->second.reason));
+}
+
+std::vector<ModelInfo> ModelRepository::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ModelInfo> out;
+  for (const auto& [name, e] : models_) {
+    ModelInfo info;
+    info.name = name;
+    info.config = e->ready.empty() ? e->parsed : e->ready.rbegin()->second->shared_config();
+    info.error = e->error;
+    for (const auto& [v, s] : e->states) info.versions.push_back(s);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+bool ModelRepository::AllReady() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (models_.empty()) return false;
+  for (const auto& [_, e] : models_)
+    if (e->ready.empty()) return false;
+  return true;
+}
+
+}  // namespace serving

@@ -1,0 +1,111 @@
+// ModelRepository: the set of models and versions on disk and in memory. It loads every model at
+// startup, then polls the directory and swaps versions in and out without failing in-flight requests:
+// a request holds a shared_ptr to the ModelVersion it started on, and an unloaded version is destroyed
+// (its queue drained, its threads joined) by the repository's own thread once no request holds it.
+// A version that fails to load is reported (log line, metric, state in List()) and the version that was
+// serving keeps serving.
+//
+// Layout: ROOT/<model>/config.pbtxt and ROOT/<model>/<version>/<backend's model file>, version > 0.
+// Threading: Get/List/AllReady from any thread; Poll from one thread at a time (startup, then the
+// polling thread).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/scheduler.h"
+#include "observability/metrics.h"
+
+namespace serving {
+
+enum class VersionState { kLoading, kReady, kUnavailable, kFailed };
+const char* VersionStateName(VersionState state);
+
+// A loaded model version with its scheduler.
+class ModelVersion {
+ public:
+  ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version, std::unique_ptr<Model> model);
+  const config::ModelConfig& config() const { return *config_; }
+  const std::shared_ptr<const config::ModelConfig>& shared_config() const { return config_; }
+  int64_t version() const { return version_; }
+  const ModelSignature& signature() const { return model_->signature(); }
+  Scheduler& scheduler() { return *scheduler_; }
+
+ private:
+  std::shared_ptr<const config::ModelConfig> config_;
+  int64_t version_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Scheduler> scheduler_;  // declared last: stops before the model goes away
+};
+
+struct VersionInfo {
+  int64_t version = 0;
+  VersionState state = VersionState::kUnavailable;
+  std::string reason;
+};
+
+struct ModelInfo {
+  std::string name;
+  std::shared_ptr<const config::ModelConfig> config;  // newest ready version's, else the parsed file; may be null
+  std::vector<VersionInfo> versions;                  // ascending
+  std::string error;                                  // config error, if any
+};
+
+class ModelRepository {
+ public:
+  struct Options {
+    std::filesystem::path root;
+    std::chrono::milliseconds poll_interval{2000};  // 0 disables polling
+  };
+
+  ModelRepository(Options options, const BackendRegistry* backends, Metrics* metrics);
+  ~ModelRepository();
+
+  // Brings memory in line with the files. Returns whether anything changed.
+  bool Poll();
+  void StartPolling();
+  void StopPolling();
+  // Called after every Poll() that changed something (on the polling thread).
+  void SetOnChange(std::function<void()> on_change) { on_change_ = std::move(on_change); }
+
+  // `version` empty: the newest ready version. NOT_FOUND for unknown models/versions, UNAVAILABLE when
+  // the version exists but is not ready, INVALID_ARGUMENT for a malformed version string.
+  StatusOr<std::shared_ptr<ModelVersion>> Get(const std::string& name, const std::string& version) const;
+  std::vector<ModelInfo> List() const;
+  // True when there is at least one model and every model has a ready version.
+  bool AllReady() const;
+
+ private:
+  struct Entry;
+  void PollModel(const std::string& name, const std::filesystem::path& dir);
+  void SetState(Entry& entry, const std::string& model, int64_t version, VersionState state, std::string reason);
+  void ReapRetired();
+
+  const Options options_;
+  const BackendRegistry* const backends_;
+  Metrics* const metrics_;
+  std::filesystem::path canonical_root_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Entry>> models_;  // guarded by mu_
+  std::vector<std::shared_ptr<ModelVersion>> retired_;    // guarded by mu_
+  bool changed_ = false;                                  // poll thread only
+
+  std::function<void()> on_change_;
+  std::mutex poll_mu_;
+  std::condition_variable poll_cv_;
+  bool stop_polling_ = false;  // guarded by poll_mu_
+  std::thread poller_;
+};
+
+}  // namespace serving

@@ -1,0 +1,95 @@
+// Status: the one error channel of the server. A code (the gRPC canonical codes, so gRPC frontends pass
+// it through unchanged) and a message that names the field, model or limit at fault. HTTP frontends map
+// the code with HttpStatusFor(), the same table Envoy's grpc_json_transcoder applies (docs/errors.md).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace serving {
+
+enum class StatusCode : int {
+  kOk = 0,
+  kCancelled = 1,
+  kUnknown = 2,
+  kInvalidArgument = 3,
+  kDeadlineExceeded = 4,
+  kNotFound = 5,
+  kAlreadyExists = 6,
+  kPermissionDenied = 7,
+  kResourceExhausted = 8,
+  kFailedPrecondition = 9,
+  kAborted = 10,
+  kOutOfRange = 11,
+  kUnimplemented = 12,
+  kInternal = 13,
+  kUnavailable = 14,
+  kDataLoss = 15,
+  kUnauthenticated = 16,
+};
+
+class Status {
+ public:
+  Status() = default;
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+
+  static Status Ok() { return Status(); }
+
+  bool ok() const { return code_ == StatusCode::kOk; }
+  StatusCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+
+  // "INVALID_ARGUMENT: message" (for logs).
+  std::string ToString() const;
+
+ private:
+  StatusCode code_ = StatusCode::kOk;
+  std::string message_;
+};
+
+Status InvalidArgument(std::string message);
+Status NotFound(std::string message);
+Status Unavailable(std::string message);
+Status Internal(std::string message);
+Status ResourceExhausted(std::string message);
+Status FailedPrecondition(std::string message);
+Status Unimplemented(std::string message);
+Status DeadlineExceeded(std::string message);
+
+// Canonical upper-case name of a code: "INVALID_ARGUMENT".
+const char* StatusCodeName(StatusCode code);
+
+// The HTTP status Envoy's grpc_json_transcoder gives a gRPC code (400 for INVALID_ARGUMENT, ...).
+int HttpStatusFor(StatusCode code);
+
+// A value or the Status explaining why there is none.
+template <typename T>
+class StatusOr {
+ public:
+  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design, like absl::StatusOr.
+  StatusOr(Status status) : status_(std::move(status)) {}  // NOLINT
+
+  bool ok() const { return status_.ok(); }
+  const Status& status() const { return status_; }
+  T& value() & { return *value_; }
+  const T& value() const& { return *value_; }
+  T&& value() && { return std::move(*value_); }
+  T* operator->() { return &*value_; }
+  const T* operator->() const { return &*value_; }
+  T& operator*() & { return *value_; }
+
+ private:
+  Status status_;
+  std::optional<T> value_;
+};
+
+}  // namespace serving
+
+// Returns early from the enclosing function with the status when it is not OK.
+#define SERVING_RETURN_IF_ERROR(expr)          \
+  do {                                         \
+    ::serving::Status status_ = (expr);        \
+    if (!status_.ok()) return status_;         \
+  } while (0)

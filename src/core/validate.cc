@@ -1,0 +1,70 @@
+#include "core/validate.h"
+
+#include <algorithm>
+
+namespace serving {
+namespace {
+
+Status CheckInput(const TensorSpec& spec, const Tensor& t) {
+  const std::string where = "input '" + t.name + "'";
+  if (t.dtype != spec.dtype)
+    return InvalidArgument(where + ": datatype " + DataTypeName(t.dtype) + " does not match the model's " +
+                           DataTypeName(spec.dtype));
+  if (t.shape.size() != spec.shape.size())
+    return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " has rank " +
+                           std::to_string(t.shape.size()) + ", the model expects " + ShapeToString(spec.shape));
+  for (size_t d = 0; d < t.shape.size(); ++d) {
+    if (t.shape[d] < 0) return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " has a negative dimension");
+    if (spec.shape[d] >= 0 && spec.shape[d] != t.shape[d])
+      return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " does not match the model's " +
+                             ShapeToString(spec.shape));
+  }
+  auto count = ElementCount(t.shape);
+  if (!count) return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " is too large");
+  const size_t expected = static_cast<size_t>(*count) * ByteSize(t.dtype);
+  if (t.byte_size != expected)
+    return InvalidArgument(where + ": has " + std::to_string(t.byte_size) + " bytes of data, shape " +
+                           ShapeToString(t.shape) + " of " + DataTypeName(t.dtype) + " needs " +
+                           std::to_string(expected));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateRequest(const ModelSignature& sig, uint32_t max_batch_size, InferRequest* request) {
+  for (const auto& t : request->inputs) {
+    auto spec = std::find_if(sig.inputs.begin(), sig.inputs.end(), [&](const TensorSpec& s) { return s.name == t.name; });
+    if (spec == sig.inputs.end()) return InvalidArgument("input '" + t.name + "' is not an input of the model");
+    auto n = std::count_if(request->inputs.begin(), request->inputs.end(), [&](const Tensor& o) { return o.name == t.name; });
+    if (n > 1) return InvalidArgument("input '" + t.name + "' is given more than once");
+    SERVING_RETURN_IF_ERROR(CheckInput(*spec, t));
+  }
+  for (const auto& spec : sig.inputs) {
+    bool present = std::any_of(request->inputs.begin(), request->inputs.end(),
+                               [&](const Tensor& t) { return t.name == spec.name; });
+    if (!present) return InvalidArgument("input '" + spec.name + "' is missing");
+  }
+  int64_t batch = -1;
+  for (const auto& t : request->inputs) {
+    if (t.shape.empty()) continue;
+    if (batch >= 0 && t.shape[0] != batch)
+      return InvalidArgument("inputs disagree on the batch size (" + std::to_string(batch) + " vs " +
+                             std::to_string(t.shape[0]) + " in '" + t.name + "')");
+    batch = t.shape[0];
+  }
+  if (max_batch_size > 0 && batch > static_cast<int64_t>(max_batch_size))
+    return InvalidArgument("batch size " + std::to_string(batch) + " exceeds the model's max_batch_size " +
+                           std::to_string(max_batch_size));
+  if (batch == 0) return InvalidArgument("batch size is 0: send at least one row");
+
+  if (request->requested_outputs.empty()) {
+    for (const auto& o : sig.outputs) request->requested_outputs.push_back(o.name);
+  }
+  for (const auto& name : request->requested_outputs) {
+    bool known = std::any_of(sig.outputs.begin(), sig.outputs.end(), [&](const TensorSpec& s) { return s.name == name; });
+    if (!known) return InvalidArgument("requested output '" + name + "' is not an output of the model");
+  }
+  return Status::Ok();
+}
+
+}  // namespace serving

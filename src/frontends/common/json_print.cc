@@ -1,0 +1,34 @@
+#include "frontends/common/json_print.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "google/rpc/status.pb.h"
+
+namespace serving::frontends {
+
+std::string ProtoToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);  // cannot fail for our messages
+  return out;
+}
+
+Status ProtoFromJson(std::string_view json, google::protobuf::Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
+  if (!status.ok()) return InvalidArgument("invalid JSON body: " + std::string(status.message()));
+  return Status::Ok();
+}
+
+std::string StatusToJson(const Status& status) {
+  google::rpc::Status s;
+  s.set_code(static_cast<int>(status.code()));
+  s.set_message(status.message());
+  return ProtoToJson(s);
+}
+
+}  // namespace serving::frontends

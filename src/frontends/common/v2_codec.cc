@@ -1,0 +1,186 @@
+#include "frontends/common/v2_codec.h"
+
+#include <limits>
+
+namespace serving::frontends {
+namespace {
+
+using Contents = inference::InferTensorContents;
+
+// Narrows int32/uint32 contents into INT8/INT16/UINT8/UINT16, range-checked.
+template <typename Out, typename In>
+StatusOr<std::vector<std::byte>> Narrow(const google::protobuf::RepeatedField<In>& in, const std::string& where) {
+  std::vector<std::byte> out(in.size() * sizeof(Out));
+  for (int i = 0; i < in.size(); ++i) {
+    if (in[i] < std::numeric_limits<Out>::min() || in[i] > std::numeric_limits<Out>::max())
+      return InvalidArgument(where + "[" + std::to_string(i) + "]: value " + std::to_string(in[i]) + " out of range");
+    Out v = static_cast<Out>(in[i]);
+    std::memcpy(out.data() + i * sizeof(Out), &v, sizeof(Out));
+  }
+  return out;
+}
+
+template <typename T>
+Tensor View(std::string name, DataType dtype, Shape shape, const google::protobuf::RepeatedField<T>& f) {
+  return Tensor::Borrowed(std::move(name), dtype, std::move(shape), f.data(), f.size() * sizeof(T));
+}
+
+// The contents field a datatype's values travel in, and how many values the message holds there.
+const char* ContentsField(DataType d) {
+  switch (d) {
+    case DataType::kBool: return "bool_contents";
+    case DataType::kInt8: case DataType::kInt16: case DataType::kInt32: return "int_contents";
+    case DataType::kInt64: return "int64_contents";
+    case DataType::kUint8: case DataType::kUint16: case DataType::kUint32: return "uint_contents";
+    case DataType::kUint64: return "uint64_contents";
+    case DataType::kFp32: return "fp32_contents";
+    case DataType::kFp64: return "fp64_contents";
+    case DataType::kInvalid: break;
+  }
+  return "?";
+}
+
+int ValueCount(const Contents& c) {
+  return c.bool_contents_size() + c.int_contents_size() + c.int64_contents_size() + c.uint_contents_size() +
+         c.uint64_contents_size() + c.fp32_contents_size() + c.fp64_contents_size() + c.bytes_contents_size();
+}
+
+StatusOr<Tensor> FromContents(const inference::ModelInferRequest::InferInputTensor& in, DataType d, Shape shape) {
+  const Contents& c = in.contents();
+  const std::string where = "input '" + in.name() + "': contents." + ContentsField(d);
+  int used = 0;
+  StatusOr<Tensor> t = InvalidArgument("unreachable");
+  auto owning = [&](StatusOr<std::vector<std::byte>> bytes) -> StatusOr<Tensor> {
+    if (!bytes.ok()) return bytes.status();
+    return Tensor::Owning(in.name(), d, shape, std::move(bytes).value());
+  };
+  switch (d) {
+    case DataType::kBool: used = c.bool_contents_size(); t = View(in.name(), d, shape, c.bool_contents()); break;
+    case DataType::kInt8: used = c.int_contents_size(); t = owning(Narrow<int8_t>(c.int_contents(), where)); break;
+    case DataType::kInt16: used = c.int_contents_size(); t = owning(Narrow<int16_t>(c.int_contents(), where)); break;
+    case DataType::kInt32: used = c.int_contents_size(); t = View(in.name(), d, shape, c.int_contents()); break;
+    case DataType::kInt64: used = c.int64_contents_size(); t = View(in.name(), d, shape, c.int64_contents()); break;
+    case DataType::kUint8: used = c.uint_contents_size(); t = owning(Narrow<uint8_t>(c.uint_contents(), where)); break;
+    case DataType::kUint16: used = c.uint_contents_size(); t = owning(Narrow<uint16_t>(c.uint_contents(), where)); break;
+    case DataType::kUint32: used = c.uint_contents_size(); t = View(in.name(), d, shape, c.uint_contents()); break;
+    case DataType::kUint64: used = c.uint64_contents_size(); t = View(in.name(), d, shape, c.uint64_contents()); break;
+    case DataType::kFp32: used = c.fp32_contents_size(); t = View(in.name(), d, shape, c.fp32_contents()); break;
+    case DataType::kFp64: used = c.fp64_contents_size(); t = View(in.name(), d, shape, c.fp64_contents()); break;
+    case DataType::kInvalid: break;
+  }
+  if (used != ValueCount(c))
+    return InvalidArgument("input '" + in.name() + "': " + DataTypeName(d) + " data must be in contents." +
+                           ContentsField(d) + " only");
+  return t;
+}
+
+}  // namespace
+
+StatusOr<InferRequest> DecodeV2Request(const inference::ModelInferRequest& in) {
+  InferRequest r;
+  r.id = in.id();
+  r.model = in.model_name();
+  r.version = in.model_version();
+  if (r.model.empty()) return InvalidArgument("model_name is empty");
+  if (in.inputs().empty()) return InvalidArgument("inputs is empty");
+  const bool raw = !in.raw_input_contents().empty();
+  if (raw && in.raw_input_contents_size() != in.inputs_size())
+    return InvalidArgument("raw_input_contents has " + std::to_string(in.raw_input_contents_size()) +
+                           " entries for " + std::to_string(in.inputs_size()) + " inputs");
+  for (int i = 0; i < in.inputs_size(); ++i) {
+    const auto& t = in.inputs(i);
+    DataType d = DataTypeFromName(t.datatype());
+    if (d == DataType::kInvalid)
+      return InvalidArgument("input '" + t.name() + "': datatype '" + t.datatype() + "' is not supported");
+    Shape shape(t.shape().begin(), t.shape().end());
+    if (raw) {
+      if (ValueCount(t.contents()) > 0)
+        return InvalidArgument("input '" + t.name() + "': has both contents and raw_input_contents");
+      const std::string& bytes = in.raw_input_contents(i);
+      r.inputs.push_back(Tensor::Borrowed(t.name(), d, std::move(shape), bytes.data(), bytes.size()));
+      continue;
+    }
+    auto tensor = FromContents(t, d, std::move(shape));
+    if (!tensor.ok()) return tensor.status();
+    r.inputs.push_back(std::move(tensor).value());
+  }
+  for (const auto& o : in.outputs()) r.requested_outputs.push_back(o.name());
+  return r;
+}
+
+void EncodeV2Response(const InferResponse& r, inference::ModelInferResponse* out) {
+  out->set_model_name(r.model);
+  out->set_model_version(std::to_string(r.version));
+  out->set_id(r.id);
+  for (const auto& t : r.outputs) {
+    auto* o = out->add_outputs();
+    o->set_name(t.name);
+    o->set_datatype(DataTypeName(t.dtype));
+    for (int64_t d : t.shape) o->add_shape(d);
+    out->add_raw_output_contents()->assign(reinterpret_cast<const char*>(t.data), t.byte_size);
+  }
+}
+
+Status ModelMetadataV2(const InferenceServer& server, const std::string& name, const std::string& version,
+                       inference::ModelMetadataResponse* out) {
+  auto mv = server.Resolve(name, version);
+  if (!mv.ok()) return mv.status();
+  const auto& cfg = (*mv)->config();
+  out->set_name(cfg.name());
+  out->set_platform(cfg.backend());
+  for (const auto& m : server.repository().List()) {
+    if (m.name != cfg.name()) continue;
+    for (const auto& v : m.versions)
+      if (v.state == VersionState::kReady) out->add_versions(std::to_string(v.version));
+  }
+  auto fill = [](const std::vector<TensorSpec>& specs, auto* list) {
+    for (const auto& s : specs) {
+      auto* t = list->Add();
+      t->set_name(s.name);
+      t->set_datatype(DataTypeName(s.dtype));
+      for (int64_t d : s.shape) t->add_shape(d);
+    }
+  };
+  fill((*mv)->signature().inputs, out->mutable_inputs());
+  fill((*mv)->signature().outputs, out->mutable_outputs());
+  return Status::Ok();
+}
+
+StatusOr<bool> ModelReadyV2(const InferenceServer& server, const std::string& name, const std::string& version) {
+  auto mv = server.Resolve(name, version);
+  if (mv.ok()) return true;
+  if (mv.status().code() == StatusCode::kUnavailable) return false;
+  return mv.status();
+}
+
+void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out) {
+  for (const auto& m : server.repository().List()) {
+    if (m.versions.empty() && !ready_only) {
+      auto* idx = out->add_models();
+      idx->set_name(m.name);
+      idx->set_state("UNAVAILABLE");
+      idx->set_reason(m.error);
+    }
+    for (const auto& v : m.versions) {
+      if (ready_only && v.state != VersionState::kReady) continue;
+      auto* idx = out->add_models();
+      idx->set_name(m.name);
+      idx->set_version(std::to_string(v.version));
+      idx->set_state(VersionStateName(v.state));
+      idx->set_reason(v.reason);
+    }
+  }
+}
+
+void ServerMetadataV2(inference::ServerMetadataResponse* out) {
+  out->set_name("inference-server");
+#ifdef SERVING_VERSION
+  out->set_version(SERVING_VERSION);
+#else
+  out->set_version("0.1.0");
+#endif
+  out->add_extensions("model_repository");
+  out->add_extensions("binary_tensor_data");
+}
+
+}  // namespace serving::frontends

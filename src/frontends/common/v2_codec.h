@@ -1,0 +1,23 @@
+// KServe v2 (Open Inference Protocol) messages <-> the core. The protobuf messages are the canonical
+// form: the gRPC service uses them directly, and the REST routes print metadata and the repository
+// index from them, so both protocols describe models identically.
+#pragma once
+
+#include "core/inference_server.h"
+#include "kserve/v2/grpc_predict_v2.pb.h"
+
+namespace serving::frontends {
+
+// Tensors borrow from `in` (raw_input_contents or typed contents): `in` must outlive the request.
+StatusOr<InferRequest> DecodeV2Request(const inference::ModelInferRequest& in);
+void EncodeV2Response(const InferResponse& response, inference::ModelInferResponse* out);
+
+// Metadata of `name` (version empty: newest ready). NOT_FOUND/UNAVAILABLE as InferenceServer::Resolve.
+Status ModelMetadataV2(const InferenceServer& server, const std::string& name, const std::string& version,
+                       inference::ModelMetadataResponse* out);
+// Model readiness: OK with ready=false for a known-but-unready version, NOT_FOUND for unknown models.
+StatusOr<bool> ModelReadyV2(const InferenceServer& server, const std::string& name, const std::string& version);
+void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out);
+void ServerMetadataV2(inference::ServerMetadataResponse* out);
+
+}  // namespace serving::frontends

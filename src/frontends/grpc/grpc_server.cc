@@ -1,0 +1,79 @@
+#include "frontends/grpc/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "observability/logger.h"
+
+namespace serving::frontends {
+
+std::string TraceIdFrom(const grpc::CallbackServerContext* ctx) {
+  auto it = ctx->client_metadata().find("traceparent");
+  if (it == ctx->client_metadata().end()) return "";
+  return TraceIdFromTraceparent(std::string_view(it->second.data(), it->second.size()));
+}
+
+Clock::time_point DeadlineFrom(const grpc::CallbackServerContext* ctx) {
+  auto deadline = ctx->deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return Clock::time_point::max();
+  auto remaining = deadline - std::chrono::system_clock::now();
+  if (remaining > std::chrono::hours(24 * 365)) return Clock::time_point::max();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(remaining);
+}
+
+grpc::Status ToGrpc(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
+}
+
+GrpcServer::GrpcServer(InferenceServer* server) : server_(server) {}
+
+GrpcServer::~GrpcServer() {
+  if (grpc_server_) Shutdown(std::chrono::system_clock::now());
+}
+
+StatusOr<int> GrpcServer::Start(const Options& options) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  v1_ = NewV1Service(server_);
+  v2_ = NewV2Service(server_);
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.RegisterService(v1_.get());
+  builder.RegisterService(v2_.get());
+  grpc_server_ = builder.BuildAndStart();
+  if (!grpc_server_ || port == 0) return Unavailable("cannot listen for gRPC on " + options.address);
+  UpdateHealth();
+  return port;
+}
+
+void GrpcServer::UpdateHealth() {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  if (!grpc_server_ || shut_down_) return;
+  auto* health = grpc_server_->GetHealthCheckService();
+  if (!health) return;
+  const bool draining = server_->draining();
+  health->SetServingStatus("", server_->Ready());
+  for (const auto& m : server_->repository().List()) {
+    bool ready = false;
+    for (const auto& v : m.versions) ready |= v.state == VersionState::kReady;
+    health->SetServingStatus(m.name, ready && !draining);
+  }
+}
+
+void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    if (!grpc_server_ || shut_down_) return;
+    shut_down_ = true;
+    if (auto* health = grpc_server_->GetHealthCheckService()) health->Shutdown();
+  }
+  grpc_server_->Shutdown(deadline);
+  grpc_server_->Wait();
+  logging::Info("grpc server stopped");
+}
+
+}  // namespace serving::frontends

@@ -1,0 +1,52 @@
+// /v1/infer and /v1/models: decode the JSON body with the proto3 JSON mapping into the same messages the
+// gRPC service receives, run them through frontends/common/v1_codec, and answer as Envoy's transcoder
+// would (errors: the gRPC code's HTTP status and google.rpc.Status JSON).
+#include "frontends/common/json_print.h"
+#include "frontends/common/v1_codec.h"
+#include "frontends/http/routes.h"
+
+namespace serving::frontends {
+namespace {
+
+void ReplyStatus(HttpReply& reply, const Status& status) {
+  reply.Json(HttpStatusFor(status.code()), StatusToJson(status));
+}
+
+}  // namespace
+
+void AddV1Routes(HttpServer* http, InferenceServer* server) {
+  http->Route("/v1/infer", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+    if (req.method != "POST") return ReplyStatus(*reply, NotFound("/v1/infer accepts POST only"));
+    struct Call {
+      inference::v1::InferRequest in;
+      inference::v1::InferResponse out;
+    };
+    auto call = std::make_shared<Call>();
+    Status parsed = ProtoFromJson(req.body, &call->in);
+    CallContext ctx{"http-v1", TraceIdFromTraceparent(req.Header("traceparent")), Clock::time_point::max()};
+    if (!parsed.ok()) {
+      InferRequest rejected;
+      rejected.protocol = ctx.protocol;
+      rejected.trace_id = ctx.trace_id;
+      server->Reject(rejected, parsed, "", "");
+      return ReplyStatus(*reply, parsed);
+    }
+    RunV1Infer(*server, call->in, std::move(ctx), &call->out, [call, reply](const Status& status) {
+      if (!status.ok()) return ReplyStatus(*reply, status);
+      reply->Json(200, ProtoToJson(call->out));
+    });
+  });
+
+  http->Route("/v1/models", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+    if (req.method != "GET") return ReplyStatus(*reply, NotFound("/v1/models accepts GET only"));
+    inference::v1::ListModelsResponse out;
+    ListModelsV1(*server, &out);
+    reply->Json(200, ProtoToJson(out));
+  });
+
+  http->Route("/v1/", [](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+    ReplyStatus(*reply, NotFound("no method for " + req.method + " " + req.path));
+  });
+}
+
+}  // namespace serving::frontends

@@ -1,0 +1,142 @@
+// KServe v2 REST: health, server and model metadata, readiness, inference (JSON or binary tensor data)
+// and the repository index. Metadata is built by frontends/common/v2_codec, as for gRPC.
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "frontends/common/v2_codec.h"
+#include "frontends/http/routes.h"
+#include "frontends/http/v2_json.h"
+
+namespace serving::frontends {
+namespace {
+
+void ReplyError(HttpReply& reply, const Status& status) {
+  reply.Json(HttpStatusFor(status.code()), ErrorJson(status.message()));
+}
+
+std::vector<std::string> Split(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (end > start) parts.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+void Infer(InferenceServer* server, const HttpRequest& req, const std::string& model, const std::string& version,
+           std::shared_ptr<HttpReply> reply) {
+  std::optional<size_t> header_length;
+  if (std::string h = req.Header("Inference-Header-Content-Length"); !h.empty()) {
+    size_t n = 0;
+    auto [ptr, ec] = std::from_chars(h.data(), h.data() + h.size(), n);
+    if (ec != std::errc() || ptr != h.data() + h.size())
+      return ReplyError(*reply, InvalidArgument("Inference-Header-Content-Length '" + h + "' is not a number"));
+    header_length = n;
+  }
+  if (std::string enc = req.Header("Content-Encoding"); !enc.empty() && enc != "identity")
+    return ReplyError(*reply, InvalidArgument("Content-Encoding '" + enc + "' is not supported"));
+  auto parsed = ParseV2InferBody(req.body, header_length);
+  const std::string trace_id = TraceIdFromTraceparent(req.Header("traceparent"));
+  if (!parsed.ok()) {
+    InferRequest rejected;
+    rejected.protocol = "http-v2";
+    rejected.trace_id = trace_id;
+    server->Reject(rejected, parsed.status(), "", "");
+    return ReplyError(*reply, parsed.status());
+  }
+  auto call = std::make_shared<V2HttpInfer>(std::move(parsed).value());
+  InferRequest request = std::move(call->request);
+  request.model = model;
+  request.version = version;
+  request.protocol = "http-v2";
+  request.trace_id = trace_id;
+  // Binary inputs borrow from the request body, which libevent keeps until the reply is sent.
+  server->Infer(std::move(request), [call, reply](StatusOr<InferResponse> result) {
+    if (!result.ok()) return ReplyError(*reply, result.status());
+    V2HttpBody body = EncodeV2InferResponse(*result, *call);
+    if (!body.header_length) return reply->Json(200, std::move(body.bytes));
+    reply->Send(200, std::move(body.bytes),
+                {{"Content-Type", "application/octet-stream"},
+                 {"Inference-Header-Content-Length", std::to_string(*body.header_length)}});
+  });
+}
+
+void Models(InferenceServer* server, const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+  // /v2/models/{m}[/versions/{v}][/ready|/infer]
+  auto parts = Split(req.path);
+  if (parts.size() < 3) return ReplyError(*reply, NotFound("no route for " + req.method + " " + req.path));
+  const std::string& model = parts[2];
+  std::string version;
+  size_t next = 3;
+  if (parts.size() >= 5 && parts[3] == "versions") {
+    version = parts[4];
+    next = 5;
+  }
+  const std::string action = next < parts.size() ? parts[next] : "";
+  if (next + (action.empty() ? 0 : 1) != parts.size() || (action != "" && action != "ready" && action != "infer"))
+    return ReplyError(*reply, NotFound("no route for " + req.method + " " + req.path));
+
+  if (action == "infer") {
+    if (req.method != "POST") return ReplyError(*reply, NotFound("infer accepts POST only"));
+    return Infer(server, req, model, version, std::move(reply));
+  }
+  if (req.method != "GET") return ReplyError(*reply, NotFound(req.path + " accepts GET only"));
+  if (action == "ready") {
+    auto ready = ModelReadyV2(*server, model, version);
+    if (!ready.ok()) return ReplyError(*reply, ready.status());
+    return reply->Json(*ready ? 200 : 503, std::string("{\"name\":\"") + model + "\",\"ready\":" + (*ready ? "true" : "false") + "}");
+  }
+  inference::ModelMetadataResponse metadata;
+  Status s = ModelMetadataV2(*server, model, version, &metadata);
+  if (!s.ok()) return ReplyError(*reply, s);
+  reply->Json(200, MetadataJson(metadata));
+}
+
+}  // namespace
+
+void AddV2Routes(HttpServer* http, InferenceServer* server) {
+  auto live = [server](const HttpRequest&, std::shared_ptr<HttpReply> reply) {
+    reply->Json(server->Live() ? 200 : 503, server->Live() ? "{\"live\":true}" : "{\"live\":false}");
+  };
+  auto ready = [server](const HttpRequest&, std::shared_ptr<HttpReply> reply) {
+    bool ok = server->Ready();
+    reply->Json(ok ? 200 : 503, ok ? "{\"ready\":true}" : "{\"ready\":false}");
+  };
+  http->Route("/v2/health/live", live);
+  http->Route("/v2/health/ready", ready);
+  http->Route("/healthz", live);
+  http->Route("/readyz", ready);
+  http->Route("/v2", [](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+    if (req.method != "GET") return ReplyError(*reply, NotFound("/v2 accepts GET only"));
+    inference::ServerMetadataResponse m;
+    ServerMetadataV2(&m);
+    reply->Json(200, ServerMetadataJson(m));
+  });
+  http->Route("/v2/models/", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+    Models(server, req, std::move(reply));
+  });
+  http->Route("/v2/repository/index", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+    if (req.method != "POST") return ReplyError(*reply, NotFound("/v2/repository/index accepts POST only"));
+    bool ready_only = false;
+    if (!req.body.empty()) {
+      auto body = nlohmann::json::parse(req.body.begin(), req.body.end(), nullptr, false);
+      if (body.is_discarded() || !body.is_object())
+        return ReplyError(*reply, InvalidArgument("request body must be a JSON object"));
+      if (auto r = body.find("ready"); r != body.end()) {
+        if (!r->is_boolean()) return ReplyError(*reply, InvalidArgument("ready must be a boolean"));
+        ready_only = r->get<bool>();
+      }
+    }
+    inference::RepositoryIndexResponse index;
+    RepositoryIndexV2(*server, ready_only, &index);
+    reply->Json(200, RepositoryIndexJson(index));
+  });
+  http->Route("/v2/", [](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+    ReplyError(*reply, NotFound("no route for " + req.method + " " + req.path));
+  });
+}
+
+}  // namespace serving::frontends

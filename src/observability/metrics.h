@@ -1,0 +1,59 @@
+// Prometheus metrics of the server (names and meanings: docs/metrics.md). Built on prometheus-cpp;
+// the server exposes registry() on its metrics port. Thread-safe. Depends on nothing else in the project.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace serving {
+
+class Metrics {
+ public:
+  // Per model version series, created once and kept for the version's life.
+  struct ModelSeries {
+    prometheus::Histogram* request_duration;
+    prometheus::Histogram* queue_duration;
+    prometheus::Histogram* compute_duration;
+    prometheus::Counter* rows;
+    prometheus::Counter* executions;
+  };
+
+  explicit Metrics(const std::string& server_version);
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // Stable pointer; created on first use.
+  ModelSeries* ForModel(const std::string& model, const std::string& version);
+  // One finished request. `code` is the status code name ("OK", "INVALID_ARGUMENT", ...).
+  void CountRequest(const std::string& model, const std::string& version, const std::string& protocol,
+                    const std::string& code);
+  // state: LOADING, READY, UNAVAILABLE, FAILED. Sets 1 on that state's series, 0 on the others.
+  void SetModelState(const std::string& model, const std::string& version, const std::string& state);
+  void SetModelLoadDuration(const std::string& model, const std::string& version, double seconds);
+  prometheus::Gauge& inflight() { return *inflight_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* request_duration_;
+  prometheus::Family<prometheus::Histogram>* queue_duration_;
+  prometheus::Family<prometheus::Histogram>* compute_duration_;
+  prometheus::Family<prometheus::Counter>* rows_;
+  prometheus::Family<prometheus::Counter>* executions_;
+  prometheus::Family<prometheus::Gauge>* model_state_;
+  prometheus::Family<prometheus::Gauge>* load_duration_;
+  prometheus::Gauge* inflight_;
+
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<ModelSeries>> series_;  // key "model\0version", guarded by mu_
+};
+
+}  // namespace serving

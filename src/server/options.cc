@@ -1,0 +1,93 @@
+#include "server/options.h"
+
+#include <charconv>
+#include <functional>
+#include <map>
+
+namespace serving {
+namespace {
+
+struct Flag {
+  const char* help;
+  std::function<bool(const std::string&)> set;
+};
+
+template <typename T>
+std::function<bool(const std::string&)> Number(T* out) {
+  return [out](const std::string& v) {
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
+    return ec == std::errc() && p == v.data() + v.size();
+  };
+}
+
+std::function<bool(const std::string&)> Text(std::string* out) {
+  return [out](const std::string& v) { *out = v; return true; };
+}
+
+std::map<std::string, Flag> Flags(ServerOptions* o) {
+  return {
+      {"model-repository", {"directory of models: <model>/config.pbtxt, <model>/<version>/model.onnx (required)", Text(&o->model_repository)}},
+      {"host", {"address to listen on (default 0.0.0.0)", Text(&o->host)}},
+      {"grpc-port", {"gRPC port: inference.v1, KServe v2, health, reflection (default 50051)", Number(&o->grpc_port)}},
+      {"http-port", {"HTTP/REST port: /v1, /v2, /healthz, /readyz (default 8080)", Number(&o->http_port)}},
+      {"metrics-port", {"Prometheus /metrics port, 0 disables (default 8002)", Number(&o->metrics_port)}},
+      {"http-threads", {"HTTP event-loop threads (default 2)", Number(&o->http_threads)}},
+      {"max-request-bytes", {"largest request body / gRPC message accepted (default 67108864)", Number(&o->max_request_bytes)}},
+      {"repository-poll-ms", {"how often to rescan the repository, 0 disables (default 2000)", Number(&o->repository_poll_ms)}},
+      {"default-model", {"model used when a /v1 request names none (default: first by name)", Text(&o->default_model)}},
+      {"grace-period-s", {"on SIGTERM, how long in-flight requests may take to finish (default 30)", Number(&o->grace_period_s)}},
+      {"shutdown-delay-s", {"on SIGTERM, how long to keep accepting after readiness turns false (default 0)", Number(&o->shutdown_delay_s)}},
+      {"log-level", {"debug, info, warn or error (default info)", Text(&o->log_level)}},
+      {"log-format", {"json or text (default json)", Text(&o->log_format)}},
+      {"access-log-sample-rate", {"fraction of successful requests logged, 0..1 (default 1)", Number(&o->access_log_sample_rate)}},
+      {"ort-intra-op-threads", {"ONNX Runtime intra-op threads per model unless its config says (default 1)", Number(&o->ort_intra_op_threads)}},
+      {"ort-inter-op-threads", {"ONNX Runtime inter-op threads per model unless its config says (default 1)", Number(&o->ort_inter_op_threads)}},
+  };
+}
+
+}  // namespace
+
+std::string UsageText() {
+  ServerOptions o;
+  std::string s = "usage: inference-server --model-repository DIR [flags]\n\n";
+  for (const auto& [name, flag] : Flags(&o)) s += "  --" + name + std::string(name.size() < 24 ? 24 - name.size() : 1, ' ') + flag.help + "\n";
+  return s;
+}
+
+StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
+  ServerOptions o;
+  auto flags = Flags(&o);
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      o.help = true;
+      return o;
+    }
+    if (arg.rfind("--", 0) != 0) return InvalidArgument("unexpected argument '" + arg + "'");
+    arg = arg.substr(2);
+    std::string value;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return InvalidArgument("--" + arg + " needs a value");
+    }
+    auto it = flags.find(arg);
+    if (it == flags.end()) return InvalidArgument("unknown flag --" + arg);
+    if (!it->second.set(value)) return InvalidArgument("--" + arg + ": invalid value '" + value + "'");
+  }
+  if (o.model_repository.empty()) return InvalidArgument("--model-repository is required");
+  for (int port : {o.grpc_port, o.http_port, o.metrics_port})
+    if (port < 0 || port > 65535) return InvalidArgument("ports must be within 0..65535");
+  if (o.max_request_bytes <= 0 || o.max_request_bytes > (1LL << 31) - 1)
+    return InvalidArgument("--max-request-bytes must be within 1..2147483647");
+  if (o.http_threads < 1 || o.http_threads > 64) return InvalidArgument("--http-threads must be within 1..64");
+  if (o.log_format != "json" && o.log_format != "text") return InvalidArgument("--log-format must be json or text");
+  if (o.access_log_sample_rate < 0 || o.access_log_sample_rate > 1)
+    return InvalidArgument("--access-log-sample-rate must be within 0..1");
+  return o;
+}
+
+}  // namespace serving

@@ -1,0 +1,108 @@
+#include "server/server.h"
+
+#include <prometheus/exposer.h>
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include "backends/onnxruntime/onnxruntime_backend.h"
+#include "core/inference_server.h"
+#include "frontends/grpc/grpc_server.h"
+#include "frontends/http/routes.h"
+#include "observability/logger.h"
+
+namespace serving {
+namespace {
+
+std::string HostPort(const std::string& host, int port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+int Fail(const std::string& what, const Status& status) {
+  logging::Error(what, {{"status", StatusCodeName(status.code())}, {"reason", status.message()}});
+  return 1;
+}
+
+}  // namespace
+
+int RunServer(const ServerOptions& o) {
+  // Termination signals are taken synchronously by this thread (sigwait); block them before any
+  // thread starts so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+#ifndef SERVING_VERSION
+#define SERVING_VERSION "dev"
+#endif
+  Metrics metrics(SERVING_VERSION);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (o.metrics_port > 0) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(HostPort(o.host, o.metrics_port));
+      exposer->RegisterCollectable(metrics.registry());
+    } catch (const std::exception& e) {
+      return Fail("cannot start the metrics endpoint", Unavailable(e.what()));
+    }
+  }
+
+  BackendRegistry backends;
+  onnxruntime::Register(&backends, {static_cast<uint32_t>(o.ort_intra_op_threads),
+                                    static_cast<uint32_t>(o.ort_inter_op_threads)});
+  ModelRepository repository({o.model_repository, std::chrono::milliseconds(o.repository_poll_ms)}, &backends, &metrics);
+  InferenceServer server({o.default_model, o.access_log_sample_rate}, &repository, &metrics);
+
+  logging::Info("loading models", {{"model_repository", o.model_repository}});
+  repository.Poll();
+
+  frontends::GrpcServer grpc(&server);
+  auto grpc_port = grpc.Start({HostPort(o.host, o.grpc_port), static_cast<int>(o.max_request_bytes)});
+  if (!grpc_port.ok()) return Fail("cannot start gRPC", grpc_port.status());
+  repository.SetOnChange([&grpc] { grpc.UpdateHealth(); });
+  repository.StartPolling();
+
+  frontends::HttpServer http;
+  frontends::AddV1Routes(&http, &server);
+  frontends::AddV2Routes(&http, &server);
+  auto http_port = http.Start({o.host, o.http_port, o.http_threads, static_cast<size_t>(o.max_request_bytes)});
+  if (!http_port.ok()) return Fail("cannot start HTTP", http_port.status());
+
+  logging::Info("server started", {{"grpc_port", *grpc_port},
+                                   {"http_port", *http_port},
+                                   {"metrics_port", o.metrics_port},
+                                   {"ready", server.Ready()},
+                                   {"default_model", server.DefaultModel()}});
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  const auto start = std::chrono::steady_clock::now();
+  logging::Info("shutdown requested: readiness off, draining", {{"signal", sig}, {"inflight", server.inflight()}});
+  server.BeginDrain();
+  grpc.UpdateHealth();
+  if (o.shutdown_delay_s > 0)
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.shutdown_delay_s));
+
+  const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(o.grace_period_s));
+  http.StopAccepting();
+  std::thread grpc_stop([&] {
+    grpc.Shutdown(std::chrono::system_clock::now() +
+                  std::chrono::duration_cast<std::chrono::system_clock::duration>(grace));
+  });
+  const bool drained = server.WaitIdle(std::chrono::steady_clock::now() + grace);
+  grpc_stop.join();
+  // Replies handed to the event loops just now still need a moment to be written.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  http.Stop();
+  repository.StopPolling();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  logging::Info("shutdown complete", {{"drained", drained}, {"inflight", server.inflight()}, {"seconds", took}});
+  return 0;
+}
+
+}  // namespace serving
