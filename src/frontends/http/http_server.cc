@@ -203,8 +203,7 @@ void HttpServer::Dispatch(Loop* loop, evhttp_request* req) {
   const HttpHandler* best = nullptr;
   size_t best_len = 0;
   for (const auto& [prefix, handler] : routes_) {
-    bool match = prefix.back() == '/' ? r.path.compare(0, prefix.size(), prefix) == 0 || r.path + "/" == prefix
-                                      : r.path == prefix;
+    bool match = prefix.back() == '/' ? r.path.compare(0, prefix.size(), prefix) == 0 : r.path == prefix;
     if (match && prefix.size() >= best_len) {
       best = &handler;
       best_len = prefix.size();

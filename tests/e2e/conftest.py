@@ -1,0 +1,150 @@
+"""Shared fixtures: start the real inference-server binary on free loopback ports and talk to it."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BINARY = pathlib.Path(os.environ.get("INFERENCE_SERVER", ROOT / "build" / "inference-server")).resolve()
+MODELS = ROOT / "models" / "repository"
+GOOGLEAPIS = pathlib.Path("/usr/share/gocode/src/github.com/gogo/googleapis")
+PYGEN = ROOT / "build" / "pygen"
+
+
+def _generate_stubs():
+    """Python stubs for the project's protos, generated from proto/ with grpcio-tools (never committed)."""
+    from grpc_tools import protoc
+    import grpc_tools
+
+    PYGEN.mkdir(parents=True, exist_ok=True)
+    well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
+    # Only inference.v1: for KServe v2 the tests use the clients' own stubs (tritonclient, kserve), which
+    # register the same `inference.*` names and cannot share a process with a second copy.
+    for proto in ["inference/v1/inference.proto"]:
+        rc = protoc.main(["protoc", f"-I{ROOT / 'proto'}", f"-I{GOOGLEAPIS}", f"-I{well_known}",
+                          f"--python_out={PYGEN}", f"--grpc_python_out={PYGEN}", str(ROOT / "proto" / proto)])
+        assert rc == 0, f"protoc failed for {proto}"
+    for pkg in ["inference", "inference/v1"]:
+        (PYGEN / pkg / "__init__.py").touch()
+    if str(PYGEN) not in sys.path:
+        sys.path.insert(0, str(PYGEN))
+
+
+_generate_stubs()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A running inference-server process on loopback."""
+
+    def __init__(self, repository, extra_args=(), tmp_path=None):
+        self.repository = pathlib.Path(repository)
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.log_path = pathlib.Path(tmp_path or "/tmp") / f"server-{self.http_port}.log"
+        self.args = [str(BINARY), "--model-repository", str(self.repository), "--host", "127.0.0.1",
+                     "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
+                     "--metrics-port", str(self.metrics_port), *extra_args]
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.http = f"http://127.0.0.1:{self.http_port}"
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                if requests.get(self.http + "/v2/health/ready", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_text()}")
+
+    def log_text(self):
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def log_lines(self):
+        return [json.loads(line) for line in self.log_text().splitlines() if line.strip()]
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One server on a copy of the bundled repository, shared by the read-only tests."""
+    repo = tmp_path_factory.mktemp("repo") / "models"
+    shutil.copytree(MODELS, repo)
+    s = Server(repo, tmp_path=tmp_path_factory.mktemp("log")).wait_ready()
+    yield s
+    rc = s.stop()
+    assert rc == 0, f"server exited with {rc}:\n{s.log_text()[-4000:]}"
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory for servers with their own repository and flags; stopped at the end of the test."""
+    started = []
+
+    def make(repository, *args, ready=True):
+        s = Server(repository, args, tmp_path=tmp_path)
+        started.append(s)
+        return s.wait_ready() if ready else s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """onnxruntime (Python) sessions on the same model files: the reference for every prediction."""
+    import onnxruntime as ort
+
+    sessions = {}
+
+    def run(model, x, version=1):
+        key = (model, version)
+        if key not in sessions:
+            sessions[key] = ort.InferenceSession(str(MODELS / model / str(version) / "model.onnx"),
+                                                 providers=["CPUExecutionProvider"])
+        sess = sessions[key]
+        names = [o.name for o in sess.get_outputs()]
+        return dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: x})))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def datasets():
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+
+    return {
+        "breast_cancer": load_breast_cancer(),
+        "digits": load_digits(),
+        "diabetes": load_diabetes(),
+    }
