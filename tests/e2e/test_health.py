@@ -1,0 +1,87 @@
+"""Kubernetes-facing behaviour: gRPC health (overall and per model), reflection, HTTP probes, metrics, logs."""
+import json
+import re
+
+import grpc
+import requests
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+
+def test_grpc_health_overall_and_per_model(server):
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        for service in ["", "breast_cancer", "digits", "diabetes"]:
+            assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == \
+                health_pb2.HealthCheckResponse.SERVING, service
+        try:
+            health.Check(health_pb2.HealthCheckRequest(service="nope"))
+            raise AssertionError("unknown service must be NOT_FOUND")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _reflect(channel, request):
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    return next(iter(stub.ServerReflectionInfo(iter([request]))))
+
+
+def test_reflection_lists_services_and_drives_a_call(server):
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        listing = _reflect(ch, reflection_pb2.ServerReflectionRequest(list_services=""))
+        names = {s.name for s in listing.list_services_response.service}
+        assert {"inference.v1.InferenceService", "inference.GRPCInferenceService", "grpc.health.v1.Health"} <= names
+        # Build the v1 messages from reflection alone (as grpcurl does) and call ListModels.
+        files = _reflect(ch, reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="inference.v1.InferenceService")).file_descriptor_response.file_descriptor_proto
+        pool = descriptor_pool.DescriptorPool()
+        protos = [descriptor_pb2.FileDescriptorProto.FromString(f) for f in files]
+        pending = {p.name: p for p in protos}
+        while pending:  # add in dependency order
+            for name, p in list(pending.items()):
+                if all(d not in pending for d in p.dependency):
+                    pool.Add(p)
+                    del pending[name]
+        req_cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.v1.ListModelsRequest"))
+        resp_cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.v1.ListModelsResponse"))
+        call = ch.unary_unary("/inference.v1.InferenceService/ListModels",
+                              request_serializer=req_cls.SerializeToString, response_deserializer=resp_cls.FromString)
+        assert [m.name for m in call(req_cls()).models] == ["breast_cancer", "diabetes", "digits"]
+
+
+def test_http_probes(server):
+    assert requests.get(server.http + "/healthz").status_code == 200
+    assert requests.get(server.http + "/readyz").status_code == 200
+
+
+def test_metrics_count_requests_by_model_and_code(server, datasets):
+    x = datasets["breast_cancer"].data[:3].tolist()
+    requests.post(server.http + "/v1/infer", json={"model": "breast_cancer", "rows": [{"values": r} for r in x]})
+    requests.post(server.http + "/v1/infer", json={"model": "breast_cancer", "rows": []})
+    text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
+
+    def value(pattern):
+        m = re.search(pattern + r" ([0-9.e+]+)", text)
+        return float(m.group(1)) if m else 0.0
+
+    ok = value(r'inference_requests_total\{code="OK",model="breast_cancer",protocol="http-v1",version="1"\}')
+    bad = value(r'inference_requests_total\{code="INVALID_ARGUMENT",model="breast_cancer",protocol="http-v1",version="1"\}')
+    assert ok >= 1 and bad >= 1
+    assert value(r'inference_rows_total\{model="breast_cancer",version="1"\}') >= 3
+    assert 'inference_model_state{model="digits",state="READY",version="1"} 1' in text
+    assert "inference_request_duration_seconds_bucket" in text
+
+
+def test_every_log_line_is_json_with_request_fields(server, datasets):
+    requests.post(server.http + "/v1/infer", json={"model": "digits", "rows": [{"values": [0.0] * 64}]},
+                  headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+    lines = server.log_lines()  # every line must parse as JSON
+    access = [l for l in lines if l["msg"] == "request" and l.get("trace_id") == "4bf92f3577b34da6a3ce929d0e0e4736"]
+    assert access, "the traceparent's trace id is logged"
+    line = access[-1]
+    for key in ["ts", "level", "request_id", "model", "version", "protocol", "status", "latency_us"]:
+        assert key in line, key
+    assert line["model"] == "digits" and line["status"] == "OK" and line["protocol"] == "http-v1"
+    assert any(l["msg"] == "model state changed" and l["state"] == "READY" for l in lines)
+    json.dumps(lines)

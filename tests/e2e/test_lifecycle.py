@@ -1,0 +1,196 @@
+"""Hot reload under concurrent load and SIGTERM draining: zero failed requests in both."""
+import shutil
+import signal
+import threading
+import time
+
+import numpy as np
+import onnx
+import requests
+import tritonclient.grpc as tgrpc
+import tritonclient.http as thttp
+from onnx import TensorProto, helper
+
+from conftest import MODELS
+
+
+class Load:
+    """Client threads that keep sending requests until stopped; records failures and versions seen."""
+
+    def __init__(self, server, x, expected):
+        self.server, self.x, self.expected = server, x, expected
+        self.stop = threading.Event()
+        self.failures, self.versions, self.count = [], set(), 0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.rest_v1), threading.Thread(target=self.grpc_v2),
+                        threading.Thread(target=self.rest_v1), threading.Thread(target=self.grpc_v2)]
+
+    def record(self, version, probs, error=None):
+        with self.lock:
+            self.count += 1
+            if error:
+                self.failures.append(error)
+            elif not np.allclose(probs, self.expected, atol=1e-5):
+                self.failures.append(f"wrong prediction from version {version}")
+            else:
+                self.versions.add(version)
+
+    def rest_v1(self):
+        session = requests.Session()
+        body = {"model": "breast_cancer", "rows": [{"values": r} for r in self.x.tolist()]}
+        while not self.stop.is_set():
+            try:
+                r = session.post(self.server.http + "/v1/infer", json=body, timeout=10)
+                if r.status_code != 200:
+                    self.record(None, None, f"HTTP {r.status_code}: {r.text}")
+                    continue
+                j = r.json()
+                self.record(j["version"], np.array([p["scores"] for p in j["predictions"]]))
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                self.record(None, None, repr(e))
+
+    def grpc_v2(self):
+        client = tgrpc.InferenceServerClient(self.server.grpc_target)
+        while not self.stop.is_set():
+            try:
+                inp = tgrpc.InferInput("X", list(self.x.shape), "FP32")
+                inp.set_data_from_numpy(self.x)
+                res = client.infer("breast_cancer", [inp])
+                self.record(res.get_response().model_version, res.as_numpy("probabilities"))
+            except Exception as e:  # noqa: BLE001
+                self.record(None, None, repr(e))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def wait_for(predicate, timeout=20, what=""):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def versions(server):
+    models = requests.get(server.http + "/v1/models").json()["models"]
+    return {v["version"]: v for v in models[0]["versions"]}
+
+
+def test_hot_reload_under_load_fails_no_request(tmp_path, make_server, reference, datasets):
+    repo = tmp_path / "repo"
+    shutil.copytree(MODELS / "breast_cancer", repo / "breast_cancer")
+    s = make_server(repo, "--repository-poll-ms", "100", "--access-log-sample-rate", "0")
+    x = datasets["breast_cancer"].data[:16].astype(np.float32)
+    expected = reference("breast_cancer", x)["probabilities"]
+    model_dir = repo / "breast_cancer"
+
+    with Load(s, x, expected) as load:
+        time.sleep(0.5)
+        # A new version appears: it is loaded and takes the traffic.
+        shutil.copytree(model_dir / "1", model_dir / "2")
+        wait_for(lambda: "2" in load.versions, what="version 2 to serve")
+        assert versions(s)["1"]["state"] == "UNAVAILABLE"
+        # A broken version: reported as FAILED, version 2 keeps serving.
+        (model_dir / "3").mkdir()
+        (model_dir / "3" / "model.onnx").write_bytes(b"not an onnx model")
+        wait_for(lambda: versions(s).get("3", {}).get("state") == "FAILED", what="version 3 to fail")
+        assert "onnx" in versions(s)["3"]["reason"].lower() or "protobuf" in versions(s)["3"]["reason"].lower()
+        metrics = requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics").text
+        assert 'inference_model_state{model="breast_cancer",state="FAILED",version="3"} 1' in metrics
+        time.sleep(0.5)
+        with load.lock:
+            load.versions.clear()
+        time.sleep(0.5)
+        assert load.versions == {"2"}
+        # Versions 2 and 3 removed: version 1 comes back.
+        shutil.rmtree(model_dir / "3")
+        shutil.rmtree(model_dir / "2")
+        wait_for(lambda: versions(s).get("1", {}).get("state") == "READY" and "2" not in versions(s),
+                 what="version 1 to return")
+        # A broken config: rejected, version 1 keeps serving.
+        (model_dir / "config.pbtxt").write_text("this is { not a config")
+        wait_for(lambda: "model config rejected" in s.log_text(), what="config rejection")
+        time.sleep(0.5)
+    assert load.failures == [], load.failures[:5]
+    assert load.count > 50
+    assert requests.get(s.http + "/v2/health/ready").status_code == 200
+
+
+def slow_model(path, width=1024, depth=8):
+    """A valid ONNX model that takes a while: `depth` chained [width x width] MatMuls."""
+    nodes = [helper.make_node("ConstantOfShape", ["wshape"], ["W"],
+                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1e-3]))]
+    prev = "X"
+    for i in range(depth):
+        out = "Y" if i == depth - 1 else f"h{i}"
+        nodes.append(helper.make_node("MatMul", [prev, "W"], [out]))
+        prev = out
+    graph = helper.make_graph(
+        nodes, "slow", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", width])],
+        initializer=[helper.make_tensor("wshape", TensorProto.INT64, [2], [width, width])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+
+
+def inflight(server):
+    text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
+    return float(text.split("\ninference_inflight_requests ")[1].split()[0])
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path, make_server):
+    repo = tmp_path / "repo"
+    slow_model(repo / "slow" / "1" / "model.onnx")
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 4\n')
+    s = make_server(repo, "--shutdown-delay-s", "1", "--grace-period-s", "30")
+    x = np.ones((256, 1024), dtype=np.float32)
+    results, errors = [], []
+
+    def rest():
+        try:
+            c = thttp.InferenceServerClient(f"127.0.0.1:{s.http_port}", network_timeout=60)
+            inp = thttp.InferInput("X", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            results.append(c.infer("slow", [inp]).as_numpy("Y"))
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    def grpc_call():
+        try:
+            c = tgrpc.InferenceServerClient(s.grpc_target)
+            inp = tgrpc.InferInput("X", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            results.append(c.infer("slow", [inp], client_timeout=60).as_numpy("Y"))
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=f) for f in [rest, grpc_call] * 4]
+    for t in threads:
+        t.start()
+    wait_for(lambda: inflight(s) >= 8, what="8 requests in flight")
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    # Readiness is off while the server still answers (the shutdown delay covers endpoint removal).
+    assert requests.get(s.http + "/readyz").status_code == 503
+    for t in threads:
+        t.join()
+    assert errors == [], errors
+    assert len(results) == 8
+    expected = np.full((256, 1024), 1024 ** 8 * 1e-3 ** 8, dtype=np.float32)
+    for r in results:
+        np.testing.assert_allclose(r, expected, rtol=1e-3)
+    assert s.proc.wait(timeout=60) == 0
+    log = s.log_lines()
+    done = [l for l in log if l["msg"] == "shutdown complete"]
+    assert done and done[0]["drained"] is True
