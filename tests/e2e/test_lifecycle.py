@@ -98,7 +98,7 @@ def test_hot_reload_under_load_fails_no_request(tmp_path, make_server, reference
         # A new version appears: it is loaded and takes the traffic.
         shutil.copytree(model_dir / "1", model_dir / "2")
         wait_for(lambda: "2" in load.versions, what="version 2 to serve")
-        assert versions(s)["1"]["state"] == "UNAVAILABLE"
+        wait_for(lambda: versions(s)["1"]["state"] == "UNAVAILABLE", what="version 1 to be unloaded")
         # A broken version: reported as FAILED, version 2 keeps serving.
         (model_dir / "3").mkdir()
         (model_dir / "3" / "model.onnx").write_bytes(b"not an onnx model")
@@ -151,26 +151,30 @@ def inflight(server):
 
 def test_sigterm_drains_in_flight_requests(tmp_path, make_server):
     repo = tmp_path / "repo"
-    slow_model(repo / "slow" / "1" / "model.onnx")
-    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 4\n')
+    slow_model(repo / "slow" / "1" / "model.onnx", depth=32)
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 2\n')
     s = make_server(repo, "--shutdown-delay-s", "1", "--grace-period-s", "30")
     x = np.ones((256, 1024), dtype=np.float32)
     results, errors = [], []
+    # Clients are made up front and released together, so all 8 requests are in flight at once.
+    go = threading.Barrier(8)
 
     def rest():
+        c = thttp.InferenceServerClient(f"127.0.0.1:{s.http_port}", network_timeout=60)
+        inp = thttp.InferInput("X", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        go.wait()
         try:
-            c = thttp.InferenceServerClient(f"127.0.0.1:{s.http_port}", network_timeout=60)
-            inp = thttp.InferInput("X", list(x.shape), "FP32")
-            inp.set_data_from_numpy(x)
             results.append(c.infer("slow", [inp]).as_numpy("Y"))
         except Exception as e:  # noqa: BLE001
             errors.append(repr(e))
 
     def grpc_call():
+        c = tgrpc.InferenceServerClient(s.grpc_target)
+        inp = tgrpc.InferInput("X", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        go.wait()
         try:
-            c = tgrpc.InferenceServerClient(s.grpc_target)
-            inp = tgrpc.InferInput("X", list(x.shape), "FP32")
-            inp.set_data_from_numpy(x)
             results.append(c.infer("slow", [inp], client_timeout=60).as_numpy("Y"))
         except Exception as e:  # noqa: BLE001
             errors.append(repr(e))
@@ -178,7 +182,9 @@ def test_sigterm_drains_in_flight_requests(tmp_path, make_server):
     threads = [threading.Thread(target=f) for f in [rest, grpc_call] * 4]
     for t in threads:
         t.start()
-    wait_for(lambda: inflight(s) >= 8, what="8 requests in flight")
+    wait_for(lambda: inflight(s) >= 8 or errors or results, what="8 requests in flight")
+    assert not results, "a request finished before all 8 were in flight: make the model slower"
+    assert not errors, errors
     s.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     # Readiness is off while the server still answers (the shutdown delay covers endpoint removal).
@@ -187,7 +193,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path, make_server):
         t.join()
     assert errors == [], errors
     assert len(results) == 8
-    expected = np.full((256, 1024), 1024 ** 8 * 1e-3 ** 8, dtype=np.float32)
+    expected = np.full((256, 1024), (1024 * 1e-3) ** 32, dtype=np.float32)
     for r in results:
         np.testing.assert_allclose(r, expected, rtol=1e-3)
     assert s.proc.wait(timeout=60) == 0
