@@ -1,0 +1,197 @@
+#include "core/model_repository.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <future>
+
+#include "core/inference_server.h"
+#include "core/testing/fake_backend.h"
+
+namespace serving {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("repo_" + std::to_string(getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    backends_.Register("fake", std::make_unique<testing::FakeBackend>(&gate_));
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void WriteConfig(const std::string& model, const std::string& extra = "") {
+    fs::create_directories(root_ / model);
+    std::ofstream(root_ / model / "config.pbtxt") << "backend: \"fake\"\n" << extra;
+  }
+  void WriteVersion(const std::string& model, int v, const std::string& content = "ok") {
+    fs::create_directories(root_ / model / std::to_string(v));
+    std::ofstream(root_ / model / std::to_string(v) / "model.txt") << content;
+  }
+  std::unique_ptr<ModelRepository> Make() {
+    return std::make_unique<ModelRepository>(ModelRepository::Options{root_, std::chrono::milliseconds(0)}, &backends_,
+                                             nullptr);
+  }
+  VersionState StateOf(ModelRepository& repo, const std::string& model, int64_t v) {
+    for (const auto& m : repo.List())
+      for (const auto& info : m.versions)
+        if (m.name == model && info.version == v) return info.state;
+    return VersionState::kUnavailable;
+  }
+
+  fs::path root_;
+  testing::Gate gate_;
+  BackendRegistry backends_;
+};
+
+TEST_F(RepositoryTest, LoadsTheLatestVersionByDefault) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  WriteVersion("m", 3);
+  auto repo = Make();
+  repo->Poll();
+  auto v = repo->Get("m", "");
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_EQ((*v)->version(), 3);
+  EXPECT_EQ(repo->Get("m", "1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo->Get("m", "abc").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(repo->Get("nope", "").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(repo->AllReady());
+}
+
+TEST_F(RepositoryTest, AllAndSpecificPolicies) {
+  WriteConfig("all", "version_policy { all {} }\n");
+  WriteConfig("some", "version_policy { specific { versions: [1, 3] } }\n");
+  for (int v : {1, 2, 3}) {
+    WriteVersion("all", v);
+    WriteVersion("some", v);
+  }
+  auto repo = Make();
+  repo->Poll();
+  for (const char* v : {"1", "2", "3"}) EXPECT_TRUE(repo->Get("all", v).ok()) << v;
+  EXPECT_TRUE(repo->Get("some", "1").ok());
+  EXPECT_FALSE(repo->Get("some", "2").ok());
+  EXPECT_TRUE(repo->Get("some", "3").ok());
+}
+
+TEST_F(RepositoryTest, AFailedNewVersionLeavesThePreviousServing) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  WriteVersion("m", 2, "bad");
+  repo->Poll();
+  EXPECT_EQ(StateOf(*repo, "m", 2), VersionState::kFailed);
+  auto v = repo->Get("m", "");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ((*v)->version(), 1);
+  EXPECT_EQ(repo->Get("m", "2").status().code(), StatusCode::kUnavailable);
+  // Fixed files are picked up on the next poll.
+  WriteVersion("m", 2, "fixed");
+  repo->Poll();
+  EXPECT_EQ((*repo->Get("m", ""))->version(), 2);
+  EXPECT_EQ(StateOf(*repo, "m", 1), VersionState::kUnavailable);
+}
+
+TEST_F(RepositoryTest, ABrokenConfigKeepsTheLoadedVersion) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  std::ofstream(root_ / "m" / "config.pbtxt") << "not { valid";
+  repo->Poll();
+  EXPECT_TRUE(repo->Get("m", "").ok());
+  EXPECT_FALSE(repo->List()[0].error.empty());
+}
+
+TEST_F(RepositoryTest, RemovedModelsDisappear) {
+  WriteConfig("a");
+  WriteVersion("a", 1);
+  WriteConfig("b");
+  WriteVersion("b", 1);
+  auto repo = Make();
+  repo->Poll();
+  fs::remove_all(root_ / "b");
+  repo->Poll();
+  EXPECT_EQ(repo->Get("b", "").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo->List().size(), 1u);
+}
+
+TEST_F(RepositoryTest, SkipsInvalidNamesAndSymlinksOutOfTheRepository) {
+  WriteConfig("good");
+  WriteVersion("good", 1);
+  auto outside = root_.parent_path() / (root_.filename().string() + "_outside");
+  fs::create_directories(outside / "1");
+  std::ofstream(outside / "config.pbtxt") << "backend: \"fake\"\n";
+  std::ofstream(outside / "1" / "model.txt") << "ok";
+  fs::create_directory_symlink(outside, root_ / "escape");
+  fs::create_directories(root_ / "bad name");
+  auto repo = Make();
+  repo->Poll();
+  ASSERT_EQ(repo->List().size(), 1u);
+  EXPECT_EQ(repo->List()[0].name, "good");
+  fs::remove_all(outside);
+}
+
+TEST_F(RepositoryTest, InFlightRequestsFinishOnTheVersionTheyStartedOn) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  InferenceServer server({}, repo.get(), nullptr);
+
+  gate_.Close();
+  std::promise<StatusOr<InferResponse>> done;
+  InferRequest r;
+  r.model = "m";
+  float x[2] = {1, 2};
+  r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x, sizeof(x)));
+  server.Infer(std::move(r), [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
+  while (gate_.waiting.load() == 0) std::this_thread::yield();
+
+  // Version 2 replaces version 1 while the request is executing on version 1.
+  WriteVersion("m", 2);
+  repo->Poll();
+  EXPECT_EQ((*repo->Get("m", ""))->version(), 2);
+  gate_.Open();
+  auto result = done.get_future().get();
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(result->version, 1);
+  EXPECT_EQ(ElementAsDouble(result->outputs[0], 1), 4.0);
+  EXPECT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(5)));
+  repo->Poll();  // reaps version 1 now that nobody holds it
+}
+
+TEST_F(RepositoryTest, AFullQueueIsResourceExhausted) {
+  WriteConfig("m", "max_queue_size: 1\n");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  InferenceServer server({}, repo.get(), nullptr);
+  gate_.Close();
+  float x[2] = {1, 2};
+  std::vector<Status> results(3);
+  std::atomic<int> finished{0};
+  for (int i = 0; i < 3; ++i) {
+    InferRequest r;
+    r.model = "m";
+    r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x, sizeof(x)));
+    server.Infer(std::move(r), [&, i](StatusOr<InferResponse> res) { results[i] = res.status(); ++finished; });
+    if (i == 0)
+      while (gate_.waiting.load() == 0) std::this_thread::yield();  // first one executing, queue empty
+  }
+  // One executing, one queued, the third rejected at once.
+  EXPECT_EQ(finished.load(), 1);
+  EXPECT_EQ(results[2].code(), StatusCode::kResourceExhausted);
+  gate_.Open();
+  ASSERT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(5)));
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_TRUE(results[1].ok());
+}
+
+}  // namespace
+}  // namespace serving

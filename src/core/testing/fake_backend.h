@@ -1,0 +1,68 @@
+// A test double for Backend: "model files" are text. A file holding "bad" fails to load; otherwise the
+// model has input X FP32 [-1,2] and output Y = 2*X, and blocks in Execute while `gate` is closed.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "core/backend.h"
+
+namespace serving::testing {
+
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = true;
+  std::atomic<int> waiting{0};
+  void Close() { std::lock_guard<std::mutex> l(mu); open = false; }
+  void Open() { { std::lock_guard<std::mutex> l(mu); open = true; } cv.notify_all(); }
+  void Pass() {
+    std::unique_lock<std::mutex> l(mu);
+    ++waiting;
+    cv.wait(l, [this] { return open; });
+    --waiting;
+  }
+};
+
+class FakeModel : public Model {
+ public:
+  explicit FakeModel(Gate* gate) : gate_(gate) {
+    sig_.inputs = {{"X", DataType::kFp32, {-1, 2}}};
+    sig_.outputs = {{"Y", DataType::kFp32, {-1, 2}}};
+  }
+  const ModelSignature& signature() const override { return sig_; }
+  Status Execute(std::span<const Tensor> inputs, std::span<const std::string>, std::vector<Tensor>* out) override {
+    if (gate_) gate_->Pass();
+    const float* x = reinterpret_cast<const float*>(inputs[0].data);
+    std::vector<std::byte> bytes(inputs[0].byte_size);
+    float* y = reinterpret_cast<float*>(bytes.data());
+    for (size_t i = 0; i < inputs[0].byte_size / 4; ++i) y[i] = 2 * x[i];
+    out->push_back(Tensor::Owning("Y", DataType::kFp32, inputs[0].shape, std::move(bytes)));
+    return Status::Ok();
+  }
+
+ private:
+  ModelSignature sig_;
+  Gate* gate_;
+};
+
+class FakeBackend : public Backend {
+ public:
+  explicit FakeBackend(Gate* gate = nullptr) : gate_(gate) {}
+  std::string model_filename() const override { return "model.txt"; }
+  StatusOr<std::unique_ptr<Model>> Load(const config::ModelConfig&, const std::filesystem::path& dir) override {
+    std::ifstream in(dir / model_filename());
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in || text.str() == "bad") return InvalidArgument("cannot parse " + (dir / model_filename()).string());
+    return std::unique_ptr<Model>(std::make_unique<FakeModel>(gate_));
+  }
+
+ private:
+  Gate* gate_;
+};
+
+}  // namespace serving::testing

@@ -1,0 +1,62 @@
+#include "frontends/http/v2_json.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace serving::frontends {
+namespace {
+
+TEST(V2JsonTest, NestedAndFlatDataFlattenAlike) {
+  auto nested = ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"INT32","data":[[1,2],[3,4]]}]})", {});
+  auto flat = ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"INT32","data":[1,2,3,4]}]})", {});
+  ASSERT_TRUE(nested.ok() && flat.ok());
+  EXPECT_EQ(0, std::memcmp(nested->request.inputs[0].data, flat->request.inputs[0].data, 16));
+}
+
+TEST(V2JsonTest, Int64ValuesKeepFullPrecision) {
+  auto r = ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[9007199254740993]}]})", {});
+  ASSERT_TRUE(r.ok());
+  int64_t v;
+  std::memcpy(&v, r->request.inputs[0].data, 8);
+  EXPECT_EQ(v, 9007199254740993LL);
+}
+
+TEST(V2JsonTest, OutOfRangeAndWrongTypesAreRejected) {
+  auto e = ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[1],"datatype":"UINT8","data":[256]}]})", {});
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().message(), "input 'x'.data[0]: 256 is not a valid UINT8");
+  EXPECT_FALSE(ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[1],"datatype":"BOOL","data":[1]}]})", {}).ok());
+  EXPECT_FALSE(ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT8","data":[1.5]}]})", {}).ok());
+}
+
+TEST(V2JsonTest, BinaryInputsBorrowFromTheBodyInOrder) {
+  std::string head = R"({"inputs":[{"name":"a","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":4}},)"
+                     R"({"name":"b","shape":[2],"datatype":"INT8","parameters":{"binary_data_size":2}}],)"
+                     R"("outputs":[{"name":"y","parameters":{"binary_data":true}}]})";
+  float a = 1.5f;
+  std::string body = head + std::string(reinterpret_cast<char*>(&a), 4) + "\x01\x02";
+  auto r = ParseV2InferBody(body, head.size());
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->request.inputs[0].data, reinterpret_cast<const std::byte*>(body.data() + head.size()));
+  EXPECT_EQ(ElementAsDouble(r->request.inputs[0], 0), 1.5);
+  EXPECT_EQ(ElementAsDouble(r->request.inputs[1], 1), 2);
+  EXPECT_TRUE(r->binary.at("y"));
+}
+
+TEST(V2JsonTest, BinaryOutputsFollowTheJsonHeader) {
+  V2HttpInfer req;
+  req.binary_by_default = true;
+  InferResponse resp;
+  resp.model = "m";
+  resp.version = 1;
+  std::vector<std::byte> bytes(8);
+  resp.outputs.push_back(Tensor::Owning("y", DataType::kFp32, {2}, bytes));
+  auto body = EncodeV2InferResponse(resp, req);
+  ASSERT_TRUE(body.header_length);
+  EXPECT_EQ(body.bytes.size(), *body.header_length + 8);
+  EXPECT_NE(body.bytes.find(R"("binary_data_size":8)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace serving::frontends
