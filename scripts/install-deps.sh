@@ -35,6 +35,11 @@ fi
 "$ROOT/scripts/fetch-onnxruntime.sh"
 
 if [[ "$MODE" == test ]]; then
+  # grpcurl (a third-party tool, built from the Go module proxy) for the reflection tests and README examples.
+  if [[ ! -x "$ROOT/.deps/bin/grpcurl" ]] && command -v go >/dev/null; then
+    echo "install-deps: go install grpcurl"
+    GOBIN="$ROOT/.deps/bin" GOFLAGS=-mod=mod go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+  fi
   # Python is for tests only: a private venv, rebuilt when tests/requirements.txt changes.
   stamp="$ROOT/.venv/.requirements.sha256"
   sum="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"

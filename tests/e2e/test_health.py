@@ -85,3 +85,23 @@ def test_every_log_line_is_json_with_request_fields(server, datasets):
     assert line["model"] == "digits" and line["status"] == "OK" and line["protocol"] == "http-v1"
     assert any(l["msg"] == "model state changed" and l["state"] == "READY" for l in lines)
     json.dumps(lines)
+
+
+def test_grpcurl_lists_and_calls_through_reflection(server):
+    import pathlib
+    import shutil
+    import subprocess
+
+    grpcurl = pathlib.Path(__file__).resolve().parents[2] / ".deps" / "bin" / "grpcurl"
+    grpcurl = str(grpcurl) if grpcurl.exists() else shutil.which("grpcurl")
+    assert grpcurl, "grpcurl is installed by scripts/install-deps.sh test"
+    run = lambda *args: subprocess.run([grpcurl, "-plaintext", *args], capture_output=True, text=True, timeout=30)
+    listing = run(server.grpc_target, "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "inference.v1.InferenceService" in listing.stdout and "grpc.health.v1.Health" in listing.stdout
+    health = run("-d", '{"service":"digits"}', server.grpc_target, "grpc.health.v1.Health/Check")
+    assert json.loads(health.stdout) == {"status": "SERVING"}, health.stderr
+    infer = run("-d", json.dumps({"model": "digits", "rows": [{"values": [0.0] * 64}]}), server.grpc_target,
+                "inference.v1.InferenceService/Infer")
+    assert infer.returncode == 0, infer.stderr
+    assert json.loads(infer.stdout)["model"] == "digits"

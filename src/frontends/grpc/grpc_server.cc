@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "grpc/health/v1/health.pb.h"
 #include "observability/logger.h"
 
 namespace serving::frontends {
@@ -34,6 +35,8 @@ GrpcServer::~GrpcServer() {
 
 StatusOr<int> GrpcServer::Start(const Options& options) {
   grpc::EnableDefaultHealthCheckService(true);
+  // gRPC's health service is built without protobuf descriptors; linking ours lets reflection describe it.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   v1_ = NewV1Service(server_);
   v2_ = NewV2Service(server_);
