@@ -36,9 +36,11 @@ fi
 
 if [[ "$MODE" == test ]]; then
   # grpcurl (a third-party tool, built from the Go module proxy) for the reflection tests and README examples.
+  # Optional: its test is skipped where no Go toolchain can build it.
   if [[ ! -x "$ROOT/.deps/bin/grpcurl" ]] && command -v go >/dev/null; then
     echo "install-deps: go install grpcurl"
-    GOBIN="$ROOT/.deps/bin" GOFLAGS=-mod=mod go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+    GOBIN="$ROOT/.deps/bin" go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3 ||
+      echo "install-deps: warning: grpcurl could not be built; its test will be skipped" >&2
   fi
   # Python is for tests only: a private venv, rebuilt when tests/requirements.txt changes.
   stamp="$ROOT/.venv/.requirements.sha256"

@@ -152,7 +152,26 @@ BAD_V2 = [
     ("/v2/models/breast_cancer/infer", {"inputs": [{"name": "X", "datatype": "FP32"}]}, 400, "shape is missing"),
     ("/v2/models/breast_cancer/infer", {"inputs": [x_input(shape=(4611686018427387904, 30))]}, 400, "too large"),
     ("/v2/models/breast_cancer/bogus", {}, 404, "no route"),
+    ("/v2/models/breast_cancer/versions/1/infer/extra", {}, 404, "no route"),
 ]
+
+
+@pytest.mark.parametrize("method,path,body,status,words", [
+    ("GET", "/v2/models/nope", None, 404, "model 'nope' not found"),
+    ("GET", "/v2/models/nope/ready", None, 404, "model 'nope' not found"),
+    ("GET", "/v2/models/digits/versions/0", None, 400, "not a positive integer"),
+    ("GET", "/v2/models/digits/versions/5/ready", None, 404, "has no version 5"),
+    ("POST", "/v2/models/digits", None, 404, "accepts GET only"),
+    ("GET", "/v2/models/digits/infer", None, 404, "accepts POST only"),
+    ("POST", "/v2/repository/index", b"[1,2]", 400, "must be a JSON object"),
+    ("POST", "/v2/repository/index", b'{"ready": "yes"}', 400, "ready must be a boolean"),
+    ("GET", "/v2/repository/index", None, 404, "accepts POST only"),
+    ("GET", "/v2/nothing", None, 404, "no route"),
+])
+def test_bad_v2_metadata_requests(server, method, path, body, status, words):
+    r = requests.request(method, server.http + path, data=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]
 
 
 @pytest.mark.parametrize("path,body,status,words", BAD_V2)

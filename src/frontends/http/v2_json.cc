@@ -8,6 +8,8 @@ namespace serving::frontends {
 namespace {
 
 using json = nlohmann::json;
+// Responses keep the spec's field order (name, datatype, shape, data) for people reading them.
+using ordered = nlohmann::ordered_json;
 
 // Appends one JSON number (or bool) as `dtype` to `out`, range-checked; integers never pass through double.
 template <typename T>
@@ -119,10 +121,10 @@ Status ParseInput(const json& in, size_t index, std::string_view binary, size_t&
   return Status::Ok();
 }
 
-void AppendData(const Tensor& t, json& data) {
+void AppendData(const Tensor& t, ordered& data) {
   const size_t n = t.byte_size / std::max<size_t>(1, ByteSize(t.dtype));
-  data = json::array();
-  auto& arr = data.get_ref<json::array_t&>();
+  data = ordered::array();
+  auto& arr = data.get_ref<ordered::array_t&>();
   arr.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     double v = ElementAsDouble(t, i);
@@ -190,14 +192,14 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
 }
 
 V2HttpBody EncodeV2InferResponse(const InferResponse& r, const V2HttpInfer& req) {
-  json j;
+  ordered j;
   j["model_name"] = r.model;
   j["model_version"] = std::to_string(r.version);
   if (!r.id.empty()) j["id"] = r.id;
-  j["outputs"] = json::array();
+  j["outputs"] = ordered::array();
   std::string binary;
   for (const auto& t : r.outputs) {
-    json o;
+    ordered o;
     o["name"] = t.name;
     o["datatype"] = DataTypeName(t.dtype);
     o["shape"] = t.shape;
@@ -212,7 +214,7 @@ V2HttpBody EncodeV2InferResponse(const InferResponse& r, const V2HttpInfer& req)
     j["outputs"].push_back(std::move(o));
   }
   V2HttpBody body;
-  body.bytes = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  body.bytes = j.dump(-1, ' ', false, ordered::error_handler_t::replace);
   if (!binary.empty()) {
     body.header_length = body.bytes.size();
     body.bytes += binary;
