@@ -21,6 +21,8 @@ std::string RandomHex(size_t n) {
   return s;
 }
 
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
 bool Sampled(double rate) {
   if (rate >= 1.0) return true;
   if (rate <= 0.0) return false;
@@ -72,15 +74,14 @@ void InferenceServer::Infer(InferRequest request, InferCallback done) {
   if (!status.ok()) {
     const std::string model = version.ok() ? (*version)->config().name() : "";
     const std::string ver = version.ok() ? std::to_string((*version)->version()) : "";
-    Finish(request, model, ver, status, nullptr, nullptr);
-    done(std::move(status));
+    done(status);
+    Finish(request, model, ver, status, nullptr);
     Release();
     return;
   }
   std::shared_ptr<ModelVersion> mv = std::move(version).value();
-  const std::string model = mv->config().name();
-  const std::string ver = std::to_string(mv->version());
-  Metrics::ModelSeries* series = metrics_ ? metrics_->ForModel(model, ver) : nullptr;
+  Metrics::ModelSeries* series = mv->series();
+  if (series) series->input_conversion->Observe(Seconds(Clock::now() - request.received));
 
   // Finish() logs with the request's id/protocol/trace: keep them, the job takes the request itself.
   InferRequest meta;
@@ -88,42 +89,36 @@ void InferenceServer::Infer(InferRequest request, InferCallback done) {
   meta.protocol = request.protocol;
   meta.trace_id = request.trace_id;
   meta.received = request.received;
+  const std::string model = mv->config().name();
+  const std::string ver = std::to_string(mv->version());
 
   Scheduler& scheduler = mv->scheduler();
   Scheduler::Job job;
   job.request = std::move(request);
   // `mv` keeps the version (and its scheduler) alive until the reply has been handed back.
-  job.done = [this, mv, series, model, ver, meta, done](StatusOr<InferResponse> result,
-                                                         const ExecTiming& timing) {
-    Finish(meta, model, ver, result, series, &timing);
+  job.done = [this, mv, series, model, ver, meta, done](StatusOr<InferResponse> result) {
+    const Status status = result.status();
+    const auto encode_start = Clock::now();
     done(std::move(result));
+    if (series && status.ok()) series->output_conversion->Observe(Seconds(Clock::now() - encode_start));
+    Finish(meta, model, ver, status, series);
     Release();
   };
   status = scheduler.Enqueue(std::move(job));
   if (!status.ok()) {
-    Finish(meta, model, ver, status, series, nullptr);
-    done(std::move(status));
+    done(status);
+    Finish(meta, model, ver, status, series);
     Release();
   }
 }
 
 void InferenceServer::Finish(const InferRequest& request, const std::string& model, const std::string& version,
-                             const StatusOr<InferResponse>& result, Metrics::ModelSeries* series,
-                             const ExecTiming* timing) {
-  const double seconds = std::chrono::duration<double>(Clock::now() - request.received).count();
-  const Status& status = result.status();
+                             const Status& status, Metrics::ModelSeries* series) {
+  const double seconds = Seconds(Clock::now() - request.received);
   if (metrics_) {
     metrics_->CountRequest(model.empty() ? "_unknown" : model, version, request.protocol,
                            StatusCodeName(status.code()));
-    if (series) {
-      series->request_duration->Observe(seconds);
-      if (timing && timing->compute_seconds > 0) {
-        series->queue_duration->Observe(timing->queue_seconds);
-        series->compute_duration->Observe(timing->compute_seconds);
-        series->executions->Increment();
-        series->rows->Increment(static_cast<double>(timing->batch_rows));
-      }
-    }
+    if (series) series->request_duration->Observe(seconds);
   }
   if (!status.ok() || Sampled(options_.access_log_sample_rate)) {
     logging::Log(status.ok() ? logging::Level::kInfo : logging::Level::kWarn, "request",
@@ -138,6 +133,11 @@ void InferenceServer::Finish(const InferRequest& request, const std::string& mod
   }
 }
 
+bool InferenceServer::WaitIdle(Clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(idle_mu_);
+  return idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });
+}
+
 void InferenceServer::Reject(const InferRequest& request, const Status& status, const std::string& model,
                              const std::string& version) {
   InferRequest r;
@@ -145,7 +145,7 @@ void InferenceServer::Reject(const InferRequest& request, const Status& status, 
   r.protocol = request.protocol;
   r.trace_id = request.trace_id.empty() ? NewTraceId() : request.trace_id;
   r.received = request.received;
-  Finish(r, model, version, status, nullptr, nullptr);
+  Finish(r, model, version, status, nullptr);
 }
 
 void InferenceServer::Release() {
@@ -154,11 +154,6 @@ void InferenceServer::Release() {
     std::lock_guard<std::mutex> lock(idle_mu_);
     idle_cv_.notify_all();
   }
-}
-
-bool InferenceServer::WaitIdle(Clock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(idle_mu_);
-  return idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });
 }
 
 }  // namespace serving

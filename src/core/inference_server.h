@@ -52,8 +52,9 @@ class InferenceServer {
   Metrics* metrics() { return metrics_; }
 
  private:
+  // Counts and logs a finished request (after its reply was handed to the frontend).
   void Finish(const InferRequest& request, const std::string& model, const std::string& version,
-              const StatusOr<InferResponse>& result, Metrics::ModelSeries* series, const ExecTiming* timing);
+              const Status& status, Metrics::ModelSeries* series);
   // Ends a request's in-flight accounting; called after its callback has run.
   void Release();
 

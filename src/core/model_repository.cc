@@ -72,9 +72,9 @@ const char* VersionStateName(VersionState s) {
 }
 
 ModelVersion::ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version,
-                           std::unique_ptr<Model> model)
-    : config_(std::move(config)), version_(version), model_(std::move(model)),
-      scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_)) {}
+                           std::unique_ptr<Model> model, Metrics::ModelSeries* series)
+    : config_(std::move(config)), version_(version), model_(std::move(model)), series_(series),
+      scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_, series_)) {}
 
 ModelRepository::ModelRepository(Options options, const BackendRegistry* backends, Metrics* metrics)
     : options_(std::move(options)), backends_(backends), metrics_(metrics) {
@@ -207,7 +207,9 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
     if (model.ok()) {
       auto reconciled = std::make_shared<config::ModelConfig>(cfg);
       status = ReconcileSignature((*model)->signature(), reconciled.get());
-      if (status.ok()) loaded = std::make_shared<ModelVersion>(reconciled, v, std::move(model).value());
+      if (status.ok())
+        loaded = std::make_shared<ModelVersion>(reconciled, v, std::move(model).value(),
+                                                metrics_ ? metrics_->ForModel(name, std::to_string(v)) : nullptr);
     } else {
       status = model.status();
     }

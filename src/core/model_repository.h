@@ -34,7 +34,10 @@ const char* VersionStateName(VersionState state);
 // A loaded model version with its scheduler.
 class ModelVersion {
  public:
-  ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version, std::unique_ptr<Model> model);
+  // `series` may be null (no metrics).
+  ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version, std::unique_ptr<Model> model,
+               Metrics::ModelSeries* series = nullptr);
+  Metrics::ModelSeries* series() const { return series_; }
   const config::ModelConfig& config() const { return *config_; }
   const std::shared_ptr<const config::ModelConfig>& shared_config() const { return config_; }
   int64_t version() const { return version_; }
@@ -45,6 +48,7 @@ class ModelVersion {
   std::shared_ptr<const config::ModelConfig> config_;
   int64_t version_;
   std::unique_ptr<Model> model_;
+  Metrics::ModelSeries* series_;
   std::unique_ptr<Scheduler> scheduler_;  // declared last: stops before the model goes away
 };
 

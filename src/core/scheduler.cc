@@ -5,8 +5,10 @@ namespace {
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 }  // namespace
 
-Scheduler::Scheduler(Model* model, std::shared_ptr<const config::ModelConfig> config, int64_t version)
-    : model_(model), config_(std::move(config)), version_(version), max_queue_(config_->max_queue_size()) {
+Scheduler::Scheduler(Model* model, std::shared_ptr<const config::ModelConfig> config, int64_t version,
+                     Metrics::ModelSeries* series)
+    : model_(model), config_(std::move(config)), version_(version), max_queue_(config_->max_queue_size()),
+      series_(series) {
   for (uint32_t i = 0; i < config_->instance_count(); ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -28,6 +30,7 @@ Status Scheduler::Enqueue(Job&& job) {
     job.enqueued = Clock::now();
     queue_.push_back(std::move(job));
   }
+  if (series_) series_->queue_depth->Increment();
   cv_.notify_one();
   return Status::Ok();
 }
@@ -47,32 +50,37 @@ void Scheduler::WorkerLoop() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
+    if (series_) series_->queue_depth->Decrement();
     Run(job);
   }
 }
 
 void Scheduler::Run(Job& job) {
-  ExecTiming timing;
   const auto start = Clock::now();
-  timing.queue_seconds = Seconds(start - job.enqueued);
+  if (series_) series_->queue_duration->Observe(Seconds(start - job.enqueued));
   if (start > job.request.deadline) {
-    job.done(DeadlineExceeded("deadline passed while queued for model '" + config_->name() + "'"), timing);
+    job.done(DeadlineExceeded("deadline passed while queued for model '" + config_->name() + "'"));
     return;
   }
   InferResponse response;
   Status s = model_->Execute(job.request.inputs, job.request.requested_outputs, &response.outputs);
-  timing.compute_seconds = Seconds(Clock::now() - start);
-  if (!job.request.inputs.empty() && !job.request.inputs[0].shape.empty())
-    timing.batch_rows = job.request.inputs[0].shape[0];
+  if (series_) {
+    const int64_t rows = job.request.inputs.empty() || job.request.inputs[0].shape.empty()
+                             ? 1 : job.request.inputs[0].shape[0];
+    series_->compute_duration->Observe(Seconds(Clock::now() - start));
+    series_->executions->Increment();
+    series_->rows->Increment(static_cast<double>(rows));
+    series_->batch_size->Observe(static_cast<double>(rows));
+  }
   if (!s.ok()) {
-    job.done(std::move(s), timing);
+    job.done(std::move(s));
     return;
   }
   response.id = job.request.id;
   response.model = config_->name();
   response.version = version_;
   response.config = config_;
-  job.done(std::move(response), timing);
+  job.done(std::move(response));
 }
 
 }  // namespace serving

@@ -17,24 +17,21 @@
 
 #include "core/backend.h"
 #include "core/infer_request.h"
+#include "observability/metrics.h"
 
 namespace serving {
-
-struct ExecTiming {
-  double queue_seconds = 0;
-  double compute_seconds = 0;
-  int64_t batch_rows = 0;
-};
 
 class Scheduler {
  public:
   struct Job {
     InferRequest request;
-    std::function<void(StatusOr<InferResponse>, const ExecTiming&)> done;
+    std::function<void(StatusOr<InferResponse>)> done;
     Clock::time_point enqueued;  // set by Enqueue
   };
 
-  Scheduler(Model* model, std::shared_ptr<const config::ModelConfig> config, int64_t version);
+  // `series` (may be null) receives queue depth, queue/compute time, batch size and execution counts.
+  Scheduler(Model* model, std::shared_ptr<const config::ModelConfig> config, int64_t version,
+            Metrics::ModelSeries* series);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -51,6 +48,7 @@ class Scheduler {
   const std::shared_ptr<const config::ModelConfig> config_;
   const int64_t version_;
   const size_t max_queue_;
+  Metrics::ModelSeries* const series_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

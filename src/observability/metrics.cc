@@ -11,6 +11,11 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return kBuckets;
 }
 
+const prometheus::Histogram::BucketBoundaries& BatchBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096};
+  return kBuckets;
+}
+
 const char* const kStates[] = {"LOADING", "READY", "UNAVAILABLE", "FAILED"};
 
 }  // namespace
@@ -35,6 +40,15 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
   executions_ = &BuildCounter().Name("inference_executions_total")
                      .Help("Model executions (batches run by the backend)")
                      .Register(*registry_);
+  batch_size_ = &BuildHistogram().Name("inference_batch_size")
+                     .Help("Rows per model execution")
+                     .Register(*registry_);
+  conversion_ = &BuildHistogram().Name("inference_conversion_duration_seconds")
+                     .Help("Time spent decoding requests (direction=input) and encoding replies (direction=output)")
+                     .Register(*registry_);
+  queue_depth_ = &BuildGauge().Name("inference_queue_depth")
+                      .Help("Requests waiting for a model instance")
+                      .Register(*registry_);
   model_state_ = &BuildGauge().Name("inference_model_state")
                       .Help("1 for the state a model version is in (LOADING, READY, UNAVAILABLE, FAILED)")
                       .Register(*registry_);
@@ -56,7 +70,11 @@ Metrics::ModelSeries* Metrics::ForModel(const std::string& model, const std::str
     const prometheus::Labels labels = {{"model", model}, {"version", version}};
     slot = std::make_unique<ModelSeries>(ModelSeries{
         &request_duration_->Add(labels, LatencyBuckets()), &queue_duration_->Add(labels, LatencyBuckets()),
-        &compute_duration_->Add(labels, LatencyBuckets()), &rows_->Add(labels), &executions_->Add(labels)});
+        &compute_duration_->Add(labels, LatencyBuckets()), &rows_->Add(labels), &executions_->Add(labels),
+        &batch_size_->Add(labels, BatchBuckets()),
+        &conversion_->Add({{"model", model}, {"version", version}, {"direction", "input"}}, LatencyBuckets()),
+        &conversion_->Add({{"model", model}, {"version", version}, {"direction", "output"}}, LatencyBuckets()),
+        &queue_depth_->Add(labels)});
   }
   return slot.get();
 }

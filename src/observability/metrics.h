@@ -24,6 +24,10 @@ class Metrics {
     prometheus::Histogram* compute_duration;
     prometheus::Counter* rows;
     prometheus::Counter* executions;
+    prometheus::Histogram* batch_size;
+    prometheus::Histogram* input_conversion;   // decode: wire format -> core request
+    prometheus::Histogram* output_conversion;  // encode: core response -> wire format
+    prometheus::Gauge* queue_depth;
   };
 
   explicit Metrics(const std::string& server_version);
@@ -48,6 +52,9 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* compute_duration_;
   prometheus::Family<prometheus::Counter>* rows_;
   prometheus::Family<prometheus::Counter>* executions_;
+  prometheus::Family<prometheus::Histogram>* batch_size_;
+  prometheus::Family<prometheus::Histogram>* conversion_;
+  prometheus::Family<prometheus::Gauge>* queue_depth_;
   prometheus::Family<prometheus::Gauge>* model_state_;
   prometheus::Family<prometheus::Gauge>* load_duration_;
   prometheus::Gauge* inflight_;

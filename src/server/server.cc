@@ -11,6 +11,7 @@
 #include "frontends/grpc/grpc_server.h"
 #include "frontends/http/routes.h"
 #include "observability/logger.h"
+#include "observability/process_metrics.h"
 
 namespace serving {
 namespace {
@@ -41,11 +42,13 @@ int RunServer(const ServerOptions& o) {
 #define SERVING_VERSION "dev"
 #endif
   Metrics metrics(SERVING_VERSION);
+  auto process_metrics = std::make_shared<ProcessMetrics>();
   std::unique_ptr<prometheus::Exposer> exposer;
   if (o.metrics_port > 0) {
     try {
       exposer = std::make_unique<prometheus::Exposer>(HostPort(o.host, o.metrics_port));
       exposer->RegisterCollectable(metrics.registry());
+      exposer->RegisterCollectable(process_metrics);
     } catch (const std::exception& e) {
       return Fail("cannot start the metrics endpoint", Unavailable(e.what()));
     }

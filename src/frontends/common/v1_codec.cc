@@ -92,6 +92,7 @@ void EncodeV1Response(const InferResponse& r, inference::v1::InferResponse* out)
 
 void RunV1Infer(InferenceServer& server, const inference::v1::InferRequest& in, CallContext ctx,
                 inference::v1::InferResponse* out, std::function<void(const Status&)> done) {
+  const Clock::time_point received = Clock::now();
   auto version = server.Resolve(in.model(), in.version());
   StatusOr<InferRequest> request = version.ok() ? DecodeV1Request(in, **version) : StatusOr<InferRequest>(version.status());
   if (!request.ok()) {
@@ -105,6 +106,7 @@ void RunV1Infer(InferenceServer& server, const inference::v1::InferRequest& in, 
     done(request.status());
     return;
   }
+  request->received = received;
   request->protocol = std::move(ctx.protocol);
   request->trace_id = std::move(ctx.trace_id);
   request->deadline = ctx.deadline;
