@@ -5,7 +5,7 @@ MODEL_REPOSITORY ?= models/repository
 SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all deps deps-test build run test unit e2e clean models
+.PHONY: all deps deps-test build run test clean models monitor
 
 all: build
 
@@ -27,6 +27,15 @@ run: build
 test: deps-test build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
 	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python -m pytest tests/e2e -q $(PYTEST_ARGS)
+
+# Prometheus (Debian's) on loopback scraping a local server (`make run` in another terminal) with the
+# same rule files as the cluster: http://127.0.0.1:$(MONITOR_PORT)
+MONITOR_PORT ?= 9090
+monitor:
+	./scripts/install-deps.sh monitor
+	mkdir -p $(BUILD_DIR)/monitor
+	prometheus --config.file=deploy/monitoring/prometheus/prometheus.local.yml \
+	  --storage.tsdb.path=$(BUILD_DIR)/monitor/data --web.listen-address=127.0.0.1:$(MONITOR_PORT)
 
 # Re-trains the bundled example models (needs the test venv).
 models: deps-test

@@ -2,7 +2,8 @@
 # Installs what the build (and, with `test`, the test suite) needs on Debian 12. Idempotent and quick when
 # everything is already there: `make run` / `make test` call it every time.
 #   scripts/install-deps.sh build   apt packages for the C++ build + ONNX Runtime
-#   scripts/install-deps.sh test    the above + test tools (nginx, prometheus) + Python test venv (.venv)
+#   scripts/install-deps.sh test    the above + test tools (prometheus, grpcurl) + Python test venv (.venv)
+#   scripts/install-deps.sh monitor Prometheus only (for `make monitor`)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODE="${1:-build}"
@@ -11,7 +12,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   golang-github-gogo-googleapis-dev prometheus-cpp-dev libevent-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev)
-TEST_PKGS=(python3 python3-venv curl)
+TEST_PKGS=(python3 python3-venv curl prometheus)
 
 SUDO=""
 if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
@@ -19,6 +20,7 @@ if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
 missing=()
 want=("${BUILD_PKGS[@]}")
 if [[ "$MODE" == test ]]; then want+=("${TEST_PKGS[@]}"); fi
+if [[ "$MODE" == monitor ]]; then want=(prometheus); fi
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -32,6 +34,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+if [[ "$MODE" == monitor ]]; then exit 0; fi
 "$ROOT/scripts/fetch-onnxruntime.sh"
 
 if [[ "$MODE" == test ]]; then

@@ -1,0 +1,218 @@
+"""Proof that the dashboards and alert rules are true: a real Prometheus (Debian's) scrapes the real server
+under known traffic, and every PromQL expression in deploy/monitoring is run against it."""
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import requests
+import tritonclient.grpc as tgrpc
+
+from conftest import MODELS, ROOT, free_port
+
+MONITORING = ROOT / "deploy" / "monitoring"
+DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
+RULE_FILES = sorted((MONITORING / "prometheus" / "rules").glob("*.yml"))
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+# Grafana variables, resolved as "All" would resolve them.
+VARIABLES = {"$namespace": ".*", "$model": ".*", "$pod": ".*", "$__rate_interval": "1m"}
+
+
+def dashboard_queries():
+    """(where, PromQL) for every Prometheus target and query variable of every dashboard."""
+    out = []
+    for path in DASHBOARDS:
+        dash = json.loads(path.read_text())
+        for panel in dash["panels"]:
+            for target in panel.get("targets", []):
+                if target.get("datasource", panel.get("datasource", {})).get("type") == "prometheus":
+                    out.append((f"{path.name}: {panel['title']} {target['refId']}", target["expr"]))
+        for var in dash["templating"]["list"]:
+            m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", var["query"]["query"])
+            assert m, f"unexpected variable query {var['query']}"
+            out.append((f"{path.name}: variable {var['name']}", f"count by ({m.group(2)}) ({m.group(1)})"))
+    return out
+
+
+def loki_queries():
+    out = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                if target.get("datasource", {}).get("type") == "loki":
+                    out.append(target["expr"])
+    return out
+
+
+def rule_expressions():
+    import yaml
+
+    out = []
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                out.append((path.name, rule.get("record") or rule.get("alert"), rule["expr"], "record" in rule))
+    return out
+
+
+def substitute(expr):
+    for k, v in VARIABLES.items():
+        expr = expr.replace(k, v)
+    return expr
+
+
+class Prometheus:
+    def __init__(self, tmp_path, target):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = tmp_path / "prometheus.yml"
+        config.write_text(json.dumps({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(p) for p in RULE_FILES],
+            "scrape_configs": [{"job_name": "inference-server", "static_configs": [
+                {"targets": [target], "labels": {"namespace": "local", "pod": "local"}}]}],
+        }))
+        self.config = config
+        self.log = open(tmp_path / "prometheus.log", "wb")
+        self.proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                      f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if requests.get(self.url + "/-/ready", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("prometheus did not become ready")
+
+    def query(self, expr):
+        r = requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10)
+        body = r.json()
+        assert body["status"] == "success", f"{expr}: {body}"
+        return body["data"]["result"]
+
+    def value(self, expr):
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory):
+    """A server with known traffic, and a Prometheus that has scraped all of it."""
+    tmp = tmp_path_factory.mktemp("observability")
+    repo = tmp / "models"
+    shutil.copytree(MODELS, repo)
+    from conftest import Server
+    server = Server(repo, tmp_path=tmp).wait_ready()
+    prom = Prometheus(tmp, f"127.0.0.1:{server.metrics_port}")
+    # Prometheus starts scraping a few seconds after it is ready: send traffic only once it does, so
+    # every counter is seen rising and rate() has something to say.
+    deadline = time.time() + 30
+    while prom.value('up{job="inference-server"}') != 1:
+        assert time.time() < deadline, "prometheus never scraped the server"
+        time.sleep(0.2)
+    sent = {"ok_breast_cancer": 0, "ok_digits": 0, "invalid": 0, "not_found": 0}
+    x = np.random.default_rng(0).random((4, 30)).astype(np.float32)
+    client = tgrpc.InferenceServerClient(server.grpc_target)
+    try:
+        for i in range(40):
+            r = requests.post(server.http + "/v1/infer",
+                              json={"model": "breast_cancer", "rows": [{"values": row} for row in x.tolist()]})
+            assert r.status_code == 200
+            sent["ok_breast_cancer"] += 1
+            inp = tgrpc.InferInput("X", [1, 64], "FP32")
+            inp.set_data_from_numpy(np.zeros((1, 64), dtype=np.float32))
+            client.infer("digits", [inp])
+            sent["ok_digits"] += 1
+            if i % 4 == 0:
+                assert requests.post(server.http + "/v1/infer", json={"model": "digits", "rows": []}).status_code == 400
+                sent["invalid"] += 1
+                assert requests.post(server.http + "/v2/models/nope/infer", json={"inputs": []}).status_code in (400, 404)
+                sent["not_found"] += 1
+            time.sleep(0.1)
+        total = sum(sent.values())
+        deadline = time.time() + 30
+        while prom.value("sum(inference_requests_total)") != total:
+            assert time.time() < deadline, f"prometheus never saw {total} requests"
+            time.sleep(0.5)
+        time.sleep(3)  # let the recording rules evaluate over the scraped data
+        yield server, prom, sent
+    finally:
+        prom.stop()
+        assert server.stop() == 0
+
+
+def test_histogram_counts_equal_the_requests_sent(observed):
+    _, prom, sent = observed
+    q = lambda e: prom.value(e)
+    assert q('sum(inference_request_duration_seconds_count{model="breast_cancer"})') == sent["ok_breast_cancer"]
+    assert q('sum(inference_request_duration_seconds_count{model="digits"})') == sent["ok_digits"]
+    assert q('sum(inference_compute_duration_seconds_count{model="breast_cancer"})') == sent["ok_breast_cancer"]
+    assert q('sum(inference_queue_duration_seconds_count{model="digits"})') == sent["ok_digits"]
+    assert q('sum(inference_batch_size_sum{model="breast_cancer"})') == 4 * sent["ok_breast_cancer"]
+    assert q('sum(inference_rows_total{model="breast_cancer"})') == 4 * sent["ok_breast_cancer"]
+    assert q('sum(inference_requests_total{code="OK"})') == sent["ok_breast_cancer"] + sent["ok_digits"]
+    assert q('sum(inference_requests_total{code="INVALID_ARGUMENT", model="digits"})') == sent["invalid"]
+    assert q('sum(inference_requests_total{model="_unknown"})') == sent["not_found"]
+    assert q('sum(inference_requests_total{protocol="grpc-v2"})') == sent["ok_digits"]
+    assert q('inference_inflight_requests') == 0
+    assert q('process_resident_memory_bytes') > 1e6
+
+
+@pytest.mark.parametrize("where,expr", dashboard_queries(), ids=[w for w, _ in dashboard_queries()])
+def test_every_dashboard_query_is_valid_and_returns_data(observed, where, expr):
+    _, prom, _ = observed
+    result = prom.query(substitute(expr))
+    assert result, f"{where}: no data for {substitute(expr)}"
+
+
+@pytest.mark.parametrize("file,name,expr,is_record", rule_expressions(), ids=[n for _, n, _, _ in rule_expressions()])
+def test_every_rule_expression_is_valid_and_recordings_have_data(observed, file, name, expr, is_record):
+    _, prom, _ = observed
+    prom.query(expr)  # valid PromQL against real data
+    if is_record:
+        assert prom.query(name), f"{file}: recording rule {name} produced no series"
+
+
+def test_alerts_are_quiet_on_a_healthy_server(observed):
+    _, prom, _ = observed
+    firing = [a for a in requests.get(prom.url + "/api/v1/alerts").json()["data"]["alerts"] if a["state"] == "firing"]
+    assert firing == []
+
+
+def test_loki_queries_select_fields_the_logs_have(observed):
+    server, _, _ = observed
+    lines = server.log_lines()  # every line is JSON
+    queries = loki_queries()
+    assert queries
+    for q in queries:
+        # Fields used after `| json` must exist in the lines the query is meant to find.
+        fields = re.findall(r"\|\s*(\w+)\s*=~?", q.split("| json", 1)[1])
+        assert fields
+        warn = [l for l in lines if l["level"] in ("warn", "error") and l["msg"] == "request"]
+        assert warn, "the traffic included failed requests"
+        for f in fields:
+            assert all(f in l for l in warn), f"log lines lack '{f}' used by {q}"
+
+
+def test_promtool_checks_the_config_and_the_rules(observed, tmp_path):
+    _, prom, _ = observed
+    for args in (["check", "config", str(prom.config)],
+                 ["check", "config", str(MONITORING / "prometheus" / "prometheus.local.yml")],
+                 ["check", "rules", *map(str, RULE_FILES)],
+                 ["test", "rules", str(MONITORING / "prometheus" / "tests" / "alerts_test.yml")]):
+        out = subprocess.run([PROMTOOL, *args], capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
