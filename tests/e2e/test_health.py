@@ -108,3 +108,23 @@ def test_grpcurl_lists_and_calls_through_reflection(server):
                 "inference.v1.InferenceService/Infer")
     assert infer.returncode == 0, infer.stderr
     assert json.loads(infer.stdout)["model"] == "digits"
+
+
+def test_grpc_traceparent_metadata_is_logged(server):
+    from inference.v1 import inference_pb2, inference_pb2_grpc
+
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        stub = inference_pb2_grpc.InferenceServiceStub(ch)
+        stub.Infer(inference_pb2.InferRequest(model="digits", request_id="traced",
+                                              rows=[inference_pb2.Row(values=[0.0] * 64)]),
+                   metadata=[("traceparent", f"00-{trace}-b7ad6b7169203331-01")])
+    lines = [l for l in server.log_lines() if l.get("request_id") == "traced"]
+    assert lines and lines[0]["trace_id"] == trace and lines[0]["protocol"] == "grpc-v1"
+
+
+def test_requests_without_traceparent_get_a_generated_trace_id(server):
+    requests.post(server.http + "/v1/infer", json={"model": "digits", "request_id": "untraced",
+                                                   "rows": [{"values": [0.0] * 64}]})
+    line = [l for l in server.log_lines() if l.get("request_id") == "untraced"][0]
+    assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"])
