@@ -12,7 +12,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   golang-github-gogo-googleapis-dev prometheus-cpp-dev libevent-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev)
-TEST_PKGS=(python3 python3-venv curl prometheus)
+TEST_PKGS=(python3 python3-venv curl prometheus nginx-light)
 
 SUDO=""
 if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
