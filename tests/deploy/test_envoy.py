@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import DEPLOY, ROOT
+from deploy_support import DEPLOY, ROOT
 
 DESCRIPTOR = ROOT / "build" / "envoy" / "inference_descriptor.pb"
 TOOL = ROOT / "tools" / "envoycheck"
