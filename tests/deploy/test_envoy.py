@@ -21,7 +21,7 @@ def envoycheck(config, descriptor=DESCRIPTOR):
 
 def test_envoy_config_validates_and_descriptor_has_every_http_rule():
     assert DESCRIPTOR.exists(), "make build generates the descriptor"
-    out = envoycheck(DEPLOY / "envoy" / "envoy.yaml")
+    out = envoycheck(DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "inference.v1.InferenceService.Infer" in out.stdout and "/v1/infer" in out.stdout
     assert "inference.v1.InferenceService.ListModels" in out.stdout and "/v1/models" in out.stdout
@@ -36,7 +36,7 @@ def test_envoy_config_validates_and_descriptor_has_every_http_rule():
     ('services: ["inference.v1.InferenceService"]', 'services: ["inference.v1.Missing"]', "not in"),
 ])
 def test_envoycheck_catches_broken_configs(tmp_path, old, new, words):
-    text = (DEPLOY / "envoy" / "envoy.yaml").read_text()
+    text = (DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml").read_text()
     assert old in text
     broken = tmp_path / "envoy.yaml"
     broken.write_text(text.replace(old, new, 1))

@@ -14,7 +14,7 @@ import tritonclient.grpc as tgrpc
 
 from conftest import MODELS, ROOT, free_port
 
-MONITORING = ROOT / "deploy" / "monitoring"
+MONITORING = ROOT / "deploy" / "k8s" / "base" / "monitoring"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 RULE_FILES = sorted((MONITORING / "prometheus" / "rules").glob("*.yml"))
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"

@@ -3,7 +3,7 @@
 // and the proto descriptor the gRPC-JSON transcoder loads must hold every service it names, each
 // method with a google.api.http rule.
 //
-//	go run . -config ../../deploy/envoy/envoy.yaml -descriptor ../../build/envoy/inference_descriptor.pb
+//	go run . -config ../../deploy/k8s/base/inference/envoy.yaml -descriptor ../../build/envoy/inference_descriptor.pb
 package main
 
 import (
@@ -28,7 +28,7 @@ import (
 )
 
 func main() {
-	configPath := flag.String("config", "deploy/envoy/envoy.yaml", "Envoy bootstrap (YAML)")
+	configPath := flag.String("config", "deploy/k8s/base/inference/envoy.yaml", "Envoy bootstrap (YAML)")
 	descriptorPath := flag.String("descriptor", "", "FileDescriptorSet the transcoder loads (optional)")
 	flag.Parse()
 	if err := run(*configPath, *descriptorPath); err != nil {

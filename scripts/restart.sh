@@ -1,0 +1,155 @@
+#!/bin/sh
+# Creates (only if missing) the local kind cluster and deploys the whole platform onto it:
+# ingress-nginx, metrics-server, the inference server image, Envoy, Prometheus, Grafana, Loki and Alloy.
+# Running it again changes nothing that is already right and succeeds.
+#
+#   sh scripts/restart.sh           create/update the cluster and deploy, then smoke-test it
+#   sh scripts/restart.sh --down    delete the cluster
+#
+# Needs docker (Docker Desktop, or colima: `colima start --arch aarch64 --cpu 4 --memory 8`), kind and kubectl.
+set -eu
+
+CLUSTER_NAME="${CLUSTER_NAME:-inference-platform}"
+INGRESS_NGINX_VERSION="v1.15.1"
+METRICS_SERVER_VERSION="v0.8.0"
+IMAGE_REPO="inference-server"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+KIND_CONFIG="$ROOT/deploy/kind/cluster.yaml"
+OVERLAY="$ROOT/deploy/k8s/overlays/kind"
+DESCRIPTOR_DIR="$ROOT/deploy/k8s/base/inference/generated"
+SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-180}"
+
+log() { printf '==> %s\n' "$*"; }
+die() { printf 'restart.sh: %s\n' "$*" >&2; exit 1; }
+
+require() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is required but not installed. $2"
+}
+
+check_prerequisites() {
+  require docker "Install Docker, or on macOS: brew install colima docker && colima start --arch aarch64 --cpu 4 --memory 8"
+  require kind "Install kind: brew install kind (or https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+  require kubectl "Install kubectl: brew install kubectl"
+  require curl "Install curl."
+  docker info >/dev/null 2>&1 || die "docker is installed but its engine is not running (colima start --arch aarch64?)"
+}
+
+cluster_exists() {
+  kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"
+}
+
+create_cluster() {
+  if cluster_exists; then
+    log "cluster $CLUSTER_NAME exists"
+  else
+    log "creating kind cluster $CLUSTER_NAME"
+    kind create cluster --name "$CLUSTER_NAME" --config "$KIND_CONFIG" --wait 120s
+  fi
+  kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null
+}
+
+install_ingress_nginx() {
+  log "ingress-nginx $INGRESS_NGINX_VERSION"
+  kubectl apply -f "https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-$INGRESS_NGINX_VERSION/deploy/static/provider/kind/deploy.yaml" >/dev/null
+  # Since v1.13 the kind manifest no longer pins the controller to the node that has ports 80/443.
+  kubectl -n ingress-nginx patch deployment ingress-nginx-controller --type merge -p \
+    '{"spec":{"template":{"spec":{"nodeSelector":{"ingress-ready":"true","kubernetes.io/os":"linux"},"tolerations":[{"key":"node-role.kubernetes.io/control-plane","operator":"Exists","effect":"NoSchedule"}]}}}}' >/dev/null
+  kubectl -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
+}
+
+install_metrics_server() {
+  log "metrics-server $METRICS_SERVER_VERSION (for the HorizontalPodAutoscaler)"
+  kubectl apply -f "https://github.com/kubernetes-sigs/metrics-server/releases/download/$METRICS_SERVER_VERSION/components.yaml" >/dev/null
+  # kind's kubelets serve self-signed certificates.
+  kubectl -n kube-system patch deployment metrics-server --type json -p \
+    '[{"op":"replace","path":"/spec/template/spec/containers/0/args","value":["--cert-dir=/tmp","--secure-port=10250","--kubelet-preferred-address-types=InternalIP,Hostname","--kubelet-use-node-status-port","--metric-resolution=15s","--kubelet-insecure-tls"]}]' >/dev/null
+  kubectl -n kube-system rollout status deployment/metrics-server --timeout=300s
+}
+
+build_image() {
+  log "building $IMAGE_REPO (native architecture of this docker engine)"
+  docker build -t "$IMAGE_REPO:dev" "$ROOT"
+  # Tag by content so an unchanged image changes nothing in the cluster and a new one rolls out.
+  IMAGE_TAG="$(docker image inspect -f '{{.Id}}' "$IMAGE_REPO:dev" | sed 's/^sha256://' | cut -c1-12)"
+  docker tag "$IMAGE_REPO:dev" "$IMAGE_REPO:$IMAGE_TAG"
+  log "Envoy transcoder descriptor"
+  mkdir -p "$DESCRIPTOR_DIR"
+  docker build --target envoy-descriptor --output "type=local,dest=$DESCRIPTOR_DIR" "$ROOT"
+  log "loading $IMAGE_REPO:$IMAGE_TAG into the cluster"
+  kind load docker-image "$IMAGE_REPO:$IMAGE_TAG" --name "$CLUSTER_NAME"
+}
+
+deploy() {
+  log "applying deploy/k8s/overlays/kind"
+  kubectl kustomize "$OVERLAY" | sed "s|image: $IMAGE_REPO:dev|image: $IMAGE_REPO:$IMAGE_TAG|" | kubectl apply -f -
+  for target in inference/deployment/inference-server inference/deployment/envoy \
+                monitoring/deployment/prometheus monitoring/deployment/grafana \
+                monitoring/statefulset/loki monitoring/daemonset/alloy; do
+    ns="${target%%/*}"
+    kubectl -n "$ns" rollout status "${target#*/}" --timeout=300s
+  done
+}
+
+retry() {
+  # retry <what> <command...>: until it succeeds or SMOKE_TIMEOUT passes.
+  what="$1"; shift
+  waited=0
+  until "$@" >/dev/null 2>&1; do
+    [ "$waited" -lt "$SMOKE_TIMEOUT" ] || die "smoke test failed: $what"
+    sleep 3
+    waited=$((waited + 3))
+  done
+  log "ok: $what"
+}
+
+smoke_test() {
+  log "smoke test"
+  retry "POST /v1/infer through ingress-nginx and Envoy" \
+    curl -sf -X POST http://localhost/v1/infer -H 'Content-Type: application/json' \
+      -d '{"model":"diabetes","rows":[{"values":[0.03,0.05,0.06,0.02,-0.04,-0.03,-0.04,-0.002,0.02,-0.017]}]}'
+  retry "POST /v2/models/diabetes/infer (KServe v2)" \
+    curl -sf -X POST http://localhost/v2/models/diabetes/infer -H 'Content-Type: application/json' \
+      -d '{"inputs":[{"name":"X","shape":[1,10],"datatype":"FP32","data":[0.03,0.05,0.06,0.02,-0.04,-0.03,-0.04,-0.002,0.02,-0.017]}]}'
+  retry "Grafana on :30090" curl -sf http://localhost:30090/api/health
+  retry "Prometheus on :30091" curl -sf http://localhost:30091/-/ready
+}
+
+print_urls() {
+  cat <<URLS
+
+The platform is up:
+  REST (v1)   curl -X POST http://localhost/v1/infer -d '{"rows":[{"values":[...]}]}'
+  REST (v2)   http://localhost/v2/models
+  Grafana     http://localhost:30090/   (dashboard "Inference server"; admin/admin to edit)
+  Prometheus  http://localhost:30091/
+  gRPC        kubectl -n inference port-forward svc/inference-server 50051:50051
+Tear down:    sh scripts/restart.sh --down
+URLS
+}
+
+main() {
+  case "${1:-}" in
+    --down)
+      require kind "Install kind: brew install kind"
+      if cluster_exists; then
+        log "deleting kind cluster $CLUSTER_NAME"
+        kind delete cluster --name "$CLUSTER_NAME"
+      else
+        log "no cluster $CLUSTER_NAME"
+      fi
+      return 0 ;;
+    "") ;;
+    -h | --help) sed -n '2,10p' "$0"; return 0 ;;
+    *) die "unknown argument '$1' (use --down or nothing)" ;;
+  esac
+  check_prerequisites
+  create_cluster
+  install_ingress_nginx
+  install_metrics_server
+  build_image
+  deploy
+  smoke_test
+  print_urls
+}
+
+main "$@"

@@ -1,0 +1,131 @@
+"""The Kubernetes manifests, checked offline: kustomize builds every overlay, every object validates against the
+OpenAPI schema of the pinned Kubernetes version, and the values that must agree across files do."""
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from deploy_support import DEPLOY, ROOT, need
+
+K8S_VERSION = "1.35.0"  # deploy/kind/cluster.yaml pins kindest/node:v1.35.0
+OVERLAYS = [DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "kind"]
+DESCRIPTOR = ROOT / "build" / "envoy" / "inference_descriptor.pb"
+
+
+def render(path):
+    generated = DEPLOY / "k8s" / "base" / "inference" / "generated"
+    generated.mkdir(exist_ok=True)
+    assert DESCRIPTOR.exists(), "make build generates the Envoy descriptor"
+    (generated / "inference_descriptor.pb").write_bytes(DESCRIPTOR.read_bytes())
+    out = subprocess.run([need("kubectl"), "kustomize", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="module")
+def objects():
+    return render(OVERLAYS[1])
+
+
+def find(objects, kind, name):
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_every_object_validates_against_the_kubernetes_schema(overlay):
+    import kubernetes_validate
+
+    objects = render(overlay)
+    assert len(objects) > 20
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def test_kind_cluster_pins_a_node_image_by_digest_for_a_supported_version():
+    cluster = yaml.safe_load((DEPLOY / "kind" / "cluster.yaml").read_text())
+    images = {n["image"] for n in cluster["nodes"]}
+    assert len(images) == 1
+    image = images.pop()
+    assert re.fullmatch(r"kindest/node:v1\.(3[1-5])\.\d+@sha256:[0-9a-f]{64}", image), image
+    roles = [n["role"] for n in cluster["nodes"]]
+    assert roles == ["control-plane", "worker", "worker"]
+    cp = cluster["nodes"][0]
+    assert cp["labels"]["ingress-ready"] == "true"
+    assert {m["hostPort"] for m in cp["extraPortMappings"]} >= {80, 443, 30090, 30091}
+
+
+def test_server_deployment_is_production_shaped(objects):
+    dep = find(objects, "Deployment", "inference-server")
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["readinessProbe"]["grpc"]["port"] == 50051 and c["startupProbe"]["grpc"]["port"] == 50051
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["resources"]["requests"] and c["resources"]["limits"]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["runAsNonRoot"]
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
+    # Drain timing: preStop outlasts Envoy's DNS refresh plus CoreDNS's cache; the grace period covers both.
+    pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    envoy = yaml.safe_load(find(objects, "ConfigMap", next(
+        o["metadata"]["name"] for o in objects if o["metadata"]["name"].startswith("envoy-config")))["data"]["envoy.yaml"])
+    refresh = max(int(c_["dns_refresh_rate"].rstrip("s")) for c_ in envoy["static_resources"]["clusters"])
+    coredns_ttl = 5
+    assert pre_stop >= refresh + coredns_ttl
+    grace = next(int(a.split("=")[1]) for a in c["args"] if a.startswith("--grace-period-s="))
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + grace
+
+
+def test_size_limits_agree_across_ingress_envoy_and_server(objects):
+    server_limit = next(int(a.split("=")[1]) for a in find(objects, "Deployment", "inference-server")["spec"]["template"]
+                        ["spec"]["containers"][0]["args"] if a.startswith("--max-request-bytes="))
+    ingress = find(objects, "Ingress", "inference")
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == f"{server_limit >> 20}m"
+    envoy = yaml.safe_load((DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml").read_text())
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    transcoder = hcm["http_filters"][0]["typed_config"]
+    assert transcoder["max_request_body_size"] == server_limit
+    assert {p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]} == {"/v1", "/v2"}
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+
+
+def test_envoy_balances_over_the_headless_service(objects):
+    headless = find(objects, "Service", "inference-server-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    envoy = yaml.safe_load((DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml").read_text())
+    for cluster in envoy["static_resources"]["clusters"]:
+        address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        assert address["socket_address"]["address"] == "inference-server-headless"
+        assert cluster["type"] == "STRICT_DNS"
+
+
+def test_exposure_autoscaling_and_policies(objects):
+    assert find(objects, "Service", "grafana")["spec"]["ports"][0]["nodePort"] == 30090
+    assert find(objects, "Service", "prometheus")["spec"]["ports"][0]["nodePort"] == 30091
+    hpa = find(objects, "HorizontalPodAutoscaler", "inference-server")
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu" and hpa["spec"]["minReplicas"] >= 2
+    assert find(objects, "PodDisruptionBudget", "inference-server")["spec"]["minAvailable"] == 1
+    policy = find(objects, "NetworkPolicy", "inference-server")
+    sources = [f for rule in policy["spec"]["ingress"] for f in rule["from"]]
+    assert {"app.kubernetes.io/name": "envoy"} in [s.get("podSelector", {}).get("matchLabels") for s in sources]
+
+
+def test_prometheus_config_is_valid(tmp_path):
+    config = DEPLOY / "k8s" / "base" / "monitoring" / "prometheus" / "prometheus.yml"
+    parsed = yaml.safe_load(config.read_text())
+    # rule_files point at the mount path in the pod: check against the repository's copies.
+    parsed["rule_files"] = [str(config.parent / "rules" / "*.yml")]
+    # Debian's promtool is built without Kubernetes service discovery: check everything else with it, and
+    # the discovery blocks' shape here.
+    for job in parsed["scrape_configs"]:
+        for sd in job.pop("kubernetes_sd_configs", []):
+            assert sd["role"] == "pod" and sd["namespaces"]["names"] == ["inference"]
+            job["static_configs"] = [{"targets": ["placeholder:1"]}]
+        assert job.get("static_configs"), job["job_name"]
+    assert [j["job_name"] for j in parsed["scrape_configs"]] == ["inference-server", "envoy", "prometheus"]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(parsed))
+    out = subprocess.run([need("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
