@@ -26,7 +26,8 @@ run: build
 
 test: deps-test build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
-	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python -m pytest tests/e2e tests/deploy -q $(PYTEST_ARGS)
+	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server \
+	  .venv/bin/python -m pytest tests/e2e tests/deploy -q $(PYTEST_ARGS)
 
 # Prometheus (Debian's) on loopback scraping a local server (`make run` in another terminal) with the
 # same rule files as the cluster: http://127.0.0.1:$(MONITOR_PORT)

@@ -12,7 +12,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   golang-github-gogo-googleapis-dev prometheus-cpp-dev libevent-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev)
-TEST_PKGS=(python3 python3-venv curl prometheus nginx-light)
+TEST_PKGS=(python3 python3-venv curl prometheus nginx-light shellcheck)
 
 SUDO=""
 if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
@@ -45,6 +45,13 @@ if [[ "$MODE" == test ]]; then
     GOBIN="$ROOT/.deps/bin" go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3 ||
       echo "install-deps: warning: grpcurl could not be built; its test will be skipped" >&2
   fi
+  # The manifest tests render kustomizations: with kubectl when present, else with kustomize built from the
+  # Go module proxy (Debian 12's kubernetes-client is 1.20, too old).
+  if ! command -v kubectl >/dev/null && [[ ! -x "$ROOT/.deps/bin/kustomize" ]] && command -v go >/dev/null; then
+    echo "install-deps: go install kustomize"
+    GOBIN="$ROOT/.deps/bin" go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1 ||
+      echo "install-deps: warning: kustomize could not be built" >&2
+  fi
   # Python is for tests only: a private venv, rebuilt when tests/requirements.txt changes.
   stamp="$ROOT/.venv/.requirements.sha256"
   sum="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
@@ -54,5 +61,11 @@ if [[ "$MODE" == test ]]; then
     "$ROOT/.venv/bin/pip" install -q --upgrade pip
     "$ROOT/.venv/bin/pip" install -q -r "$ROOT/tests/requirements.txt"
     echo "$sum" >"$stamp"
+  fi
+  # checkov pins old versions of common packages (packaging, ...): it gets a venv of its own.
+  if [[ ! -x "$ROOT/.deps/checkov-venv/bin/checkov" ]]; then
+    echo "install-deps: creating .deps/checkov-venv"
+    python3 -m venv "$ROOT/.deps/checkov-venv"
+    "$ROOT/.deps/checkov-venv/bin/pip" install -q "checkov>=3.2"
   fi
 fi

@@ -13,3 +13,22 @@ def need(tool):
     if not path:
         pytest.fail(f"{tool} is required (scripts/install-deps.sh test installs it)")
     return path
+
+
+def kustomize(path):
+    """Renders a kustomization with `kubectl kustomize`, or `kustomize build` where kubectl is absent."""
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    cmd = [kubectl, "kustomize", str(path)] if kubectl else [need("kustomize"), "build", str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def kustomize_command():
+    """A command that renders like `kubectl kustomize DIR` (for the restart.sh stand-in)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        return f'exec "{kubectl}" "$@"'
+    return f'shift; exec "{need("kustomize")}" build "$@"'

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from deploy_support import DEPLOY, ROOT, need
+from deploy_support import DEPLOY, ROOT, kustomize, need
 
 K8S_VERSION = "1.35.0"  # deploy/kind/cluster.yaml pins kindest/node:v1.35.0
 OVERLAYS = [DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "kind"]
@@ -18,9 +18,7 @@ def render(path):
     generated.mkdir(exist_ok=True)
     assert DESCRIPTOR.exists(), "make build generates the Envoy descriptor"
     (generated / "inference_descriptor.pb").write_bytes(DESCRIPTOR.read_bytes())
-    out = subprocess.run([need("kubectl"), "kustomize", str(path)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    return [d for d in yaml.safe_load_all(kustomize(path)) if d]
 
 
 @pytest.fixture(scope="module")
