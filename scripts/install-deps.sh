@@ -62,6 +62,11 @@ if [[ "$MODE" == test ]]; then
     "$ROOT/.venv/bin/pip" install -q -r "$ROOT/tests/requirements.txt"
     echo "$sum" >"$stamp"
   fi
+  # Grafana's dashboard schema (@grafana/schema) and TypeScript, for the dashboard schema test.
+  if [[ ! -x "$ROOT/tools/grafana-schema-check/node_modules/.bin/tsc" ]]; then
+    echo "install-deps: npm ci tools/grafana-schema-check"
+    (cd "$ROOT/tools/grafana-schema-check" && npm ci --ignore-scripts --silent)
+  fi
   # checkov pins old versions of common packages (packaging, ...): it gets a venv of its own.
   if [[ ! -x "$ROOT/.deps/checkov-venv/bin/checkov" ]]; then
     echo "install-deps: creating .deps/checkov-venv"
