@@ -5,7 +5,7 @@ MODEL_REPOSITORY ?= models/repository
 SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all deps deps-test build run test clean models monitor
+.PHONY: all deps deps-test build run test sanitize clean models monitor
 
 all: build
 
@@ -28,6 +28,18 @@ test: deps-test build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
 	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server \
 	  .venv/bin/python -m pytest tests/e2e tests/deploy -q $(PYTEST_ARGS)
+
+# The unit and end-to-end tests again against an AddressSanitizer + UndefinedBehaviorSanitizer build
+# (leak checking off: gRPC and ONNX Runtime keep process-lifetime singletons). CI runs it after `make test`.
+ASAN_DIR ?= build-asan
+sanitize: deps-test
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
+	cmake --build $(ASAN_DIR)
+	ASAN_OPTIONS=detect_leaks=0 ctest --test-dir $(ASAN_DIR) --output-on-failure
+	ASAN_OPTIONS=detect_leaks=0 PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" \
+	  INFERENCE_SERVER=$(ASAN_DIR)/inference-server .venv/bin/python -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 # Prometheus (Debian's) on loopback scraping a local server (`make run` in another terminal) with the
 # same rule files as the cluster: http://127.0.0.1:$(MONITOR_PORT)
