@@ -106,6 +106,16 @@ def server(tmp_path_factory):
     assert rc == 0, f"server exited with {rc}:\n{s.log_text()[-4000:]}"
 
 
+@pytest.fixture(scope="session")
+def channel(server):
+    """A gRPC channel to the shared server."""
+    import grpc
+
+    ch = grpc.insecure_channel(server.grpc_target)
+    yield ch
+    ch.close()
+
+
 @pytest.fixture
 def make_server(tmp_path):
     """Factory for servers with their own repository and flags; stopped at the end of the test."""

@@ -11,10 +11,8 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def stub(server):
-    channel = grpc.insecure_channel(server.grpc_target)
-    yield inference_pb2_grpc.InferenceServiceStub(channel)
-    channel.close()
+def stub(channel):
+    return inference_pb2_grpc.InferenceServiceStub(channel)
 
 
 def rows_json(x):

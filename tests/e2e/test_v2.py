@@ -19,10 +19,8 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def v2stub(server):
-    channel = grpc.insecure_channel(server.grpc_target)
-    yield pb_grpc.GRPCInferenceServiceStub(channel)
-    channel.close()
+def v2stub(channel):
+    return pb_grpc.GRPCInferenceServiceStub(channel)
 
 
 @pytest.mark.parametrize("model", ["breast_cancer", "digits", "diabetes"])
