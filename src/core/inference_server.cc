@@ -138,13 +138,12 @@ bool InferenceServer::WaitIdle(Clock::time_point deadline) {
   return idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });
 }
 
-void InferenceServer::Reject(const InferRequest& request, const Status& status, const std::string& model,
-                             const std::string& version) {
+void InferenceServer::Reject(const Status& status, const std::string& protocol, const std::string& trace_id,
+                             const std::string& id, const std::string& model, const std::string& version) {
   InferRequest r;
-  r.id = request.id.empty() ? RandomHex(16) : request.id;
-  r.protocol = request.protocol;
-  r.trace_id = request.trace_id.empty() ? NewTraceId() : request.trace_id;
-  r.received = request.received;
+  r.id = id.empty() ? RandomHex(16) : id;
+  r.protocol = protocol;
+  r.trace_id = trace_id.empty() ? NewTraceId() : trace_id;
   Finish(r, model, version, status, nullptr);
 }
 

@@ -43,9 +43,10 @@ class InferenceServer {
   int64_t inflight() const { return inflight_.load(); }
 
   // Accounts (metrics, access log) for a request a frontend rejected while decoding it, so every
-  // failure is counted the same way whichever layer caught it. `model`/`version` may be empty.
-  void Reject(const InferRequest& request, const Status& status, const std::string& model,
-              const std::string& version);
+  // failure is counted the same way whichever layer caught it. An empty trace id or request id is
+  // generated; `model`/`version` stay empty when the model was not resolved.
+  void Reject(const Status& status, const std::string& protocol, const std::string& trace_id,
+              const std::string& id = "", const std::string& model = "", const std::string& version = "");
 
   ModelRepository& repository() { return *repository_; }
   const ModelRepository& repository() const { return *repository_; }

@@ -97,11 +97,8 @@ void RunV1Infer(InferenceServer& server, const inference::v1::InferRequest& in, 
   StatusOr<InferRequest> request = version.ok() ? DecodeV1Request(in, **version) : StatusOr<InferRequest>(version.status());
   if (!request.ok()) {
     // Counted and logged like every other request: let the core reject it.
-    InferRequest rejected;
-    rejected.id = in.request_id();
-    rejected.protocol = ctx.protocol;
-    rejected.trace_id = ctx.trace_id;
-    server.Reject(std::move(rejected), request.status(), version.ok() ? (*version)->config().name() : "",
+    server.Reject(request.status(), ctx.protocol, ctx.trace_id, in.request_id(),
+                  version.ok() ? (*version)->config().name() : "",
                   version.ok() ? std::to_string((*version)->version()) : "");
     done(request.status());
     return;

@@ -58,11 +58,7 @@ class V2Service final : public inference::GRPCInferenceService::CallbackService 
                                        inference::ModelInferResponse* response) override {
     auto decoded = DecodeV2Request(*request);
     if (!decoded.ok()) {
-      InferRequest rejected;
-      rejected.id = request->id();
-      rejected.protocol = "grpc-v2";
-      rejected.trace_id = TraceIdFrom(ctx);
-      server_->Reject(rejected, decoded.status(), "", "");
+      server_->Reject(decoded.status(), "grpc-v2", TraceIdFrom(ctx), request->id());
       return Done(ctx, decoded.status());
     }
     decoded->protocol = "grpc-v2";

@@ -136,10 +136,7 @@ void HttpReply::Send(int status, std::string body, std::vector<std::pair<std::st
     Deliver(p);
     return;
   }
-  timeval zero{0, 0};
-  event_base_once(base_, -1, EV_TIMEOUT, [](evutil_socket_t, short, void* arg) {
-    Deliver(static_cast<PendingReply*>(arg));
-  }, p, &zero);
+  RunOnLoop(base_, [p] { Deliver(p); });
 }
 
 HttpServer::HttpServer() {

@@ -25,10 +25,7 @@ void AddV1Routes(HttpServer* http, InferenceServer* server) {
     Status parsed = ProtoFromJson(req.body, &call->in);
     CallContext ctx{"http-v1", TraceIdFromTraceparent(req.Header("traceparent")), Clock::time_point::max()};
     if (!parsed.ok()) {
-      InferRequest rejected;
-      rejected.protocol = ctx.protocol;
-      rejected.trace_id = ctx.trace_id;
-      server->Reject(rejected, parsed, "", "");
+      server->Reject(parsed, ctx.protocol, ctx.trace_id);
       return ReplyStatus(*reply, parsed);
     }
     RunV1Infer(*server, call->in, std::move(ctx), &call->out, [call, reply](const Status& status) {

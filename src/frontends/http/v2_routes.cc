@@ -41,10 +41,7 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
   auto parsed = ParseV2InferBody(req.body, header_length);
   const std::string trace_id = TraceIdFromTraceparent(req.Header("traceparent"));
   if (!parsed.ok()) {
-    InferRequest rejected;
-    rejected.protocol = "http-v2";
-    rejected.trace_id = trace_id;
-    server->Reject(rejected, parsed.status(), "", "");
+    server->Reject(parsed.status(), "http-v2", trace_id);
     return ReplyError(*reply, parsed.status());
   }
   auto call = std::make_shared<V2HttpInfer>(std::move(parsed).value());
