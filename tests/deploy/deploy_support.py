@@ -16,10 +16,21 @@ def need(tool):
     return path
 
 
+def place_descriptor():
+    """Puts the Envoy descriptor that `make build` generates where the inference kustomization expects it
+    (scripts/restart.sh exports it from the image build in a real run)."""
+    built = ROOT / "build" / "envoy" / "inference_descriptor.pb"
+    assert built.exists(), "make build generates the Envoy descriptor"
+    generated = DEPLOY / "k8s" / "base" / "inference" / "generated"
+    generated.mkdir(exist_ok=True)
+    (generated / "inference_descriptor.pb").write_bytes(built.read_bytes())
+
+
 def kustomize(path):
     """Renders a kustomization with `kubectl kustomize`, or `kustomize build` where kubectl is absent."""
     import subprocess
 
+    place_descriptor()
     cmd = _kustomize_cmd() + [str(path)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -10,14 +10,9 @@ from deploy_support import DEPLOY, ROOT, kustomize, need
 
 K8S_VERSION = "1.35.0"  # deploy/kind/cluster.yaml pins kindest/node:v1.35.0
 OVERLAYS = [DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "kind"]
-DESCRIPTOR = ROOT / "build" / "envoy" / "inference_descriptor.pb"
 
 
 def render(path):
-    generated = DEPLOY / "k8s" / "base" / "inference" / "generated"
-    generated.mkdir(exist_ok=True)
-    assert DESCRIPTOR.exists(), "make build generates the Envoy descriptor"
-    (generated / "inference_descriptor.pb").write_bytes(DESCRIPTOR.read_bytes())
     return [d for d in yaml.safe_load_all(kustomize(path)) if d]
 
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from deploy_support import ROOT, kustomize_command
+from deploy_support import ROOT, kustomize_command, place_descriptor
 
 STANDIN = """#!/bin/sh
 # Recording stand-in for {name}.
@@ -37,10 +37,7 @@ def standins(tmp_path):
         path = bindir / name
         path.write_text(STANDIN.format(name=name, kustomize=kustomize_command()))
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    # The descriptor export writes here in a real run; the kustomization needs it.
-    generated = ROOT / "deploy" / "k8s" / "base" / "inference" / "generated"
-    generated.mkdir(exist_ok=True)
-    (generated / "inference_descriptor.pb").write_bytes((ROOT / "build" / "envoy" / "inference_descriptor.pb").read_bytes())
+    place_descriptor()  # the script's descriptor export writes it in a real run
     log = tmp_path / "calls.log"
     base_path = "/usr/bin:/bin"
     env = {"PATH": f"{bindir}:{base_path}", "STANDIN_LOG": str(log), "STANDIN_STATE": str(state),
