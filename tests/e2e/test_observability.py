@@ -172,14 +172,18 @@ def test_histogram_counts_equal_the_requests_sent(observed):
     assert q('process_resident_memory_bytes') > 1e6
 
 
-@pytest.mark.parametrize("where,expr", dashboard_queries(), ids=[w for w, _ in dashboard_queries()])
+DASHBOARD_QUERIES = dashboard_queries()
+RULE_EXPRESSIONS = rule_expressions()
+
+
+@pytest.mark.parametrize("where,expr", DASHBOARD_QUERIES, ids=[w for w, _ in DASHBOARD_QUERIES])
 def test_every_dashboard_query_is_valid_and_returns_data(observed, where, expr):
     _, prom, _ = observed
     result = prom.query(substitute(expr))
     assert result, f"{where}: no data for {substitute(expr)}"
 
 
-@pytest.mark.parametrize("file,name,expr,is_record", rule_expressions(), ids=[n for _, n, _, _ in rule_expressions()])
+@pytest.mark.parametrize("file,name,expr,is_record", RULE_EXPRESSIONS, ids=[n for _, n, _, _ in RULE_EXPRESSIONS])
 def test_every_rule_expression_is_valid_and_recordings_have_data(observed, file, name, expr, is_record):
     _, prom, _ = observed
     prom.query(expr)  # valid PromQL against real data
