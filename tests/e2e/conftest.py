@@ -83,6 +83,15 @@ class Server:
     def log_lines(self):
         return [json.loads(line) for line in self.log_text().splitlines() if line.strip()]
 
+    def wait_for_log(self, predicate, timeout=10):
+        """Log lines once one matches `predicate`: the access log line is written just after the reply."""
+        deadline = time.time() + timeout
+        while True:
+            lines = self.log_lines()
+            if any(predicate(l) for l in lines) or time.time() > deadline:
+                return lines
+            time.sleep(0.05)
+
     def stop(self, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -1,6 +1,7 @@
 """Kubernetes-facing behaviour: gRPC health (overall and per model), reflection, HTTP probes, metrics, logs."""
 import json
 import re
+import time
 
 import grpc
 import pytest
@@ -60,15 +61,21 @@ def test_metrics_count_requests_by_model_and_code(server, datasets):
     x = datasets["breast_cancer"].data[:3].tolist()
     requests.post(server.http + "/v1/infer", json={"model": "breast_cancer", "rows": [{"values": r} for r in x]})
     requests.post(server.http + "/v1/infer", json={"model": "breast_cancer", "rows": []})
-    text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
 
     def value(pattern):
         m = re.search(pattern + r" ([0-9.e+]+)", text)
         return float(m.group(1)) if m else 0.0
 
-    ok = value(r'inference_requests_total\{code="OK",model="breast_cancer",protocol="http-v1",version="1"\}')
-    bad = value(r'inference_requests_total\{code="INVALID_ARGUMENT",model="breast_cancer",protocol="http-v1",version="1"\}')
-    assert ok >= 1 and bad >= 1
+    ok_pattern = r'inference_requests_total\{code="OK",model="breast_cancer",protocol="http-v1",version="1"\}'
+    bad_pattern = r'inference_requests_total\{code="INVALID_ARGUMENT",model="breast_cancer",protocol="http-v1",version="1"\}'
+    # Requests are counted just after their reply is handed back: give the count a moment.
+    deadline = time.time() + 10
+    while True:
+        text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
+        if (value(ok_pattern) >= 1 and value(bad_pattern) >= 1) or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert value(ok_pattern) >= 1 and value(bad_pattern) >= 1
     assert value(r'inference_rows_total\{model="breast_cancer",version="1"\}') >= 3
     assert 'inference_model_state{model="digits",state="READY",version="1"} 1' in text
     assert "inference_request_duration_seconds_bucket" in text
@@ -77,7 +84,8 @@ def test_metrics_count_requests_by_model_and_code(server, datasets):
 def test_every_log_line_is_json_with_request_fields(server, datasets):
     requests.post(server.http + "/v1/infer", json={"model": "digits", "rows": [{"values": [0.0] * 64}]},
                   headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
-    lines = server.log_lines()  # every line must parse as JSON
+    # every line must parse as JSON
+    lines = server.wait_for_log(lambda l: l.get("trace_id") == "4bf92f3577b34da6a3ce929d0e0e4736")
     access = [l for l in lines if l["msg"] == "request" and l.get("trace_id") == "4bf92f3577b34da6a3ce929d0e0e4736"]
     assert access, "the traceparent's trace id is logged"
     line = access[-1]
@@ -119,12 +127,14 @@ def test_grpc_traceparent_metadata_is_logged(server):
         stub.Infer(inference_pb2.InferRequest(model="digits", request_id="traced",
                                               rows=[inference_pb2.Row(values=[0.0] * 64)]),
                    metadata=[("traceparent", f"00-{trace}-b7ad6b7169203331-01")])
-    lines = [l for l in server.log_lines() if l.get("request_id") == "traced"]
+    lines = [l for l in server.wait_for_log(lambda l: l.get("request_id") == "traced")
+             if l.get("request_id") == "traced"]
     assert lines and lines[0]["trace_id"] == trace and lines[0]["protocol"] == "grpc-v1"
 
 
 def test_requests_without_traceparent_get_a_generated_trace_id(server):
     requests.post(server.http + "/v1/infer", json={"model": "digits", "request_id": "untraced",
                                                    "rows": [{"values": [0.0] * 64}]})
-    line = [l for l in server.log_lines() if l.get("request_id") == "untraced"][0]
+    line = [l for l in server.wait_for_log(lambda l: l.get("request_id") == "untraced")
+            if l.get("request_id") == "untraced"][0]
     assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"])

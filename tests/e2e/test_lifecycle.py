@@ -104,8 +104,9 @@ def test_hot_reload_under_load_fails_no_request(tmp_path, make_server, reference
         (model_dir / "3" / "model.onnx").write_bytes(b"not an onnx model")
         wait_for(lambda: versions(s).get("3", {}).get("state") == "FAILED", what="version 3 to fail")
         assert "onnx" in versions(s)["3"]["reason"].lower() or "protobuf" in versions(s)["3"]["reason"].lower()
-        metrics = requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics").text
-        assert 'inference_model_state{model="breast_cancer",state="FAILED",version="3"} 1' in metrics
+        failed_metric = 'inference_model_state{model="breast_cancer",state="FAILED",version="3"} 1'
+        wait_for(lambda: failed_metric in requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics").text,
+                 what="the FAILED state metric")
         time.sleep(0.5)
         with load.lock:
             load.versions.clear()
