@@ -61,12 +61,21 @@ StatusOr<std::shared_ptr<ModelVersion>> InferenceServer::Resolve(const std::stri
 }
 
 void InferenceServer::Infer(InferRequest request, InferCallback done) {
+  auto version = Resolve(request.model, request.version);
+  Run(std::move(version), std::move(request), std::move(done));
+}
+
+void InferenceServer::Infer(std::shared_ptr<ModelVersion> version, InferRequest request, InferCallback done) {
+  Run(std::move(version), std::move(request), std::move(done));
+}
+
+void InferenceServer::Run(StatusOr<std::shared_ptr<ModelVersion>> version, InferRequest request,
+                          InferCallback done) {
   if (request.id.empty()) request.id = RandomHex(16);
   if (request.trace_id.empty()) request.trace_id = NewTraceId();
   inflight_.fetch_add(1);
   if (metrics_) metrics_->inflight().Increment();
 
-  auto version = Resolve(request.model, request.version);
   Status status = version.status();
   if (status.ok()) {
     status = ValidateRequest((*version)->signature(), (*version)->config().max_batch_size(), &request);

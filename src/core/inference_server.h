@@ -27,6 +27,9 @@ class InferenceServer {
 
   // Asynchronous; `done` runs exactly once, possibly before Infer returns (on errors) or on a worker thread.
   void Infer(InferRequest request, InferCallback done);
+  // Runs on exactly `version`, which the frontend already resolved (e.g. to decode against its
+  // signature), so a version swap in between cannot fail the request.
+  void Infer(std::shared_ptr<ModelVersion> version, InferRequest request, InferCallback done);
 
   // Resolves `model` (the default model when empty) and `version` (newest ready when empty).
   StatusOr<std::shared_ptr<ModelVersion>> Resolve(const std::string& model, const std::string& version) const;
@@ -53,6 +56,7 @@ class InferenceServer {
   Metrics* metrics() { return metrics_; }
 
  private:
+  void Run(StatusOr<std::shared_ptr<ModelVersion>> version, InferRequest request, InferCallback done);
   // Counts and logs a finished request (after its reply was handed to the frontend).
   void Finish(const InferRequest& request, const std::string& model, const std::string& version,
               const Status& status, Metrics::ModelSeries* series);

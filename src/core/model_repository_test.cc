@@ -166,6 +166,34 @@ TEST_F(RepositoryTest, InFlightRequestsFinishOnTheVersionTheyStartedOn) {
   repo->Poll();  // reaps version 1 now that nobody holds it
 }
 
+TEST_F(RepositoryTest, ARequestPinnedToAResolvedVersionSurvivesItsRemoval) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  InferenceServer server({}, repo.get(), nullptr);
+  auto v1 = server.Resolve("m", "");
+  ASSERT_TRUE(v1.ok());
+  // Between the frontend's resolve and its Infer, version 2 replaces version 1 and version 1's files go.
+  WriteVersion("m", 2);
+  repo->Poll();
+  fs::remove_all(root_ / "m" / "1");
+  repo->Poll();
+  ASSERT_EQ(repo->Get("m", "1").status().code(), StatusCode::kNotFound);
+
+  std::promise<StatusOr<InferResponse>> done;
+  InferRequest r;
+  r.model = "m";
+  r.version = "1";
+  float x[2] = {1, 2};
+  r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x, sizeof(x)));
+  server.Infer(*v1, std::move(r), [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
+  auto result = done.get_future().get();
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(result->version, 1);
+  ASSERT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(5)));
+}
+
 TEST_F(RepositoryTest, AFullQueueIsResourceExhausted) {
   WriteConfig("m", "max_queue_size: 1\n");
   WriteVersion("m", 1);
