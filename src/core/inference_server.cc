@@ -158,10 +158,10 @@ void InferenceServer::Reject(const Status& status, const std::string& protocol, 
 
 void InferenceServer::Release() {
   if (metrics_) metrics_->inflight().Decrement();
-  if (inflight_.fetch_sub(1) == 1) {
-    std::lock_guard<std::mutex> lock(idle_mu_);
-    idle_cv_.notify_all();
-  }
+  // Decrement under the lock WaitIdle() checks with: otherwise WaitIdle could see 0 and its caller destroy
+  // this server while this thread is still about to touch idle_mu_/idle_cv_.
+  std::lock_guard<std::mutex> lock(idle_mu_);
+  if (inflight_.fetch_sub(1) == 1) idle_cv_.notify_all();
 }
 
 }  // namespace serving
