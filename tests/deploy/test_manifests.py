@@ -64,7 +64,7 @@ def test_server_deployment_is_production_shaped(objects):
     pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
     envoy = yaml.safe_load(find(objects, "ConfigMap", next(
         o["metadata"]["name"] for o in objects if o["metadata"]["name"].startswith("envoy-config")))["data"]["envoy.yaml"])
-    refresh = max(int(c_["dns_refresh_rate"].rstrip("s")) for c_ in envoy["static_resources"]["clusters"])
+    refresh = max(int(dns_cluster(c_)["dns_refresh_rate"].rstrip("s")) for c_ in envoy["static_resources"]["clusters"])
     coredns_ttl = 5
     assert pre_stop >= refresh + coredns_ttl
     grace = next(int(a.split("=")[1]) for a in c["args"] if a.startswith("--grace-period-s="))
@@ -84,6 +84,12 @@ def test_size_limits_agree_across_ingress_envoy_and_server(objects):
     assert ingress["spec"]["ingressClassName"] == "nginx"
 
 
+def dns_cluster(cluster):
+    """The settings of an Envoy cluster of the `envoy.clusters.dns` type (what STRICT_DNS was)."""
+    assert cluster["cluster_type"]["name"] == "envoy.clusters.dns", cluster["name"]
+    return {"all_addresses_in_single_endpoint": False, **cluster["cluster_type"]["typed_config"]}
+
+
 def test_envoy_balances_over_the_headless_service(objects):
     headless = find(objects, "Service", "inference-server-headless")
     assert headless["spec"]["clusterIP"] == "None"
@@ -91,7 +97,7 @@ def test_envoy_balances_over_the_headless_service(objects):
     for cluster in envoy["static_resources"]["clusters"]:
         address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
         assert address["socket_address"]["address"] == "inference-server-headless"
-        assert cluster["type"] == "STRICT_DNS"
+        assert dns_cluster(cluster)["all_addresses_in_single_endpoint"] is False  # one endpoint per pod
 
 
 def test_exposure_autoscaling_and_policies(objects):

