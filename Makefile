@@ -47,7 +47,7 @@ MONITOR_PORT ?= 9090
 monitor:
 	./scripts/install-deps.sh monitor
 	mkdir -p $(BUILD_DIR)/monitor
-	prometheus --config.file=deploy/k8s/base/monitoring/prometheus/prometheus.local.yml \
+	PATH="$(CURDIR)/.deps/bin:$$PATH" prometheus --config.file=deploy/k8s/base/monitoring/prometheus/prometheus.local.yml \
 	  --storage.tsdb.path=$(BUILD_DIR)/monitor/data --web.listen-address=127.0.0.1:$(MONITOR_PORT)
 
 # Re-trains the bundled example models (needs the test venv).

@@ -2,7 +2,7 @@
 # Installs what the build (and, with `test`, the test suite) needs on Debian 12. Idempotent and quick when
 # everything is already there: `make run` / `make test` call it every time.
 #   scripts/install-deps.sh build   apt packages for the C++ build + ONNX Runtime
-#   scripts/install-deps.sh test    the above + test tools (prometheus, grpcurl) + Python test venv (.venv)
+#   scripts/install-deps.sh test    the above + test tools (Prometheus, nginx, grpcurl, ...) + Python test venv (.venv)
 #   scripts/install-deps.sh monitor Prometheus only (for `make monitor`)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,7 +34,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [[ "$MODE" == monitor ]]; then exit 0; fi
+# Prometheus and promtool at the version the manifests pin (deploy/k8s/base/monitoring/prometheus), built
+# from the Go module proxy with Kubernetes service discovery only, as the cluster uses it. Debian 12's
+# prometheus package (2.42, no Kubernetes SD) stays installed as the fallback where no Go toolchain is.
+PROMETHEUS_VERSION=3.16.0
+install_prometheus() {
+  local bin="$ROOT/.deps/bin/prometheus" major minor patch
+  if [[ -x "$bin" && "$("$bin" --version 2>/dev/null | head -1)" == *" $PROMETHEUS_VERSION "* ]]; then return; fi
+  command -v go >/dev/null || return 0
+  IFS=. read -r major minor patch <<<"$PROMETHEUS_VERSION"
+  echo "install-deps: go install prometheus and promtool $PROMETHEUS_VERSION"
+  GOBIN="$ROOT/.deps/bin" go install -tags remove_all_sd,enable_kubernetes_sd \
+    -ldflags "-X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
+    "github.com/prometheus/prometheus/cmd/prometheus@v0.$((major * 100 + minor)).$patch" \
+    "github.com/prometheus/prometheus/cmd/promtool@v0.$((major * 100 + minor)).$patch" ||
+    echo "install-deps: warning: Prometheus $PROMETHEUS_VERSION could not be built; Debian's is used" >&2
+}
+
+if [[ "$MODE" == monitor ]]; then install_prometheus; exit 0; fi
 "$ROOT/scripts/fetch-onnxruntime.sh"
 
 if [[ "$MODE" == test ]]; then
@@ -52,6 +69,7 @@ if [[ "$MODE" == test ]]; then
     GOBIN="$ROOT/.deps/bin" go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1 ||
       echo "install-deps: warning: kustomize could not be built" >&2
   fi
+  install_prometheus
   # Python is for tests only: a private venv, rebuilt when tests/requirements.txt changes.
   stamp="$ROOT/.venv/.requirements.sha256"
   sum="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"

@@ -53,15 +53,17 @@ NGINX_GRPC = """
 """
 
 
-def _wait_http(url, proc, what, timeout=15):
+def _wait_http(url, proc, what, timeout=15, ok=lambda r: True):
     deadline = time.time() + timeout
     while True:
         assert proc.poll() is None, f"{what} exited with {proc.returncode}"
         try:
-            return requests.get(url, timeout=1)
+            if ok(requests.get(url, timeout=1)):
+                return
         except requests.ConnectionError:
-            assert time.time() < deadline, f"{what} did not start"
-            time.sleep(0.1)
+            pass
+        assert time.time() < deadline, f"{what} did not start"
+        time.sleep(0.1)
 
 
 class Nginx:
@@ -131,7 +133,8 @@ class Envoy:
         self.url = f"http://127.0.0.1:{self.port}"
         self.target = f"127.0.0.1:{self.port}"
         self.admin = f"http://127.0.0.1:{self.admin_port}"
-        _wait_http(self.admin + "/ready", self.proc, "envoy")
+        # /ready answers 503 until Envoy is LIVE: listeners open, clusters resolved and health-checked once.
+        _wait_http(self.admin + "/ready", self.proc, "envoy", ok=lambda r: r.status_code == 200)
 
     def host_health(self):
         """{(cluster, port): healthy?} from the admin API's view of every upstream host."""

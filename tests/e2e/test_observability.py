@@ -1,5 +1,7 @@
-"""Proof that the dashboards and alert rules are true: a real Prometheus (Debian's) scrapes the real server
-under known traffic, and every PromQL expression in deploy/monitoring is run against it."""
+"""Proof that the dashboards and alert rules are true: a real Prometheus (the pinned version, built by
+scripts/install-deps.sh; Debian's where no Go toolchain is) scrapes the real server and
+the real Envoy in front of it (the deployed envoy.yaml) under known traffic, and every PromQL expression in
+deploy/monitoring is run against it."""
 import json
 import pathlib
 import re
@@ -68,15 +70,20 @@ def substitute(expr):
 
 
 class Prometheus:
-    def __init__(self, tmp_path, target):
+    def __init__(self, tmp_path, target, envoy_target):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = tmp_path / "prometheus.yml"
         config.write_text(json.dumps({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in RULE_FILES],
-            "scrape_configs": [{"job_name": "inference-server", "static_configs": [
-                {"targets": [target], "labels": {"namespace": "local", "pod": "local"}}]}],
+            "scrape_configs": [
+                {"job_name": "inference-server", "static_configs": [
+                    {"targets": [target], "labels": {"namespace": "local", "pod": "local"}}]},
+                # As the cluster's `envoy` job: Envoy's admin port, /stats/prometheus.
+                {"job_name": "envoy", "metrics_path": "/stats/prometheus", "static_configs": [
+                    {"targets": [envoy_target], "labels": {"namespace": "local", "pod": "envoy"}}]},
+            ],
         }))
         self.config = config
         self.log = open(tmp_path / "prometheus.log", "wb")
@@ -111,17 +118,20 @@ class Prometheus:
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory):
-    """A server with known traffic, and a Prometheus that has scraped all of it."""
+    """A server with Envoy in front, known traffic (the /v1 part through Envoy), and a Prometheus that has
+    scraped all of it."""
     tmp = tmp_path_factory.mktemp("observability")
     repo = tmp / "models"
     shutil.copytree(MODELS, repo)
     from conftest import Server
+    from proxies import Envoy
     server = Server(repo, tmp_path=tmp).wait_ready()
-    prom = Prometheus(tmp, f"127.0.0.1:{server.metrics_port}")
+    envoy = Envoy(tmp, [server])
+    prom = Prometheus(tmp, f"127.0.0.1:{server.metrics_port}", f"127.0.0.1:{envoy.admin_port}")
     # Prometheus starts scraping a few seconds after it is ready: send traffic only once it does, so
     # every counter is seen rising and rate() has something to say.
     deadline = time.time() + 30
-    while prom.value('up{job="inference-server"}') != 1:
+    while prom.value('up{job="inference-server"}') != 1 or prom.value('up{job="envoy"}') != 1:
         assert time.time() < deadline, "prometheus never scraped the server"
         time.sleep(0.2)
     sent = {"ok_breast_cancer": 0, "ok_digits": 0, "invalid": 0, "not_found": 0}
@@ -129,7 +139,7 @@ def observed(tmp_path_factory):
     client = tgrpc.InferenceServerClient(server.grpc_target)
     try:
         for i in range(40):
-            r = requests.post(server.http + "/v1/infer",
+            r = requests.post(envoy.url + "/v1/infer",
                               json={"model": "breast_cancer", "rows": [{"values": row} for row in x.tolist()]})
             assert r.status_code == 200
             sent["ok_breast_cancer"] += 1
@@ -138,21 +148,34 @@ def observed(tmp_path_factory):
             client.infer("digits", [inp])
             sent["ok_digits"] += 1
             if i % 4 == 0:
-                assert requests.post(server.http + "/v1/infer", json={"model": "digits", "rows": []}).status_code == 400
+                assert requests.post(envoy.url + "/v1/infer", json={"model": "digits", "rows": []}).status_code == 400
                 sent["invalid"] += 1
                 assert requests.post(server.http + "/v2/models/nope/infer", json={"inputs": []}).status_code in (400, 404)
                 sent["not_found"] += 1
             time.sleep(0.1)
         total = sum(sent.values())
         deadline = time.time() + 30
-        while prom.value("sum(inference_requests_total)") != total:
+        through_envoy = sent["ok_breast_cancer"] + sent["invalid"]
+        while (prom.value("sum(inference_requests_total)") != total or
+               prom.value('sum(envoy_http_downstream_rq_xx{envoy_http_conn_manager_prefix="ingress_http"})') != through_envoy):
             assert time.time() < deadline, f"prometheus never saw {total} requests"
             time.sleep(0.5)
         time.sleep(3)  # let the recording rules evaluate over the scraped data
         yield server, prom, sent
     finally:
         prom.stop()
+        envoy.stop()
         assert server.stop() == 0
+
+
+def test_prometheus_is_the_version_the_cluster_runs(observed):
+    _, prom, _ = observed
+    pinned = re.search(r"prometheus/prometheus:v([0-9.]+)",
+                       (MONITORING / "prometheus" / "deployment.yaml").read_text()).group(1)
+    version = requests.get(prom.url + "/api/v1/status/buildinfo").json()["data"]["version"]
+    if version != pinned:
+        assert not shutil.which("go"), f"Prometheus {version} is not the pinned {pinned}: run scripts/install-deps.sh test"
+        pytest.skip(f"Debian's Prometheus {version}: no Go toolchain here to build the pinned {pinned}")
 
 
 def test_histogram_counts_equal_the_requests_sent(observed):
@@ -170,6 +193,11 @@ def test_histogram_counts_equal_the_requests_sent(observed):
     assert q('sum(inference_requests_total{protocol="grpc-v2"})') == sent["ok_digits"]
     assert q('inference_inflight_requests') == 0
     assert q('process_resident_memory_bytes') > 1e6
+    # What went through Envoy, as the gateway panels count it.
+    gateway = 'sum(envoy_http_downstream_rq_xx{envoy_http_conn_manager_prefix="ingress_http", envoy_response_code_class="%s"})'
+    assert q(gateway % "2") == sent["ok_breast_cancer"]
+    assert q(gateway % "4") == sent["invalid"]
+    assert q('min(envoy_cluster_membership_healthy{envoy_cluster_name="inference_server_grpc"})') == 1
 
 
 DASHBOARD_QUERIES = dashboard_queries()
