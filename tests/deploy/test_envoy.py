@@ -20,7 +20,7 @@ def envoy_validate(tmp_path, text):
     assert POD_DESCRIPTOR in text
     config = tmp_path / "envoy.yaml"
     config.write_text(text.replace(POD_DESCRIPTOR, str(DESCRIPTOR)))
-    return subprocess.run([need("envoy"), "--mode", "validate", "-c", str(config), "--base-id", "7"],
+    return subprocess.run([need("envoy"), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -72,6 +72,14 @@ def test_server_deployment_is_production_shaped(objects):
     assert pod["terminationGracePeriodSeconds"] >= pre_stop + grace
 
 
+def test_envoy_leaves_the_endpoints_before_it_stops(objects):
+    pod = find(objects, "Deployment", "envoy")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["lifecycle"]["preStop"]["sleep"]["seconds"] >= 5
+    assert pod["terminationGracePeriodSeconds"] > c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert "--disable-hot-restart" in c["args"] and c["readinessProbe"]["httpGet"]["path"] == "/ready"
+
+
 def test_size_limits_agree_across_ingress_envoy_and_server(objects):
     server_limit = next(int(a.split("=")[1]) for a in find(objects, "Deployment", "inference-server")["spec"]["template"]
                         ["spec"]["containers"][0]["args"] if a.startswith("--max-request-bytes="))

@@ -116,6 +116,14 @@ def envoy_config(listener_port, admin_port, grpc_ports, http_ports, descriptor=D
     return config
 
 
+def deployment_args():
+    """The Envoy container's args in envoy-deployment.yaml."""
+    docs = yaml.safe_load_all((ENVOY_YAML.parent / "envoy-deployment.yaml").read_text())
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return list(container["args"])
+
+
 class Envoy:
     """A real Envoy process on loopback running envoy_config() in front of `servers`."""
 
@@ -127,9 +135,11 @@ class Envoy:
         path.write_text(yaml.safe_dump(self.config))
         self.log_path = pathlib.Path(tmp) / "envoy.log"
         self.log = open(self.log_path, "wb")
-        # --base-id keeps concurrent Envoys (pytest -n, a developer's own) from sharing shared memory.
-        self.proc = subprocess.Popen([ENVOY, "-c", str(path), "--concurrency", "2", "--base-id", str(self.port),
-                                      "--log-level", "warn"], stdout=self.log, stderr=subprocess.STDOUT)
+        # The pod's own command-line arguments, with this config file, two worker threads and quieter logs.
+        args = deployment_args()
+        args[args.index("-c") + 1] = str(path)
+        self.proc = subprocess.Popen([ENVOY, *args, "--concurrency", "2", "--log-level", "warn"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
         self.target = f"127.0.0.1:{self.port}"
         self.admin = f"http://127.0.0.1:{self.admin_port}"
