@@ -73,8 +73,12 @@ void InferenceServer::Run(StatusOr<std::shared_ptr<ModelVersion>> version, Infer
                           InferCallback done) {
   if (request.id.empty()) request.id = RandomHex(16);
   if (request.trace_id.empty()) request.trace_id = NewTraceId();
-  inflight_.fetch_add(1);
-  if (metrics_) metrics_->inflight().Increment();
+  if (!Admit()) {
+    const Status closed = Unavailable("the server is shutting down");
+    done(closed);
+    Finish(request, "", "", closed, nullptr);
+    return;
+  }
 
   Status status = version.status();
   if (status.ok()) {
@@ -145,6 +149,23 @@ void InferenceServer::Finish(const InferRequest& request, const std::string& mod
 bool InferenceServer::WaitIdle(Clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(idle_mu_);
   return idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });
+}
+
+bool InferenceServer::Close(Clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(idle_mu_);
+  const bool idle = idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });
+  closed_ = true;
+  return idle;
+}
+
+bool InferenceServer::Admit() {
+  {
+    std::lock_guard<std::mutex> lock(idle_mu_);
+    if (closed_) return false;
+    inflight_.fetch_add(1);
+  }
+  if (metrics_) metrics_->inflight().Increment();
+  return true;
 }
 
 void InferenceServer::Reject(const Status& status, const std::string& protocol, const std::string& trace_id,

@@ -43,6 +43,10 @@ class InferenceServer {
   bool draining() const { return draining_.load(); }
   // Waits until no request is in flight or the deadline passes; returns whether it drained.
   bool WaitIdle(Clock::time_point deadline);
+  // The last step of a shutdown: waits like WaitIdle(), then admits nothing more, atomically with seeing
+  // the server idle, so no request can start after it returns (later ones fail with UNAVAILABLE). A
+  // frontend may still dispatch requests on open connections until it stops; they must not outlive us.
+  bool Close(Clock::time_point deadline);
   int64_t inflight() const { return inflight_.load(); }
 
   // Accounts (metrics, access log) for a request a frontend rejected while decoding it, so every
@@ -60,6 +64,8 @@ class InferenceServer {
   // Counts and logs a finished request (after its reply was handed to the frontend).
   void Finish(const InferRequest& request, const std::string& model, const std::string& version,
               const Status& status, Metrics::ModelSeries* series);
+  // Starts a request's in-flight accounting; false once Close() has returned.
+  bool Admit();
   // Ends a request's in-flight accounting; called after its callback has run.
   void Release();
 
@@ -70,6 +76,7 @@ class InferenceServer {
   std::atomic<int64_t> inflight_{0};
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;
+  bool closed_ = false;  // guarded by idle_mu_
 };
 
 // A W3C trace id (32 lowercase hex chars) from a `traceparent` value; empty when malformed.

@@ -221,5 +221,41 @@ TEST_F(RepositoryTest, AFullQueueIsResourceExhausted) {
   EXPECT_TRUE(results[1].ok());
 }
 
+TEST_F(RepositoryTest, CloseWaitsForRequestsInFlightThenAdmitsNoMore) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  InferenceServer server({}, repo.get(), nullptr);
+  float x[2] = {1, 2};
+  auto request = [&] {
+    InferRequest r;
+    r.model = "m";
+    r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x, sizeof(x)));
+    return r;
+  };
+  gate_.Close();
+  std::promise<Status> first;
+  server.Infer(request(), [&](StatusOr<InferResponse> res) { first.set_value(res.status()); });
+  while (gate_.waiting.load() == 0) std::this_thread::yield();
+
+  // Close() waits for the executing request; meanwhile new requests are still admitted and served.
+  auto closed = std::async(std::launch::async, [&] { return server.Close(Clock::now() + std::chrono::seconds(10)); });
+  EXPECT_EQ(closed.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  std::promise<Status> second;
+  server.Infer(request(), [&](StatusOr<InferResponse> res) { second.set_value(res.status()); });
+  gate_.Open();
+  EXPECT_TRUE(first.get_future().get().ok());
+  EXPECT_TRUE(second.get_future().get().ok());
+  ASSERT_TRUE(closed.get());
+
+  // After Close() returned nothing starts: the answer is UNAVAILABLE, given at once.
+  Status late;
+  server.Infer(request(), [&](StatusOr<InferResponse> res) { late = res.status(); });
+  EXPECT_EQ(late.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(late.message(), "the server is shutting down");
+  EXPECT_EQ(server.inflight(), 0);
+}
+
 }  // namespace
 }  // namespace serving

@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
@@ -97,7 +99,9 @@ int RunServer(const ServerOptions& o) {
     grpc.Shutdown(std::chrono::system_clock::now() +
                   std::chrono::duration_cast<std::chrono::system_clock::duration>(grace));
   });
-  const bool drained = server.WaitIdle(std::chrono::steady_clock::now() + grace);
+  // From here on the core admits nothing: a request still arriving on an open HTTP connection gets
+  // UNAVAILABLE, so none can be running while the objects below are destroyed.
+  const bool drained = server.Close(std::chrono::steady_clock::now() + grace);
   grpc_stop.join();
   // Replies handed to the event loops just now still need a moment to be written.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -105,6 +109,12 @@ int RunServer(const ServerOptions& o) {
   repository.StopPolling();
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   logging::Info("shutdown complete", {{"drained", drained}, {"inflight", server.inflight()}, {"seconds", took}});
+  if (!drained) {
+    // Requests past the grace period are still running on worker threads: leave without running the
+    // destructors they would race with.
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
   return 0;
 }
 

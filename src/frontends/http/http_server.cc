@@ -206,6 +206,7 @@ void HttpServer::Dispatch(Loop* loop, evhttp_request* req) {
       best_len = prefix.size();
     }
   }
+  if (!accepting_.load()) evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
   auto reply = std::make_shared<HttpReply>(req, loop->base);
   if (!best) {
     reply->Json(404, StatusToJson(NotFound("no route for " + r.method + " " + r.path)));
@@ -215,6 +216,7 @@ void HttpServer::Dispatch(Loop* loop, evhttp_request* req) {
 }
 
 void HttpServer::StopAccepting() {
+  accepting_.store(false);
   for (auto& l : loops_) {
     Loop* loop = l.get();
     RunOnLoop(loop->base, [loop] {

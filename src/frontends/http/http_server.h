@@ -65,7 +65,8 @@ class HttpServer {
   void Route(std::string prefix, HttpHandler handler);
   // Returns the bound port.
   StatusOr<int> Start(const Options& options);
-  // Closes the listening sockets: new connections are refused, open ones keep being served.
+  // Closes the listening sockets: new connections are refused, open ones keep being served, each reply
+  // from now on with `Connection: close` so clients take their next request elsewhere.
   void StopAccepting();
   // Ends the event loops (open connections are dropped) and joins the threads.
   void Stop();
@@ -77,6 +78,7 @@ class HttpServer {
 
   std::vector<std::pair<std::string, HttpHandler>> routes_;
   std::vector<std::unique_ptr<Loop>> loops_;
+  std::atomic<bool> accepting_{true};
   bool stopped_ = false;
 };
 
