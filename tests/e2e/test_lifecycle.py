@@ -247,3 +247,34 @@ def test_sigterm_under_keepalive_load_exits_cleanly(tmp_path):
     # Requests that came on open connections after the listeners closed were answered with
     # `Connection: close`, so the clients went elsewhere (here: found nobody) instead of reusing them.
     assert any(told_to_close) and not all(told_to_close)
+
+
+def test_a_drain_that_runs_out_of_grace_exits_without_crashing(tmp_path, make_server):
+    """Requests still running when --grace-period-s ends: the server logs drained=false and exits 0 at
+    once, without destroying what those requests still use."""
+    repo = tmp_path / "repo"
+    slow_model(repo / "slow" / "1" / "model.onnx", depth=64)
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 1\n')
+    s = make_server(repo, "--grace-period-s", "0.2")
+    x = np.ones((1024, 1024), dtype=np.float32)
+    client = thttp.InferenceServerClient(f"127.0.0.1:{s.http_port}", network_timeout=60)
+    inp = thttp.InferInput("X", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    outcome = []
+
+    def call():
+        try:
+            outcome.append(client.infer("slow", [inp]))
+        except Exception as e:  # noqa: BLE001 - the connection may be dropped: that is the point
+            outcome.append(e)
+
+    t = threading.Thread(target=call)
+    t.start()
+    wait_for(lambda: inflight(s) >= 1, what="the slow request in flight")
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=30) == 0
+    t.join(timeout=60)
+    # 64 chained 1024x1024x1024 MatMuls (~140 GFLOP) outlast a 0.2 s grace period on any CPU.
+    done = [l for l in s.log_lines() if l["msg"] == "shutdown complete"]
+    assert done and done[0]["drained"] is False and done[0]["inflight"] >= 1
+    assert len(outcome) == 1 and isinstance(outcome[0], Exception)  # cut off, not answered wrongly
