@@ -36,6 +36,14 @@ class RepositoryTest : public ::testing::Test {
     return std::make_unique<ModelRepository>(ModelRepository::Options{root_, std::chrono::milliseconds(0)}, &backends_,
                                              nullptr);
   }
+  // A one-row request to model "m"; its input borrows x_, which lives as long as the test.
+  InferRequest OneRow(const std::string& version = "") {
+    InferRequest r;
+    r.model = "m";
+    r.version = version;
+    r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x_, sizeof(x_)));
+    return r;
+  }
   VersionState StateOf(ModelRepository& repo, const std::string& model, int64_t v) {
     for (const auto& m : repo.List())
       for (const auto& info : m.versions)
@@ -44,6 +52,7 @@ class RepositoryTest : public ::testing::Test {
   }
 
   fs::path root_;
+  float x_[2] = {1, 2};
   testing::Gate gate_;
   BackendRegistry backends_;
 };
@@ -146,11 +155,7 @@ TEST_F(RepositoryTest, InFlightRequestsFinishOnTheVersionTheyStartedOn) {
 
   gate_.Close();
   std::promise<StatusOr<InferResponse>> done;
-  InferRequest r;
-  r.model = "m";
-  float x[2] = {1, 2};
-  r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x, sizeof(x)));
-  server.Infer(std::move(r), [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
+  server.Infer(OneRow(), [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
   while (gate_.waiting.load() == 0) std::this_thread::yield();
 
   // Version 2 replaces version 1 while the request is executing on version 1.
@@ -182,12 +187,7 @@ TEST_F(RepositoryTest, ARequestPinnedToAResolvedVersionSurvivesItsRemoval) {
   ASSERT_EQ(repo->Get("m", "1").status().code(), StatusCode::kNotFound);
 
   std::promise<StatusOr<InferResponse>> done;
-  InferRequest r;
-  r.model = "m";
-  r.version = "1";
-  float x[2] = {1, 2};
-  r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x, sizeof(x)));
-  server.Infer(*v1, std::move(r), [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
+  server.Infer(*v1, OneRow("1"), [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
   auto result = done.get_future().get();
   ASSERT_TRUE(result.ok()) << result.status().message();
   EXPECT_EQ(result->version, 1);
@@ -201,14 +201,10 @@ TEST_F(RepositoryTest, AFullQueueIsResourceExhausted) {
   repo->Poll();
   InferenceServer server({}, repo.get(), nullptr);
   gate_.Close();
-  float x[2] = {1, 2};
   std::vector<Status> results(3);
   std::atomic<int> finished{0};
   for (int i = 0; i < 3; ++i) {
-    InferRequest r;
-    r.model = "m";
-    r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x, sizeof(x)));
-    server.Infer(std::move(r), [&, i](StatusOr<InferResponse> res) { results[i] = res.status(); ++finished; });
+    server.Infer(OneRow(), [&, i](StatusOr<InferResponse> res) { results[i] = res.status(); ++finished; });
     if (i == 0)
       while (gate_.waiting.load() == 0) std::this_thread::yield();  // first one executing, queue empty
   }
@@ -227,23 +223,16 @@ TEST_F(RepositoryTest, CloseWaitsForRequestsInFlightThenAdmitsNoMore) {
   auto repo = Make();
   repo->Poll();
   InferenceServer server({}, repo.get(), nullptr);
-  float x[2] = {1, 2};
-  auto request = [&] {
-    InferRequest r;
-    r.model = "m";
-    r.inputs.push_back(Tensor::Borrowed("X", DataType::kFp32, {1, 2}, x, sizeof(x)));
-    return r;
-  };
   gate_.Close();
   std::promise<Status> first;
-  server.Infer(request(), [&](StatusOr<InferResponse> res) { first.set_value(res.status()); });
+  server.Infer(OneRow(), [&](StatusOr<InferResponse> res) { first.set_value(res.status()); });
   while (gate_.waiting.load() == 0) std::this_thread::yield();
 
   // Close() waits for the executing request; meanwhile new requests are still admitted and served.
   auto closed = std::async(std::launch::async, [&] { return server.Close(Clock::now() + std::chrono::seconds(10)); });
   EXPECT_EQ(closed.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
   std::promise<Status> second;
-  server.Infer(request(), [&](StatusOr<InferResponse> res) { second.set_value(res.status()); });
+  server.Infer(OneRow(), [&](StatusOr<InferResponse> res) { second.set_value(res.status()); });
   gate_.Open();
   EXPECT_TRUE(first.get_future().get().ok());
   EXPECT_TRUE(second.get_future().get().ok());
@@ -251,7 +240,7 @@ TEST_F(RepositoryTest, CloseWaitsForRequestsInFlightThenAdmitsNoMore) {
 
   // After Close() returned nothing starts: the answer is UNAVAILABLE, given at once.
   Status late;
-  server.Infer(request(), [&](StatusOr<InferResponse> res) { late = res.status(); });
+  server.Infer(OneRow(), [&](StatusOr<InferResponse> res) { late = res.status(); });
   EXPECT_EQ(late.code(), StatusCode::kUnavailable);
   EXPECT_EQ(late.message(), "the server is shutting down");
   EXPECT_EQ(server.inflight(), 0);
