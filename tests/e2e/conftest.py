@@ -41,6 +41,16 @@ def _generate_stubs():
 _generate_stubs()
 
 
+def wait_for(predicate, timeout=20, what=""):
+    """Polls `predicate` until it is true; fails with `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,6 +85,10 @@ class Server:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_text()}")
+
+    def metrics_text(self):
+        """The server's Prometheus exposition, as scraped from --metrics-port."""
+        return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
 
     def log_text(self):
         self.log.flush()

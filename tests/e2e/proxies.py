@@ -12,7 +12,7 @@ import time
 import requests
 import yaml
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ENVOY = shutil.which("envoy") or str(pathlib.Path(sys.executable).parent / "envoy")
@@ -53,6 +53,9 @@ NGINX_GRPC = """
   }}
 """
 
+LOCATION = ('    location {path}/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; '
+            'proxy_set_header Connection ""; }}')
+
 
 def _wait_http(url, proc, what, timeout=15, ok=lambda r: True):
     deadline = time.time() + timeout
@@ -65,9 +68,6 @@ def _wait_http(url, proc, what, timeout=15, ok=lambda r: True):
             pass
         assert time.time() < deadline, f"{what} did not start"
         time.sleep(0.1)
-
-
-LOCATION = '    location {path}/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}'
 
 
 def ingress():
@@ -178,13 +178,10 @@ class Envoy:
         return health
 
     def wait_all_healthy(self, count, timeout=20):
-        deadline = time.time() + timeout
-        while True:
-            health = self.host_health()
-            if len(health) == count and all(health.values()):
-                return health
-            assert time.time() < deadline, f"upstreams not healthy in Envoy: {health}"
-            time.sleep(0.2)
+        try:
+            wait_for(lambda: len(h := self.host_health()) == count and all(h.values()), timeout)
+        except AssertionError:
+            raise AssertionError(f"upstreams not healthy in Envoy: {self.host_health()}") from None
 
     def log_text(self):
         self.log.flush()

@@ -6,6 +6,7 @@ Only addresses, ports and the descriptor path differ from the deployed Envoy con
 the clusters stay DNS clusters, resolving `localhost` where the cluster resolves the headless Service."""
 import json
 import re
+import shutil
 import threading
 import time
 
@@ -16,15 +17,13 @@ import requests
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
 
-from conftest import MODELS, Server
+from conftest import MODELS, Server, wait_for
 from inference.v1 import inference_pb2, inference_pb2_grpc
 from proxies import Envoy, Nginx
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    import shutil
-
     path = tmp_path_factory.mktemp("envoy-repo") / "models"
     shutil.copytree(MODELS, path)
     return path
@@ -56,7 +55,7 @@ def path(tmp_path_factory, repo):
 
 def requests_served(server, protocol):
     """inference_requests_total{protocol=...} summed over models and codes, read from the server's /metrics."""
-    text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).text
+    text = server.metrics_text()
     return sum(float(m.group(1)) for m in re.finditer(
         r'^inference_requests_total\{[^}]*protocol="' + protocol + r'"[^}]*\} (\S+)$', text, re.M))
 
@@ -218,13 +217,6 @@ class Load:
         return [r for r in self.results if r is not True]
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, what
-        time.sleep(0.2)
-
-
 def test_a_pod_stopping_abruptly_loses_no_request(tmp_path, repo):
     """The harsh case: a server gets SIGTERM while Envoy still sends to it (no preStop delay, no readiness
     lead time). Its listeners close at once; Envoy retries refused connections on the other pod
@@ -238,9 +230,9 @@ def test_a_pod_stopping_abruptly_loses_no_request(tmp_path, repo):
         time.sleep(1.5)
         failures = load.stop()
         assert len(load.results) > 100 and failures == [], failures[:5]
-        wait_until(lambda: not any(h for (_, port), h in p.envoy.host_health().items()
-                                   if port in (leaving.grpc_port, leaving.http_port)),
-                   30, "Envoy never marked the stopped server unhealthy")
+        wait_for(lambda: not any(h for (_, port), h in p.envoy.host_health().items()
+                                 if port in (leaving.grpc_port, leaving.http_port)),
+                 30, "Envoy to mark the stopped server unhealthy")
     finally:
         p.stop()
 
@@ -255,8 +247,8 @@ def test_readiness_off_takes_a_pod_out_before_it_stops_serving(tmp_path, repo):
         leaving = p.servers[1]
         leaving.proc.send_signal(15)
         start = time.time()
-        wait_until(lambda: p.envoy.host_health()[("inference_server_grpc", leaving.grpc_port)] is False,
-                   13, "Envoy's gRPC health check did not see NOT_SERVING during the shutdown delay")
+        wait_for(lambda: p.envoy.host_health()[("inference_server_grpc", leaving.grpc_port)] is False,
+                 13, "Envoy's gRPC health check to see NOT_SERVING during the shutdown delay")
         assert leaving.proc.poll() is None and time.time() - start < 14
         assert leaving.stop() == 0
         failures = load.stop()

@@ -71,7 +71,7 @@ def test_metrics_count_requests_by_model_and_code(server, datasets):
     # Requests are counted just after their reply is handed back: give the count a moment.
     deadline = time.time() + 10
     while True:
-        text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
+        text = server.metrics_text()
         if (value(ok_pattern) >= 1 and value(bad_pattern) >= 1) or time.time() > deadline:
             break
         time.sleep(0.05)

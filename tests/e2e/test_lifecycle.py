@@ -11,7 +11,7 @@ import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
 from onnx import TensorProto, helper
 
-from conftest import MODELS
+from conftest import MODELS, Server, wait_for
 
 
 class Load:
@@ -71,15 +71,6 @@ class Load:
             t.join()
 
 
-def wait_for(predicate, timeout=20, what=""):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def versions(server):
     models = requests.get(server.http + "/v1/models").json()["models"]
     return {v["version"]: v for v in models[0]["versions"]}
@@ -105,7 +96,7 @@ def test_hot_reload_under_load_fails_no_request(tmp_path, make_server, reference
         wait_for(lambda: versions(s).get("3", {}).get("state") == "FAILED", what="version 3 to fail")
         assert "onnx" in versions(s)["3"]["reason"].lower() or "protobuf" in versions(s)["3"]["reason"].lower()
         failed_metric = 'inference_model_state{model="breast_cancer",state="FAILED",version="3"} 1'
-        wait_for(lambda: failed_metric in requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics").text,
+        wait_for(lambda: failed_metric in s.metrics_text(),
                  what="the FAILED state metric")
         time.sleep(0.5)
         with load.lock:
@@ -146,8 +137,7 @@ def slow_model(path, width=1024, depth=8):
 
 
 def inflight(server):
-    text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics").text
-    return float(text.split("\ninference_inflight_requests ")[1].split()[0])
+    return float(server.metrics_text().split("\ninference_inflight_requests ")[1].split()[0])
 
 
 def test_sigterm_drains_in_flight_requests(tmp_path, make_server):
@@ -209,8 +199,6 @@ def test_sigterm_under_keepalive_load_exits_cleanly(tmp_path):
     down" once the core has closed) or a closed connection, never a wrong one, and
     the server exits 0 (before the fix, 1 in 8 exits aborted on heap corruption: a request admitted after
     the drain finished ran into the destructors)."""
-    from conftest import Server
-
     told_to_close = []
     for attempt in range(6):
         s = Server(MODELS, tmp_path=tmp_path).wait_ready()
