@@ -108,13 +108,16 @@ void InferenceServer::Run(StatusOr<std::shared_ptr<ModelVersion>> version, Infer
   Scheduler& scheduler = mv->scheduler();
   Scheduler::Job job;
   job.request = std::move(request);
-  // `mv` keeps the version (and its scheduler) alive until the reply has been handed back.
-  job.done = [this, mv, series, model, ver, meta, done](StatusOr<InferResponse> result) {
+  // `mv` keeps the version (and its scheduler) alive until the reply has been handed back, and is let go
+  // before the request stops counting as in flight: once the server is idle no worker holds a version, so
+  // the repository's reference is the last one and a worker never destroys the scheduler it runs on.
+  job.done = [this, mv, series, model, ver, meta, done](StatusOr<InferResponse> result) mutable {
     const Status status = result.status();
     const auto encode_start = Clock::now();
     done(std::move(result));
     if (series && status.ok()) series->output_conversion->Observe(Seconds(Clock::now() - encode_start));
     Finish(meta, model, ver, status, series);
+    mv.reset();
     Release();
   };
   status = scheduler.Enqueue(std::move(job));

@@ -246,5 +246,23 @@ TEST_F(RepositoryTest, CloseWaitsForRequestsInFlightThenAdmitsNoMore) {
   EXPECT_EQ(server.inflight(), 0);
 }
 
+TEST_F(RepositoryTest, AnIdleServerHoldsNoVersion) {
+  // Once WaitIdle() says no request is in flight, no worker may still hold a model version: the
+  // repository may be destroyed next, and a worker dropping a version's last reference would destroy the
+  // scheduler it runs on (a self-join: std::system_error, abort).
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  InferenceServer server({}, repo.get(), nullptr);
+  auto version = repo->Get("m", "");
+  ASSERT_TRUE(version.ok());
+  for (int i = 0; i < 300; ++i) {
+    server.Infer(OneRow(), [](StatusOr<InferResponse>) {});
+    ASSERT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(5)));
+    ASSERT_EQ(version->use_count(), 2) << "iteration " << i << ": a worker still holds the version";
+  }
+}
+
 }  // namespace
 }  // namespace serving
