@@ -30,6 +30,18 @@ bool Sampled(double rate) {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < rate;
 }
 
+// Request ids are echoed in the reply and every log line: a longer one is refused, and only its start is
+// kept for the log line that says so.
+constexpr size_t kMaxRequestIdBytes = 256;
+
+Status CheckRequestId(std::string& id) {
+  if (id.size() <= kMaxRequestIdBytes) return Status::Ok();
+  Status s = InvalidArgument("request id is " + std::to_string(id.size()) + " bytes; at most " +
+                             std::to_string(kMaxRequestIdBytes) + " are allowed");
+  id.resize(kMaxRequestIdBytes);
+  return s;
+}
+
 }  // namespace
 
 std::string NewTraceId() { return RandomHex(32); }
@@ -80,7 +92,8 @@ void InferenceServer::Run(StatusOr<std::shared_ptr<ModelVersion>> version, Infer
     return;
   }
 
-  Status status = version.status();
+  Status status = CheckRequestId(request.id);
+  if (status.ok()) status = version.status();
   if (status.ok()) {
     status = ValidateRequest((*version)->signature(), (*version)->config().max_batch_size(), &request);
   }
@@ -175,6 +188,7 @@ void InferenceServer::Reject(const Status& status, const std::string& protocol, 
                              const std::string& id, const std::string& model, const std::string& version) {
   InferRequest r;
   r.id = id.empty() ? RandomHex(16) : id;
+  (void)CheckRequestId(r.id);  // cut for the log line; the request is failing anyway
   r.protocol = protocol;
   r.trace_id = trace_id.empty() ? NewTraceId() : trace_id;
   Finish(r, model, version, status, nullptr);

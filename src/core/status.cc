@@ -1,6 +1,32 @@
 #include "core/status.h"
 
 namespace serving {
+namespace {
+
+// The longest prefix of `s` of at most `max` bytes that does not split a UTF-8 sequence.
+std::string_view Utf8Prefix(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+}  // namespace
+
+Status::Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {
+  if (message_.size() > kMaxStatusMessageBytes) {
+    const size_t full = message_.size();
+    message_.resize(Utf8Prefix(message_, kMaxStatusMessageBytes - 48).size());
+    message_ += "... (message cut from " + std::to_string(full) + " bytes)";
+  }
+}
+
+std::string Excerpt(std::string_view input, size_t max) {
+  if (input.size() <= max) return std::string(input);
+  return std::string(Utf8Prefix(input, max)) + "...(" + std::to_string(input.size()) + " bytes)";
+}
+
+std::string Quote(std::string_view input, size_t max) { return "'" + Excerpt(input, max) + "'"; }
 
 std::string Status::ToString() const {
   if (ok()) return "OK";

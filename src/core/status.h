@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -30,10 +31,14 @@ enum class StatusCode : int {
   kUnauthenticated = 16,
 };
 
+// Longest message a Status keeps. Messages can quote client input, reach the client (gRPC sends them in
+// a header, which clients cap at 16 KiB) and the logs, so a longer one is cut with a note saying so.
+inline constexpr size_t kMaxStatusMessageBytes = 1024;
+
 class Status {
  public:
   Status() = default;
-  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message);
 
   static Status Ok() { return Status(); }
 
@@ -57,6 +62,12 @@ Status ResourceExhausted(std::string message);
 Status FailedPrecondition(std::string message);
 Status Unimplemented(std::string message);
 Status DeadlineExceeded(std::string message);
+
+// Client input quoted in a message: at most `max` bytes (cut on a UTF-8 boundary, with "...(N bytes)"
+// saying how long it was) in single quotes, so a 10 MB name or value is never echoed back whole.
+std::string Quote(std::string_view input, size_t max = 128);
+// The same without the quotes (for numbers and JSON tokens).
+std::string Excerpt(std::string_view input, size_t max = 128);
 
 // Canonical upper-case name of a code: "INVALID_ARGUMENT".
 const char* StatusCodeName(StatusCode code);

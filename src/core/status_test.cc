@@ -34,5 +34,19 @@ TEST(StatusTest, StatusOrCarriesValueOrStatus) {
   EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
 }
 
+TEST(StatusTest, LongMessagesAreCutSoClientInputIsNeverEchoedWhole) {
+  const std::string huge(10 << 20, 'x');
+  Status s = InvalidArgument("input " + huge + " is bad");
+  EXPECT_LE(s.message().size(), kMaxStatusMessageBytes);
+  EXPECT_NE(s.message().find("message cut from 10485773 bytes"), std::string::npos) << s.message();
+}
+
+TEST(StatusTest, QuoteCutsOnACharacterBoundaryAndSaysHowLongTheInputWas) {
+  EXPECT_EQ(Quote("abc"), "'abc'");
+  EXPECT_EQ(Quote(std::string(200, 'a'), 4), "'aaaa...(200 bytes)'");
+  // "é" is two bytes: a cut after 3 bytes would split the second one.
+  EXPECT_EQ(Quote("\xc3\xa9\xc3\xa9", 3), "'\xc3\xa9...(4 bytes)'");
+}
+
 }  // namespace
 }  // namespace serving

@@ -1,12 +1,14 @@
 #include "core/validate.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 namespace serving {
 namespace {
 
 Status CheckInput(const TensorSpec& spec, const Tensor& t) {
-  const std::string where = "input '" + t.name + "'";
+  const std::string where = "input " + Quote(t.name);
   if (t.dtype != spec.dtype)
     return InvalidArgument(where + ": datatype " + DataTypeName(t.dtype) + " does not match the model's " +
                            DataTypeName(spec.dtype));
@@ -29,15 +31,32 @@ Status CheckInput(const TensorSpec& spec, const Tensor& t) {
   return Status::Ok();
 }
 
+// NaN and infinities are not numbers a model was trained on: a classifier given them still answers with a
+// confident label. They can arrive as "NaN"/"Infinity" in /v1 JSON or as raw bytes in v2 binary data.
+template <typename T>
+Status CheckFinite(const Tensor& t) {
+  const size_t n = t.byte_size / sizeof(T);
+  for (size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, t.data + i * sizeof(T), sizeof(T));  // binary data need not be aligned
+    if (!std::isfinite(v))
+      return InvalidArgument("input " + Quote(t.name) + ": element " + std::to_string(i) + " is " +
+                             (std::isnan(v) ? "NaN" : "infinite") + "; the model takes finite numbers only");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateRequest(const ModelSignature& sig, uint32_t max_batch_size, InferRequest* request) {
   for (const auto& t : request->inputs) {
     auto spec = std::find_if(sig.inputs.begin(), sig.inputs.end(), [&](const TensorSpec& s) { return s.name == t.name; });
-    if (spec == sig.inputs.end()) return InvalidArgument("input '" + t.name + "' is not an input of the model");
+    if (spec == sig.inputs.end()) return InvalidArgument("input " + Quote(t.name) + " is not an input of the model");
     auto n = std::count_if(request->inputs.begin(), request->inputs.end(), [&](const Tensor& o) { return o.name == t.name; });
-    if (n > 1) return InvalidArgument("input '" + t.name + "' is given more than once");
+    if (n > 1) return InvalidArgument("input " + Quote(t.name) + " is given more than once");
     SERVING_RETURN_IF_ERROR(CheckInput(*spec, t));
+    if (t.dtype == DataType::kFp32) SERVING_RETURN_IF_ERROR(CheckFinite<float>(t));
+    if (t.dtype == DataType::kFp64) SERVING_RETURN_IF_ERROR(CheckFinite<double>(t));
   }
   for (const auto& spec : sig.inputs) {
     bool present = std::any_of(request->inputs.begin(), request->inputs.end(),
@@ -60,9 +79,13 @@ Status ValidateRequest(const ModelSignature& sig, uint32_t max_batch_size, Infer
   if (request->requested_outputs.empty()) {
     for (const auto& o : sig.outputs) request->requested_outputs.push_back(o.name);
   }
-  for (const auto& name : request->requested_outputs) {
+  for (size_t i = 0; i < request->requested_outputs.size(); ++i) {
+    const std::string& name = request->requested_outputs[i];
+    if (std::find(request->requested_outputs.begin(), request->requested_outputs.begin() + i, name) !=
+        request->requested_outputs.begin() + i)
+      return InvalidArgument("requested output " + Quote(name) + " is asked for more than once");
     bool known = std::any_of(sig.outputs.begin(), sig.outputs.end(), [&](const TensorSpec& s) { return s.name == name; });
-    if (!known) return InvalidArgument("requested output '" + name + "' is not an output of the model");
+    if (!known) return InvalidArgument("requested output " + Quote(name) + " is not an output of the model");
   }
   return Status::Ok();
 }
