@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "frontends/common/json_limits.h"
 #include "google/rpc/status.pb.h"
 
 namespace serving::frontends {
@@ -16,7 +17,8 @@ std::string ProtoToJson(const google::protobuf::Message& message) {
   return out;
 }
 
-Status ProtoFromJson(std::string_view json, google::protobuf::Message* message) {
+Status ProtoFromJson(std::string_view json, google::protobuf::Message* message, int max_depth) {
+  SERVING_RETURN_IF_ERROR(CheckJsonBody(json, max_depth));
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   auto status = google::protobuf::util::JsonStringToMessage(json, message, options);

@@ -1,8 +1,13 @@
 #include "frontends/http/v2_json.h"
 
+#include <simdjson.h>
+
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+
+#include "frontends/common/json_limits.h"
 
 namespace serving::frontends {
 namespace {
@@ -11,20 +16,29 @@ using json = nlohmann::json;
 // Responses keep the spec's field order (name, datatype, shape, data) for people reading them.
 using ordered = nlohmann::ordered_json;
 
-// Appends one JSON number (or bool) as `dtype` to `out`, range-checked; integers never pass through double.
+// The deepest a v2 body may nest: the body, `inputs`, an input and `data` take four levels, leaving room
+// for `data` nested as deep as any tensor's rank. Checked before parsing (see CheckJsonBody).
+constexpr int kMaxBodyNesting = 32;
+
+namespace od = simdjson::ondemand;
+
+std::string JsonError(simdjson::error_code e) { return simdjson::error_message(e); }
+
+// Appends one JSON number (or bool) as `T` to `out`; range-checked, integers never pass through double and
+// floats must be finite in `T` (1e39 is not an FP32).
 template <typename T>
-bool Put(const json& v, std::vector<std::byte>& out) {
+bool Put(od::value v, std::vector<std::byte>& out) {
   T t;
   if constexpr (std::is_same_v<T, bool>) {
-    if (!v.is_boolean()) return false;
-    t = v.get<bool>();
+    if (v.get_bool().get(t)) return false;
   } else if constexpr (std::is_integral_v<T>) {
-    if (v.is_number_unsigned()) {
-      auto u = v.get<uint64_t>();
-      if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
-      t = static_cast<T>(u);
-    } else if (v.is_number_integer()) {
-      auto i = v.get<int64_t>();
+    od::number n;
+    if (v.get_number().get(n)) return false;
+    if (n.is_uint64()) {
+      if (n.get_uint64() > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+      t = static_cast<T>(n.get_uint64());
+    } else if (n.is_int64()) {
+      const int64_t i = n.get_int64();
       if (i < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
           (i > 0 && static_cast<uint64_t>(i) > static_cast<uint64_t>(std::numeric_limits<T>::max())))
         return false;
@@ -33,8 +47,10 @@ bool Put(const json& v, std::vector<std::byte>& out) {
       return false;
     }
   } else {
-    if (!v.is_number()) return false;
-    t = static_cast<T>(v.get<double>());
+    double d;
+    if (v.get_double().get(d)) return false;
+    t = static_cast<T>(d);
+    if (!std::isfinite(t)) return false;
   }
   const size_t at = out.size();
   out.resize(at + sizeof(T));
@@ -42,7 +58,7 @@ bool Put(const json& v, std::vector<std::byte>& out) {
   return true;
 }
 
-bool PutAs(DataType d, const json& v, std::vector<std::byte>& out) {
+bool PutAs(DataType d, od::value v, std::vector<std::byte>& out) {
   switch (d) {
     case DataType::kBool: return Put<bool>(v, out);
     case DataType::kInt8: return Put<int8_t>(v, out);
@@ -60,64 +76,167 @@ bool PutAs(DataType d, const json& v, std::vector<std::byte>& out) {
   return false;
 }
 
-// `data` may be flat or nested (row-major); both flatten the same way.
-Status Flatten(const json& data, DataType d, const std::string& where, std::vector<std::byte>& out, size_t& count) {
-  if (data.is_array()) {
-    for (const auto& e : data) SERVING_RETURN_IF_ERROR(Flatten(e, d, where, out, count));
+// Reads `data` for a tensor of `dims`: either flat (the element count is checked against the shape by the
+// core) or nested exactly as the shape (row-major), never deeper than the shape's rank and never ragged.
+// Recursion is bounded by the rank, which CheckJsonBody bounds.
+struct DataReader {
+  DataType dtype;
+  const Shape& dims;
+  const std::string& where;
+  std::vector<std::byte> out;
+  size_t count = 0;
+
+  Status Element(od::value v) {
+    if (!PutAs(dtype, v, out)) {
+      const std::string_view raw = v.raw_json_token();
+      return InvalidArgument(where + ".data[" + std::to_string(count) + "]: " + Excerpt(raw, 64) + " is not a valid " +
+                             DataTypeName(dtype));
+    }
+    ++count;
     return Status::Ok();
   }
-  if (!PutAs(d, data, out))
-    return InvalidArgument(where + ".data[" + std::to_string(count) + "]: " + data.dump() + " is not a valid " +
-                           DataTypeName(d));
-  ++count;
-  return Status::Ok();
-}
 
-std::optional<bool> BoolParam(const json& obj, const char* name) {
-  if (!obj.is_object()) return std::nullopt;
-  auto p = obj.find("parameters");
-  if (p == obj.end() || !p->is_object()) return std::nullopt;
-  auto v = p->find(name);
-  if (v == p->end() || !v->is_boolean()) return std::nullopt;
-  return v->get<bool>();
-}
-
-Status ParseInput(const json& in, size_t index, std::string_view binary, size_t& binary_offset, Tensor* out) {
-  std::string where = "inputs[" + std::to_string(index) + "]";
-  if (!in.is_object()) return InvalidArgument(where + " is not an object");
-  auto name = in.find("name");
-  auto datatype = in.find("datatype");
-  auto shape = in.find("shape");
-  if (name == in.end() || !name->is_string()) return InvalidArgument(where + ".name is missing");
-  where = "input '" + name->get<std::string>() + "'";
-  if (datatype == in.end() || !datatype->is_string()) return InvalidArgument(where + ": datatype is missing");
-  if (shape == in.end() || !shape->is_array()) return InvalidArgument(where + ": shape is missing");
-  DataType d = DataTypeFromName(datatype->get<std::string>());
-  if (d == DataType::kInvalid)
-    return InvalidArgument(where + ": datatype '" + datatype->get<std::string>() + "' is not supported");
-  Shape dims;
-  for (const auto& s : *shape) {
-    if (!s.is_number_integer()) return InvalidArgument(where + ": shape must hold integers");
-    dims.push_back(s.get<int64_t>());
+  // The elements of an array at nesting `level` (the outer `data` array is level 0).
+  Status Array(od::array array, size_t level, bool nested) {
+    size_t n = 0;
+    for (auto element : array) {
+      od::value v;
+      if (auto e = element.get(v)) return InvalidArgument(where + ".data: " + JsonError(e));
+      od::json_type type;
+      if (auto e = v.type().get(type)) return InvalidArgument(where + ".data: " + JsonError(e));
+      if (level == 0 && n == 0) nested = type == od::json_type::array;
+      const bool inner = nested && level + 1 < dims.size();
+      if (type == od::json_type::array) {
+        if (!inner)
+          return InvalidArgument(where + ".data nests deeper than the shape " + ShapeToString(dims) +
+                                 (nested ? "" : " or mixes arrays with values"));
+        od::array sub;
+        if (auto e = v.get_array().get(sub)) return InvalidArgument(where + ".data: " + JsonError(e));
+        SERVING_RETURN_IF_ERROR(Array(sub, level + 1, nested));
+      } else {
+        if (inner) return InvalidArgument(where + ".data is nested but not as deep as the shape " + ShapeToString(dims));
+        SERVING_RETURN_IF_ERROR(Element(v));
+      }
+      ++n;
+    }
+    if (nested && level < dims.size() && static_cast<int64_t>(n) != dims[level])
+      return InvalidArgument(where + ".data is ragged: an array at depth " + std::to_string(level + 1) + " has " +
+                             std::to_string(n) + " elements, the shape " + ShapeToString(dims) + " says " +
+                             std::to_string(dims[level]));
+    return Status::Ok();
   }
-  auto params = in.find("parameters");
-  if (params != in.end() && params->is_object() && params->contains("binary_data_size")) {
-    const auto& size = (*params)["binary_data_size"];
-    if (!size.is_number_unsigned()) return InvalidArgument(where + ": binary_data_size must be a non-negative integer");
-    const size_t n = size.get<size_t>();
+};
+
+// The value of `key` in `object`, or nullopt when absent; a malformed document is an error.
+StatusOr<std::optional<od::value>> Field(od::object& object, std::string_view key, const std::string& where) {
+  od::value v;
+  auto e = object.find_field_unordered(key).get(v);
+  if (e == simdjson::NO_SUCH_FIELD) return std::optional<od::value>();
+  if (e) return InvalidArgument("request body is not valid JSON (reading " + where + std::string(key) + "): " + JsonError(e));
+  return std::optional<od::value>(v);
+}
+
+// A field that must be a string when present.
+StatusOr<std::optional<std::string>> StringField(od::object& object, std::string_view key, const std::string& where) {
+  auto v = Field(object, key, where);
+  if (!v.ok()) return v.status();
+  if (!*v) return std::optional<std::string>();
+  std::string_view s;
+  if ((**v).get_string().get(s)) return InvalidArgument(where + std::string(key) + " must be a string");
+  return std::optional<std::string>(std::string(s));
+}
+
+// A boolean in `object`'s "parameters"; nullopt when absent.
+StatusOr<std::optional<bool>> BoolParam(od::object& object, std::string_view name, const std::string& where) {
+  auto p = Field(object, "parameters", where);
+  if (!p.ok()) return p.status();
+  if (!*p) return std::optional<bool>();
+  od::object params;
+  if ((**p).get_object().get(params)) return InvalidArgument(where + "parameters must be an object");
+  auto v = Field(params, name, where + "parameters.");
+  if (!v.ok()) return v.status();
+  if (!*v) return std::optional<bool>();
+  bool b;
+  if ((**v).get_bool().get(b)) return InvalidArgument(where + "parameters." + std::string(name) + " must be a boolean");
+  return std::optional<bool>(b);
+}
+
+Status ParseInput(od::value value, size_t index, std::string_view binary, size_t& binary_offset, Tensor* out) {
+  std::string where = "inputs[" + std::to_string(index) + "]";
+  od::object in;
+  if (value.get_object().get(in)) return InvalidArgument(where + " is not an object");
+  auto name = StringField(in, "name", where + ".");
+  if (!name.ok()) return name.status();
+  if (!*name) return InvalidArgument(where + ".name is missing");
+  where = "input " + Quote(**name);
+  auto datatype = StringField(in, "datatype", where + ": ");
+  if (!datatype.ok()) return datatype.status();
+  if (!*datatype) return InvalidArgument(where + ": datatype is missing");
+  const DataType d = DataTypeFromName(**datatype);
+  if (d == DataType::kInvalid) return InvalidArgument(where + ": datatype " + Quote(**datatype) + " is not supported");
+
+  auto shape = Field(in, "shape", where + ": ");
+  if (!shape.ok()) return shape.status();
+  od::array shape_array;
+  if (!*shape || (**shape).get_array().get(shape_array)) return InvalidArgument(where + ": shape is missing");
+  Shape dims;
+  for (auto dim : shape_array) {
+    int64_t n;
+    if (dim.get_int64().get(n)) return InvalidArgument(where + ": shape must hold integers");
+    if (dims.size() == static_cast<size_t>(kMaxBodyNesting)) return InvalidArgument(where + ": shape has too many dimensions");
+    dims.push_back(n);
+  }
+
+  // binary_data_size says the values follow the JSON header; then `data` must not be there too.
+  std::optional<size_t> binary_size;
+  auto params = Field(in, "parameters", where + ": ");
+  if (!params.ok()) return params.status();
+  if (*params) {
+    od::object p;
+    if ((**params).get_object().get(p)) return InvalidArgument(where + ": parameters must be an object");
+    auto size = Field(p, "binary_data_size", where + ": parameters.");
+    if (!size.ok()) return size.status();
+    if (*size) {
+      uint64_t n;
+      if ((**size).get_uint64().get(n)) return InvalidArgument(where + ": binary_data_size must be a non-negative integer");
+      binary_size = n;
+    }
+  }
+  auto data = Field(in, "data", where + ": ");
+  if (!data.ok()) return data.status();
+  if (binary_size) {
+    if (*data) return InvalidArgument(where + ": has both data and binary_data_size; send the values one way");
+    const size_t n = *binary_size;
     if (n > binary.size() - binary_offset)
       return InvalidArgument(where + ": binary_data_size " + std::to_string(n) + " exceeds the binary data sent (" +
                              std::to_string(binary.size() - binary_offset) + " bytes left)");
-    *out = Tensor::Borrowed(name->get<std::string>(), d, std::move(dims), binary.data() + binary_offset, n);
+    *out = Tensor::Borrowed(**name, d, std::move(dims), binary.data() + binary_offset, n);
     binary_offset += n;
     return Status::Ok();
   }
-  auto data = in.find("data");
-  if (data == in.end()) return InvalidArgument(where + ": data is missing");
-  std::vector<std::byte> bytes;
-  size_t count = 0;
-  SERVING_RETURN_IF_ERROR(Flatten(*data, d, where, bytes, count));
-  *out = Tensor::Owning(name->get<std::string>(), d, std::move(dims), std::move(bytes));
+  if (!*data) return InvalidArgument(where + ": data is missing");
+  od::array data_array;
+  if ((**data).get_array().get(data_array)) return InvalidArgument(where + ": data must be an array");
+  DataReader reader{d, dims, where, {}, 0};
+  SERVING_RETURN_IF_ERROR(reader.Array(data_array, 0, false));
+  *out = Tensor::Owning(**name, d, std::move(dims), std::move(reader.out));
+  return Status::Ok();
+}
+
+Status ParseOutputs(od::value value, V2HttpInfer* out) {
+  od::array outputs;
+  if (value.get_array().get(outputs)) return InvalidArgument("outputs must be an array");
+  for (auto element : outputs) {
+    od::object o;
+    if (element.get_object().get(o)) return InvalidArgument("outputs[]: each output must be an object");
+    auto name = StringField(o, "name", "outputs[].");
+    if (!name.ok()) return name.status();
+    if (!*name) return InvalidArgument("outputs[]: each output needs a name");
+    auto binary = BoolParam(o, "binary_data", "output " + Quote(**name) + ": ");
+    if (!binary.ok()) return binary.status();
+    out->request.requested_outputs.push_back(**name);
+    if (*binary) out->binary[**name] = **binary;
+  }
   return Status::Ok();
 }
 
@@ -156,38 +275,54 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
                            " exceeds the body size " + std::to_string(body.size()));
   const std::string_view head = header_length ? body.substr(0, *header_length) : body;
   const std::string_view binary = header_length ? body.substr(*header_length) : std::string_view();
-  json j = json::parse(head.begin(), head.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return InvalidArgument("request body is not valid JSON");
-  if (!j.is_object()) return InvalidArgument("request body must be a JSON object");
+  SERVING_RETURN_IF_ERROR(CheckJsonBody(head, kMaxBodyNesting));
 
+  // simdjson reads a few bytes past the end: parse a padded copy of the JSON part (binary tensor data
+  // stays where it is). The parser's buffers live for this call only, so a large body's memory goes back
+  // with its request.
+  const simdjson::padded_string padded(head);
+  od::parser parser;
+  od::document doc;
+  if (auto e = parser.iterate(padded).get(doc)) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
+  od::object root;
+  if (auto e = doc.get_object().get(root))
+    return InvalidArgument(e == simdjson::INCORRECT_TYPE ? "request body must be a JSON object"
+                                                         : "request body is not valid JSON: " + JsonError(e));
   V2HttpInfer out;
-  if (auto id = j.find("id"); id != j.end()) {
-    if (!id->is_string()) return InvalidArgument("id must be a string");
-    out.request.id = id->get<std::string>();
-  }
-  out.binary_by_default = BoolParam(j, "binary_data_output").value_or(false);
-  auto inputs = j.find("inputs");
-  if (inputs == j.end() || !inputs->is_array() || inputs->empty())
-    return InvalidArgument("inputs is missing or empty");
-  size_t offset = 0;
-  for (size_t i = 0; i < inputs->size(); ++i) {
+  auto id = StringField(root, "id", "");
+  if (!id.ok()) return id.status();
+  if (*id) out.request.id = std::move(**id);
+  auto binary_output = BoolParam(root, "binary_data_output", "");
+  if (!binary_output.ok()) return binary_output.status();
+  out.binary_by_default = binary_output->value_or(false);
+
+  auto inputs = Field(root, "inputs", "");
+  if (!inputs.ok()) return inputs.status();
+  od::array input_array;
+  if (!*inputs) return InvalidArgument("inputs is missing or empty");
+  if ((**inputs).get_array().get(input_array)) return InvalidArgument("inputs must be an array");
+  size_t offset = 0, index = 0;
+  for (auto element : input_array) {
+    od::value v;
+    if (auto e = element.get(v)) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
     Tensor t;
-    SERVING_RETURN_IF_ERROR(ParseInput((*inputs)[i], i, binary, offset, &t));
+    SERVING_RETURN_IF_ERROR(ParseInput(v, index++, binary, offset, &t));
     out.request.inputs.push_back(std::move(t));
   }
+  if (out.request.inputs.empty()) return InvalidArgument("inputs is missing or empty");
   if (offset != binary.size())
     return InvalidArgument("binary data has " + std::to_string(binary.size() - offset) +
                            " bytes not claimed by any input's binary_data_size");
-  if (auto outputs = j.find("outputs"); outputs != j.end()) {
-    if (!outputs->is_array()) return InvalidArgument("outputs must be an array");
-    for (const auto& o : *outputs) {
-      if (!o.is_object() || !o.contains("name") || !o["name"].is_string())
-        return InvalidArgument("outputs[]: each output needs a name");
-      const std::string name = o["name"].get<std::string>();
-      out.request.requested_outputs.push_back(name);
-      if (auto b = BoolParam(o, "binary_data")) out.binary[name] = *b;
-    }
-  }
+  auto outputs = Field(root, "outputs", "");
+  if (!outputs.ok()) return outputs.status();
+  if (*outputs) SERVING_RETURN_IF_ERROR(ParseOutputs(**outputs, &out));
+
+  // Nothing may follow the object (a second document, a NUL byte and garbage, ...): walk the rest of it
+  // and require the end of the input.
+  if (root.reset().error()) return InvalidArgument("request body is not valid JSON");
+  for (auto field : root)
+    if (auto e = field.error()) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
+  if (!doc.current_location().error()) return InvalidArgument("request body has content after its JSON object");
   return out;
 }
 

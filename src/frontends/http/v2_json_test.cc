@@ -58,5 +58,58 @@ TEST(V2JsonTest, BinaryOutputsFollowTheJsonHeader) {
   EXPECT_NE(body.bytes.find(R"("binary_data_size":8)"), std::string::npos);
 }
 
+StatusOr<V2HttpInfer> One(const std::string& input) { return ParseV2InferBody(R"({"inputs":[)" + input + "]}", {}); }
+
+TEST(V2JsonTest, FieldsMayComeInAnyOrder) {
+  auto r = One(R"({"data":[1,2],"shape":[2],"name":"x","datatype":"INT8"})");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(ElementAsDouble(r->request.inputs[0], 1), 2);
+}
+
+TEST(V2JsonTest, DataMustNestExactlyAsTheShapeOrBeFlat) {
+  auto message = [](const std::string& input) { return One(input).status().message(); };
+  EXPECT_NE(message(R"({"name":"x","shape":[2,2],"datatype":"INT32","data":[[1,2],[3]]})").find("ragged"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"name":"x","shape":[2],"datatype":"INT32","data":[[1],[2]]})").find("deeper than the shape"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"name":"x","shape":[2,2],"datatype":"INT32","data":[[1,2],3,4]})").find("nested but not"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"name":"x","shape":[4],"datatype":"INT32","data":[1,2,[3,4]]})").find("mixes arrays"),
+            std::string::npos);
+}
+
+TEST(V2JsonTest, Fp32ValuesBeyondItsRangeAreRejectedNotMadeInfinite) {
+  EXPECT_FALSE(One(R"({"name":"x","shape":[1],"datatype":"FP32","data":[1e39]})").ok());
+  EXPECT_TRUE(One(R"({"name":"x","shape":[1],"datatype":"FP64","data":[1e39]})").ok());
+}
+
+TEST(V2JsonTest, NothingMayFollowTheJsonObject) {
+  const std::string good = R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]})";
+  ASSERT_TRUE(ParseV2InferBody(good, {}).ok());
+  EXPECT_FALSE(ParseV2InferBody(good + std::string("\0garbage", 8), {}).ok());
+  EXPECT_FALSE(ParseV2InferBody(good + "{}", {}).ok());
+  EXPECT_TRUE(ParseV2InferBody(good + " \n", {}).ok());
+}
+
+TEST(V2JsonTest, DataAndBinaryDataSizeTogetherAreRejected) {
+  std::string head = R"({"inputs":[{"name":"a","shape":[1],"datatype":"INT8","data":[1],"parameters":{"binary_data_size":1}}]})";
+  auto r = ParseV2InferBody(head + "\x01", head.size());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("both data and binary_data_size"), std::string::npos);
+}
+
+TEST(V2JsonTest, DeepNestingIsRejectedBeforeParsing) {
+  const int d = 100000;
+  auto r = One(R"({"name":"x","shape":[1],"datatype":"FP32","data":)" + std::string(d, '[') + "1" + std::string(d, ']') + "}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("deeper than 32 levels"), std::string::npos) << r.status().message();
+}
+
+TEST(V2JsonTest, EchoedValuesAreCut) {
+  auto r = One(R"({"name":"x","shape":[1],"datatype":"FP32","data":[")" + std::string(100000, 'a') + R"("]})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(r.status().message().size(), 300u) << r.status().message();
+}
+
 }  // namespace
 }  // namespace serving::frontends
