@@ -59,6 +59,18 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
                    .Help("Inference requests accepted and not yet answered")
                    .Register(*registry_)
                    .Add({});
+  auto& rejected = BuildCounter().Name("inference_transport_rejected_total")
+                       .Help("Connections or messages the transport refused before any request reached the core, "
+                             "by protocol and reason")
+                       .Register(*registry_);
+  transport_ = TransportSeries{
+      &BuildGauge().Name("inference_http_connections").Help("Open HTTP connections").Register(*registry_).Add({}),
+      &rejected.Add({{"protocol", "http"}, {"reason", "connection_limit"}}),
+      &rejected.Add({{"protocol", "http"}, {"reason", "request_timeout"}}),
+      &rejected.Add({{"protocol", "http"}, {"reason", "accept_error"}}),
+      &rejected.Add({{"protocol", "http"}, {"reason", "malformed"}}),
+      &rejected.Add({{"protocol", "http"}, {"reason", "overloaded"}}),
+      &rejected.Add({{"protocol", "grpc"}, {"reason", "malformed"}})};
   BuildGauge().Name("inference_server_build_info").Help("Build information; always 1")
       .Register(*registry_).Add({{"version", server_version}}).Set(1);
 }

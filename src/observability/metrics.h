@@ -30,6 +30,17 @@ class Metrics {
     prometheus::Gauge* queue_depth;
   };
 
+  // The transports' own protection against hostile or broken clients (docs/reliability.md).
+  struct TransportSeries {
+    prometheus::Gauge* http_connections;              // open HTTP connections
+    prometheus::Counter* http_refused;                // closed at once: over --http-max-connections
+    prometheus::Counter* http_timed_out;              // closed: no complete request within --http-request-timeout-s
+    prometheus::Counter* http_accept_errors;          // accept() failed (e.g. EMFILE); accepting paused briefly
+    prometheus::Counter* http_malformed;              // rejected before routing (duplicate Content-Length, ...)
+    prometheus::Counter* http_overloaded;             // 503: the decode queue was full
+    prometheus::Counter* grpc_malformed;              // gRPC messages that did not parse
+  };
+
   explicit Metrics(const std::string& server_version);
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
@@ -43,6 +54,7 @@ class Metrics {
   void SetModelState(const std::string& model, const std::string& version, const std::string& state);
   void SetModelLoadDuration(const std::string& model, const std::string& version, double seconds);
   prometheus::Gauge& inflight() { return *inflight_; }
+  const TransportSeries& transport() const { return transport_; }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -58,6 +70,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* model_state_;
   prometheus::Family<prometheus::Gauge>* load_duration_;
   prometheus::Gauge* inflight_;
+  TransportSeries transport_;
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<ModelSeries>> series_;  // key "model\0version", guarded by mu_

@@ -32,6 +32,12 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
       {"http-port", {"HTTP/REST port: /v1, /v2, /healthz, /readyz (default 8080)", Number(&o->http_port)}},
       {"metrics-port", {"Prometheus /metrics port, 0 disables (default 8002)", Number(&o->metrics_port)}},
       {"http-threads", {"HTTP event-loop threads (default 2)", Number(&o->http_threads)}},
+      {"http-worker-threads", {"threads that decode and run HTTP inference requests off the event loops (default 2)", Number(&o->http_worker_threads)}},
+      {"http-max-connections", {"open HTTP connections at most; more are closed when accepted (default 4096)", Number(&o->http_max_connections)}},
+      {"http-request-timeout-s", {"an HTTP connection must send a complete request within this long of connecting or of its last reply; idle keep-alive connections close after it (default 60)", Number(&o->http_request_timeout_s)}},
+      {"http-io-timeout-s", {"an HTTP connection that reads or writes nothing for this long is closed (default 120)", Number(&o->http_io_timeout_s)}},
+      {"metrics-threads", {"threads serving /metrics (default 8)", Number(&o->metrics_threads)}},
+      {"metrics-timeout-ms", {"a /metrics connection that sends or reads nothing for this long is closed (default 5000)", Number(&o->metrics_timeout_ms)}},
       {"max-request-bytes", {"largest request body / gRPC message accepted (default 67108864)", Number(&o->max_request_bytes)}},
       {"repository-poll-ms", {"how often to rescan the repository, 0 disables (default 2000)", Number(&o->repository_poll_ms)}},
       {"default-model", {"model used when a /v1 request names none (default: first by name)", Text(&o->default_model)}},
@@ -84,6 +90,14 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
   if (o.max_request_bytes <= 0 || o.max_request_bytes > (1LL << 31) - 1)
     return InvalidArgument("--max-request-bytes must be within 1..2147483647");
   if (o.http_threads < 1 || o.http_threads > 64) return InvalidArgument("--http-threads must be within 1..64");
+  if (o.http_worker_threads < 1 || o.http_worker_threads > 256)
+    return InvalidArgument("--http-worker-threads must be within 1..256");
+  if (o.http_max_connections < 1) return InvalidArgument("--http-max-connections must be at least 1");
+  if (!(o.http_request_timeout_s > 0) || o.http_request_timeout_s > 86400)
+    return InvalidArgument("--http-request-timeout-s must be within (0, 86400]");
+  if (o.http_io_timeout_s < 1) return InvalidArgument("--http-io-timeout-s must be at least 1");
+  if (o.metrics_threads < 1 || o.metrics_threads > 256) return InvalidArgument("--metrics-threads must be within 1..256");
+  if (o.metrics_timeout_ms < 1) return InvalidArgument("--metrics-timeout-ms must be at least 1");
   if (o.log_format != "json" && o.log_format != "text") return InvalidArgument("--log-format must be json or text");
   if (o.access_log_sample_rate < 0 || o.access_log_sample_rate > 1)
     return InvalidArgument("--access-log-sample-rate must be within 0..1");

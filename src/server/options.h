@@ -15,6 +15,12 @@ struct ServerOptions {
   int http_port = 8080;
   int metrics_port = 8002;  // 0 disables the metrics endpoint
   int http_threads = 2;
+  int http_worker_threads = 2;
+  int http_max_connections = 4096;
+  double http_request_timeout_s = 60;
+  int http_io_timeout_s = 120;
+  int metrics_threads = 8;
+  int metrics_timeout_ms = 5000;
   int64_t max_request_bytes = 64 << 20;
   int repository_poll_ms = 2000;
   std::string default_model;

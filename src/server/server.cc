@@ -1,7 +1,10 @@
 #include "server/server.h"
 
+#include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 #include <prometheus/exposer.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -28,6 +31,36 @@ int Fail(const std::string& what, const Status& status) {
   return 1;
 }
 
+// gRPC and protobuf print their own plain-text lines on stderr, which would break the one-JSON-object-
+// per-line log stream: route them through the logger instead.
+void RouteLibraryLogs() {
+  gpr_set_log_function([](gpr_log_func_args* args) {
+    const logging::Level level = args->severity == GPR_LOG_SEVERITY_ERROR ? logging::Level::kError
+                                 : args->severity == GPR_LOG_SEVERITY_INFO ? logging::Level::kInfo
+                                 : logging::Level::kDebug;
+    logging::Log(level, "grpc", {{"detail", args->message}, {"file", args->file}, {"line", args->line}});
+  });
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
+                                     const std::string& message) {
+    logging::Log(level >= google::protobuf::LOGLEVEL_ERROR ? logging::Level::kError : logging::Level::kWarn,
+                 "protobuf", {{"detail", message}, {"file", file}, {"line", line}});
+  });
+}
+
+// Each connection takes a descriptor: raise the soft limit to the hard one so the connection limits, not
+// the default 1024 descriptors, decide how many clients are served.
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+  }
+  logging::Info("open file limit", {{"before", static_cast<int64_t>(before)},
+                                    {"now", static_cast<int64_t>(limit.rlim_cur)}});
+}
+
 }  // namespace
 
 int RunServer(const ServerOptions& o) {
@@ -39,6 +72,8 @@ int RunServer(const ServerOptions& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  RouteLibraryLogs();
+  RaiseOpenFileLimit();
 
 #ifndef SERVING_VERSION
 #define SERVING_VERSION "dev"
@@ -48,7 +83,11 @@ int RunServer(const ServerOptions& o) {
   std::unique_ptr<prometheus::Exposer> exposer;
   if (o.metrics_port > 0) {
     try {
-      exposer = std::make_unique<prometheus::Exposer>(HostPort(o.host, o.metrics_port));
+      // civetweb's options: enough threads that a few stalled clients cannot block the scrape, and a
+      // timeout that closes a connection which never finishes its request.
+      exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+          "listening_ports", HostPort(o.host, o.metrics_port), "num_threads", std::to_string(o.metrics_threads),
+          "request_timeout_ms", std::to_string(o.metrics_timeout_ms)});
       exposer->RegisterCollectable(metrics.registry());
       exposer->RegisterCollectable(process_metrics);
     } catch (const std::exception& e) {
@@ -74,7 +113,17 @@ int RunServer(const ServerOptions& o) {
   frontends::HttpServer http;
   frontends::AddV1Routes(&http, &server);
   frontends::AddV2Routes(&http, &server);
-  auto http_port = http.Start({o.host, o.http_port, o.http_threads, static_cast<size_t>(o.max_request_bytes)});
+  frontends::HttpServer::Options http_options;
+  http_options.host = o.host;
+  http_options.port = o.http_port;
+  http_options.threads = o.http_threads;
+  http_options.max_body_bytes = static_cast<size_t>(o.max_request_bytes);
+  http_options.max_connections = static_cast<size_t>(o.http_max_connections);
+  http_options.request_timeout_s = o.http_request_timeout_s;
+  http_options.io_timeout_s = o.http_io_timeout_s;
+  http_options.worker_threads = o.http_worker_threads;
+  http_options.metrics = &metrics;
+  auto http_port = http.Start(http_options);
   if (!http_port.ok()) return Fail("cannot start HTTP", http_port.status());
 
   logging::Info("server started", {{"grpc_port", *grpc_port},

@@ -1,5 +1,7 @@
 #include "backends/onnxruntime/onnxruntime_backend.h"
 
+#include "observability/logger.h"
+
 #include <onnxruntime_cxx_api.h>
 
 #include <mutex>
@@ -57,8 +59,18 @@ Status FromOrt(const Ort::Exception& e, const std::string& context) {
   }
 }
 
+// ONNX Runtime's own warnings go through the JSON logger, not as plain text on stderr.
+void OrtLog(void*, OrtLoggingLevel severity, const char* category, const char*, const char* code_location,
+            const char* message) {
+  const logging::Level level = severity >= ORT_LOGGING_LEVEL_ERROR     ? logging::Level::kError
+                               : severity >= ORT_LOGGING_LEVEL_WARNING ? logging::Level::kWarn
+                                                                       : logging::Level::kDebug;
+  logging::Log(level, "onnxruntime", {{"detail", message}, {"category", category}, {"where", code_location}});
+}
+
 Ort::Env& GlobalEnv() {
-  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "inference-server");  // lives for the process
+  // Lives for the process.
+  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "inference-server", &OrtLog, nullptr);
   return *env;
 }
 

@@ -79,4 +79,8 @@ void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   logging::Info("grpc server stopped");
 }
 
+void CountMalformed(InferenceServer* server) {
+  if (server->metrics()) server->metrics()->transport().grpc_malformed->Increment();
+}
+
 }  // namespace serving::frontends

@@ -51,4 +51,24 @@ std::string TraceIdFrom(const grpc::CallbackServerContext* ctx);
 Clock::time_point DeadlineFrom(const grpc::CallbackServerContext* ctx);
 grpc::Status ToGrpc(const Status& status);
 
+// The inference methods take their messages raw (gRPC's WithRawCallbackMethod_*), so a message that does
+// not parse is answered INVALID_ARGUMENT and counted and logged by the caller like any rejected request;
+// gRPC alone answers such a call with neither a log line nor a metric.
+template <typename Message>
+Status ParseMessage(const grpc::ByteBuffer& raw, Message* out) {
+  grpc::ByteBuffer copy(raw);  // Deserialize consumes its buffer; the copy shares the slices
+  if (!grpc::SerializationTraits<Message>::Deserialize(&copy, out).ok())
+    return InvalidArgument("the request is not a valid " + out->GetTypeName() + " message");
+  return Status::Ok();
+}
+
+template <typename Message>
+void SerializeMessage(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  (void)grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);  // fails only past 2 GiB
+}
+
+// Counts a message that did not parse in inference_transport_rejected_total{protocol="grpc"}.
+void CountMalformed(InferenceServer* server);
+
 }  // namespace serving::frontends

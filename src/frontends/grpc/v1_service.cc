@@ -6,16 +6,31 @@
 namespace serving::frontends {
 namespace {
 
-class V1Service final : public inference::v1::InferenceService::CallbackService {
+class V1Service final
+    : public inference::v1::InferenceService::WithRawCallbackMethod_Infer<inference::v1::InferenceService::CallbackService> {
  public:
   explicit V1Service(InferenceServer* server) : server_(server) {}
 
-  grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* ctx, const inference::v1::InferRequest* request,
-                                  inference::v1::InferResponse* response) override {
+  grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
+                                  grpc::ByteBuffer* raw_response) override {
+    struct Call {
+      inference::v1::InferRequest request;
+      inference::v1::InferResponse response;
+    };
+    auto call = std::make_shared<Call>();
     auto* reactor = ctx->DefaultReactor();
-    CallContext call{"grpc-v1", TraceIdFrom(ctx), DeadlineFrom(ctx)};
-    RunV1Infer(*server_, *request, std::move(call), response,
-               [reactor](const Status& status) { reactor->Finish(ToGrpc(status)); });
+    CallContext context{"grpc-v1", TraceIdFrom(ctx), DeadlineFrom(ctx)};
+    if (Status parsed = ParseMessage(*raw, &call->request); !parsed.ok()) {
+      CountMalformed(server_);
+      server_->Reject(parsed, context.protocol, context.trace_id);
+      reactor->Finish(ToGrpc(parsed));
+      return reactor;
+    }
+    RunV1Infer(*server_, call->request, std::move(context), &call->response,
+               [reactor, call, raw_response](const Status& status) {
+                 if (status.ok()) SerializeMessage(call->response, raw_response);
+                 reactor->Finish(ToGrpc(status));
+               });
     return reactor;
   }
 

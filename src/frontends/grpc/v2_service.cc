@@ -12,7 +12,9 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const Status& s
   return reactor;
 }
 
-class V2Service final : public inference::GRPCInferenceService::CallbackService {
+class V2Service final
+    : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
+          inference::GRPCInferenceService::CallbackService> {
  public:
   explicit V2Service(InferenceServer* server) : server_(server) {}
 
@@ -54,20 +56,33 @@ class V2Service final : public inference::GRPCInferenceService::CallbackService 
     return Done(ctx, Status::Ok());
   }
 
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const inference::ModelInferRequest* request,
-                                       inference::ModelInferResponse* response) override {
-    auto decoded = DecodeV2Request(*request);
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
+                                       grpc::ByteBuffer* raw_response) override {
+    struct Call {
+      inference::ModelInferRequest request;
+      inference::ModelInferResponse response;
+    };
+    auto call = std::make_shared<Call>();
+    if (Status parsed = ParseMessage(*raw, &call->request); !parsed.ok()) {
+      CountMalformed(server_);
+      server_->Reject(parsed, "grpc-v2", TraceIdFrom(ctx));
+      return Done(ctx, parsed);
+    }
+    auto decoded = DecodeV2Request(call->request);
     if (!decoded.ok()) {
-      server_->Reject(decoded.status(), "grpc-v2", TraceIdFrom(ctx), request->id());
+      server_->Reject(decoded.status(), "grpc-v2", TraceIdFrom(ctx), call->request.id());
       return Done(ctx, decoded.status());
     }
     decoded->protocol = "grpc-v2";
     decoded->trace_id = TraceIdFrom(ctx);
     decoded->deadline = DeadlineFrom(ctx);
     auto* reactor = ctx->DefaultReactor();
-    // The request's tensors borrow from `*request`, which gRPC keeps alive until Finish().
-    server_->Infer(std::move(decoded).value(), [reactor, response](StatusOr<InferResponse> result) {
-      if (result.ok()) EncodeV2Response(*result, response);
+    // The request's tensors borrow from `call->request`, which the callback keeps alive.
+    server_->Infer(std::move(decoded).value(), [reactor, call, raw_response](StatusOr<InferResponse> result) {
+      if (result.ok()) {
+        EncodeV2Response(*result, &call->response);
+        SerializeMessage(call->response, raw_response);
+      }
       reactor->Finish(ToGrpc(result.status()));
     });
     return reactor;

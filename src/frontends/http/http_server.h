@@ -1,7 +1,14 @@
-// HttpServer: event-driven HTTP/1.1 on libevent's evhttp (keep-alive, pipelining, body limit), with
-// one event loop per thread, each on its own SO_REUSEPORT listening socket so the kernel spreads
-// connections. Handlers run on the loop thread and may reply later from any thread (HttpReply posts
-// the reply back to the connection's loop), so a slow model never blocks a loop.
+// HttpServer: HTTP/1.1 (keep-alive, pipelining, chunked bodies, Expect: 100-continue) with one libevent
+// loop per thread, each on its own SO_REUSEPORT listening socket so the kernel spreads connections.
+// Requests are parsed by Node's http-parser (Debian's libhttp-parser), which rejects ambiguous framing
+// (two Content-Length headers, Content-Length with Transfer-Encoding) and oversized headers; connections
+// are our own (http_connection.cc), so we can limit them, give each request a deadline, and see a
+// client leave.
+//
+// A route's handler runs on the loop thread (health, metadata: quick) or on a small worker pool
+// (inference: decoding a large body takes a while) and may reply later from any thread: HttpReply posts
+// the reply back to the connection's loop, so neither a slow model nor a large body blocks a loop.
+// Limits and what each hostile client gets: docs/reliability.md.
 #pragma once
 
 #include <atomic>
@@ -14,35 +21,44 @@
 #include <vector>
 
 #include "core/status.h"
-
-struct evhttp_request;
-struct event_base;
-struct evhttp;
-struct evhttp_bound_socket;
+#include "frontends/http/worker_pool.h"
+#include "observability/metrics.h"
 
 namespace serving::frontends {
+
+using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string path;    // without the query string, not percent-decoded
-  std::string_view body;
-  evhttp_request* raw = nullptr;
-  // Empty when absent.
-  std::string Header(const char* name) const;
+  HttpHeaders headers;
+  std::string_view body;  // owned by the exchange, valid until the reply is sent
+  // Case-insensitive; empty when absent.
+  std::string Header(std::string_view name) const;
 };
 
-// A pending reply; Send() exactly once, from any thread.
+struct HttpLoop;      // one event loop thread (http_connection.h)
+struct HttpExchange;  // one request and its reply's way back (http_connection.h)
+
+// A pending reply; Send() exactly once, from any thread. Dropped when the client has left meanwhile.
 class HttpReply {
  public:
-  HttpReply(evhttp_request* req, event_base* base) : req_(req), base_(base), loop_(std::this_thread::get_id()) {}
-  void Send(int status, std::string body, std::vector<std::pair<std::string, std::string>> headers = {});
+  HttpReply(std::shared_ptr<HttpExchange> exchange, HttpLoop* loop)
+      : exchange_(std::move(exchange)), loop_(loop), thread_(std::this_thread::get_id()) {}
+  // A reply a handler dropped unsent becomes a 500, so its connection is not left waiting.
+  ~HttpReply();
+  void Send(int status, std::string body, HttpHeaders headers = {});
   // Convenience: a JSON body.
   void Json(int status, std::string body) { Send(status, std::move(body), {{"Content-Type", "application/json"}}); }
+  // 405 with the methods the path takes in `allow` ("POST") and the route family's error JSON.
+  void MethodNotAllowed(std::string allow, std::string json_body) {
+    Send(405, std::move(json_body), {{"Content-Type", "application/json"}, {"Allow", std::move(allow)}});
+  }
 
  private:
-  evhttp_request* req_;
-  event_base* base_;
-  std::thread::id loop_;
+  std::shared_ptr<HttpExchange> exchange_;
+  HttpLoop* loop_;
+  std::thread::id thread_;  // the loop's thread
   std::atomic<bool> sent_{false};
 };
 
@@ -55,30 +71,46 @@ class HttpServer {
     int port = 8080;
     int threads = 2;
     size_t max_body_bytes = 64 << 20;
+    size_t max_connections = 4096;    // more are closed as soon as they are accepted
+    double request_timeout_s = 60;    // from accept or the previous reply to a complete request
+    int io_timeout_s = 120;           // reading a request or writing a reply stalls this long: closed
+    int worker_threads = 2;           // for RunOn::kWorker handlers
+    size_t max_queued = 1024;         // RunOn::kWorker requests waiting beyond this get 503
+    Metrics* metrics = nullptr;       // optional: transport series
   };
+  enum class RunOn { kLoop, kWorker };
 
   HttpServer();
   ~HttpServer();
 
   // `prefix` ending in '/' matches every path under it; otherwise the path must be equal. The longest
   // match wins. Register before Start().
-  void Route(std::string prefix, HttpHandler handler);
+  void Route(std::string prefix, HttpHandler handler, RunOn run_on = RunOn::kLoop);
   // Returns the bound port.
   StatusOr<int> Start(const Options& options);
   // Closes the listening sockets: new connections are refused, open ones keep being served, each reply
   // from now on with `Connection: close` so clients take their next request elsewhere.
   void StopAccepting();
-  // Ends the event loops (open connections are dropped) and joins the threads.
+  // Runs the handlers still queued, ends the event loops (open connections are dropped) and joins them.
   void Stop();
 
- private:
-  struct Loop;
-  static void OnRequest(evhttp_request* req, void* arg);
-  void Dispatch(Loop* loop, evhttp_request* req);
+  // Called by the connections (loop threads).
+  void Dispatch(HttpLoop* loop, std::shared_ptr<HttpExchange> exchange);
+  bool accepting() const { return accepting_.load(); }
 
-  std::vector<std::pair<std::string, HttpHandler>> routes_;
-  std::vector<std::unique_ptr<Loop>> loops_;
+ private:
+  struct RouteEntry {
+    std::string prefix;
+    HttpHandler handler;
+    RunOn run_on;
+  };
+
+  Options options_;
+  std::vector<RouteEntry> routes_;
+  std::vector<std::unique_ptr<HttpLoop>> loops_;
+  std::unique_ptr<WorkerPool> workers_;
   std::atomic<bool> accepting_{true};
+  std::atomic<size_t> connections_{0};
   bool stopped_ = false;
 };
 

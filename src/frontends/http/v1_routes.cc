@@ -8,21 +8,29 @@
 namespace serving::frontends {
 namespace {
 
+// {"rows": [{"values": [...]}]} or {"rows": [{"features": {...}}]}: an inference.v1 request nests four deep.
+constexpr int kV1RequestDepth = 4;
+
 void ReplyStatus(HttpReply& reply, const Status& status) {
   reply.Json(HttpStatusFor(status.code()), StatusToJson(status));
+}
+
+void WrongMethod(HttpReply& reply, const HttpRequest& req, const char* allow) {
+  reply.MethodNotAllowed(allow, StatusToJson(Status(StatusCode::kUnimplemented, req.method + " " + req.path +
+                                                                                  ": method not allowed, use " + allow)));
 }
 
 }  // namespace
 
 void AddV1Routes(HttpServer* http, InferenceServer* server) {
   http->Route("/v1/infer", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
-    if (req.method != "POST") return ReplyStatus(*reply, NotFound("/v1/infer accepts POST only"));
+    if (req.method != "POST") return WrongMethod(*reply, req, "POST");
     struct Call {
       inference::v1::InferRequest in;
       inference::v1::InferResponse out;
     };
     auto call = std::make_shared<Call>();
-    Status parsed = ProtoFromJson(req.body, &call->in);
+    Status parsed = ProtoFromJson(req.body, &call->in, kV1RequestDepth);
     CallContext ctx{"http-v1", TraceIdFromTraceparent(req.Header("traceparent")), Clock::time_point::max()};
     if (!parsed.ok()) {
       server->Reject(parsed, ctx.protocol, ctx.trace_id);
@@ -32,17 +40,17 @@ void AddV1Routes(HttpServer* http, InferenceServer* server) {
       if (!status.ok()) return ReplyStatus(*reply, status);
       reply->Json(200, ProtoToJson(call->out));
     });
-  });
+  }, HttpServer::RunOn::kWorker);
 
   http->Route("/v1/models", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
-    if (req.method != "GET") return ReplyStatus(*reply, NotFound("/v1/models accepts GET only"));
+    if (req.method != "GET") return WrongMethod(*reply, req, "GET");
     inference::v1::ListModelsResponse out;
     ListModelsV1(*server, &out);
     reply->Json(200, ProtoToJson(out));
   });
 
   http->Route("/v1/", [](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
-    ReplyStatus(*reply, NotFound("no method for " + req.method + " " + req.path));
+    ReplyStatus(*reply, NotFound("no method for " + req.method + " " + Quote(req.path)));
   });
 }
 

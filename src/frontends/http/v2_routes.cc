@@ -3,6 +3,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "frontends/common/json_limits.h"
 #include "frontends/common/v2_codec.h"
 #include "frontends/http/routes.h"
 #include "frontends/http/v2_json.h"
@@ -12,6 +13,10 @@ namespace {
 
 void ReplyError(HttpReply& reply, const Status& status) {
   reply.Json(HttpStatusFor(status.code()), ErrorJson(status.message()));
+}
+
+void WrongMethod(HttpReply& reply, const HttpRequest& req, const char* allow) {
+  reply.MethodNotAllowed(allow, ErrorJson(req.method + " " + Quote(req.path) + ": method not allowed, use " + allow));
 }
 
 std::vector<std::string> Split(const std::string& path) {
@@ -33,11 +38,11 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
     size_t n = 0;
     auto [ptr, ec] = std::from_chars(h.data(), h.data() + h.size(), n);
     if (ec != std::errc() || ptr != h.data() + h.size())
-      return ReplyError(*reply, InvalidArgument("Inference-Header-Content-Length '" + h + "' is not a number"));
+      return ReplyError(*reply, InvalidArgument("Inference-Header-Content-Length " + Quote(h) + " is not a number"));
     header_length = n;
   }
   if (std::string enc = req.Header("Content-Encoding"); !enc.empty() && enc != "identity")
-    return ReplyError(*reply, InvalidArgument("Content-Encoding '" + enc + "' is not supported"));
+    return ReplyError(*reply, InvalidArgument("Content-Encoding " + Quote(enc) + " is not supported"));
   auto parsed = ParseV2InferBody(req.body, header_length);
   const std::string trace_id = TraceIdFromTraceparent(req.Header("traceparent"));
   if (!parsed.ok()) {
@@ -64,7 +69,7 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
 void Models(InferenceServer* server, const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
   // /v2/models/{m}[/versions/{v}][/ready|/infer]
   auto parts = Split(req.path);
-  if (parts.size() < 3) return ReplyError(*reply, NotFound("no route for " + req.method + " " + req.path));
+  if (parts.size() < 3) return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
   const std::string& model = parts[2];
   std::string version;
   size_t next = 3;
@@ -74,13 +79,13 @@ void Models(InferenceServer* server, const HttpRequest& req, std::shared_ptr<Htt
   }
   const std::string action = next < parts.size() ? parts[next] : "";
   if (next + (action.empty() ? 0 : 1) != parts.size() || (action != "" && action != "ready" && action != "infer"))
-    return ReplyError(*reply, NotFound("no route for " + req.method + " " + req.path));
+    return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
 
   if (action == "infer") {
-    if (req.method != "POST") return ReplyError(*reply, NotFound("infer accepts POST only"));
+    if (req.method != "POST") return WrongMethod(*reply, req, "POST");
     return Infer(server, req, model, version, std::move(reply));
   }
-  if (req.method != "GET") return ReplyError(*reply, NotFound(req.path + " accepts GET only"));
+  if (req.method != "GET") return WrongMethod(*reply, req, "GET");
   if (action == "ready") {
     auto ready = ModelReadyV2(*server, model, version);
     if (!ready.ok()) return ReplyError(*reply, ready.status());
@@ -107,18 +112,19 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
   http->Route("/healthz", live);
   http->Route("/readyz", ready);
   http->Route("/v2", [](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
-    if (req.method != "GET") return ReplyError(*reply, NotFound("/v2 accepts GET only"));
+    if (req.method != "GET") return WrongMethod(*reply, req, "GET");
     inference::ServerMetadataResponse m;
     ServerMetadataV2(&m);
     reply->Json(200, ServerMetadataJson(m));
   });
   http->Route("/v2/models/", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
     Models(server, req, std::move(reply));
-  });
+  }, HttpServer::RunOn::kWorker);
   http->Route("/v2/repository/index", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
-    if (req.method != "POST") return ReplyError(*reply, NotFound("/v2/repository/index accepts POST only"));
+    if (req.method != "POST") return WrongMethod(*reply, req, "POST");
     bool ready_only = false;
     if (!req.body.empty()) {
+      if (Status s = CheckJsonBody(req.body, 2); !s.ok()) return ReplyError(*reply, s);  // {"ready": true}
       auto body = nlohmann::json::parse(req.body.begin(), req.body.end(), nullptr, false);
       if (body.is_discarded() || !body.is_object())
         return ReplyError(*reply, InvalidArgument("request body must be a JSON object"));
@@ -130,9 +136,9 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
     inference::RepositoryIndexResponse index;
     RepositoryIndexV2(*server, ready_only, &index);
     reply->Json(200, RepositoryIndexJson(index));
-  });
+  }, HttpServer::RunOn::kWorker);
   http->Route("/v2/", [](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
-    ReplyError(*reply, NotFound("no route for " + req.method + " " + req.path));
+    ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
   });
 }
 

@@ -1,0 +1,36 @@
+// WorkerPool: a few threads that run handlers which would otherwise hold an event loop (decoding a large
+// JSON body takes milliseconds to seconds), so the loops stay free for health probes and small requests.
+// Bounded: Submit() refuses work beyond `max_queued` tasks instead of queueing without limit.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace serving::frontends {
+
+class WorkerPool {
+ public:
+  WorkerPool(int threads, size_t max_queued);
+  // Runs every task already queued, then joins the threads.
+  ~WorkerPool();
+
+  // False (and `task` not run) when `max_queued` tasks are already waiting. Thread-safe.
+  bool Submit(std::function<void()> task);
+
+ private:
+  void Work();
+
+  const size_t max_queued_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;  // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace serving::frontends
