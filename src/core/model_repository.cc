@@ -116,13 +116,16 @@ bool ModelRepository::Poll() {
     }
     on_disk[name] = d.path();
   }
-  if (ec) logging::Error("cannot read model repository", {{"path", options_.root.string()}, {"reason", ec.message()}});
+  // A listing that failed (out of descriptors, a remount in progress, ...) says nothing about which
+  // models are gone: keep serving everything loaded and look again at the next poll.
+  const bool listed = !ec;
+  if (!listed) logging::Error("cannot read model repository", {{"path", options_.root.string()}, {"reason", ec.message()}});
 
   for (const auto& [name, dir] : on_disk) PollModel(name, dir);
 
   // Models whose directory is gone: unload every version.
   std::vector<std::string> gone;
-  {
+  if (listed) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, _] : models_)
       if (!on_disk.count(name)) gone.push_back(name);
@@ -165,6 +168,8 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
       e->error.clear();
       e->failed_fingerprint.clear();
     } else {
+      // A file that could not be read (not one that did not parse) is read again at the next poll.
+      if (cfg.status().code() == StatusCode::kNotFound) e->config_fingerprint.clear();
       e->error = cfg.status().message();
       logging::Error("model config rejected", {{"model", name}, {"reason", e->error}});
       if (metrics_) metrics_->SetModelState(name, "config", "FAILED");

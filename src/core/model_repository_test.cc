@@ -130,6 +130,21 @@ TEST_F(RepositoryTest, RemovedModelsDisappear) {
   EXPECT_EQ(repo->List().size(), 1u);
 }
 
+TEST_F(RepositoryTest, AnUnreadableRepositoryUnloadsNothing) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  ASSERT_TRUE(repo->Get("m", "").ok());
+  // The listing fails (as it does when the process is out of descriptors): nothing is known to be gone.
+  const fs::path moved = root_.string() + ".away";
+  fs::rename(root_, moved);
+  repo->Poll();
+  fs::rename(moved, root_);
+  EXPECT_TRUE(repo->Get("m", "").ok());
+  EXPECT_TRUE(repo->AllReady());
+}
+
 TEST_F(RepositoryTest, SkipsInvalidNamesAndSymlinksOutOfTheRepository) {
   WriteConfig("good");
   WriteVersion("good", 1);
