@@ -178,7 +178,7 @@ int HttpConnection::OnHeadersComplete(http_parser* p) {
   const size_t max = c->loop_->options->max_body_bytes;
   if (p->content_length != ULLONG_MAX) {
     if (p->content_length > max) return -1;  // OnBody would refuse it anyway; refuse before reading it
-    c->current_->body.reserve(p->content_length);
+    c->current_->body.reserve(p->content_length + 64);  // room for a JSON parser's read-ahead (simdjson)
   }
   if (strcasecmp(r.Header("Expect").c_str(), "100-continue") == 0) {
     static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -250,6 +250,7 @@ void HttpConnection::ParseBuffered() {
     header_bytes_ = 0;
     in_value_ = false;
     exchange->request.body = exchange->body;
+    exchange->request.body_readable = exchange->body.capacity();
     exchange->connection = weak_from_this();
     loop_->server->Dispatch(loop_, std::move(exchange));
   }

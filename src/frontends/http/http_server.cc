@@ -137,7 +137,8 @@ void HttpServer::Dispatch(HttpLoop* loop, std::shared_ptr<HttpExchange> exchange
     if (match && (!best || prefix.size() >= best->prefix.size())) best = &route;
   }
   if (!best) return reply->Json(404, StatusToJson(NotFound("no route for " + r.method + " " + Quote(r.path))));
-  if (best->run_on == RunOn::kLoop) return best->handler(r, std::move(reply));
+  if (best->run_on == RunOn::kLoop || r.body.size() < options_.inline_body_bytes)
+    return best->handler(r, std::move(reply));
   // The exchange (request and body) lives as long as the task and the reply hold it.
   const HttpHandler* handler = &best->handler;
   if (!workers_->Submit([handler, exchange, reply] { (*handler)(exchange->request, reply); })) {

@@ -33,6 +33,7 @@ struct HttpRequest {
   std::string path;    // without the query string, not percent-decoded
   HttpHeaders headers;
   std::string_view body;  // owned by the exchange, valid until the reply is sent
+  size_t body_readable = 0;  // bytes readable from body.data(): its buffer's capacity (>= body.size())
   // Case-insensitive; empty when absent.
   std::string Header(std::string_view name) const;
 };
@@ -75,9 +76,11 @@ class HttpServer {
     double request_timeout_s = 60;    // from accept or the previous reply to a complete request
     int io_timeout_s = 120;           // reading a request or writing a reply stalls this long: closed
     int worker_threads = 2;           // for RunOn::kWorker handlers
+    size_t inline_body_bytes = 64 << 10;  // smaller bodies decode in microseconds: kWorker runs them inline
     size_t max_queued = 1024;         // RunOn::kWorker requests waiting beyond this get 503
     Metrics* metrics = nullptr;       // optional: transport series
   };
+  // kWorker: on the worker pool when the body is large (decoding it would hold the loop), else inline.
   enum class RunOn { kLoop, kWorker };
 
   HttpServer();

@@ -161,7 +161,9 @@ StatusOr<std::optional<bool>> BoolParam(od::object& object, std::string_view nam
   return std::optional<bool>(b);
 }
 
-Status ParseInput(od::value value, size_t index, std::string_view binary, size_t& binary_offset, Tensor* out) {
+// `json_bytes` bounds how many values the body can hold (each takes at least two bytes: "1,").
+Status ParseInput(od::value value, size_t index, std::string_view binary, size_t& binary_offset, size_t json_bytes,
+                  Tensor* out) {
   std::string where = "inputs[" + std::to_string(index) + "]";
   od::object in;
   if (value.get_object().get(in)) return InvalidArgument(where + " is not an object");
@@ -218,6 +220,8 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
   od::array data_array;
   if ((**data).get_array().get(data_array)) return InvalidArgument(where + ": data must be an array");
   DataReader reader{d, dims, where, {}, 0};
+  reader.out.reserve(std::min<size_t>(static_cast<size_t>(ElementCount(dims).value_or(0)), json_bytes / 2 + 1) *
+                     ByteSize(d));
   SERVING_RETURN_IF_ERROR(reader.Array(data_array, 0, false));
   *out = Tensor::Owning(**name, d, std::move(dims), std::move(reader.out));
   return Status::Ok();
@@ -269,7 +273,8 @@ void AppendData(const Tensor& t, ordered& data) {
 
 }  // namespace
 
-StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length) {
+StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length,
+                                       size_t readable) {
   if (header_length && *header_length > body.size())
     return InvalidArgument("Inference-Header-Content-Length " + std::to_string(*header_length) +
                            " exceeds the body size " + std::to_string(body.size()));
@@ -277,13 +282,18 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
   const std::string_view binary = header_length ? body.substr(*header_length) : std::string_view();
   SERVING_RETURN_IF_ERROR(CheckJsonBody(head, kMaxBodyNesting));
 
-  // simdjson reads a few bytes past the end: parse a padded copy of the JSON part (binary tensor data
-  // stays where it is). The parser's buffers live for this call only, so a large body's memory goes back
-  // with its request.
-  const simdjson::padded_string padded(head);
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end: parse in place when the buffer has them,
+  // else a padded copy of the JSON part (binary tensor data stays where it is). The parser's buffers live
+  // for this call only, so a large body's memory goes back with its request.
+  simdjson::padded_string copy;
+  simdjson::padded_string_view json(head.data(), head.size(), readable);
+  if (readable < head.size() + simdjson::SIMDJSON_PADDING) {
+    copy = simdjson::padded_string(head);
+    json = copy;
+  }
   od::parser parser;
   od::document doc;
-  if (auto e = parser.iterate(padded).get(doc)) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
+  if (auto e = parser.iterate(json).get(doc)) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
   od::object root;
   if (auto e = doc.get_object().get(root))
     return InvalidArgument(e == simdjson::INCORRECT_TYPE ? "request body must be a JSON object"
@@ -306,7 +316,7 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
     od::value v;
     if (auto e = element.get(v)) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
     Tensor t;
-    SERVING_RETURN_IF_ERROR(ParseInput(v, index++, binary, offset, &t));
+    SERVING_RETURN_IF_ERROR(ParseInput(v, index++, binary, offset, head.size(), &t));
     out.request.inputs.push_back(std::move(t));
   }
   if (out.request.inputs.empty()) return InvalidArgument("inputs is missing or empty");

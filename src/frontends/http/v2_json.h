@@ -20,8 +20,11 @@ struct V2HttpInfer {
 };
 
 // `header_length`: the Inference-Header-Content-Length value, or nullopt when the body is all JSON.
-// Binary inputs borrow from `body`, which must outlive the request.
-StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length);
+// Binary inputs borrow from `body`, which must outlive the request. `readable`: how many bytes from
+// body.data() may be read (a buffer's capacity); with 64 to spare past the JSON the parser reads it in
+// place, otherwise it parses a padded copy.
+StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length,
+                                       size_t readable = 0);
 
 struct V2HttpBody {
   std::string bytes;

@@ -60,6 +60,15 @@ TEST(V2JsonTest, BinaryOutputsFollowTheJsonHeader) {
 
 StatusOr<V2HttpInfer> One(const std::string& input) { return ParseV2InferBody(R"({"inputs":[)" + input + "]}", {}); }
 
+TEST(V2JsonTest, ABufferWithRoomToSpareIsParsedInPlaceWithTheSameResult) {
+  std::string body = R"({"inputs":[{"name":"x","shape":[2],"datatype":"FP64","data":[0.5,-2]}]})";
+  auto copied = ParseV2InferBody(body, {});
+  body.reserve(body.size() + 64);
+  auto in_place = ParseV2InferBody(body, {}, body.capacity());
+  ASSERT_TRUE(copied.ok() && in_place.ok());
+  EXPECT_EQ(0, std::memcmp(copied->request.inputs[0].data, in_place->request.inputs[0].data, 16));
+}
+
 TEST(V2JsonTest, FieldsMayComeInAnyOrder) {
   auto r = One(R"({"data":[1,2],"shape":[2],"name":"x","datatype":"INT8"})");
   ASSERT_TRUE(r.ok()) << r.status().message();

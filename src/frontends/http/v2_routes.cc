@@ -43,7 +43,7 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
   }
   if (std::string enc = req.Header("Content-Encoding"); !enc.empty() && enc != "identity")
     return ReplyError(*reply, InvalidArgument("Content-Encoding " + Quote(enc) + " is not supported"));
-  auto parsed = ParseV2InferBody(req.body, header_length);
+  auto parsed = ParseV2InferBody(req.body, header_length, req.body_readable);
   const std::string trace_id = TraceIdFromTraceparent(req.Header("traceparent"));
   if (!parsed.ok()) {
     server->Reject(parsed.status(), "http-v2", trace_id);
