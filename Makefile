@@ -38,7 +38,7 @@ sanitize: deps-test
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
 	cmake --build $(ASAN_DIR)
 	ASAN_OPTIONS=detect_leaks=0 ctest --test-dir $(ASAN_DIR) --output-on-failure
-	ASAN_OPTIONS=detect_leaks=0 PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" \
+	ASAN_OPTIONS=detect_leaks=0 PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" SERVING_SANITIZER=asan \
 	  INFERENCE_SERVER=$(ASAN_DIR)/inference-server .venv/bin/python -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 # Prometheus (Debian's) on loopback scraping a local server (`make run` in another terminal) with the

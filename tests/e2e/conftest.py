@@ -60,7 +60,7 @@ def free_port():
 class Server:
     """A running inference-server process on loopback."""
 
-    def __init__(self, repository, extra_args=(), tmp_path=None, grpc_port=None, http_port=None):
+    def __init__(self, repository, extra_args=(), tmp_path=None, grpc_port=None, http_port=None, preexec_fn=None):
         self.repository = pathlib.Path(repository)
         self.grpc_port, self.http_port = grpc_port or free_port(), http_port or free_port()
         self.metrics_port = free_port()
@@ -69,7 +69,7 @@ class Server:
                      "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
                      "--metrics-port", str(self.metrics_port), *extra_args]
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         self.http = f"http://127.0.0.1:{self.http_port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
 
@@ -144,8 +144,8 @@ def make_server(tmp_path):
     """Factory for servers with their own repository and flags; stopped at the end of the test."""
     started = []
 
-    def make(repository, *args, ready=True):
-        s = Server(repository, args, tmp_path=tmp_path)
+    def make(repository, *args, ready=True, preexec_fn=None):
+        s = Server(repository, args, tmp_path=tmp_path, preexec_fn=preexec_fn)
         started.append(s)
         return s.wait_ready() if ready else s
 

@@ -13,6 +13,7 @@ def test_body_over_the_limit_is_rejected_on_rest_and_grpc(make_server, datasets)
     big = {"model": "breast_cancer", "rows": [{"values": [1.0] * 30}] * 400}  # ~70 KB of JSON
     r = requests.post(s.http + "/v1/infer", json=big)
     assert r.status_code == 413
+    assert r.json()["code"] == 8 and "--max-request-bytes" in r.json()["message"]  # JSON, RESOURCE_EXHAUSTED
     client = tgrpc.InferenceServerClient(s.grpc_target)
     x = np.zeros((1000, 30), dtype=np.float32)  # 120 KB
     inp = tgrpc.InferInput("X", list(x.shape), "FP32")

@@ -135,7 +135,7 @@ def test_malformed_json_is_400_with_google_rpc_status(server, raw, words):
     assert r.json()["code"] == 3 and words in r.json()["message"]
 
 
-def test_unknown_v1_paths_and_methods_are_404(server):
-    assert requests.get(server.http + "/v1/infer").status_code == 404
+def test_unknown_v1_paths_are_404_and_wrong_methods_405(server):
+    assert requests.get(server.http + "/v1/infer").status_code == 405
     assert requests.post(server.http + "/v1/nothing", json={}).status_code == 404
-    assert requests.post(server.http + "/v1/models", json={}).status_code == 404
+    assert requests.post(server.http + "/v1/models", json={}).status_code == 405

@@ -159,11 +159,11 @@ BAD_V2 = [
     ("GET", "/v2/models/nope/ready", None, 404, "model 'nope' not found"),
     ("GET", "/v2/models/digits/versions/0", None, 400, "not a positive integer"),
     ("GET", "/v2/models/digits/versions/5/ready", None, 404, "has no version 5"),
-    ("POST", "/v2/models/digits", None, 404, "accepts GET only"),
-    ("GET", "/v2/models/digits/infer", None, 404, "accepts POST only"),
+    ("POST", "/v2/models/digits", None, 405, "method not allowed, use GET"),
+    ("GET", "/v2/models/digits/infer", None, 405, "method not allowed, use POST"),
     ("POST", "/v2/repository/index", b"[1,2]", 400, "must be a JSON object"),
     ("POST", "/v2/repository/index", b'{"ready": "yes"}', 400, "ready must be a boolean"),
-    ("GET", "/v2/repository/index", None, 404, "accepts POST only"),
+    ("GET", "/v2/repository/index", None, 405, "method not allowed, use POST"),
     ("GET", "/v2/nothing", None, 404, "no route"),
 ])
 def test_bad_v2_metadata_requests(server, method, path, body, status, words):
@@ -184,9 +184,9 @@ def test_bad_v2_requests_get_clear_errors(server, path, body, status, words):
     (b'{"inputs":[{"name":"X","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":120}}]}',
      {"Inference-Header-Content-Length": "500"}, "exceeds the body size"),
     (b'{"inputs":[{"name":"X","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":120}}]}' + b"\0" * 8,
-     {"Inference-Header-Content-Length": "97"}, "exceeds the binary data sent"),
+     {"Inference-Header-Content-Length": "96"}, "exceeds the binary data sent"),
     (b'{"inputs":[{"name":"X","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":8}}]}' + b"\0" * 16,
-     {"Inference-Header-Content-Length": "95"}, "not claimed"),
+     {"Inference-Header-Content-Length": "94"}, "not claimed"),
     (b"{}", {"Inference-Header-Content-Length": "abc"}, "is not a number"),
     (b"{}", {"Content-Encoding": "gzip"}, "Content-Encoding 'gzip' is not supported"),
 ])
