@@ -3,6 +3,7 @@
 // Status) that the callback receives.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -28,6 +29,9 @@ struct InferRequest {
   std::string trace_id;
   Clock::time_point received = Clock::now();
   Clock::time_point deadline = Clock::time_point::max();
+  // Set by the frontend when the client goes away (HTTP connection closed, gRPC call cancelled); a request
+  // still queued then fails with CANCELLED instead of running. Null: the frontend cannot tell.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
 };
 
 struct InferResponse {

@@ -209,6 +209,28 @@ TEST_F(RepositoryTest, ARequestPinnedToAResolvedVersionSurvivesItsRemoval) {
   ASSERT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(5)));
 }
 
+TEST_F(RepositoryTest, ARequestWhoseClientLeftWhileQueuedIsCancelledWithoutRunning) {
+  WriteConfig("m");  // one instance
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  InferenceServer server({}, repo.get(), nullptr);
+  gate_.Close();
+  std::promise<Status> first, second;
+  server.Infer(OneRow(), [&](StatusOr<InferResponse> r) { first.set_value(r.status()); });
+  while (gate_.waiting.load() == 0) std::this_thread::yield();  // the first occupies the instance
+  auto gone = std::make_shared<std::atomic<bool>>(false);
+  InferRequest queued = OneRow();
+  queued.cancelled = gone;
+  server.Infer(std::move(queued), [&](StatusOr<InferResponse> r) { second.set_value(r.status()); });
+  gone->store(true);  // the client leaves while its request waits
+  gate_.Open();
+  EXPECT_TRUE(first.get_future().get().ok());
+  const Status s = second.get_future().get();
+  EXPECT_EQ(s.code(), StatusCode::kCancelled) << s.ToString();
+  ASSERT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(5)));
+}
+
 TEST_F(RepositoryTest, AFullQueueIsResourceExhausted) {
   WriteConfig("m", "max_queue_size: 1\n");
   WriteVersion("m", 1);

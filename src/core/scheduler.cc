@@ -62,6 +62,10 @@ void Scheduler::Run(Job& job) {
     job.done(DeadlineExceeded("deadline passed while queued for model '" + config_->name() + "'"));
     return;
   }
+  if (job.request.cancelled && job.request.cancelled->load()) {
+    job.done(Cancelled("the client went away while the request was queued for model '" + config_->name() + "'"));
+    return;
+  }
   InferResponse response;
   Status s = model_->Execute(job.request.inputs, job.request.requested_outputs, &response.outputs);
   if (series_) {

@@ -1,6 +1,7 @@
 // Scheduler: runs one model version's requests. A bounded FIFO queue feeds `instance_count` worker
 // threads; each worker executes one request at a time on the (thread-safe) Model. Requests past their
-// deadline when dequeued are failed with DEADLINE_EXCEEDED instead of being run.
+// deadline when dequeued are failed with DEADLINE_EXCEEDED, and those whose client has gone with
+// CANCELLED, instead of being run: neither occupies an instance.
 //
 // Threading: Enqueue() is called from frontend threads; Job::done runs on a worker thread.
 // Destruction drains the queue (every queued job still runs) and joins the workers; it must not run on a

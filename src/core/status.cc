@@ -41,6 +41,7 @@ Status ResourceExhausted(std::string m) { return Status(StatusCode::kResourceExh
 Status FailedPrecondition(std::string m) { return Status(StatusCode::kFailedPrecondition, std::move(m)); }
 Status Unimplemented(std::string m) { return Status(StatusCode::kUnimplemented, std::move(m)); }
 Status DeadlineExceeded(std::string m) { return Status(StatusCode::kDeadlineExceeded, std::move(m)); }
+Status Cancelled(std::string m) { return Status(StatusCode::kCancelled, std::move(m)); }
 
 const char* StatusCodeName(StatusCode code) {
   switch (code) {

@@ -62,6 +62,7 @@ Status ResourceExhausted(std::string message);
 Status FailedPrecondition(std::string message);
 Status Unimplemented(std::string message);
 Status DeadlineExceeded(std::string message);
+Status Cancelled(std::string message);
 
 // Client input quoted in a message: at most `max` bytes (cut on a UTF-8 boundary, with "...(N bytes)"
 // saying how long it was) in single quotes, so a 10 MB name or value is never echoed back whole.

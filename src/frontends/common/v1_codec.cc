@@ -107,6 +107,7 @@ void RunV1Infer(InferenceServer& server, const inference::v1::InferRequest& in, 
   request->protocol = std::move(ctx.protocol);
   request->trace_id = std::move(ctx.trace_id);
   request->deadline = ctx.deadline;
+  request->cancelled = std::move(ctx.cancelled);
   // Run on the version the rows were decoded against, even if a newer one is swapped in meanwhile.
   server.Infer(*version, std::move(request).value(), [out, done = std::move(done)](StatusOr<InferResponse> result) {
     if (result.ok()) EncodeV1Response(*result, out);

@@ -16,6 +16,7 @@ struct CallContext {
   std::string protocol;  // "grpc-v1", "http-v1", ...
   std::string trace_id;  // from traceparent; generated when empty
   Clock::time_point deadline = Clock::time_point::max();
+  std::shared_ptr<const std::atomic<bool>> cancelled;  // see InferRequest::cancelled
 };
 
 // Decodes `in` for the given (already resolved) model version.

@@ -68,6 +68,15 @@ void SerializeMessage(const Message& message, grpc::ByteBuffer* out) {
   (void)grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);  // fails only past 2 GiB
 }
 
+// The reactor of the inference methods: records the client's cancellation (or an expired deadline) where
+// the core can see it, so a call still queued is not run. Deletes itself when the call is done.
+class CancellableReactor final : public grpc::ServerUnaryReactor {
+ public:
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  void OnCancel() override { cancelled->store(true); }
+  void OnDone() override { delete this; }
+};
+
 // Counts a message that did not parse in inference_transport_rejected_total{protocol="grpc"}.
 void CountMalformed(InferenceServer* server);
 

@@ -18,8 +18,8 @@ class V1Service final
       inference::v1::InferResponse response;
     };
     auto call = std::make_shared<Call>();
-    auto* reactor = ctx->DefaultReactor();
-    CallContext context{"grpc-v1", TraceIdFrom(ctx), DeadlineFrom(ctx)};
+    auto* reactor = new CancellableReactor();
+    CallContext context{"grpc-v1", TraceIdFrom(ctx), DeadlineFrom(ctx), reactor->cancelled};
     if (Status parsed = ParseMessage(*raw, &call->request); !parsed.ok()) {
       CountMalformed(server_);
       server_->Reject(parsed, context.protocol, context.trace_id);

@@ -76,7 +76,8 @@ class V2Service final
     decoded->protocol = "grpc-v2";
     decoded->trace_id = TraceIdFrom(ctx);
     decoded->deadline = DeadlineFrom(ctx);
-    auto* reactor = ctx->DefaultReactor();
+    auto* reactor = new CancellableReactor();
+    decoded->cancelled = reactor->cancelled;
     // The request's tensors borrow from `call->request`, which the callback keeps alive.
     server_->Infer(std::move(decoded).value(), [reactor, call, raw_response](StatusOr<InferResponse> result) {
       if (result.ok()) {

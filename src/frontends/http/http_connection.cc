@@ -113,6 +113,9 @@ HttpConnection::HttpConnection(HttpLoop* loop, int fd) : loop_(loop) {
 }
 
 HttpConnection::~HttpConnection() {
+  // Gone before its reply (the client closed or broke the connection, or a timeout closed it): a request
+  // still waiting for the model is not run, and its reply, if one comes, is dropped (nginx's 499).
+  if (busy_ && in_flight_cancelled_) in_flight_cancelled_->store(true);
   event_free(deadline_);
   bufferevent_free(bev_);
   loop_->connections->fetch_sub(1);
@@ -251,6 +254,8 @@ void HttpConnection::ParseBuffered() {
     in_value_ = false;
     exchange->request.body = exchange->body;
     exchange->request.body_readable = exchange->body.capacity();
+    exchange->request.cancelled = exchange->cancelled;
+    in_flight_cancelled_ = exchange->cancelled;
     exchange->connection = weak_from_this();
     loop_->server->Dispatch(loop_, std::move(exchange));
   }
@@ -303,11 +308,6 @@ void HttpConnection::OnWritten(bufferevent*, void* self) {
 
 void HttpConnection::OnEvent(bufferevent*, short what, void* self) {
   auto keep = static_cast<HttpConnection*>(self)->shared_from_this();
-  if ((what & BEV_EVENT_EOF) && keep->busy_ && !keep->closing_) {
-    keep->close_after_ = true;  // the client stopped sending; its reply still goes out
-    bufferevent_disable(keep->bev_, EV_READ);
-    return;
-  }
   if (what & BEV_EVENT_TIMEOUT) {
     Count(&Metrics::TransportSeries::http_timed_out, keep->loop_);
     timeout_warning.Hit("no byte read or written within --http-io-timeout-s");

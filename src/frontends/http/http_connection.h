@@ -38,6 +38,7 @@ struct HttpExchange {
   HttpRequest request;
   std::string body;  // request.body views it
   std::weak_ptr<HttpConnection> connection;
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
@@ -79,6 +80,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   event* deadline_ = nullptr;
   http_parser parser_;
   std::shared_ptr<HttpExchange> current_;  // being parsed
+  std::shared_ptr<std::atomic<bool>> in_flight_cancelled_;  // of the request with its handler
   bool busy_ = false;        // a request is with its handler; the next waits in the input buffer
   bool close_after_ = false; // close once the output is written
   bool closing_ = false;

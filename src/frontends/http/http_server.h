@@ -34,6 +34,8 @@ struct HttpRequest {
   HttpHeaders headers;
   std::string_view body;  // owned by the exchange, valid until the reply is sent
   size_t body_readable = 0;  // bytes readable from body.data(): its buffer's capacity (>= body.size())
+  // Turns true when the client closes its connection before the reply (see InferRequest::cancelled).
+  std::shared_ptr<const std::atomic<bool>> cancelled;
   // Case-insensitive; empty when absent.
   std::string Header(std::string_view name) const;
 };

@@ -31,7 +31,8 @@ void AddV1Routes(HttpServer* http, InferenceServer* server) {
     };
     auto call = std::make_shared<Call>();
     Status parsed = ProtoFromJson(req.body, &call->in, kV1RequestDepth);
-    CallContext ctx{"http-v1", TraceIdFromTraceparent(req.Header("traceparent")), Clock::time_point::max()};
+    CallContext ctx{"http-v1", TraceIdFromTraceparent(req.Header("traceparent")), Clock::time_point::max(),
+                    req.cancelled};
     if (!parsed.ok()) {
       server->Reject(parsed, ctx.protocol, ctx.trace_id);
       return ReplyStatus(*reply, parsed);

@@ -55,6 +55,7 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
   request.version = version;
   request.protocol = "http-v2";
   request.trace_id = trace_id;
+  request.cancelled = req.cancelled;
   // Binary inputs borrow from the request body, which libevent keeps until the reply is sent.
   server->Infer(std::move(request), [call, reply](StatusOr<InferResponse> result) {
     if (!result.ok()) return ReplyError(*reply, result.status());
