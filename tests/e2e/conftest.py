@@ -150,8 +150,11 @@ def make_server(tmp_path):
         return s.wait_ready() if ready else s
 
     yield make
-    for s in started:
-        s.stop()
+    # Every server a test starts must exit 0 on SIGTERM (a crash at shutdown, e.g. under ASan, fails the
+    # test that started it).
+    codes = [(s.stop(), s) for s in started]
+    for rc, s in codes:
+        assert rc == 0, f"server exited with {rc}:\n{s.log_text()[-4000:]}"
 
 
 @pytest.fixture(scope="session")

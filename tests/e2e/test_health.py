@@ -58,25 +58,38 @@ def test_http_probes(server):
 
 
 def test_metrics_count_requests_by_model_and_code(server, datasets):
-    x = datasets["breast_cancer"].data[:3].tolist()
-    requests.post(server.http + "/v1/infer", json={"model": "breast_cancer", "rows": [{"values": r} for r in x]})
-    requests.post(server.http + "/v1/infer", json={"model": "breast_cancer", "rows": []})
-
-    def value(pattern):
+    def value(text, pattern):
         m = re.search(pattern + r" ([0-9.e+]+)", text)
         return float(m.group(1)) if m else 0.0
 
     ok_pattern = r'inference_requests_total\{code="OK",model="breast_cancer",protocol="http-v1",version="1"\}'
     bad_pattern = r'inference_requests_total\{code="INVALID_ARGUMENT",model="breast_cancer",protocol="http-v1",version="1"\}'
-    # Requests are counted just after their reply is handed back: give the count a moment.
+    rows_pattern = r'inference_rows_total\{model="breast_cancer",version="1"\}'
+    # The server is shared: count deltas. Earlier tests' counts settle first (a request is counted just
+    # after its reply is handed back).
+    def counts():
+        return "\n".join(l for l in server.metrics_text().splitlines()
+                         if l.startswith(("inference_requests_total", "inference_rows_total")))
+
+    before = counts()
+    while time.sleep(0.2) or counts() != before:
+        before = counts()
+    x = datasets["breast_cancer"].data[:3].tolist()
+    requests.post(server.http + "/v1/infer", json={"model": "breast_cancer", "rows": [{"values": r} for r in x]})
+    requests.post(server.http + "/v1/infer", json={"model": "breast_cancer", "rows": []})
+
+    def delta(pattern):
+        return value(text, pattern) - value(before, pattern)
+
     deadline = time.time() + 10
     while True:
         text = server.metrics_text()
-        if (value(ok_pattern) >= 1 and value(bad_pattern) >= 1) or time.time() > deadline:
+        if (delta(ok_pattern) >= 1 and delta(bad_pattern) >= 1) or time.time() > deadline:
             break
         time.sleep(0.05)
-    assert value(ok_pattern) >= 1 and value(bad_pattern) >= 1
-    assert value(r'inference_rows_total\{model="breast_cancer",version="1"\}') >= 3
+    time.sleep(0.2)
+    text = server.metrics_text()
+    assert (delta(ok_pattern), delta(bad_pattern), delta(rows_pattern)) == (1, 1, 3)
     assert 'inference_model_state{model="digits",state="READY",version="1"} 1' in text
     assert "inference_request_duration_seconds_bucket" in text
 
