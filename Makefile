@@ -5,7 +5,7 @@ MODEL_REPOSITORY ?= models/repository
 SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all deps deps-test build run test sanitize clean models monitor
+.PHONY: all deps deps-test build run test sanitize mutations clean models monitor
 
 all: build
 
@@ -28,6 +28,11 @@ test: deps-test build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
 	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server \
 	  PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs tests/e2e tests/deploy -q $(PYTEST_ARGS)
+
+# Breaks key behaviours one at a time in the source and requires the test pinning each to fail
+# (tests/mutations.py; docs/testing.md). Restores the source and the build afterwards. CI runs it.
+mutations: deps-test build
+	.venv/bin/python tests/mutations.py
 
 # The unit and end-to-end tests again against an AddressSanitizer + UndefinedBehaviorSanitizer build
 # (leak checking off: gRPC and ONNX Runtime keep process-lifetime singletons). CI runs it after `make test`.

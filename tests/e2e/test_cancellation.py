@@ -2,7 +2,6 @@
 counted and logged as CANCELLED (HTTP: the connection closed; gRPC: the call cancelled)."""
 import json
 import socket
-import threading
 
 import grpc
 import numpy as np

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Mutation check: break one key behaviour at a time in the server's source, rebuild, and require that the
+test which pins it fails. A test that still passes on a broken copy proves nothing; this keeps them honest.
+
+Run by `make mutations` (and CI) after `make test`. The source is changed in place and restored after each
+mutation (also on Ctrl-C), then the server is rebuilt as it was. Prints one line per mutation and exits 1
+if any test survived its mutation.
+"""
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / "build"))
+
+# (what breaks, file, text to replace, replacement, pytest selection that must fail)
+MUTATIONS = [
+    ("v2 JSON values are decoded exactly", "src/frontends/http/v2_json.cc",
+     "    t = static_cast<T>(d);\n", "    t = static_cast<T>(d * 1.01);\n",
+     ["tests/e2e/test_v2.py::test_plain_json_with_nested_data_and_versioned_path"]),
+    ("JSON nesting is bounded before parsing", "src/frontends/http/v2_json.cc",
+     "constexpr int kMaxBodyNesting = 32;", "constexpr int kMaxBodyNesting = 1 << 30;",
+     ["tests/e2e/test_hostile.py", "-k", "deep_nesting"]),
+    ("SIGTERM drains requests in flight", "src/core/inference_server.cc",
+     "  const bool idle = idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });",
+     "  const bool idle = inflight_.load() == 0;",
+     ["tests/e2e/test_lifecycle.py", "-k", "drains_in_flight"]),
+    ("a request whose client left is not run", "src/core/scheduler.cc",
+     "  if (job.request.cancelled && job.request.cancelled->load()) {", "  if (false) {",
+     ["tests/e2e/test_cancellation.py"]),
+    ("the HTTP connection limit holds", "src/frontends/http/http_connection.cc",
+     "  if (loop->connections->load() >= loop->options->max_connections) {", "  if (false) {",
+     ["tests/e2e/test_hostile.py", "-k", "connections_over_the_limit"]),
+    ("client input is quoted cut short", "src/core/status.cc",
+     "  if (input.size() <= max) return std::string(input);", "  if (true) return std::string(input);",
+     ["tests/e2e/test_hostile.py", "-k", "huge_strings"]),
+]
+
+
+def build():
+    subprocess.run(["cmake", "--build", str(BUILD), "--target", "inference-server"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def run_tests(selection):
+    env = dict(os.environ, INFERENCE_SERVER=str(BUILD / "inference-server"), PYTHONPATH=str(ROOT / "tests"),
+               PATH=f"{ROOT / '.venv' / 'bin'}:{ROOT / '.deps' / 'bin'}:{os.environ['PATH']}")
+    env.pop("CI", None)  # a skip is not a failure here: it would not count as the test failing either
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no_silent_skips",
+                          *selection],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    return out.returncode, last
+
+
+def main():
+    survivors = []
+    try:
+        for what, file, old, new, selection in MUTATIONS:
+            path = ROOT / file
+            original = path.read_text()
+            if original.count(old) != 1:
+                print(f"MUTATION STALE  {what}: {file} no longer holds the text to mutate; update tests/mutations.py")
+                survivors.append(what)
+                continue
+            path.write_text(original.replace(old, new))
+            try:
+                start = time.time()
+                build()
+                rc, last = run_tests(selection)
+            finally:
+                path.write_text(original)
+            verdict = "killed" if rc not in (0, 5) else "SURVIVED"
+            print(f"{verdict:8} {what} ({file}; {' '.join(selection)}: {last}; {time.time() - start:.0f} s)",
+                  flush=True)
+            if verdict != "killed":
+                survivors.append(what)
+    finally:
+        build()  # the server as it is in the tree
+    print(f"{len(MUTATIONS) - len(survivors)} passed, {len(survivors)} failed")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
