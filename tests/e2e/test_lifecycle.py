@@ -15,7 +15,8 @@ from conftest import MODELS, Server, wait_for
 
 
 class Load:
-    """Client threads that keep sending requests until stopped; records failures and versions seen."""
+    """Client threads that keep sending requests until stopped; records failures and versions seen.
+    `expected`: the probabilities each version must answer, by version string."""
 
     def __init__(self, server, x, expected):
         self.server, self.x, self.expected = server, x, expected
@@ -30,7 +31,7 @@ class Load:
             self.count += 1
             if error:
                 self.failures.append(error)
-            elif not np.allclose(probs, self.expected, atol=1e-5):
+            elif version not in self.expected or not np.allclose(probs, self.expected[version], atol=1e-5):
                 self.failures.append(f"wrong prediction from version {version}")
             else:
                 self.versions.add(version)
@@ -76,18 +77,32 @@ def versions(server):
     return {v["version"]: v for v in models[0]["versions"]}
 
 
+def swap_probabilities(src, dst):
+    """Version 1's model with its probabilities output replaced by 1 - p: a version 2 whose answers differ."""
+    model = onnx.load(str(src))
+    for node in model.graph.node:
+        node.input[:] = ["p_v1" if n == "probabilities" else n for n in node.input]
+        node.output[:] = ["p_v1" if n == "probabilities" else n for n in node.output]
+    model.graph.initializer.append(helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]))
+    model.graph.node.append(helper.make_node("Sub", ["one", "p_v1"], ["probabilities"]))
+    dst.parent.mkdir(parents=True)
+    onnx.save(model, str(dst))
+
+
 def test_hot_reload_under_load_fails_no_request(tmp_path, make_server, reference, datasets):
     repo = tmp_path / "repo"
     shutil.copytree(MODELS / "breast_cancer", repo / "breast_cancer")
     s = make_server(repo, "--repository-poll-ms", "100", "--access-log-sample-rate", "0")
     x = datasets["breast_cancer"].data[:16].astype(np.float32)
-    expected = reference("breast_cancer", x)["probabilities"]
+    v1 = reference("breast_cancer", x)["probabilities"]
     model_dir = repo / "breast_cancer"
 
-    with Load(s, x, expected) as load:
+    with Load(s, x, {"1": v1, "2": 1 - v1}) as load:
         time.sleep(0.5)
-        # A new version appears: it is loaded and takes the traffic.
-        shutil.copytree(model_dir / "1", model_dir / "2")
+        # A new version with different answers appears: it is loaded and takes the traffic, and every
+        # answer matches the version that gave it.
+        swap_probabilities(model_dir / "1" / "model.onnx", tmp_path / "v2" / "model.onnx")
+        shutil.copytree(tmp_path / "v2", model_dir / "2")
         wait_for(lambda: "2" in load.versions, what="version 2 to serve")
         wait_for(lambda: versions(s)["1"]["state"] == "UNAVAILABLE", what="version 1 to be unloaded")
         # A broken version: reported as FAILED, version 2 keeps serving.
