@@ -53,8 +53,9 @@ def test_server_deployment_is_production_shaped(objects):
     dep = find(objects, "Deployment", "inference-server")
     pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    assert c["readinessProbe"]["grpc"]["port"] == 50051 and c["startupProbe"]["grpc"]["port"] == 50051
-    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["grpc"]["port"] == 50051
+    # A failed model must not restart the pod: startup and liveness ask only whether the process answers.
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz" and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["resources"]["requests"] and c["resources"]["limits"]
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
@@ -118,6 +119,8 @@ def test_exposure_autoscaling_and_policies(objects):
     policy = find(objects, "NetworkPolicy", "inference-server")
     sources = [f for rule in policy["spec"]["ingress"] for f in rule["from"]]
     assert {"app.kubernetes.io/name": "envoy"} in [s.get("podSelector", {}).get("matchLabels") for s in sources]
+    # The in-cluster clients docs/deploy.md offers the `inference-server` Service to are admitted.
+    assert {"inference.k8s-ml/client": "true"} in [s.get("podSelector", {}).get("matchLabels") for s in sources]
 
 
 def test_prometheus_config_is_valid(tmp_path):
