@@ -51,6 +51,33 @@ def wait_for(predicate, timeout=20, what=""):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def metric_sum(text, name, **labels):
+    """The sum of `name`'s samples in Prometheus text whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and \
+                all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def identity_model(repository, name, dims, config="", unused_initializer=False):
+    """An ONNX model `name` in `repository` (version 1) whose output Y is its input X of shape `dims`."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["X"], ["Y"])], "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, dims)],
+        initializer=[helper.make_tensor("unused", TensorProto.FLOAT, [1], [1.0])] if unused_initializer else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    (repository / name / "1").mkdir(parents=True)
+    onnx.save(model, str(repository / name / "1" / "model.onnx"))
+    (repository / name / "config.pbtxt").write_text('backend: "onnxruntime"\n' + config)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

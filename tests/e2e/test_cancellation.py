@@ -8,16 +8,8 @@ import numpy as np
 import requests
 from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-from conftest import wait_for
+from conftest import metric_sum, wait_for
 from test_lifecycle import inflight, slow_model
-
-
-def metric_sum(text, name, **labels):
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_requests_whose_client_left_while_queued_never_run(tmp_path, make_server):

@@ -6,12 +6,10 @@ import re
 
 import grpc
 import numpy as np
-import onnx
 import requests
-from onnx import TensorProto, helper
 from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-from conftest import MODELS, wait_for
+from conftest import MODELS, identity_model, metric_sum, wait_for
 from test_lifecycle import inflight, slow_model
 
 
@@ -31,14 +29,11 @@ def slow_request():
 
 
 def count(server, model, code):
-    return sum(float(line.rsplit(" ", 1)[1]) for line in server.metrics_text().splitlines()
-               if line.startswith("inference_requests_total{") and f'model="{model}"' in line
-               and f'code="{code}"' in line)
+    return metric_sum(server.metrics_text(), "inference_requests_total", model=model, code=code)
 
 
 def executions(server, model):
-    return sum(float(line.rsplit(" ", 1)[1]) for line in server.metrics_text().splitlines()
-               if line.startswith("inference_executions_total{") and f'model="{model}"' in line)
+    return metric_sum(server.metrics_text(), "inference_executions_total", model=model)
 
 
 def test_a_deadline_that_passes_while_queued_is_deadline_exceeded_and_never_runs(tmp_path, make_server):
@@ -74,15 +69,7 @@ def test_a_full_queue_is_429_resource_exhausted(tmp_path, make_server):
 
 
 def test_v1_on_a_model_that_is_not_tabular_is_failed_precondition(tmp_path, make_server):
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["X"], ["Y"])], "g",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2, 2])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 2, 2])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    (tmp_path / "cube" / "1").mkdir(parents=True)
-    onnx.save(model, str(tmp_path / "cube" / "1" / "model.onnx"))
-    (tmp_path / "cube" / "config.pbtxt").write_text('backend: "onnxruntime"\n')
+    identity_model(tmp_path, "cube", [None, 2, 2])
     s = make_server(tmp_path)
     r = requests.post(s.http + "/v1/infer", json={"model": "cube", "rows": [{"values": [1, 2, 3, 4]}]})
     assert r.status_code == 400

@@ -14,7 +14,7 @@ import pytest
 import requests
 from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-from conftest import MODELS, wait_for
+from conftest import MODELS, identity_model, metric_sum, wait_for
 
 BC_ROW = [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4,
           0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656,
@@ -33,15 +33,8 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime in clock ticks
 
 
-def metric(text, name, **labels):
-    for line in text.splitlines():
-        if (line.startswith(name + "{") or line.startswith(name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def rejected(server, protocol, reason):
-    return metric(server.metrics_text(), "inference_transport_rejected_total", protocol=protocol, reason=reason)
+    return metric_sum(server.metrics_text(), "inference_transport_rejected_total", protocol=protocol, reason=reason)
 
 
 def alive(server):
@@ -340,7 +333,7 @@ def test_connections_over_the_limit_are_closed_and_counted(make_server):
         pass  # closed while the request was on its way
     extra.close()
     assert rejected(s, "http", "connection_limit") >= 1
-    assert metric(s.metrics_text(), "inference_http_connections") == 4
+    assert metric_sum(s.metrics_text(), "inference_http_connections") == 4
     for c in held:
         c.close()
     wait_for(lambda: alive(s), what="serving once connections are free")
@@ -364,19 +357,7 @@ def test_a_connection_must_send_a_complete_request_in_time(make_server):
 def test_library_warnings_are_json_log_lines(make_server, tmp_path):
     """ONNX Runtime warns about an unused initializer while loading; that line (like gRPC's, protobuf's and
     libevent's own) must come through the JSON logger, not as plain text in the stream."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["X"], ["Y"])], "g",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 2])],
-        initializer=[helper.make_tensor("unused", TensorProto.FLOAT, [1], [1.0])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    (tmp_path / "m" / "1").mkdir(parents=True)
-    onnx.save(model, str(tmp_path / "m" / "1" / "model.onnx"))
-    (tmp_path / "m" / "config.pbtxt").write_text('name: "m"\nbackend: "onnxruntime"\nmax_batch_size: 8\n')
+    identity_model(tmp_path, "m", [None, 2], config="max_batch_size: 8\n", unused_initializer=True)
     s = make_server(tmp_path)
     lines = [json.loads(line) for line in s.log_text().splitlines()]  # every line is JSON
     assert any(l["msg"] == "onnxruntime" and "unused" in l.get("detail", "") for l in lines), s.log_text()
