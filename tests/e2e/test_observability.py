@@ -72,20 +72,19 @@ def substitute(expr):
 
 
 class Prometheus:
-    def __init__(self, tmp_path, target, envoy_target):
+    def __init__(self, tmp_path, target, envoy_target, rule_files=RULE_FILES, more_targets=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = tmp_path / "prometheus.yml"
+        scrape = [{"job_name": "inference-server", "static_configs": [
+            {"targets": [target, *more_targets], "labels": {"namespace": "local", "pod": "local"}}]}]
+        if envoy_target:  # as the cluster's `envoy` job: Envoy's admin port, /stats/prometheus
+            scrape.append({"job_name": "envoy", "metrics_path": "/stats/prometheus", "static_configs": [
+                {"targets": [envoy_target], "labels": {"namespace": "local", "pod": "envoy"}}]})
         config.write_text(json.dumps({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(p) for p in RULE_FILES],
-            "scrape_configs": [
-                {"job_name": "inference-server", "static_configs": [
-                    {"targets": [target], "labels": {"namespace": "local", "pod": "local"}}]},
-                # As the cluster's `envoy` job: Envoy's admin port, /stats/prometheus.
-                {"job_name": "envoy", "metrics_path": "/stats/prometheus", "static_configs": [
-                    {"targets": [envoy_target], "labels": {"namespace": "local", "pod": "envoy"}}]},
-            ],
+            "rule_files": [str(p) for p in rule_files],
+            "scrape_configs": scrape,
         }))
         self.config = config
         self.log = open(tmp_path / "prometheus.log", "wb")
@@ -264,3 +263,79 @@ def test_promtool_checks_the_config_and_the_rules(observed, tmp_path):
                  ["test", "rules", str(MONITORING / "prometheus" / "tests" / "alerts_test.yml")]):
         out = subprocess.run([PROMTOOL, *args], capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_alerts_fire_on_their_faults(tmp_path):
+    """The alert rules as deployed but with `for: 0s`, against a real server with real faults: a model whose
+    only version fails to load, requests it answers UNAVAILABLE, requests slower than the 250 ms SLO, and a
+    scrape target that is down. InferenceNoTraffic is left to promtool's unit test (it needs a job that
+    served requests once and none for five minutes)."""
+    import yaml
+
+    from conftest import Server
+    from test_lifecycle import slow_model
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in RULE_FILES:
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rule["for"] = "0s"
+        (rules / path.name).write_text(yaml.safe_dump(doc))
+    repo = tmp_path / "models"
+    slow_model(repo / "slow" / "1" / "model.onnx", depth=160)  # well over 250 ms a request
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 2\n')
+    (repo / "broken" / "1").mkdir(parents=True)
+    (repo / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model")
+    (repo / "broken" / "config.pbtxt").write_text('backend: "onnxruntime"\n')
+    server = Server(repo, tmp_path=tmp_path)
+    wait_for_http(server)
+    prom = Prometheus(tmp_path, f"127.0.0.1:{server.metrics_port}", None, rule_files=sorted(rules.glob("*.yml")),
+                      more_targets=[f"127.0.0.1:{free_port()}"])  # nobody listens there: a target down
+    try:
+        deadline = time.time() + 30
+        while prom.value('count(up{job="inference-server"})') != 2:
+            assert time.time() < deadline, "prometheus never scraped"
+            time.sleep(0.2)
+        x = np.ones((256, 1024), dtype=np.float32)
+        client = tgrpc.InferenceServerClient(server.grpc_target)
+        for _ in range(4):
+            inp = tgrpc.InferInput("X", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            client.infer("slow", [inp])  # over 250 ms each
+            r = requests.post(server.http + "/v2/models/broken/infer",
+                              json={"inputs": [{"name": "X", "datatype": "FP32", "shape": [1], "data": [1]}]})
+            assert r.status_code == 503
+            time.sleep(1)
+        expected = {"InferenceHighErrorRatio", "InferenceLatencySLOFastBurn", "InferenceLatencySLOSlowBurn",
+                    "InferenceModelNotReady", "InferenceModelVersionFailed", "InferenceTargetDown"}
+        deadline = time.time() + 30
+        while True:
+            firing = {a["labels"]["alertname"] for a in requests.get(prom.url + "/api/v1/alerts").json()["data"]["alerts"]
+                      if a["state"] == "firing"}
+            if expected <= firing or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert expected <= firing, (f"not firing: {expected - firing}; " + ", ".join(
+            f"{r}={prom.query(r)}" for r in ["job:inference_latency_slo_misses:ratio_rate5m",
+                                             "job:inference_latency_slo_misses:ratio_rate1h", "ALERTS"]))
+        assert "InferenceNoTraffic" not in firing
+    finally:
+        prom.stop()
+        assert server.stop() == 0
+
+
+def wait_for_http(server, timeout=30):
+    """A server that is not ready (a model failed) still answers /healthz."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(server.http + "/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(server.log_text())
+
