@@ -116,6 +116,11 @@ def test_exposure_autoscaling_and_policies(objects):
     hpa = find(objects, "HorizontalPodAutoscaler", "inference-server")
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu" and hpa["spec"]["minReplicas"] >= 2
     assert find(objects, "PodDisruptionBudget", "inference-server")["spec"]["minAvailable"] == 1
+    for name in ("inference-server", "envoy"):
+        assert find(objects, "PodDisruptionBudget", name)["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    # The HPA owns the server's replica count: a Deployment that set it would reset autoscaling on every apply.
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "inference-server"
+    assert "replicas" not in find(objects, "Deployment", "inference-server")["spec"]
     policy = find(objects, "NetworkPolicy", "inference-server")
     sources = [f for rule in policy["spec"]["ingress"] for f in rule["from"]]
     assert {"app.kubernetes.io/name": "envoy"} in [s.get("podSelector", {}).get("matchLabels") for s in sources]

@@ -53,7 +53,11 @@ NGINX_GRPC = """
   }}
 """
 
-LOCATION = ('    location {path}/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; '
+# An Ingress path of pathType Prefix matches the path itself and everything under it: ingress-nginx writes an
+# exact location beside the prefix one (without it nginx would redirect `/v2` to `/v2/`).
+LOCATION = ('    location = {path} {{ proxy_pass http://rest_backend; proxy_http_version 1.1; '
+            'proxy_set_header Connection ""; }}\n'
+            '    location {path}/ {{ proxy_pass http://rest_backend; proxy_http_version 1.1; '
             'proxy_set_header Connection ""; }}')
 
 

@@ -145,6 +145,15 @@ def test_v2_rest_passes_through_envoy_untranscoded(path, datasets, reference):
     assert bad.status_code == 400 and "inputs" in bad.json()["error"]
 
 
+def test_v2_server_routes_reach_the_server_through_nginx_and_envoy(path):
+    """`GET /v2` (server metadata) fell into the transcoder when the route matched `/v2/` only."""
+    meta = requests.get(path.url + "/v2")
+    assert meta.status_code == 200 and meta.json()["name"], meta.text
+    assert requests.get(path.url + "/v2/health/ready").status_code == 200
+    models = requests.get(path.url + "/v2/models")
+    assert models.status_code == 200 and {m["name"] for m in models.json()} == {"breast_cancer", "diabetes", "digits"}
+
+
 def test_grpc_clients_can_use_envoy_directly(path, datasets, reference):
     x = datasets["diabetes"].data[:8].astype(np.float32)
     client = tgrpc.InferenceServerClient(path.envoy.target)

@@ -121,6 +121,13 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
   http->Route("/v2/models/", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
     Models(server, req, std::move(reply));
   }, HttpServer::RunOn::kWorker);
+  // Not in the KServe spec, but users try it: the same list as the repository index.
+  http->Route("/v2/models", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+    if (req.method != "GET") return WrongMethod(*reply, req, "GET");
+    inference::RepositoryIndexResponse index;
+    RepositoryIndexV2(*server, false, &index);
+    reply->Json(200, RepositoryIndexJson(index));
+  });
   http->Route("/v2/repository/index", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
     if (req.method != "POST") return WrongMethod(*reply, req, "POST");
     bool ready_only = false;
