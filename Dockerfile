@@ -20,7 +20,8 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSERVING_BUILD_TEST
  && cp -L .deps/onnxruntime/lib/libonnxruntime.so.1 /out/lib/ \
  && cp build/envoy/inference_descriptor.pb /out/
 
-# `docker build --target envoy-descriptor --output <dir> .` exports the transcoder descriptor.
+# With BuildKit, `docker build --target envoy-descriptor --output <dir> .` exports the transcoder
+# descriptor; scripts/restart.sh copies it out of the runtime image instead (any builder can do that).
 FROM scratch AS envoy-descriptor
 COPY --from=build /out/inference_descriptor.pb /
 
@@ -35,6 +36,7 @@ RUN apt-get update \
  && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin inference
 COPY --from=build /out/lib/libonnxruntime.so.1 /usr/local/lib/
 COPY --from=build /out/inference-server /usr/local/bin/inference-server
+COPY --from=build /out/inference_descriptor.pb /usr/local/share/inference-server/inference_descriptor.pb
 COPY models/repository /models
 RUN ldconfig && /usr/local/bin/inference-server --help > /dev/null
 USER 10001:10001

@@ -72,9 +72,15 @@ build_image() {
   # Tag by content so an unchanged image changes nothing in the cluster and a new one rolls out.
   IMAGE_TAG="$(docker image inspect -f '{{.Id}}' "$IMAGE_REPO:dev" | sed 's/^sha256://' | cut -c1-12)"
   docker tag "$IMAGE_REPO:dev" "$IMAGE_REPO:$IMAGE_TAG"
+  # The transcoder descriptor is built into the image: copy it out with `docker create` + `docker cp`, which
+  # every builder supports (`docker build --output` needs BuildKit's buildx plugin, which
+  # `brew install colima docker` does not bring).
   log "Envoy transcoder descriptor"
   mkdir -p "$DESCRIPTOR_DIR"
-  docker build --target envoy-descriptor --output "type=local,dest=$DESCRIPTOR_DIR" "$ROOT"
+  container="$(docker create "$IMAGE_REPO:$IMAGE_TAG")"
+  docker cp "$container:/usr/local/share/inference-server/inference_descriptor.pb" "$DESCRIPTOR_DIR/" ||
+    { docker rm "$container" >/dev/null; die "could not copy the descriptor out of $IMAGE_REPO:$IMAGE_TAG"; }
+  docker rm "$container" >/dev/null
   log "loading $IMAGE_REPO:$IMAGE_TAG into the cluster"
   kind load docker-image "$IMAGE_REPO:$IMAGE_TAG" --name "$CLUSTER_NAME"
 }

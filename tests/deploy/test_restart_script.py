@@ -18,6 +18,8 @@ state="$STANDIN_STATE"
 case "{name}:$1" in
   docker:info) exit 0 ;;
   docker:image) echo "sha256:0123456789abcdef0123456789abcdef" ;;
+  docker:build) case "$*" in *--output*) echo "unknown flag: --output (no buildx)" >&2; exit 125 ;; esac ;;
+  docker:create) echo "c0ffee" ;;
   kind:get) [ -f "$state/cluster" ] && cat "$state/cluster"; exit 0 ;;
   kind:create) echo "$4" > "$state/cluster" ;;
   kind:delete) rm -f "$state/cluster" ;;
@@ -61,7 +63,11 @@ def test_first_run_creates_the_cluster_and_deploys_everything(standins):
     assert any("ingress-nginx/controller-v1.15.1/deploy/static/provider/kind/deploy.yaml" in c for c in calls)
     assert any("metrics-server/releases/download/v0.8.0/components.yaml" in c for c in calls)
     assert any(c.startswith("docker build -t inference-server:dev") for c in calls)
-    assert any("--target envoy-descriptor" in c for c in calls)
+    # Without buildx (the stand-in docker refuses `build --output`, as the legacy builder does): the
+    # descriptor comes out of the built image with create + cp.
+    assert "docker create inference-server:0123456789ab" in calls
+    assert "docker cp c0ffee:/usr/local/share/inference-server/inference_descriptor.pb" in " ".join(calls)
+    assert "docker rm c0ffee" in calls
     assert "kind load docker-image inference-server:0123456789ab --name inference-platform" in calls
     applied = (standins.state / "applied.yaml").read_text()
     assert "image: inference-server:0123456789ab" in applied and "image: inference-server:dev" not in applied
