@@ -12,6 +12,7 @@ set -eu
 CLUSTER_NAME="${CLUSTER_NAME:-inference-platform}"
 INGRESS_NGINX_VERSION="v1.15.1"
 METRICS_SERVER_VERSION="v0.8.0"
+MIN_KIND_VERSION="0.31.0"
 IMAGE_REPO="inference-server"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KIND_CONFIG="$ROOT/deploy/kind/cluster.yaml"
@@ -32,6 +33,10 @@ check_prerequisites() {
   require kubectl "Install kubectl: brew install kubectl"
   require curl "Install curl."
   docker info >/dev/null 2>&1 || die "docker is installed but its engine is not running (colima start --arch aarch64?)"
+  # deploy/kind/cluster.yaml's node image (Kubernetes v1.35) needs kind v0.31 or newer.
+  kind_version="$(kind version 2>/dev/null | awk '{print $2}' | sed 's/^v//')"
+  [ "$(printf '%s\n%s\n' "$MIN_KIND_VERSION" "${kind_version:-0}" | sort -V | head -n 1)" = "$MIN_KIND_VERSION" ] ||
+    die "kind ${kind_version:-(unknown version)} is too old for the node image: kind v$MIN_KIND_VERSION or newer is needed (brew upgrade kind)"
 }
 
 cluster_exists() {
@@ -55,6 +60,10 @@ install_ingress_nginx() {
   kubectl -n ingress-nginx patch deployment ingress-nginx-controller --type merge -p \
     '{"spec":{"template":{"spec":{"nodeSelector":{"ingress-ready":"true","kubernetes.io/os":"linux"},"tolerations":[{"key":"node-role.kubernetes.io/control-plane","operator":"Exists","effect":"NoSchedule"}]}}}}' >/dev/null
   kubectl -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
+  # The admission webhook answers only once its certificate Jobs are done: applying an Ingress before that
+  # fails intermittently on a fresh cluster.
+  kubectl -n ingress-nginx wait --for=condition=complete job/ingress-nginx-admission-create \
+    job/ingress-nginx-admission-patch --timeout=300s
 }
 
 install_metrics_server() {

@@ -20,6 +20,7 @@ case "{name}:$1" in
   docker:image) echo "sha256:0123456789abcdef0123456789abcdef" ;;
   docker:build) case "$*" in *--output*) echo "unknown flag: --output (no buildx)" >&2; exit 125 ;; esac ;;
   docker:create) echo "c0ffee" ;;
+  kind:version) echo "kind ${{STANDIN_KIND_VERSION:-v0.31.0}} go1.25.5 linux/amd64" ;;
   kind:get) [ -f "$state/cluster" ] && cat "$state/cluster"; exit 0 ;;
   kind:create) echo "$4" > "$state/cluster" ;;
   kind:delete) rm -f "$state/cluster" ;;
@@ -72,6 +73,10 @@ def test_first_run_creates_the_cluster_and_deploys_everything(standins):
     applied = (standins.state / "applied.yaml").read_text()
     assert "image: inference-server:0123456789ab" in applied and "image: inference-server:dev" not in applied
     assert "kind: Ingress" in applied and "nodePort: 30090" in applied
+    webhook_ready = next(i for i, c in enumerate(calls) if "wait --for=condition=complete" in c
+                         and "job/ingress-nginx-admission-create" in c and "job/ingress-nginx-admission-patch" in c)
+    first_apply = next(i for i, c in enumerate(calls) if c == "kubectl apply -f -")
+    assert webhook_ready < first_apply, "the Ingress is applied before ingress-nginx's admission webhook is ready"
     for target in ["deployment/inference-server", "deployment/envoy", "statefulset/loki", "daemonset/alloy"]:
         assert any(c.startswith("kubectl -n") and f"rollout status {target}" in c for c in calls), target
     smoke = [c for c in calls if c.startswith("curl")]
@@ -120,6 +125,15 @@ def test_a_stopped_docker_engine_is_reported(standins):
     script.write_text(script.read_text().replace("docker:info) exit 0", "docker:info) exit 1"))
     out, _ = standins()
     assert out.returncode != 0 and "engine is not running" in out.stderr
+
+
+def test_a_kind_too_old_for_the_node_image_is_reported(standins, monkeypatch):
+    script = standins.bindir / "kind"
+    script.write_text(script.read_text().replace("${STANDIN_KIND_VERSION:-v0.31.0}", "v0.27.0"))
+    out, calls = standins()
+    assert out.returncode != 0
+    assert "kind 0.27.0 is too old" in out.stderr and "v0.31.0 or newer" in out.stderr
+    assert not any(c.startswith("kind create") for c in calls)
 
 
 def test_unknown_arguments_are_refused(standins):
