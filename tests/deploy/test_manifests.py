@@ -128,6 +128,12 @@ def test_exposure_autoscaling_and_policies(objects):
     assert {"inference.k8s-ml/client": "true"} in [s.get("podSelector", {}).get("matchLabels") for s in sources]
 
 
+def test_log_agent_positions_survive_a_restart(objects):
+    pod = find(objects, "DaemonSet", "alloy")["spec"]["template"]["spec"]
+    data = next(v for v in pod["volumes"] if v["name"] == "data")
+    assert data["hostPath"]["type"] == "DirectoryOrCreate", "an emptyDir loses the positions: every restart re-ships all logs"
+
+
 def test_prometheus_config_is_valid(tmp_path):
     config = DEPLOY / "k8s" / "base" / "monitoring" / "prometheus" / "prometheus.yml"
     parsed = yaml.safe_load(config.read_text())
