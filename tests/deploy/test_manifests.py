@@ -128,6 +128,12 @@ def test_exposure_autoscaling_and_policies(objects):
     assert {"inference.k8s-ml/client": "true"} in [s.get("podSelector", {}).get("matchLabels") for s in sources]
 
 
+def test_loki_liveness_does_not_restart_a_slow_start(objects):
+    c = find(objects, "StatefulSet", "loki")["spec"]["template"]["spec"]["containers"][0]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert "tcpSocket" in c["livenessProbe"], "liveness on /ready restarts Loki while it is still starting"
+
+
 def test_log_agent_positions_survive_a_restart(objects):
     pod = find(objects, "DaemonSet", "alloy")["spec"]["template"]["spec"]
     data = next(v for v in pod["volumes"] if v["name"] == "data")
