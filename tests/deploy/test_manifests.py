@@ -61,7 +61,10 @@ def test_server_deployment_is_production_shaped(objects):
     assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
     assert pod["securityContext"]["runAsNonRoot"]
     assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
-    assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
+    # Prometheus selects targets by port name (prometheus.yml keeps `metrics`): no prometheus.io/*
+    # annotations that nothing reads.
+    assert {"name": "metrics", "containerPort": 8002, "protocol": "TCP"} in c["ports"]
+    assert not any(k.startswith("prometheus.io/") for k in dep["spec"]["template"]["metadata"].get("annotations", {}))
     # Drain timing: preStop outlasts Envoy's DNS refresh plus CoreDNS's cache; the grace period covers both.
     pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
     envoy = yaml.safe_load(find(objects, "ConfigMap", next(
