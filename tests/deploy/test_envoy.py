@@ -78,3 +78,12 @@ def test_envoycheck_catches_broken_configs(tmp_path, old, new, words):
     broken.write_text(text.replace(old, new, 1))
     out = envoycheck(broken)
     assert out.returncode != 0 and words in out.stderr, out.stderr
+
+
+def test_envoy_limits_client_connections():
+    import yaml
+
+    config = yaml.safe_load((DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml").read_text())
+    monitors = {m["name"]: m["typed_config"] for m in config["overload_manager"]["resource_monitors"]}
+    limit = monitors["envoy.resource_monitors.global_downstream_max_connections"]
+    assert 0 < limit["max_active_downstream_connections"] <= 100000
