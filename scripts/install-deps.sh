@@ -75,6 +75,11 @@ if [[ "$MODE" == test ]]; then
     GOBIN="$ROOT/.deps/bin" go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
   fi
   install_prometheus
+  # kube-score, the independent Kubernetes manifest check the deployment tests run.
+  if [[ ! -x "$ROOT/.deps/bin/kube-score" ]]; then
+    echo "install-deps: go install kube-score"
+    GOBIN="$ROOT/.deps/bin" go install github.com/zegl/kube-score/cmd/kube-score@v1.20.0
+  fi
   # Grafana's dashboard schema (@grafana/schema) and TypeScript, for the dashboard schema test.
   if [[ ! -x "$ROOT/tools/grafana-schema-check/node_modules/.bin/tsc" ]]; then
     echo "install-deps: npm ci tools/grafana-schema-check"
