@@ -268,22 +268,11 @@ def test_promtool_checks_the_config_and_the_rules(observed, tmp_path):
 def test_alerts_fire_on_their_faults(tmp_path):
     """The alert rules as deployed but with `for: 0s`, against a real server with real faults: a model whose
     only version fails to load, requests it answers UNAVAILABLE, requests slower than the 250 ms SLO, and a
-    scrape target that is down. InferenceNoTraffic is left to promtool's unit test (it needs a job that
-    served requests once and none for five minutes)."""
-    import yaml
-
+    scrape target that is down. (InferenceNoTraffic: the next test.)"""
     from conftest import Server
     from test_lifecycle import slow_model
 
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    for path in RULE_FILES:
-        doc = yaml.safe_load(path.read_text())
-        for group in doc["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule:
-                    rule["for"] = "0s"
-        (rules / path.name).write_text(yaml.safe_dump(doc))
+    rules = immediate_rules(tmp_path)
     repo = tmp_path / "models"
     slow_model(repo / "slow" / "1" / "model.onnx", depth=160)  # well over 250 ms a request
     (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 2\n')
@@ -292,7 +281,7 @@ def test_alerts_fire_on_their_faults(tmp_path):
     (repo / "broken" / "config.pbtxt").write_text('backend: "onnxruntime"\n')
     server = Server(repo, tmp_path=tmp_path)
     wait_for_http(server)
-    prom = Prometheus(tmp_path, f"127.0.0.1:{server.metrics_port}", None, rule_files=sorted(rules.glob("*.yml")),
+    prom = Prometheus(tmp_path, f"127.0.0.1:{server.metrics_port}", None, rule_files=rules,
                       more_targets=[f"127.0.0.1:{free_port()}"])  # nobody listens there: a target down
     try:
         deadline = time.time() + 30
@@ -338,4 +327,53 @@ def wait_for_http(server, timeout=30):
             pass
         time.sleep(0.05)
     raise AssertionError(server.log_text())
+
+
+def immediate_rules(tmp_path, window=None):
+    """A test-only copy of the deployed rules with `for: 0s` (and, with `window`, every 5m rate window of the
+    recording rules shortened to it), so alerts fire within a test's lifetime."""
+    import yaml
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in RULE_FILES:
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rule["for"] = "0s"
+                elif window:
+                    rule["expr"] = rule["expr"].replace("[5m]", f"[{window}]")
+        (rules / path.name).write_text(yaml.safe_dump(doc))
+    return sorted(rules.glob("*.yml"))
+
+
+def test_no_traffic_fires_once_a_server_that_served_requests_goes_quiet(tmp_path):
+    """InferenceNoTraffic, with the 5-minute rate window shortened to 5 s in a test-only copy of the rules."""
+    from conftest import Server
+
+    server = Server(MODELS, tmp_path=tmp_path).wait_ready()
+    prom = Prometheus(tmp_path, f"127.0.0.1:{server.metrics_port}", None, rule_files=immediate_rules(tmp_path, "5s"))
+    try:
+        deadline = time.time() + 30
+        while prom.value('up{job="inference-server"}') != 1:
+            assert time.time() < deadline, "prometheus never scraped"
+            time.sleep(0.2)
+        body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 10], "data": [0.01] * 10}]}
+        for _ in range(10):
+            assert requests.post(server.http + "/v2/models/diabetes/infer", json=body).status_code == 200
+            time.sleep(0.3)
+
+        def firing():
+            return {a["labels"]["alertname"] for a in requests.get(prom.url + "/api/v1/alerts").json()["data"]["alerts"]
+                    if a["state"] == "firing"}
+
+        assert "InferenceNoTraffic" not in firing()  # traffic in the window
+        deadline = time.time() + 30
+        while "InferenceNoTraffic" not in firing():
+            assert time.time() < deadline, f"InferenceNoTraffic never fired: {firing()}"
+            time.sleep(0.5)
+    finally:
+        prom.stop()
+        assert server.stop() == 0
 
