@@ -61,7 +61,11 @@ def test_tritonclient_health_metadata_and_index(server):
                    tgrpc.InferenceServerClient(server.grpc_target)):
         assert client.is_server_live() and client.is_server_ready()
         assert client.is_model_ready("digits") and client.is_model_ready("digits", "1")
-        assert not client.is_model_ready("digits", "2") if isinstance(client, thttp.InferenceServerClient) else True
+        if isinstance(client, thttp.InferenceServerClient):
+            assert not client.is_model_ready("digits", "2")  # HTTP: 404, which tritonclient reads as not ready
+        else:
+            with pytest.raises(InferenceServerException, match="has no version 2"):  # gRPC: NOT_FOUND
+                client.is_model_ready("digits", "2")
         meta = client.get_model_metadata("breast_cancer", as_json=True) if isinstance(
             client, tgrpc.InferenceServerClient) else client.get_model_metadata("breast_cancer")
         assert meta["name"] == "breast_cancer" and meta["versions"] == ["1"]
