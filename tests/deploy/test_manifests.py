@@ -135,6 +135,19 @@ def test_exposure_autoscaling_and_policies(objects):
     assert {"inference.k8s-ml/client": "true"} in [s.get("podSelector", {}).get("matchLabels") for s in sources]
 
 
+def test_grafana_runs_on_a_read_only_root_without_touching_its_plugins(objects):
+    """Grafana 13 preinstalls/updates plugins in place at start: on a read-only root that failed and the Loki
+    datasource went unregistered. Setting names as Grafana's [plugins] and [log] sections spell them."""
+    pod = find(objects, "Deployment", "grafana")["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert c["securityContext"]["readOnlyRootFilesystem"]
+    assert env["GF_LOG_MODE"] == "console"
+    assert env["GF_PLUGINS_PREINSTALL_DISABLED"] == "true" and env["GF_PLUGINS_PREINSTALL_AUTO_UPDATE"] == "false"
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == env["GF_PATHS_PLUGINS"])
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mount["name"])
+
+
 def test_loki_liveness_does_not_restart_a_slow_start(objects):
     c = find(objects, "StatefulSet", "loki")["spec"]["template"]["spec"]["containers"][0]
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
