@@ -96,7 +96,9 @@ build_image() {
 
 deploy() {
   log "applying deploy/k8s/overlays/kind"
-  kubectl kustomize "$OVERLAY" | sed "s|image: $IMAGE_REPO:dev|image: $IMAGE_REPO:$IMAGE_TAG|" | kubectl apply -f -
+  # --prune deletes the platform's objects that are no longer in the overlay (old generated ConfigMaps).
+  kubectl kustomize "$OVERLAY" | sed "s|image: $IMAGE_REPO:dev|image: $IMAGE_REPO:$IMAGE_TAG|" |
+    kubectl apply --prune -l app.kubernetes.io/part-of=inference-platform -f -
   for target in inference/deployment/inference-server inference/deployment/envoy \
                 monitoring/deployment/prometheus monitoring/deployment/grafana \
                 monitoring/statefulset/loki monitoring/daemonset/alloy; do

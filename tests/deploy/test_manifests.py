@@ -154,6 +154,13 @@ def test_loki_liveness_does_not_restart_a_slow_start(objects):
     assert "tcpSocket" in c["livenessProbe"], "liveness on /ready restarts Loki while it is still starting"
 
 
+def test_every_object_carries_the_label_restart_sh_prunes_by(objects):
+    # Without it `kubectl apply --prune -l` would delete what it just applied, or leave old objects behind.
+    unlabelled = [f'{o["kind"]}/{o["metadata"]["name"]}' for o in objects
+                  if o["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") != "inference-platform"]
+    assert unlabelled == []
+
+
 def test_log_agent_positions_survive_a_restart(objects):
     pod = find(objects, "DaemonSet", "alloy")["spec"]["template"]["spec"]
     data = next(v for v in pod["volumes"] if v["name"] == "data")

@@ -25,7 +25,7 @@ case "{name}:$1" in
   kind:create) echo "$4" > "$state/cluster" ;;
   kind:delete) rm -f "$state/cluster" ;;
   kubectl:kustomize) {kustomize} ;;
-  kubectl:apply) [ "$2" = "-f" ] && [ "$3" = "-" ] && cat > "$state/applied.yaml" ;;
+  kubectl:apply) [ "$*" = "apply --prune -l app.kubernetes.io/part-of=inference-platform -f -" ] && cat > "$state/applied.yaml" ;;
 esac
 exit 0
 """
@@ -75,7 +75,8 @@ def test_first_run_creates_the_cluster_and_deploys_everything(standins):
     assert "kind: Ingress" in applied and "nodePort: 30090" in applied
     webhook_ready = next(i for i, c in enumerate(calls) if "wait --for=condition=complete" in c
                          and "job/ingress-nginx-admission-create" in c and "job/ingress-nginx-admission-patch" in c)
-    first_apply = next(i for i, c in enumerate(calls) if c == "kubectl apply -f -")
+    first_apply = next(i for i, c in enumerate(calls)
+                       if c == "kubectl apply --prune -l app.kubernetes.io/part-of=inference-platform -f -")
     assert webhook_ready < first_apply, "the Ingress is applied before ingress-nginx's admission webhook is ready"
     for target in ["deployment/inference-server", "deployment/envoy", "statefulset/loki", "daemonset/alloy"]:
         assert any(c.startswith("kubectl -n") and f"rollout status {target}" in c for c in calls), target
