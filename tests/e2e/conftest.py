@@ -78,6 +78,14 @@ def identity_model(repository, name, dims, config="", unused_initializer=False):
     (repository / name / "config.pbtxt").write_text('backend: "onnxruntime"\n' + config)
 
 
+def answers(url, status=200):
+    """Whether `url` answers with `status` now (False while nothing listens there)."""
+    try:
+        return requests.get(url, timeout=1).status_code == status
+    except requests.ConnectionError:
+        return False
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ import pytest
 import requests
 import tritonclient.grpc as tgrpc
 
-from conftest import MODELS, ROOT, free_port
+from conftest import MODELS, ROOT, answers, free_port, wait_for
 
 MONITORING = ROOT / "deploy" / "k8s" / "base" / "monitoring"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
@@ -91,15 +91,7 @@ class Prometheus:
         self.proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                                       f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if requests.get(self.url + "/-/ready", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("prometheus did not become ready")
+        wait_for(lambda: answers(self.url + "/-/ready"), timeout=30, what="prometheus to become ready")
 
     def query(self, expr):
         r = requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10)
@@ -280,7 +272,7 @@ def test_alerts_fire_on_their_faults(tmp_path):
     (repo / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model")
     (repo / "broken" / "config.pbtxt").write_text('backend: "onnxruntime"\n')
     server = Server(repo, tmp_path=tmp_path)
-    wait_for_http(server)
+    wait_for(lambda: answers(server.http + "/healthz"), what="the server (live, not ready: a model failed)")
     prom = Prometheus(tmp_path, f"127.0.0.1:{server.metrics_port}", None, rule_files=rules,
                       more_targets=[f"127.0.0.1:{free_port()}"])  # nobody listens there: a target down
     try:
@@ -314,19 +306,6 @@ def test_alerts_fire_on_their_faults(tmp_path):
     finally:
         prom.stop()
         assert server.stop() == 0
-
-
-def wait_for_http(server, timeout=30):
-    """A server that is not ready (a model failed) still answers /healthz."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if requests.get(server.http + "/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(server.log_text())
 
 
 def immediate_rules(tmp_path, window=None):
