@@ -1,6 +1,6 @@
 // Status: the one error channel of the server. A code (the gRPC canonical codes, so gRPC frontends pass
 // it through unchanged) and a message that names the field, model or limit at fault. HTTP frontends map
-// the code with HttpStatusFor(), the same table Envoy's grpc_json_transcoder applies (docs/errors.md).
+// the code with HttpStatusFor(), the same table Envoy's grpc_json_transcoder applies (README "Errors", docs/api.md).
 #pragma once
 
 #include <optional>

@@ -80,9 +80,6 @@ int RunServer(const ServerOptions& o) {
   // free and keep such memory in its heap after the request.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
-#ifndef SERVING_VERSION
-#define SERVING_VERSION "dev"
-#endif
   Metrics metrics(SERVING_VERSION);
   auto process_metrics = std::make_shared<ProcessMetrics>();
   std::unique_ptr<prometheus::Exposer> exposer;

@@ -174,11 +174,7 @@ void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference
 
 void ServerMetadataV2(inference::ServerMetadataResponse* out) {
   out->set_name("inference-server");
-#ifdef SERVING_VERSION
   out->set_version(SERVING_VERSION);
-#else
-  out->set_version("0.1.0");
-#endif
   out->add_extensions("model_repository");
   out->add_extensions("binary_tensor_data");
 }
