@@ -123,10 +123,14 @@ HttpConnection::~HttpConnection() {
 }
 
 void HttpConnection::Start() {
-  const timeval io = Timeval(loop_->options->io_timeout_s);
-  bufferevent_set_timeouts(bev_, &io, &io);
+  SetIoTimeouts(/*reading=*/true);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
   ArmDeadline();
+}
+
+void HttpConnection::SetIoTimeouts(bool reading) {
+  const timeval io = Timeval(loop_->options->io_timeout_s);
+  bufferevent_set_timeouts(bev_, reading ? &io : nullptr, &io);
 }
 
 void HttpConnection::ArmDeadline() {
@@ -245,8 +249,7 @@ void HttpConnection::ParseBuffered() {
     http_parser_pause(&parser_, 0);
     busy_ = true;
     evtimer_del(deadline_);
-    const timeval io = Timeval(loop_->options->io_timeout_s);
-    bufferevent_set_timeouts(bev_, nullptr, &io);  // waiting for the model is not a stalled read
+    SetIoTimeouts(/*reading=*/false);  // waiting for the model is not a stalled read
     close_after_ = close_after_ || !http_should_keep_alive(&parser_);
     auto exchange = std::move(current_);
     current_ = std::make_shared<HttpExchange>();
@@ -263,8 +266,7 @@ void HttpConnection::ParseBuffered() {
 
 void HttpConnection::Reply(int status, const std::string& body, const HttpHeaders& headers) {
   if (closing_) return;
-  const bool close = close_after_ || !loop_->server->accepting() || status == 413 || status == 431 ||
-                     (status == 400 && !busy_);
+  const bool close = close_after_ || !loop_->server->accepting();
   std::string head = "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) + "\r\n";
   for (const auto& [k, v] : headers) head += k + ": " + v + "\r\n";
   head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
@@ -279,8 +281,7 @@ void HttpConnection::Reply(int status, const std::string& body, const HttpHeader
     bufferevent_disable(bev_, EV_READ);
     return;  // OnWritten closes once the reply is out
   }
-  const timeval io = Timeval(loop_->options->io_timeout_s);
-  bufferevent_set_timeouts(bev_, &io, &io);
+  SetIoTimeouts(/*reading=*/true);
   ArmDeadline();
   auto keep = shared_from_this();
   Parse();  // pipelined requests already buffered
@@ -290,9 +291,9 @@ void HttpConnection::Refuse(int status, const std::string& message) {
   Count(&Metrics::TransportSeries::http_malformed, loop_);
   malformed_warning.Hit(message);
   busy_ = false;
+  close_after_ = true;  // the rest of the input cannot be trusted to be the next request
   Reply(status, StatusToJson(status == 413 || status == 431 ? ResourceExhausted(message) : InvalidArgument(message)),
         {{"Content-Type", "application/json"}});
-  close_after_ = true;
 }
 
 void HttpConnection::OnWritten(bufferevent*, void* self) {

@@ -73,6 +73,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   // Forgets the connection: the socket closes and pending replies are dropped.
   void Close();
   void ArmDeadline();
+  // libevent's I/O timeout on writes, and on reads unless a request is with its handler.
+  void SetIoTimeouts(bool reading);
   bool AddHeaderBytes(size_t n);
 
   HttpLoop* const loop_;
