@@ -146,14 +146,19 @@ StatusOr<std::optional<std::string>> StringField(od::object& object, std::string
   return std::optional<std::string>(std::string(s));
 }
 
-// A boolean in `object`'s "parameters"; nullopt when absent.
-StatusOr<std::optional<bool>> BoolParam(od::object& object, std::string_view name, const std::string& where) {
+// The value of `name` in `object`'s "parameters"; nullopt when either is absent.
+StatusOr<std::optional<od::value>> Param(od::object& object, std::string_view name, const std::string& where) {
   auto p = Field(object, "parameters", where);
   if (!p.ok()) return p.status();
-  if (!*p) return std::optional<bool>();
+  if (!*p) return std::optional<od::value>();
   od::object params;
   if ((**p).get_object().get(params)) return InvalidArgument(where + "parameters must be an object");
-  auto v = Field(params, name, where + "parameters.");
+  return Field(params, name, where + "parameters.");
+}
+
+// A boolean in `object`'s "parameters"; nullopt when absent.
+StatusOr<std::optional<bool>> BoolParam(od::object& object, std::string_view name, const std::string& where) {
+  auto v = Param(object, name, where);
   if (!v.ok()) return v.status();
   if (!*v) return std::optional<bool>();
   bool b;
@@ -191,18 +196,12 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
 
   // binary_data_size says the values follow the JSON header; then `data` must not be there too.
   std::optional<size_t> binary_size;
-  auto params = Field(in, "parameters", where + ": ");
-  if (!params.ok()) return params.status();
-  if (*params) {
-    od::object p;
-    if ((**params).get_object().get(p)) return InvalidArgument(where + ": parameters must be an object");
-    auto size = Field(p, "binary_data_size", where + ": parameters.");
-    if (!size.ok()) return size.status();
-    if (*size) {
-      uint64_t n;
-      if ((**size).get_uint64().get(n)) return InvalidArgument(where + ": binary_data_size must be a non-negative integer");
-      binary_size = n;
-    }
+  auto size = Param(in, "binary_data_size", where + ": ");
+  if (!size.ok()) return size.status();
+  if (*size) {
+    uint64_t n;
+    if ((**size).get_uint64().get(n)) return InvalidArgument(where + ": binary_data_size must be a non-negative integer");
+    binary_size = n;
   }
   auto data = Field(in, "data", where + ": ");
   if (!data.ok()) return data.status();
