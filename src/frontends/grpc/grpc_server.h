@@ -51,15 +51,21 @@ std::string TraceIdFrom(const grpc::CallbackServerContext* ctx);
 Clock::time_point DeadlineFrom(const grpc::CallbackServerContext* ctx);
 grpc::Status ToGrpc(const Status& status);
 
+// Counts a message that did not parse in inference_transport_rejected_total{protocol="grpc"}.
+void CountMalformed(InferenceServer* server);
+
 // The inference methods take their messages raw (gRPC's WithRawCallbackMethod_*), so a message that does
-// not parse is answered INVALID_ARGUMENT and counted and logged by the caller like any rejected request;
-// gRPC alone answers such a call with neither a log line nor a metric.
+// not parse is answered INVALID_ARGUMENT, counted and logged like any rejected request (gRPC alone answers
+// such a call with neither a log line nor a metric). Returns that status for the caller to finish with.
 template <typename Message>
-Status ParseMessage(const grpc::ByteBuffer& raw, Message* out) {
+Status ParseRequest(InferenceServer* server, const grpc::ByteBuffer& raw, Message* out, const std::string& protocol,
+                    const std::string& trace_id) {
   grpc::ByteBuffer copy(raw);  // Deserialize consumes its buffer; the copy shares the slices
-  if (!grpc::SerializationTraits<Message>::Deserialize(&copy, out).ok())
-    return InvalidArgument("the request is not a valid " + out->GetTypeName() + " message");
-  return Status::Ok();
+  if (grpc::SerializationTraits<Message>::Deserialize(&copy, out).ok()) return Status::Ok();
+  const Status malformed = InvalidArgument("the request is not a valid " + out->GetTypeName() + " message");
+  CountMalformed(server);
+  server->Reject(malformed, protocol, trace_id);
+  return malformed;
 }
 
 template <typename Message>
@@ -76,8 +82,5 @@ class CancellableReactor final : public grpc::ServerUnaryReactor {
   void OnCancel() override { cancelled->store(true); }
   void OnDone() override { delete this; }
 };
-
-// Counts a message that did not parse in inference_transport_rejected_total{protocol="grpc"}.
-void CountMalformed(InferenceServer* server);
 
 }  // namespace serving::frontends

@@ -20,9 +20,8 @@ class V1Service final
     auto call = std::make_shared<Call>();
     auto* reactor = new CancellableReactor();
     CallContext context{"grpc-v1", TraceIdFrom(ctx), DeadlineFrom(ctx), reactor->cancelled};
-    if (Status parsed = ParseMessage(*raw, &call->request); !parsed.ok()) {
-      CountMalformed(server_);
-      server_->Reject(parsed, context.protocol, context.trace_id);
+    if (Status parsed = ParseRequest(server_, *raw, &call->request, context.protocol, context.trace_id);
+        !parsed.ok()) {
       reactor->Finish(ToGrpc(parsed));
       return reactor;
     }

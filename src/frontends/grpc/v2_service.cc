@@ -63,11 +63,8 @@ class V2Service final
       inference::ModelInferResponse response;
     };
     auto call = std::make_shared<Call>();
-    if (Status parsed = ParseMessage(*raw, &call->request); !parsed.ok()) {
-      CountMalformed(server_);
-      server_->Reject(parsed, "grpc-v2", TraceIdFrom(ctx));
+    if (Status parsed = ParseRequest(server_, *raw, &call->request, "grpc-v2", TraceIdFrom(ctx)); !parsed.ok())
       return Done(ctx, parsed);
-    }
     auto decoded = DecodeV2Request(call->request);
     if (!decoded.ok()) {
       server_->Reject(decoded.status(), "grpc-v2", TraceIdFrom(ctx), call->request.id());
