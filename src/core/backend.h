@@ -12,21 +12,11 @@
 #include <vector>
 
 #include "config/model_config.pb.h"
+#include "core/model_signature.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
 namespace serving {
-
-struct TensorSpec {
-  std::string name;
-  DataType dtype = DataType::kInvalid;
-  Shape shape;  // includes the batch dimension; -1 marks a variable dimension
-};
-
-struct ModelSignature {
-  std::vector<TensorSpec> inputs;
-  std::vector<TensorSpec> outputs;
-};
 
 // One loaded model version. Execute() is called concurrently from the scheduler's instance threads
 // and must be thread-safe. Inputs are validated against signature() before Execute() sees them.

@@ -2,7 +2,9 @@
 
 #include <random>
 
+#include "core/model_repository.h"
 #include "core/validate.h"
+#include "observability/metrics.h"
 #include "observability/logger.h"
 
 namespace serving {
@@ -64,6 +66,10 @@ std::string InferenceServer::DefaultModel() const {
   return models.empty() ? "" : models.front().name;
 }
 
+bool InferenceServer::Ready() const { return !draining_.load() && repository_->AllReady(); }
+
+std::vector<ModelInfo> InferenceServer::ListModels() const { return repository_->List(); }
+
 StatusOr<std::shared_ptr<ModelVersion>> InferenceServer::Resolve(const std::string& model,
                                                                 const std::string& version) const {
   if (!model.empty()) return repository_->Get(model, version);
@@ -72,42 +78,65 @@ StatusOr<std::shared_ptr<ModelVersion>> InferenceServer::Resolve(const std::stri
   return repository_->Get(name, version);
 }
 
-void InferenceServer::Infer(InferRequest request, InferCallback done) {
-  auto version = Resolve(request.model, request.version);
-  Run(std::move(version), std::move(request), std::move(done));
+StatusOr<ModelDescription> InferenceServer::Describe(const std::string& model, const std::string& version) const {
+  auto mv = Resolve(model, version);
+  if (!mv.ok()) return mv.status();
+  ModelDescription d;
+  d.config = (*mv)->shared_config();
+  d.version = (*mv)->version();
+  d.signature = (*mv)->signature();
+  for (const auto& m : repository_->List()) {
+    if (m.name != d.config->name()) continue;
+    for (const auto& v : m.versions)
+      if (v.state == VersionState::kReady) d.ready_versions.push_back(v.version);
+  }
+  return d;
 }
 
-void InferenceServer::Infer(std::shared_ptr<ModelVersion> version, InferRequest request, InferCallback done) {
-  Run(std::move(version), std::move(request), std::move(done));
+StatusOr<bool> InferenceServer::ModelReady(const std::string& model, const std::string& version) const {
+  auto mv = Resolve(model, version);
+  if (mv.ok()) return true;
+  if (mv.status().code() == StatusCode::kUnavailable) return false;
+  return mv.status();
 }
 
-void InferenceServer::Run(StatusOr<std::shared_ptr<ModelVersion>> version, InferRequest request,
-                          InferCallback done) {
-  if (request.id.empty()) request.id = RandomHex(16);
+Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& decoder,
+                                std::shared_ptr<ModelVersion>* version) {
+  if (decoder.parse) {
+    if (Status s = decoder.parse(request); !s.ok()) return s;
+  }
+  if (Status s = CheckRequestId(request.id); !s.ok()) return s;
+  auto resolved = Resolve(request.model, request.version);
+  if (!resolved.ok()) return resolved.status();
+  *version = std::move(resolved).value();
+  const ModelVersion& mv = **version;
+  if (decoder.decode) {
+    if (Status s = decoder.decode(ModelView{mv.config(), mv.version(), mv.signature()}, request); !s.ok()) return s;
+  }
+  return ValidateRequest(mv.signature(), mv.config().max_batch_size(), &request);
+}
+
+void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, InferCallback done) {
   if (request.trace_id.empty()) request.trace_id = NewTraceId();
   if (!Admit()) {
     const Status closed = Unavailable("the server is shutting down");
+    if (request.id.empty()) request.id = RandomHex(16);
     done(closed);
-    Finish(request, "", "", closed, nullptr);
+    Finish(request, nullptr, closed, /*queued=*/false);
     return;
   }
-
-  Status status = CheckRequestId(request.id);
-  if (status.ok()) status = version.status();
-  if (status.ok()) {
-    status = ValidateRequest((*version)->signature(), (*version)->config().max_batch_size(), &request);
-  }
+  std::shared_ptr<ModelVersion> mv;
+  Status status = Prepare(request, decoder, &mv);
+  if (request.id.empty()) request.id = RandomHex(16);
   if (!status.ok()) {
-    const std::string model = version.ok() ? (*version)->config().name() : "";
-    const std::string ver = version.ok() ? std::to_string((*version)->version()) : "";
+    (void)CheckRequestId(request.id);  // a parse that failed may have left a long one: cut for the log line
     done(status);
-    Finish(request, model, ver, status, nullptr);
+    Finish(request, mv.get(), status, /*queued=*/false);
     Release();
     return;
   }
-  std::shared_ptr<ModelVersion> mv = std::move(version).value();
-  Metrics::ModelSeries* series = mv->series();
-  if (series) series->input_conversion->Observe(Seconds(Clock::now() - request.received));
+  // The clock started when the transport received the request: this is its decode time, parsing included.
+  if (Metrics::ModelSeries* series = mv->series()) series->input_conversion->Observe(Seconds(Clock::now() - request.received));
 
   // Finish() logs with the request's id/protocol/trace: keep them, the job takes the request itself.
   InferRequest meta;
@@ -115,8 +144,6 @@ void InferenceServer::Run(StatusOr<std::shared_ptr<ModelVersion>> version, Infer
   meta.protocol = request.protocol;
   meta.trace_id = request.trace_id;
   meta.received = request.received;
-  const std::string model = mv->config().name();
-  const std::string ver = std::to_string(mv->version());
 
   Scheduler& scheduler = mv->scheduler();
   Scheduler::Job job;
@@ -124,36 +151,38 @@ void InferenceServer::Run(StatusOr<std::shared_ptr<ModelVersion>> version, Infer
   // `mv` keeps the version (and its scheduler) alive until the reply has been handed back, and is let go
   // before the request stops counting as in flight: once the server is idle no worker holds a version, so
   // the repository's reference is the last one and a worker never destroys the scheduler it runs on.
-  job.done = [this, mv, series, model, ver, meta, done](StatusOr<InferResponse> result) mutable {
+  job.done = [this, mv, meta, done](StatusOr<InferResponse> result) mutable {
     const Status status = result.status();
     const auto encode_start = Clock::now();
     done(std::move(result));
+    Metrics::ModelSeries* series = mv->series();
     if (series && status.ok()) series->output_conversion->Observe(Seconds(Clock::now() - encode_start));
-    Finish(meta, model, ver, status, series);
+    Finish(meta, mv.get(), status, /*queued=*/true);
     mv.reset();
     Release();
   };
   status = scheduler.Enqueue(std::move(job));
   if (!status.ok()) {
     done(status);
-    Finish(meta, model, ver, status, series);
+    Finish(meta, mv.get(), status, /*queued=*/true);
     Release();
   }
 }
 
-void InferenceServer::Finish(const InferRequest& request, const std::string& model, const std::string& version,
-                             const Status& status, Metrics::ModelSeries* series) {
+void InferenceServer::Finish(const InferRequest& request, const ModelVersion* version, const Status& status,
+                             bool queued) {
   const double seconds = Seconds(Clock::now() - request.received);
+  const std::string model = version ? version->config().name() : "";
+  const std::string ver = version ? std::to_string(version->version()) : "";
   if (metrics_) {
-    metrics_->CountRequest(model.empty() ? "_unknown" : model, version, request.protocol,
-                           StatusCodeName(status.code()));
-    if (series) series->request_duration->Observe(seconds);
+    metrics_->CountRequest(model.empty() ? "_unknown" : model, ver, request.protocol, StatusCodeName(status.code()));
+    if (queued && version->series()) version->series()->request_duration->Observe(seconds);
   }
   if (!status.ok() || Sampled(options_.access_log_sample_rate)) {
     logging::Log(status.ok() ? logging::Level::kInfo : logging::Level::kWarn, "request",
                  {{"request_id", request.id},
                   {"model", model},
-                  {"version", version},
+                  {"version", ver},
                   {"protocol", request.protocol},
                   {"status", StatusCodeName(status.code())},
                   {"latency_us", static_cast<int64_t>(seconds * 1e6)},
@@ -182,16 +211,6 @@ bool InferenceServer::Admit() {
   }
   if (metrics_) metrics_->inflight().Increment();
   return true;
-}
-
-void InferenceServer::Reject(const Status& status, const std::string& protocol, const std::string& trace_id,
-                             const std::string& id, const std::string& model, const std::string& version) {
-  InferRequest r;
-  r.id = id.empty() ? RandomHex(16) : id;
-  (void)CheckRequestId(r.id);  // cut for the log line; the request is failing anyway
-  r.protocol = protocol;
-  r.trace_id = trace_id.empty() ? NewTraceId() : trace_id;
-  Finish(r, model, version, status, nullptr);
 }
 
 void InferenceServer::Release() {

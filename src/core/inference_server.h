@@ -1,43 +1,84 @@
-// InferenceServer: the core's front door. Frontends call Infer() with a decoded request; the server
-// resolves the model version, validates the inputs against its signature, queues the request on the
-// version's scheduler, and calls back with the response. It owns the cross-cutting parts of a request:
-// ids, the in-flight count that SIGTERM draining waits on, the access log line and request metrics.
+// InferenceServer: the core's front door and the one core header frontends include (a test checks
+// that nothing of the repository, the scheduler, model versions or prometheus-cpp reaches them).
+//
+// A frontend hands Infer() a request with what its transport knows (protocol, trace id, receive time,
+// deadline, cancellation) and a RequestDecoder: `parse` turns the wire message into the request, then
+// `decode` runs against the model version the core resolved (for protocols that need its signature,
+// like inference.v1's rows). The core runs both, validates the inputs, queues the request on that
+// version's scheduler and calls back with the response. Every outcome, a decode that failed included,
+// is counted, timed and logged here, so a frontend cannot forget to. Listing models, metadata and
+// health go through the same narrow API.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/infer_request.h"
-#include "core/model_repository.h"
-#include "observability/metrics.h"
+#include "core/model_signature.h"
+#include "core/model_status.h"
 
 namespace serving {
+
+class Metrics;
+class ModelRepository;
+class ModelVersion;
+
+// A resolved model version as a decode step sees it; valid during the call.
+struct ModelView {
+  const config::ModelConfig& config;
+  int64_t version;
+  const ModelSignature& signature;
+};
+
+// A model version's description for metadata replies.
+struct ModelDescription {
+  std::shared_ptr<const config::ModelConfig> config;
+  int64_t version = 0;
+  ModelSignature signature;
+  std::vector<int64_t> ready_versions;  // of the same model, ascending
+};
+
+struct RequestDecoder {
+  // Before the model is resolved: reads the wire message into the request (model, version, id, and the
+  // inputs when they need nothing of the model). Optional.
+  std::function<Status(InferRequest&)> parse;
+  // After: what needs the resolved version (its signature, config). Optional.
+  std::function<Status(const ModelView&, InferRequest&)> decode;
+};
 
 class InferenceServer {
  public:
   struct Options {
-    std::string default_model;        // empty: the alphabetically first model
+    std::string default_model;            // empty: the alphabetically first model
     double access_log_sample_rate = 1.0;  // fraction of successful requests logged; failures always are
   };
 
+  // `metrics` may be null.
   InferenceServer(Options options, ModelRepository* repository, Metrics* metrics);
 
-  // Asynchronous; `done` runs exactly once, possibly before Infer returns (on errors) or on a worker thread.
-  void Infer(InferRequest request, InferCallback done);
-  // Runs on exactly `version`, which the frontend already resolved (e.g. to decode against its
-  // signature), so a version swap in between cannot fail the request.
-  void Infer(std::shared_ptr<ModelVersion> version, InferRequest request, InferCallback done);
+  // Asynchronous; `done` runs exactly once, possibly before Infer returns (on errors) or on a worker
+  // thread. `request` carries the transport's part (protocol, trace_id, received, deadline, cancelled);
+  // `decoder` fills in the rest. An empty request id or trace id is generated.
+  void Infer(InferRequest request, const RequestDecoder& decoder, InferCallback done);
+  // A request already decoded (tests, tools).
+  void Infer(InferRequest request, InferCallback done) { Infer(std::move(request), RequestDecoder{}, std::move(done)); }
 
-  // Resolves `model` (the default model when empty) and `version` (newest ready when empty).
-  StatusOr<std::shared_ptr<ModelVersion>> Resolve(const std::string& model, const std::string& version) const;
+  // `model` empty: the default model; `version` empty: the newest ready one. NOT_FOUND for unknown
+  // models/versions, UNAVAILABLE when the version exists but is not ready.
+  StatusOr<ModelDescription> Describe(const std::string& model, const std::string& version) const;
+  // OK with false for a known-but-unready version, NOT_FOUND for unknown models.
+  StatusOr<bool> ModelReady(const std::string& model, const std::string& version) const;
+  std::vector<ModelInfo> ListModels() const;
   std::string DefaultModel() const;
 
   bool Live() const { return true; }
   // Ready to take traffic: every model has a ready version and the server is not draining.
-  bool Ready() const { return !draining_.load() && repository_->AllReady(); }
+  bool Ready() const;
   // Readiness turns false; requests are still served (the frontends stop accepting new connections).
   void BeginDrain() { draining_.store(true); }
   bool draining() const { return draining_.load(); }
@@ -49,21 +90,13 @@ class InferenceServer {
   bool Close(Clock::time_point deadline);
   int64_t inflight() const { return inflight_.load(); }
 
-  // Accounts (metrics, access log) for a request a frontend rejected while decoding it, so every
-  // failure is counted the same way whichever layer caught it. An empty trace id or request id is
-  // generated; `model`/`version` stay empty when the model was not resolved.
-  void Reject(const Status& status, const std::string& protocol, const std::string& trace_id,
-              const std::string& id = "", const std::string& model = "", const std::string& version = "");
-
-  ModelRepository& repository() { return *repository_; }
-  const ModelRepository& repository() const { return *repository_; }
-  Metrics* metrics() { return metrics_; }
-
  private:
-  void Run(StatusOr<std::shared_ptr<ModelVersion>> version, InferRequest request, InferCallback done);
-  // Counts and logs a finished request (after its reply was handed to the frontend).
-  void Finish(const InferRequest& request, const std::string& model, const std::string& version,
-              const Status& status, Metrics::ModelSeries* series);
+  StatusOr<std::shared_ptr<ModelVersion>> Resolve(const std::string& model, const std::string& version) const;
+  // Parses, resolves, decodes and validates; on success `*version` is the version to run on.
+  Status Prepare(InferRequest& request, const RequestDecoder& decoder, std::shared_ptr<ModelVersion>* version);
+  // Counts and logs a finished request (after its reply was handed to the frontend). `version` may be null;
+  // `queued`: it reached the version's scheduler (only those are in the latency histogram).
+  void Finish(const InferRequest& request, const ModelVersion* version, const Status& status, bool queued);
   // Starts a request's in-flight accounting; false once Close() has returned.
   bool Admit();
   // Ends a request's in-flight accounting; called after its callback has run.

@@ -72,9 +72,9 @@ const char* VersionStateName(VersionState s) {
 }
 
 ModelVersion::ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version,
-                           std::unique_ptr<Model> model, Metrics::ModelSeries* series)
-    : config_(std::move(config)), version_(version), model_(std::move(model)), series_(series),
-      scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_, series_)) {}
+                           std::unique_ptr<Model> model, std::shared_ptr<Metrics::ModelSeries> series)
+    : config_(std::move(config)), version_(version), model_(std::move(model)), series_(std::move(series)),
+      scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_, series_.get())) {}
 
 ModelRepository::ModelRepository(Options options, const BackendRegistry* backends, Metrics* metrics)
     : options_(std::move(options)), backends_(backends), metrics_(metrics) {
@@ -138,8 +138,9 @@ bool ModelRepository::Poll() {
       models_.erase(name);
       for (auto& [v, mv] : entry->ready) retired_.push_back(mv);
     }
-    for (auto& [v, info] : entry->states) {
-      if (metrics_) metrics_->SetModelState(name, std::to_string(v), "UNAVAILABLE");
+    if (metrics_) {
+      for (auto& [v, info] : entry->states) metrics_->ForgetModelVersion(name, std::to_string(v));
+      metrics_->ForgetModelVersion(name, "config");
     }
     logging::Info("model removed", {{"model", name}});
     changed_ = true;
@@ -157,25 +158,7 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
     if (!slot) slot = std::make_unique<Entry>();
     e = slot.get();
   }
-  const fs::path config_path = dir / "config.pbtxt";
-  const std::string cfg_fp = Fingerprint(config_path);
-  if (cfg_fp != e->config_fingerprint) {
-    e->config_fingerprint = cfg_fp;
-    auto cfg = LoadModelConfig(config_path, name);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (cfg.ok()) {
-      e->parsed = std::make_shared<const config::ModelConfig>(std::move(cfg).value());
-      e->error.clear();
-      e->failed_fingerprint.clear();
-    } else {
-      // A file that could not be read (not one that did not parse) is read again at the next poll.
-      if (cfg.status().code() == StatusCode::kNotFound) e->config_fingerprint.clear();
-      e->error = cfg.status().message();
-      logging::Error("model config rejected", {{"model", name}, {"reason", e->error}});
-      if (metrics_) metrics_->SetModelState(name, "config", "FAILED");
-    }
-    changed_ = true;
-  }
+  ReadConfig(*e, name, dir / "config.pbtxt");
   if (!e->parsed || !e->error.empty()) return;  // keep serving what is loaded with the last good config
   const config::ModelConfig& cfg = *e->parsed;
   Backend* backend = backends_->Find(cfg.backend());
@@ -186,85 +169,126 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
     return;
   }
 
-  std::set<int64_t> versions;
-  std::map<int64_t, std::string> fingerprints;
+  // The versions on disk, each with the fingerprint of what loading it would read.
+  std::map<int64_t, std::string> on_disk;
   std::error_code ec;
   for (const auto& d : fs::directory_iterator(dir, ec)) {
     int64_t v;
     if (!d.is_directory(ec) || !ParseVersion(d.path().filename().string(), &v)) continue;
     fs::path file = d.path() / backend->model_filename();
     if (!InsideRoot(file, canonical_root_)) continue;
-    versions.insert(v);
-    fingerprints[v] = cfg_fp + "|" + Fingerprint(file);
+    on_disk[v] = e->config_fingerprint + "|" + Fingerprint(file);
   }
+  std::set<int64_t> versions;
+  for (const auto& [v, _] : on_disk) versions.insert(v);
   const std::set<int64_t> wanted = SelectVersions(cfg.version_policy(), versions);
 
   for (int64_t v : wanted) {
-    const std::string& fp = fingerprints[v];
+    const std::string& fp = on_disk[v];
     if (e->ready_fingerprint.count(v) && e->ready_fingerprint[v] == fp) continue;
     if (e->failed_fingerprint.count(v) && e->failed_fingerprint[v] == fp) continue;
-    SetState(*e, name, v, VersionState::kLoading, e->ready.count(v) ? "reloading" : "");
-    const auto start = Clock::now();
-    const fs::path vdir = dir / std::to_string(v);
-    std::shared_ptr<ModelVersion> loaded;
-    Status status;
-    auto model = backend->Load(cfg, vdir);
-    if (model.ok()) {
-      auto reconciled = std::make_shared<config::ModelConfig>(cfg);
-      status = ReconcileSignature((*model)->signature(), reconciled.get());
-      if (status.ok())
-        loaded = std::make_shared<ModelVersion>(reconciled, v, std::move(model).value(),
-                                                metrics_ ? metrics_->ForModel(name, std::to_string(v)) : nullptr);
-    } else {
-      status = model.status();
-    }
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (metrics_) metrics_->SetModelLoadDuration(name, std::to_string(v), seconds);
-    if (!loaded) {
-      e->failed_fingerprint[v] = fp;
-      bool still_serving = e->ready.count(v) > 0;
-      SetState(*e, name, v, still_serving ? VersionState::kReady : VersionState::kFailed,
-               (still_serving ? "reload failed, previous files still serving: " : "") + status.message());
-      if (still_serving) logging::Error("model reload failed", {{"model", name}, {"version", v}, {"reason", status.message()}});
-      continue;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto& slot = e->ready[v];
-      if (slot) retired_.push_back(slot);
-      slot = loaded;
-      e->ready_fingerprint[v] = fp;
-      e->failed_fingerprint.erase(v);
-    }
-    SetState(*e, name, v, VersionState::kReady, "");
-    logging::Info("model version loaded", {{"model", name}, {"version", v}, {"load_seconds", seconds}});
+    LoadVersion(*e, name, *backend, dir / std::to_string(v), v, fp);
   }
+  UnloadUnwanted(*e, name, wanted, versions);
+  ForgetGone(*e, name, versions);
+}
 
-  // Unload what the policy no longer wants, but never the last ready version while no wanted one is ready.
+void ModelRepository::ReadConfig(Entry& e, const std::string& name, const fs::path& config_path) {
+  const std::string fp = Fingerprint(config_path);
+  if (fp == e.config_fingerprint) return;
+  e.config_fingerprint = fp;
+  auto cfg = LoadModelConfig(config_path, name);
+  changed_ = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cfg.ok()) {
+    e.parsed = std::make_shared<const config::ModelConfig>(std::move(cfg).value());
+    e.error.clear();
+    e.failed_fingerprint.clear();
+    if (metrics_) metrics_->ForgetModelVersion(name, "config");
+    return;
+  }
+  // A file that could not be read (not one that did not parse) is read again at the next poll.
+  if (cfg.status().code() == StatusCode::kNotFound) e.config_fingerprint.clear();
+  e.error = cfg.status().message();
+  logging::Error("model config rejected", {{"model", name}, {"reason", e.error}});
+  if (metrics_) metrics_->SetModelState(name, "config", "FAILED");
+}
+
+void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& backend, const fs::path& dir,
+                                  int64_t v, const std::string& fingerprint) {
+  SetState(e, name, v, VersionState::kLoading, e.ready.count(v) ? "reloading" : "");
+  const auto start = Clock::now();
+  std::shared_ptr<ModelVersion> loaded;
+  Status status;
+  auto model = backend.Load(*e.parsed, dir);
+  if (model.ok()) {
+    auto reconciled = std::make_shared<config::ModelConfig>(*e.parsed);
+    status = ReconcileSignature((*model)->signature(), reconciled.get());
+    if (status.ok())
+      loaded = std::make_shared<ModelVersion>(reconciled, v, std::move(model).value(),
+                                              metrics_ ? metrics_->ForModel(name, std::to_string(v)) : nullptr);
+  } else {
+    status = model.status();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (metrics_) metrics_->SetModelLoadDuration(name, std::to_string(v), seconds);
+  if (!loaded) {
+    e.failed_fingerprint[v] = fingerprint;
+    const bool still_serving = e.ready.count(v) > 0;
+    SetState(e, name, v, still_serving ? VersionState::kReady : VersionState::kFailed,
+             (still_serving ? "reload failed, previous files still serving: " : "") + status.message());
+    if (still_serving)
+      logging::Error("model reload failed", {{"model", name}, {"version", v}, {"reason", status.message()}});
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = e.ready[v];
+    if (slot) retired_.push_back(slot);
+    slot = loaded;
+    e.ready_fingerprint[v] = fingerprint;
+    e.failed_fingerprint.erase(v);
+  }
+  SetState(e, name, v, VersionState::kReady, "");
+  logging::Info("model version loaded", {{"model", name}, {"version", v}, {"load_seconds", seconds}});
+}
+
+void ModelRepository::UnloadUnwanted(Entry& e, const std::string& name, const std::set<int64_t>& wanted,
+                                     const std::set<int64_t>& on_disk) {
+  // Never the last ready version while no wanted one is ready.
   bool wanted_ready = false;
-  for (int64_t v : wanted) wanted_ready |= e->ready.count(v) > 0;
+  for (int64_t v : wanted) wanted_ready |= e.ready.count(v) > 0;
   std::vector<int64_t> drop;
-  for (const auto& [v, _] : e->ready)
-    if (!wanted.count(v) && (wanted_ready || !versions.count(v))) drop.push_back(v);
+  for (const auto& [v, _] : e.ready)
+    if (!wanted.count(v) && (wanted_ready || !on_disk.count(v))) drop.push_back(v);
   for (int64_t v : drop) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      retired_.push_back(e->ready[v]);
-      e->ready.erase(v);
-      e->ready_fingerprint.erase(v);
+      retired_.push_back(e.ready[v]);
+      e.ready.erase(v);
+      e.ready_fingerprint.erase(v);
     }
-    SetState(*e, name, v, VersionState::kUnavailable, versions.count(v) ? "unloaded by version policy" : "removed");
+    SetState(e, name, v, VersionState::kUnavailable, on_disk.count(v) ? "unloaded by version policy" : "removed");
   }
-  // Forget states of versions that are gone from disk and not loaded.
-  std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = e->states.begin(); it != e->states.end();) {
-    if (!versions.count(it->first) && !e->ready.count(it->first)) {
-      e->failed_fingerprint.erase(it->first);
-      it = e->states.erase(it);
-    } else {
-      ++it;
+}
+
+void ModelRepository::ForgetGone(Entry& e, const std::string& name, const std::set<int64_t>& on_disk) {
+  // States of versions that are gone from disk and not loaded, and their metric series.
+  std::vector<int64_t> forgotten;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = e.states.begin(); it != e.states.end();) {
+      if (!on_disk.count(it->first) && !e.ready.count(it->first)) {
+        e.failed_fingerprint.erase(it->first);
+        forgotten.push_back(it->first);
+        it = e.states.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
+  if (metrics_)
+    for (int64_t v : forgotten) metrics_->ForgetModelVersion(name, std::to_string(v));
 }
 
 void ModelRepository::ReapRetired() {

@@ -18,26 +18,25 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/backend.h"
+#include "core/model_status.h"
 #include "core/scheduler.h"
 #include "observability/metrics.h"
 
 namespace serving {
-
-enum class VersionState { kLoading, kReady, kUnavailable, kFailed };
-const char* VersionStateName(VersionState state);
 
 // A loaded model version with its scheduler.
 class ModelVersion {
  public:
   // `series` may be null (no metrics).
   ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version, std::unique_ptr<Model> model,
-               Metrics::ModelSeries* series = nullptr);
-  Metrics::ModelSeries* series() const { return series_; }
+               std::shared_ptr<Metrics::ModelSeries> series = nullptr);
+  Metrics::ModelSeries* series() const { return series_.get(); }
   const config::ModelConfig& config() const { return *config_; }
   const std::shared_ptr<const config::ModelConfig>& shared_config() const { return config_; }
   int64_t version() const { return version_; }
@@ -48,21 +47,8 @@ class ModelVersion {
   std::shared_ptr<const config::ModelConfig> config_;
   int64_t version_;
   std::unique_ptr<Model> model_;
-  Metrics::ModelSeries* series_;
+  std::shared_ptr<Metrics::ModelSeries> series_;  // its series leave /metrics with the last copy
   std::unique_ptr<Scheduler> scheduler_;  // declared last: stops before the model goes away
-};
-
-struct VersionInfo {
-  int64_t version = 0;
-  VersionState state = VersionState::kUnavailable;
-  std::string reason;
-};
-
-struct ModelInfo {
-  std::string name;
-  std::shared_ptr<const config::ModelConfig> config;  // newest ready version's, else the parsed file; may be null
-  std::vector<VersionInfo> versions;                  // ascending
-  std::string error;                                  // config error, if any
 };
 
 class ModelRepository {
@@ -92,6 +78,13 @@ class ModelRepository {
  private:
   struct Entry;
   void PollModel(const std::string& name, const std::filesystem::path& dir);
+  // PollModel's steps.
+  void ReadConfig(Entry& entry, const std::string& name, const std::filesystem::path& config_path);
+  void LoadVersion(Entry& entry, const std::string& name, Backend& backend, const std::filesystem::path& dir,
+                   int64_t version, const std::string& fingerprint);
+  void UnloadUnwanted(Entry& entry, const std::string& name, const std::set<int64_t>& wanted,
+                      const std::set<int64_t>& on_disk);
+  void ForgetGone(Entry& entry, const std::string& name, const std::set<int64_t>& on_disk);
   void SetState(Entry& entry, const std::string& model, int64_t version, VersionState state, std::string reason);
   void ReapRetired();
 

@@ -186,27 +186,52 @@ TEST_F(RepositoryTest, InFlightRequestsFinishOnTheVersionTheyStartedOn) {
   repo->Poll();  // reaps version 1 now that nobody holds it
 }
 
-TEST_F(RepositoryTest, ARequestPinnedToAResolvedVersionSurvivesItsRemoval) {
+TEST_F(RepositoryTest, ARequestRunsOnTheVersionItsDecodeStepSaw) {
   WriteConfig("m");
   WriteVersion("m", 1);
   auto repo = Make();
   repo->Poll();
   InferenceServer server({}, repo.get(), nullptr);
-  auto v1 = server.Resolve("m", "");
-  ASSERT_TRUE(v1.ok());
-  // Between the frontend's resolve and its Infer, version 2 replaces version 1 and version 1's files go.
-  WriteVersion("m", 2);
-  repo->Poll();
-  fs::remove_all(root_ / "m" / "1");
-  repo->Poll();
-  ASSERT_EQ(repo->Get("m", "1").status().code(), StatusCode::kNotFound);
-
+  // While the request is being decoded against version 1, version 2 replaces it and version 1's files go.
+  RequestDecoder decoder;
+  int64_t decoded_against = 0;
+  decoder.decode = [&](const ModelView& model, InferRequest&) {
+    decoded_against = model.version;
+    WriteVersion("m", 2);
+    repo->Poll();
+    fs::remove_all(root_ / "m" / "1");
+    repo->Poll();
+    return Status::Ok();
+  };
+  InferRequest request = OneRow();
+  request.version.clear();
   std::promise<StatusOr<InferResponse>> done;
-  server.Infer(*v1, OneRow("1"), [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
+  server.Infer(std::move(request), decoder, [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
   auto result = done.get_future().get();
   ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(decoded_against, 1);
   EXPECT_EQ(result->version, 1);
+  EXPECT_EQ(repo->Get("m", "1").status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(5)));
+}
+
+TEST_F(RepositoryTest, AFailedParseOrDecodeIsAnsweredWithItsStatus) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  InferenceServer server({}, repo.get(), nullptr);
+  bool decoded = false;
+  RequestDecoder bad_parse{[](InferRequest&) { return InvalidArgument("bad body"); },
+                           [&](const ModelView&, InferRequest&) { decoded = true; return Status::Ok(); }};
+  Status status;
+  server.Infer(OneRow(), bad_parse, [&](StatusOr<InferResponse> r) { status = r.status(); });
+  EXPECT_EQ(status.message(), "bad body");
+  EXPECT_FALSE(decoded) << "decode ran after parse failed";
+  RequestDecoder bad_decode{nullptr, [](const ModelView&, InferRequest&) { return InvalidArgument("bad rows"); }};
+  server.Infer(OneRow(), bad_decode, [&](StatusOr<InferResponse> r) { status = r.status(); });
+  EXPECT_EQ(status.message(), "bad rows");
+  EXPECT_EQ(server.inflight(), 0);
 }
 
 TEST_F(RepositoryTest, ARequestWhoseClientLeftWhileQueuedIsCancelledWithoutRunning) {

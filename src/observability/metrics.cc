@@ -26,7 +26,7 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
                    .Help("Inference requests finished, by model, version, protocol and status code")
                    .Register(*registry_);
   request_duration_ = &BuildHistogram().Name("inference_request_duration_seconds")
-                           .Help("End-to-end inference latency in the server, from decode to reply")
+                           .Help("Inference latency in the server, from the request received to its reply handed back")
                            .Register(*registry_);
   queue_duration_ = &BuildHistogram().Name("inference_queue_duration_seconds")
                          .Help("Time a request waited for a model instance")
@@ -75,21 +75,71 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
       .Register(*registry_).Add({{"version", server_version}}).Set(1);
 }
 
-Metrics::ModelSeries* Metrics::ForModel(const std::string& model, const std::string& version) {
+std::shared_ptr<Metrics::ModelSeries> Metrics::ForModel(const std::string& model, const std::string& version) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& slot = series_[model + '\0' + version];
-  if (!slot) {
-    const prometheus::Labels labels = {{"model", model}, {"version", version}};
-    slot = std::make_unique<ModelSeries>(ModelSeries{
-        &request_duration_->Add(labels, LatencyBuckets()), &queue_duration_->Add(labels, LatencyBuckets()),
-        &compute_duration_->Add(labels, LatencyBuckets()), &rows_->Add(labels), &executions_->Add(labels),
-        &batch_size_->Add(labels, BatchBuckets()),
-        &conversion_->Add({{"model", model}, {"version", version}, {"direction", "input"}}, LatencyBuckets()),
-        &conversion_->Add({{"model", model}, {"version", version}, {"direction", "output"}}, LatencyBuckets()),
-        &queue_depth_->Add(labels)});
-  }
-  return slot.get();
+  if (auto existing = slot.lock()) return existing;
+  const prometheus::Labels labels = {{"model", model}, {"version", version}};
+  auto* series = new ModelSeries{
+      &request_duration_->Add(labels, LatencyBuckets()), &queue_duration_->Add(labels, LatencyBuckets()),
+      &compute_duration_->Add(labels, LatencyBuckets()), &rows_->Add(labels), &executions_->Add(labels),
+      &batch_size_->Add(labels, BatchBuckets()),
+      &conversion_->Add({{"model", model}, {"version", version}, {"direction", "input"}}, LatencyBuckets()),
+      &conversion_->Add({{"model", model}, {"version", version}, {"direction", "output"}}, LatencyBuckets()),
+      &queue_depth_->Add(labels)};
+  std::shared_ptr<ModelSeries> shared(series, [this, model, version](ModelSeries* s) { RemoveSeries(model, version, s); });
+  slot = shared;
+  return shared;
 }
+
+void Metrics::RemoveSeries(const std::string& model, const std::string& version, ModelSeries* s) {
+  std::unique_ptr<ModelSeries> owned(s);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = series_.find(model + '\0' + version);
+  // A reload may have created a new holder in between: its entry is live, leave it.
+  if (it != series_.end() && it->second.expired()) series_.erase(it);
+  request_duration_->Remove(s->request_duration);
+  queue_duration_->Remove(s->queue_duration);
+  compute_duration_->Remove(s->compute_duration);
+  rows_->Remove(s->rows);
+  executions_->Remove(s->executions);
+  batch_size_->Remove(s->batch_size);
+  conversion_->Remove(s->input_conversion);
+  conversion_->Remove(s->output_conversion);
+  queue_depth_->Remove(s->queue_depth);
+  // The request counters were created per protocol and code as requests came: find them by their labels.
+  for (const auto& family : requests_->Collect()) {
+    for (const auto& metric : family.metric) {
+      prometheus::Labels labels;
+      for (const auto& l : metric.label) labels[l.name] = l.value;
+      if (labels["model"] == model && labels["version"] == version) requests_->Remove(&requests_->Add(labels));
+    }
+  }
+}
+
+void Metrics::ForgetModelVersion(const std::string& model, const std::string& version) {
+  for (const char* state : kStates) {
+    const prometheus::Labels labels = {{"model", model}, {"version", version}, {"state", state}};
+    if (model_state_->Has(labels)) model_state_->Remove(&model_state_->Add(labels));
+  }
+  const prometheus::Labels labels = {{"model", model}, {"version", version}};
+  if (load_duration_->Has(labels)) load_duration_->Remove(&load_duration_->Add(labels));
+}
+
+void Metrics::Count(TransportEvent event) {
+  prometheus::Counter* counter = nullptr;
+  switch (event) {
+    case TransportEvent::kHttpRefused: counter = transport_.http_refused; break;
+    case TransportEvent::kHttpTimedOut: counter = transport_.http_timed_out; break;
+    case TransportEvent::kHttpAcceptError: counter = transport_.http_accept_errors; break;
+    case TransportEvent::kHttpMalformed: counter = transport_.http_malformed; break;
+    case TransportEvent::kHttpOverloaded: counter = transport_.http_overloaded; break;
+    case TransportEvent::kGrpcMalformed: counter = transport_.grpc_malformed; break;
+  }
+  if (counter) counter->Increment();
+}
+
+void Metrics::AddHttpConnections(int delta) { transport_.http_connections->Increment(delta); }
 
 void Metrics::CountRequest(const std::string& model, const std::string& version, const std::string& protocol,
                            const std::string& code) {

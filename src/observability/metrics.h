@@ -1,5 +1,6 @@
 // Prometheus metrics of the server (names and meanings: docs/metrics.md). Built on prometheus-cpp;
 // the server exposes registry() on its metrics port. Thread-safe. Depends on nothing else in the project.
+// Frontends see only its TransportMetrics face.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -13,11 +14,15 @@
 #include <mutex>
 #include <string>
 
+#include "observability/transport_metrics.h"
+
 namespace serving {
 
-class Metrics {
+class Metrics final : public TransportMetrics {
  public:
-  // Per model version series, created once and kept for the version's life.
+  // Per model version series, shared by the loaded copies of one model version (a reload overlaps the
+  // copy it replaces); when the last holder lets go, every series labelled with that model version leaves
+  // /metrics, its inference_requests_total included.
   struct ModelSeries {
     prometheus::Histogram* request_duration;
     prometheus::Histogram* queue_duration;
@@ -45,8 +50,9 @@ class Metrics {
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
-  // Stable pointer; created on first use.
-  ModelSeries* ForModel(const std::string& model, const std::string& version);
+  std::shared_ptr<ModelSeries> ForModel(const std::string& model, const std::string& version);
+  // The repository no longer lists this version: its state and load duration series go.
+  void ForgetModelVersion(const std::string& model, const std::string& version);
   // One finished request. `code` is the status code name ("OK", "INVALID_ARGUMENT", ...).
   void CountRequest(const std::string& model, const std::string& version, const std::string& protocol,
                     const std::string& code);
@@ -54,7 +60,8 @@ class Metrics {
   void SetModelState(const std::string& model, const std::string& version, const std::string& state);
   void SetModelLoadDuration(const std::string& model, const std::string& version, double seconds);
   prometheus::Gauge& inflight() { return *inflight_; }
-  const TransportSeries& transport() const { return transport_; }
+  void Count(TransportEvent event) override;
+  void AddHttpConnections(int delta) override;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -73,7 +80,9 @@ class Metrics {
   TransportSeries transport_;
 
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<ModelSeries>> series_;  // key "model\0version", guarded by mu_
+  std::map<std::string, std::weak_ptr<ModelSeries>> series_;  // key "model\0version", guarded by mu_
+
+  void RemoveSeries(const std::string& model, const std::string& version, ModelSeries* series);
 };
 
 }  // namespace serving

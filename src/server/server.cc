@@ -14,6 +14,7 @@
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
 #include "core/inference_server.h"
+#include "core/model_repository.h"
 #include "frontends/grpc/grpc_server.h"
 #include "frontends/http/routes.h"
 #include "observability/logger.h"
@@ -106,7 +107,7 @@ int RunServer(const ServerOptions& o) {
   logging::Info("loading models", {{"model_repository", o.model_repository}});
   repository.Poll();
 
-  frontends::GrpcServer grpc(&server);
+  frontends::GrpcServer grpc(&server, &metrics);
   auto grpc_port = grpc.Start({HostPort(o.host, o.grpc_port), static_cast<int>(o.max_request_bytes)});
   if (!grpc_port.ok()) return Fail("cannot start gRPC", grpc_port.status());
   repository.SetOnChange([&grpc] { grpc.UpdateHealth(); });
@@ -124,7 +125,7 @@ int RunServer(const ServerOptions& o) {
   http_options.request_timeout_s = o.http_request_timeout_s;
   http_options.io_timeout_s = o.http_io_timeout_s;
   http_options.worker_threads = o.http_worker_threads;
-  http_options.metrics = &metrics;
+  http_options.transport = &metrics;
   auto http_port = http.Start(http_options);
   if (!http_port.ok()) return Fail("cannot start HTTP", http_port.status());
 

@@ -5,9 +5,9 @@
 
 namespace serving::frontends {
 
-StatusOr<InferRequest> DecodeV1Request(const inference::v1::InferRequest& in, const ModelVersion& version) {
-  const auto& sig = version.signature();
-  const auto& cfg = version.config();
+Status DecodeV1Rows(const inference::v1::InferRequest& in, const ModelView& model, InferRequest& request) {
+  const auto& sig = model.signature;
+  const auto& cfg = model.config;
   if (sig.inputs.size() != 1 || sig.inputs[0].shape.size() != 2)
     return FailedPrecondition("model '" + cfg.name() + "' does not take one [batch, features] input; use the v2 API");
   const TensorSpec& spec = sig.inputs[0];
@@ -51,12 +51,8 @@ StatusOr<InferRequest> DecodeV1Request(const inference::v1::InferRequest& in, co
   auto bytes = EncodeDoubles(values, spec.dtype, "rows");
   if (!bytes.ok()) return bytes.status();
 
-  InferRequest request;
-  request.id = in.request_id();
-  request.model = cfg.name();
-  request.version = std::to_string(version.version());  // pin the version decoded against
   request.inputs.push_back(Tensor::Owning(spec.name, spec.dtype, {in.rows_size(), width}, std::move(bytes).value()));
-  return request;
+  return Status::Ok();
 }
 
 void EncodeV1Response(const InferResponse& r, inference::v1::InferResponse* out) {
@@ -90,34 +86,27 @@ void EncodeV1Response(const InferResponse& r, inference::v1::InferResponse* out)
   }
 }
 
-void RunV1Infer(InferenceServer& server, const inference::v1::InferRequest& in, CallContext ctx,
-                inference::v1::InferResponse* out, std::function<void(const Status&)> done) {
-  const Clock::time_point received = Clock::now();
-  auto version = server.Resolve(in.model(), in.version());
-  StatusOr<InferRequest> request = version.ok() ? DecodeV1Request(in, **version) : StatusOr<InferRequest>(version.status());
-  if (!request.ok()) {
-    // Counted and logged like every other request: let the core reject it.
-    server.Reject(request.status(), ctx.protocol, ctx.trace_id, in.request_id(),
-                  version.ok() ? (*version)->config().name() : "",
-                  version.ok() ? std::to_string((*version)->version()) : "");
-    done(request.status());
-    return;
-  }
-  request->received = received;
-  request->protocol = std::move(ctx.protocol);
-  request->trace_id = std::move(ctx.trace_id);
-  request->deadline = ctx.deadline;
-  request->cancelled = std::move(ctx.cancelled);
-  // Run on the version the rows were decoded against, even if a newer one is swapped in meanwhile.
-  server.Infer(*version, std::move(request).value(), [out, done = std::move(done)](StatusOr<InferResponse> result) {
-    if (result.ok()) EncodeV1Response(*result, out);
-    done(result.status());
+void RunV1Infer(InferenceServer& server, InferRequest request, std::shared_ptr<V1Call> call,
+                const std::function<Status(inference::v1::InferRequest*)>& read,
+                std::function<void(const V1Call&, const Status&)> done) {
+  RequestDecoder decoder;
+  decoder.parse = [&](InferRequest& r) {
+    if (Status s = read(&call->in); !s.ok()) return s;
+    r.id = call->in.request_id();
+    r.model = call->in.model();
+    r.version = call->in.version();
+    return Status::Ok();
+  };
+  decoder.decode = [&](const ModelView& model, InferRequest& r) { return DecodeV1Rows(call->in, model, r); };
+  server.Infer(std::move(request), decoder, [call, done = std::move(done)](StatusOr<InferResponse> result) {
+    if (result.ok()) EncodeV1Response(*result, &call->out);
+    done(*call, result.status());
   });
 }
 
 void ListModelsV1(const InferenceServer& server, inference::v1::ListModelsResponse* out) {
   const std::string default_model = server.DefaultModel();
-  for (const auto& m : server.repository().List()) {
+  for (const auto& m : server.ListModels()) {
     auto* s = out->add_models();
     s->set_name(m.name);
     s->set_is_default(m.name == default_model);

@@ -12,21 +12,22 @@
 
 namespace serving::frontends {
 
-struct CallContext {
-  std::string protocol;  // "grpc-v1", "http-v1", ...
-  std::string trace_id;  // from traceparent; generated when empty
-  Clock::time_point deadline = Clock::time_point::max();
-  std::shared_ptr<const std::atomic<bool>> cancelled;  // see InferRequest::cancelled
-};
-
-// Decodes `in` for the given (already resolved) model version.
-StatusOr<InferRequest> DecodeV1Request(const inference::v1::InferRequest& in, const ModelVersion& version);
+// Fills `request`'s inputs from `in`'s rows, for the resolved model version `model`.
+Status DecodeV1Rows(const inference::v1::InferRequest& in, const ModelView& model, InferRequest& request);
 void EncodeV1Response(const InferResponse& response, inference::v1::InferResponse* out);
 
-// Runs one v1 inference: decode, infer, encode into `*out`, then `done` (on any thread). `in` and `out`
-// must stay valid until `done` runs.
-void RunV1Infer(InferenceServer& server, const inference::v1::InferRequest& in, CallContext ctx,
-                inference::v1::InferResponse* out, std::function<void(const Status&)> done);
+// One v1 call: the message, read by the transport's `parse` (proto3 JSON, a gRPC buffer), and the reply.
+struct V1Call {
+  inference::v1::InferRequest in;
+  inference::v1::InferResponse out;
+};
+
+// Runs one v1 inference: `read` fills call->in (a failure is counted as the request's outcome), then the
+// core decodes its rows, infers, and `out` is encoded before `done` runs (on any thread). `request`
+// carries the transport's fields (protocol, trace id, receive time, deadline, cancellation).
+void RunV1Infer(InferenceServer& server, InferRequest request, std::shared_ptr<V1Call> call,
+                const std::function<Status(inference::v1::InferRequest*)>& read,
+                std::function<void(const V1Call&, const Status&)> done);
 
 void ListModelsV1(const InferenceServer& server, inference::v1::ListModelsResponse* out);
 

@@ -3,22 +3,29 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
-#include "core/testing/fake_backend.h"
 
 namespace serving::frontends {
 namespace {
 
-std::shared_ptr<ModelVersion> Version() {
-  auto cfg = std::make_shared<config::ModelConfig>();
-  cfg->set_name("m");
-  cfg->set_instance_count(1);
-  cfg->set_max_queue_size(4);
-  cfg->add_feature_names("a");
-  cfg->add_feature_names("b");
-  cfg->add_labels("no");
-  cfg->add_labels("yes");
-  cfg->set_scores_output("Y");
-  return std::make_shared<ModelVersion>(cfg, 3, std::make_unique<testing::FakeModel>(nullptr));
+// A model as the core shows it to a decode step: no repository, no version, no scheduler.
+struct FakeModelView {
+  std::shared_ptr<config::ModelConfig> config = std::make_shared<config::ModelConfig>();
+  ModelSignature signature{{{"X", DataType::kFp32, {-1, 2}}}, {{"Y", DataType::kFp32, {-1, 2}}}};
+  FakeModelView() {
+    config->set_name("m");
+    config->add_feature_names("a");
+    config->add_feature_names("b");
+    config->add_labels("no");
+    config->add_labels("yes");
+    config->set_scores_output("Y");
+  }
+  ModelView view() const { return {*config, 3, signature}; }
+};
+
+StatusOr<InferRequest> Decode(const inference::v1::InferRequest& in, const FakeModelView& model) {
+  InferRequest r;
+  if (Status s = DecodeV1Rows(in, model.view(), r); !s.ok()) return s;
+  return r;
 }
 
 inference::v1::InferRequest Parse(const std::string& text) {
@@ -28,18 +35,17 @@ inference::v1::InferRequest Parse(const std::string& text) {
 }
 
 TEST(V1CodecTest, ValuesAndNamedFeaturesBuildTheSameTensor) {
-  auto v = Version();
-  auto a = DecodeV1Request(Parse(R"({"rows":[{"values":[1,2]},{"features":{"b":4,"a":3}}]})"), *v);
+  FakeModelView v;
+  auto a = Decode(Parse(R"({"rows":[{"values":[1,2]},{"features":{"b":4,"a":3}}]})"), v);
   ASSERT_TRUE(a.ok()) << a.status().message();
   const Tensor& t = a->inputs[0];
   EXPECT_EQ(t.shape, (Shape{2, 2}));
   for (int i = 0; i < 4; ++i) EXPECT_EQ(ElementAsDouble(t, i), i + 1);
-  EXPECT_EQ(a->version, "3");
 }
 
 TEST(V1CodecTest, RowErrorsNameTheRowAndFeature) {
-  auto v = Version();
-  auto err = [&](const std::string& json) { return DecodeV1Request(Parse(json), *v).status().message(); };
+  FakeModelView v;
+  auto err = [&](const std::string& json) { return Decode(Parse(json), v).status().message(); };
   EXPECT_EQ(err(R"({"rows":[]})"), "rows is empty: send at least one row");
   EXPECT_EQ(err(R"({"rows":[{"values":[1,2]},{"values":[1]}]})"), "rows[1].values has 1 values, model 'm' expects 2");
   EXPECT_EQ(err(R"({"rows":[{"features":{"a":1}}]})"), "rows[0].features: missing feature 'b'");
@@ -51,7 +57,7 @@ TEST(V1CodecTest, EncodesScoresLabelsAndOutputsPerRow) {
   r.model = "m";
   r.version = 3;
   r.id = "id";
-  r.config = Version()->shared_config();
+  r.config = FakeModelView().config;
   std::vector<float> y = {0.2f, 0.8f, 0.9f, 0.1f};
   std::vector<std::byte> bytes(16);
   std::memcpy(bytes.data(), y.data(), 16);

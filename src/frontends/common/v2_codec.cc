@@ -76,8 +76,7 @@ StatusOr<Tensor> FromContents(const inference::ModelInferRequest::InferInputTens
 
 }  // namespace
 
-StatusOr<InferRequest> DecodeV2Request(const inference::ModelInferRequest& in) {
-  InferRequest r;
+Status DecodeV2Request(const inference::ModelInferRequest& in, InferRequest& r) {
   r.id = in.id();
   r.model = in.model_name();
   r.version = in.model_version();
@@ -105,7 +104,7 @@ StatusOr<InferRequest> DecodeV2Request(const inference::ModelInferRequest& in) {
     r.inputs.push_back(std::move(tensor).value());
   }
   for (const auto& o : in.outputs()) r.requested_outputs.push_back(o.name());
-  return r;
+  return Status::Ok();
 }
 
 void EncodeV2Response(const InferResponse& r, inference::ModelInferResponse* out) {
@@ -123,16 +122,11 @@ void EncodeV2Response(const InferResponse& r, inference::ModelInferResponse* out
 
 Status ModelMetadataV2(const InferenceServer& server, const std::string& name, const std::string& version,
                        inference::ModelMetadataResponse* out) {
-  auto mv = server.Resolve(name, version);
-  if (!mv.ok()) return mv.status();
-  const auto& cfg = (*mv)->config();
-  out->set_name(cfg.name());
-  out->set_platform(cfg.backend());
-  for (const auto& m : server.repository().List()) {
-    if (m.name != cfg.name()) continue;
-    for (const auto& v : m.versions)
-      if (v.state == VersionState::kReady) out->add_versions(std::to_string(v.version));
-  }
+  auto model = server.Describe(name, version);
+  if (!model.ok()) return model.status();
+  out->set_name(model->config->name());
+  out->set_platform(model->config->backend());
+  for (int64_t v : model->ready_versions) out->add_versions(std::to_string(v));
   auto fill = [](const std::vector<TensorSpec>& specs, auto* list) {
     for (const auto& s : specs) {
       auto* t = list->Add();
@@ -141,20 +135,13 @@ Status ModelMetadataV2(const InferenceServer& server, const std::string& name, c
       for (int64_t d : s.shape) t->add_shape(d);
     }
   };
-  fill((*mv)->signature().inputs, out->mutable_inputs());
-  fill((*mv)->signature().outputs, out->mutable_outputs());
+  fill(model->signature.inputs, out->mutable_inputs());
+  fill(model->signature.outputs, out->mutable_outputs());
   return Status::Ok();
 }
 
-StatusOr<bool> ModelReadyV2(const InferenceServer& server, const std::string& name, const std::string& version) {
-  auto mv = server.Resolve(name, version);
-  if (mv.ok()) return true;
-  if (mv.status().code() == StatusCode::kUnavailable) return false;
-  return mv.status();
-}
-
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out) {
-  for (const auto& m : server.repository().List()) {
+  for (const auto& m : server.ListModels()) {
     if (m.versions.empty() && !ready_only) {
       auto* idx = out->add_models();
       idx->set_name(m.name);

@@ -8,15 +8,14 @@
 
 namespace serving::frontends {
 
-// Tensors borrow from `in` (raw_input_contents or typed contents): `in` must outlive the request.
-StatusOr<InferRequest> DecodeV2Request(const inference::ModelInferRequest& in);
+// Fills `request` (id, model, version, inputs, requested outputs) from `in`. Tensors borrow from `in`
+// (raw_input_contents or typed contents): `in` must outlive the request.
+Status DecodeV2Request(const inference::ModelInferRequest& in, InferRequest& request);
 void EncodeV2Response(const InferResponse& response, inference::ModelInferResponse* out);
 
-// Metadata of `name` (version empty: newest ready). NOT_FOUND/UNAVAILABLE as InferenceServer::Resolve.
+// Metadata of `name` (version empty: newest ready). NOT_FOUND/UNAVAILABLE as InferenceServer::Describe.
 Status ModelMetadataV2(const InferenceServer& server, const std::string& name, const std::string& version,
                        inference::ModelMetadataResponse* out);
-// Model readiness: OK with ready=false for a known-but-unready version, NOT_FOUND for unknown models.
-StatusOr<bool> ModelReadyV2(const InferenceServer& server, const std::string& name, const std::string& version);
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out);
 void ServerMetadataV2(inference::ServerMetadataResponse* out);
 

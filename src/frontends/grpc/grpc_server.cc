@@ -8,6 +8,8 @@
 
 namespace serving::frontends {
 
+namespace {
+
 std::string TraceIdFrom(const grpc::CallbackServerContext* ctx) {
   auto it = ctx->client_metadata().find("traceparent");
   if (it == ctx->client_metadata().end()) return "";
@@ -22,12 +24,24 @@ Clock::time_point DeadlineFrom(const grpc::CallbackServerContext* ctx) {
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(remaining);
 }
 
+}  // namespace
+
+InferRequest TransportRequest(const grpc::CallbackServerContext* ctx, const char* protocol,
+                              const CancellableReactor& reactor) {
+  InferRequest request;
+  request.protocol = protocol;
+  request.trace_id = TraceIdFrom(ctx);
+  request.deadline = DeadlineFrom(ctx);
+  request.cancelled = reactor.cancelled;
+  return request;
+}
+
 grpc::Status ToGrpc(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), status.message());
 }
 
-GrpcServer::GrpcServer(InferenceServer* server) : server_(server) {}
+GrpcServer::GrpcServer(InferenceServer* server, TransportMetrics* transport) : server_(server), transport_(transport) {}
 
 GrpcServer::~GrpcServer() {
   if (grpc_server_) Shutdown(std::chrono::system_clock::now());
@@ -38,8 +52,8 @@ StatusOr<int> GrpcServer::Start(const Options& options) {
   // gRPC's health service is built without protobuf descriptors; linking ours lets reflection describe it.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  v1_ = NewV1Service(server_);
-  v2_ = NewV2Service(server_);
+  v1_ = NewV1Service(server_, transport_);
+  v2_ = NewV2Service(server_, transport_);
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &port);
@@ -60,7 +74,7 @@ void GrpcServer::UpdateHealth() {
   if (!health) return;
   const bool draining = server_->draining();
   health->SetServingStatus("", server_->Ready());
-  for (const auto& m : server_->repository().List()) {
+  for (const auto& m : server_->ListModels()) {
     bool ready = false;
     for (const auto& v : m.versions) ready |= v.state == VersionState::kReady;
     health->SetServingStatus(m.name, ready && !draining);
@@ -79,8 +93,8 @@ void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   logging::Info("grpc server stopped");
 }
 
-void CountMalformed(InferenceServer* server) {
-  if (server->metrics()) server->metrics()->transport().grpc_malformed->Increment();
+void CountMalformed(TransportMetrics* transport) {
+  if (transport) transport->Count(TransportEvent::kGrpcMalformed);
 }
 
 }  // namespace serving::frontends

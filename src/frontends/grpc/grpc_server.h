@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/inference_server.h"
+#include "observability/transport_metrics.h"
 
 namespace serving::frontends {
 
@@ -22,7 +23,8 @@ class GrpcServer {
     int max_message_bytes = 64 << 20;
   };
 
-  explicit GrpcServer(InferenceServer* server);
+  // `transport` may be null (no metrics).
+  GrpcServer(InferenceServer* server, TransportMetrics* transport);
   ~GrpcServer();
 
   // Binds and starts serving; returns the bound port (useful with port 0).
@@ -34,6 +36,7 @@ class GrpcServer {
 
  private:
   InferenceServer* const server_;
+  TransportMetrics* const transport_;
   std::unique_ptr<grpc::Service> v1_;
   std::unique_ptr<grpc::Service> v2_;
   std::unique_ptr<grpc::Server> grpc_server_;
@@ -42,30 +45,30 @@ class GrpcServer {
 };
 
 // Services (v1_service.cc, v2_service.cc).
-std::unique_ptr<grpc::Service> NewV1Service(InferenceServer* server);
-std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server);
+std::unique_ptr<grpc::Service> NewV1Service(InferenceServer* server, TransportMetrics* transport);
+std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server, TransportMetrics* transport);
 
-// Shared by both services: trace id from `traceparent` metadata, the call's deadline, and the mapping
-// of a core Status to a grpc::Status.
-std::string TraceIdFrom(const grpc::CallbackServerContext* ctx);
-Clock::time_point DeadlineFrom(const grpc::CallbackServerContext* ctx);
+// Shared by both services: the mapping of a core Status to a grpc::Status.
 grpc::Status ToGrpc(const Status& status);
 
-// Counts a message that did not parse in inference_transport_rejected_total{protocol="grpc"}.
-void CountMalformed(InferenceServer* server);
+class CancellableReactor;
+// The transport's part of a core request: protocol, trace id from `traceparent` metadata, the call's
+// deadline, the receive time (now) and the reactor's cancellation flag.
+InferRequest TransportRequest(const grpc::CallbackServerContext* ctx, const char* protocol,
+                              const CancellableReactor& reactor);
 
-// The inference methods take their messages raw (gRPC's WithRawCallbackMethod_*), so a message that does
-// not parse is answered INVALID_ARGUMENT, counted and logged like any rejected request (gRPC alone answers
-// such a call with neither a log line nor a metric). Returns that status for the caller to finish with.
+// Counts a message that did not parse in inference_transport_rejected_total{protocol="grpc"}.
+void CountMalformed(TransportMetrics* transport);
+
+// The inference methods take their messages raw (gRPC's WithRawCallbackMethod_*) and parse them in the
+// core's parse step, so a message that does not parse is answered INVALID_ARGUMENT, counted and logged
+// like any rejected request (gRPC alone answers such a call with neither a log line nor a metric).
 template <typename Message>
-Status ParseRequest(InferenceServer* server, const grpc::ByteBuffer& raw, Message* out, const std::string& protocol,
-                    const std::string& trace_id) {
+Status ParseMessage(TransportMetrics* transport, const grpc::ByteBuffer& raw, Message* out) {
   grpc::ByteBuffer copy(raw);  // Deserialize consumes its buffer; the copy shares the slices
   if (grpc::SerializationTraits<Message>::Deserialize(&copy, out).ok()) return Status::Ok();
-  const Status malformed = InvalidArgument("the request is not a valid " + out->GetTypeName() + " message");
-  CountMalformed(server);
-  server->Reject(malformed, protocol, trace_id);
-  return malformed;
+  CountMalformed(transport);
+  return InvalidArgument("the request is not a valid " + out->GetTypeName() + " message");
 }
 
 template <typename Message>

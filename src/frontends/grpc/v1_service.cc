@@ -9,25 +9,15 @@ namespace {
 class V1Service final
     : public inference::v1::InferenceService::WithRawCallbackMethod_Infer<inference::v1::InferenceService::CallbackService> {
  public:
-  explicit V1Service(InferenceServer* server) : server_(server) {}
+  V1Service(InferenceServer* server, TransportMetrics* transport) : server_(server), transport_(transport) {}
 
   grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
                                   grpc::ByteBuffer* raw_response) override {
-    struct Call {
-      inference::v1::InferRequest request;
-      inference::v1::InferResponse response;
-    };
-    auto call = std::make_shared<Call>();
     auto* reactor = new CancellableReactor();
-    CallContext context{"grpc-v1", TraceIdFrom(ctx), DeadlineFrom(ctx), reactor->cancelled};
-    if (Status parsed = ParseRequest(server_, *raw, &call->request, context.protocol, context.trace_id);
-        !parsed.ok()) {
-      reactor->Finish(ToGrpc(parsed));
-      return reactor;
-    }
-    RunV1Infer(*server_, call->request, std::move(context), &call->response,
-               [reactor, call, raw_response](const Status& status) {
-                 if (status.ok()) SerializeMessage(call->response, raw_response);
+    auto read = [this, raw](inference::v1::InferRequest* in) { return ParseMessage(transport_, *raw, in); };
+    RunV1Infer(*server_, TransportRequest(ctx, "grpc-v1", *reactor), std::make_shared<V1Call>(), read,
+               [reactor, raw_response](const V1Call& call, const Status& status) {
+                 if (status.ok()) SerializeMessage(call.out, raw_response);
                  reactor->Finish(ToGrpc(status));
                });
     return reactor;
@@ -43,10 +33,13 @@ class V1Service final
 
  private:
   InferenceServer* const server_;
+  TransportMetrics* const transport_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> NewV1Service(InferenceServer* server) { return std::make_unique<V1Service>(server); }
+std::unique_ptr<grpc::Service> NewV1Service(InferenceServer* server, TransportMetrics* transport) {
+  return std::make_unique<V1Service>(server, transport);
+}
 
 }  // namespace serving::frontends

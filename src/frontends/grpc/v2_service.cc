@@ -16,7 +16,7 @@ class V2Service final
     : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
           inference::GRPCInferenceService::CallbackService> {
  public:
-  explicit V2Service(InferenceServer* server) : server_(server) {}
+  V2Service(InferenceServer* server, TransportMetrics* transport) : server_(server), transport_(transport) {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const inference::ServerLiveRequest*,
                                        inference::ServerLiveResponse* response) override {
@@ -32,7 +32,7 @@ class V2Service final
 
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx, const inference::ModelReadyRequest* request,
                                        inference::ModelReadyResponse* response) override {
-    auto ready = ModelReadyV2(*server_, request->name(), request->version());
+    auto ready = server_->ModelReady(request->name(), request->version());
     if (ready.ok()) response->set_ready(*ready);
     return Done(ctx, ready.status());
   }
@@ -63,35 +63,33 @@ class V2Service final
       inference::ModelInferResponse response;
     };
     auto call = std::make_shared<Call>();
-    if (Status parsed = ParseRequest(server_, *raw, &call->request, "grpc-v2", TraceIdFrom(ctx)); !parsed.ok())
-      return Done(ctx, parsed);
-    auto decoded = DecodeV2Request(call->request);
-    if (!decoded.ok()) {
-      server_->Reject(decoded.status(), "grpc-v2", TraceIdFrom(ctx), call->request.id());
-      return Done(ctx, decoded.status());
-    }
-    decoded->protocol = "grpc-v2";
-    decoded->trace_id = TraceIdFrom(ctx);
-    decoded->deadline = DeadlineFrom(ctx);
     auto* reactor = new CancellableReactor();
-    decoded->cancelled = reactor->cancelled;
+    RequestDecoder decoder;
+    decoder.parse = [&](InferRequest& r) {
+      if (Status s = ParseMessage(transport_, *raw, &call->request); !s.ok()) return s;
+      return DecodeV2Request(call->request, r);
+    };
     // The request's tensors borrow from `call->request`, which the callback keeps alive.
-    server_->Infer(std::move(decoded).value(), [reactor, call, raw_response](StatusOr<InferResponse> result) {
-      if (result.ok()) {
-        EncodeV2Response(*result, &call->response);
-        SerializeMessage(call->response, raw_response);
-      }
-      reactor->Finish(ToGrpc(result.status()));
-    });
+    server_->Infer(TransportRequest(ctx, "grpc-v2", *reactor), decoder,
+                   [reactor, call, raw_response](StatusOr<InferResponse> result) {
+                     if (result.ok()) {
+                       EncodeV2Response(*result, &call->response);
+                       SerializeMessage(call->response, raw_response);
+                     }
+                     reactor->Finish(ToGrpc(result.status()));
+                   });
     return reactor;
   }
 
  private:
   InferenceServer* const server_;
+  TransportMetrics* const transport_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server) { return std::make_unique<V2Service>(server); }
+std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server, TransportMetrics* transport) {
+  return std::make_unique<V2Service>(server, transport);
+}
 
 }  // namespace serving::frontends

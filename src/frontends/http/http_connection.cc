@@ -61,8 +61,8 @@ const char* Reason(int status) {
   }
 }
 
-void Count(prometheus::Counter* Metrics::TransportSeries::*which, const HttpLoop* loop) {
-  if (loop->options->metrics) (loop->options->metrics->transport().*which)->Increment();
+void Count(TransportEvent event, const HttpLoop* loop) {
+  if (loop->options->transport) loop->options->transport->Count(event);
 }
 
 // At most one warning a second for each kind of event, saying how many happened since the last one.
@@ -109,7 +109,7 @@ HttpConnection::HttpConnection(HttpLoop* loop, int fd) : loop_(loop) {
   parser_.data = this;
   current_ = std::make_shared<HttpExchange>();
   loop->connections->fetch_add(1);
-  if (loop->options->metrics) loop->options->metrics->transport().http_connections->Increment();
+  if (loop->options->transport) loop->options->transport->AddHttpConnections(1);
 }
 
 HttpConnection::~HttpConnection() {
@@ -119,7 +119,7 @@ HttpConnection::~HttpConnection() {
   event_free(deadline_);
   bufferevent_free(bev_);
   loop_->connections->fetch_sub(1);
-  if (loop_->options->metrics) loop_->options->metrics->transport().http_connections->Decrement();
+  if (loop_->options->transport) loop_->options->transport->AddHttpConnections(-1);
 }
 
 void HttpConnection::Start() {
@@ -202,6 +202,8 @@ int HttpConnection::OnBody(http_parser* p, const char* at, size_t n) {
 }
 
 int HttpConnection::OnMessageComplete(http_parser* p) {
+  // The request's clock starts here: what follows (parsing its body included) is the server's time.
+  static_cast<HttpConnection*>(p->data)->current_->request.received = std::chrono::steady_clock::now();
   http_parser_pause(p, 1);  // one request at a time: Parse() dispatches it
   return 0;
 }
@@ -288,7 +290,7 @@ void HttpConnection::Reply(int status, const std::string& body, const HttpHeader
 }
 
 void HttpConnection::Refuse(int status, const std::string& message) {
-  Count(&Metrics::TransportSeries::http_malformed, loop_);
+  Count(TransportEvent::kHttpMalformed, loop_);
   malformed_warning.Hit(message);
   busy_ = false;
   close_after_ = true;  // the rest of the input cannot be trusted to be the next request
@@ -310,7 +312,7 @@ void HttpConnection::OnWritten(bufferevent*, void* self) {
 void HttpConnection::OnEvent(bufferevent*, short what, void* self) {
   auto keep = static_cast<HttpConnection*>(self)->shared_from_this();
   if (what & BEV_EVENT_TIMEOUT) {
-    Count(&Metrics::TransportSeries::http_timed_out, keep->loop_);
+    Count(TransportEvent::kHttpTimedOut, keep->loop_);
     timeout_warning.Hit("no byte read or written within --http-io-timeout-s");
   }
   keep->Close();
@@ -319,7 +321,7 @@ void HttpConnection::OnEvent(bufferevent*, short what, void* self) {
 void HttpConnection::OnDeadline(int, short, void* self) {
   auto keep = static_cast<HttpConnection*>(self)->shared_from_this();
   if (!keep->closing_) {
-    Count(&Metrics::TransportSeries::http_timed_out, keep->loop_);
+    Count(TransportEvent::kHttpTimedOut, keep->loop_);
     timeout_warning.Hit("no complete request within --http-request-timeout-s");
   }
   keep->Close();
@@ -348,7 +350,7 @@ void OnAcceptResume(evutil_socket_t, short, void* arg) {
 
 void OnAcceptError(evconnlistener* listener, void* arg) {
   auto* loop = static_cast<HttpLoop*>(arg);
-  Count(&Metrics::TransportSeries::http_accept_errors, loop);
+  Count(TransportEvent::kHttpAcceptError, loop);
   accept_warning.Hit(evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
   // accept() would fail again at once (e.g. out of descriptors): wait a little instead of spinning.
   evconnlistener_disable(listener);
@@ -361,7 +363,7 @@ void OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   auto* loop = static_cast<HttpLoop*>(arg);
   if (loop->connections->load() >= loop->options->max_connections) {
     close(fd);
-    Count(&Metrics::TransportSeries::http_refused, loop);
+    Count(TransportEvent::kHttpRefused, loop);
     refused_warning.Hit();
     return;
   }

@@ -142,7 +142,7 @@ void HttpServer::Dispatch(HttpLoop* loop, std::shared_ptr<HttpExchange> exchange
   // The exchange (request and body) lives as long as the task and the reply hold it.
   const HttpHandler* handler = &best->handler;
   if (!workers_->Submit([handler, exchange, reply] { (*handler)(exchange->request, reply); })) {
-    if (options_.metrics) options_.metrics->transport().http_overloaded->Increment();
+    if (options_.transport) options_.transport->Count(TransportEvent::kHttpOverloaded);
     reply->Send(503, StatusToJson(Unavailable("the server is busy decoding other requests; retry")),
                 {{"Content-Type", "application/json"}, {"Retry-After", "1"}});
   }

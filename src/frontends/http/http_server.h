@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,7 +23,7 @@
 
 #include "core/status.h"
 #include "frontends/http/worker_pool.h"
-#include "observability/metrics.h"
+#include "observability/transport_metrics.h"
 
 namespace serving::frontends {
 
@@ -36,6 +37,7 @@ struct HttpRequest {
   size_t body_readable = 0;  // bytes readable from body.data(): its buffer's capacity (>= body.size())
   // Turns true when the client closes its connection before the reply (see InferRequest::cancelled).
   std::shared_ptr<const std::atomic<bool>> cancelled;
+  std::chrono::steady_clock::time_point received;  // when the whole request had arrived
   // Case-insensitive; empty when absent.
   std::string Header(std::string_view name) const;
 };
@@ -80,7 +82,7 @@ class HttpServer {
     int worker_threads = 2;           // for RunOn::kWorker handlers
     size_t inline_body_bytes = 64 << 10;  // smaller bodies decode in microseconds: kWorker runs them inline
     size_t max_queued = 1024;         // RunOn::kWorker requests waiting beyond this get 503
-    Metrics* metrics = nullptr;       // optional: transport series
+    TransportMetrics* transport = nullptr;  // optional
   };
   // kWorker: on the worker pool when the body is large (decoding it would hold the loop), else inline.
   enum class RunOn { kLoop, kWorker };

@@ -7,6 +7,10 @@
 
 namespace serving::frontends {
 
+// The transport's part of a core request: protocol, trace id from `traceparent`, receive time and the
+// connection's cancellation flag.
+InferRequest TransportRequest(const HttpRequest& req, const char* protocol);
+
 void AddV1Routes(HttpServer* http, InferenceServer* server);
 void AddV2Routes(HttpServer* http, InferenceServer* server);
 

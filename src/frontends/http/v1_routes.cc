@@ -25,22 +25,12 @@ void WrongMethod(HttpReply& reply, const HttpRequest& req, const char* allow) {
 void AddV1Routes(HttpServer* http, InferenceServer* server) {
   http->Route("/v1/infer", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
     if (req.method != "POST") return WrongMethod(*reply, req, "POST");
-    struct Call {
-      inference::v1::InferRequest in;
-      inference::v1::InferResponse out;
-    };
-    auto call = std::make_shared<Call>();
-    Status parsed = ProtoFromJson(req.body, &call->in, kV1RequestDepth);
-    CallContext ctx{"http-v1", TraceIdFromTraceparent(req.Header("traceparent")), Clock::time_point::max(),
-                    req.cancelled};
-    if (!parsed.ok()) {
-      server->Reject(parsed, ctx.protocol, ctx.trace_id);
-      return ReplyStatus(*reply, parsed);
-    }
-    RunV1Infer(*server, call->in, std::move(ctx), &call->out, [call, reply](const Status& status) {
-      if (!status.ok()) return ReplyStatus(*reply, status);
-      reply->Json(200, ProtoToJson(call->out));
-    });
+    auto read = [&req](inference::v1::InferRequest* in) { return ProtoFromJson(req.body, in, kV1RequestDepth); };
+    RunV1Infer(*server, TransportRequest(req, "http-v1"), std::make_shared<V1Call>(), read,
+               [reply](const V1Call& call, const Status& status) {
+                 if (!status.ok()) return ReplyStatus(*reply, status);
+                 reply->Json(200, ProtoToJson(call.out));
+               });
   }, HttpServer::RunOn::kWorker);
 
   http->Route("/v1/models", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {

@@ -31,33 +31,42 @@ std::vector<std::string> Split(const std::string& path) {
   return parts;
 }
 
-void Infer(InferenceServer* server, const HttpRequest& req, const std::string& model, const std::string& version,
-           std::shared_ptr<HttpReply> reply) {
+// The headers that frame a v2 body: Inference-Header-Content-Length (the binary extension) and
+// Content-Encoding (only identity).
+StatusOr<std::optional<size_t>> BodyFraming(const HttpRequest& req) {
   std::optional<size_t> header_length;
   if (std::string h = req.Header("Inference-Header-Content-Length"); !h.empty()) {
     size_t n = 0;
     auto [ptr, ec] = std::from_chars(h.data(), h.data() + h.size(), n);
     if (ec != std::errc() || ptr != h.data() + h.size())
-      return ReplyError(*reply, InvalidArgument("Inference-Header-Content-Length " + Quote(h) + " is not a number"));
+      return InvalidArgument("Inference-Header-Content-Length " + Quote(h) + " is not a number");
     header_length = n;
   }
   if (std::string enc = req.Header("Content-Encoding"); !enc.empty() && enc != "identity")
-    return ReplyError(*reply, InvalidArgument("Content-Encoding " + Quote(enc) + " is not supported"));
-  auto parsed = ParseV2InferBody(req.body, header_length, req.body_readable);
-  const std::string trace_id = TraceIdFromTraceparent(req.Header("traceparent"));
-  if (!parsed.ok()) {
-    server->Reject(parsed.status(), "http-v2", trace_id);
-    return ReplyError(*reply, parsed.status());
-  }
-  auto call = std::make_shared<V2HttpInfer>(std::move(parsed).value());
-  InferRequest request = std::move(call->request);
+    return InvalidArgument("Content-Encoding " + Quote(enc) + " is not supported");
+  return header_length;
+}
+
+void Infer(InferenceServer* server, const HttpRequest& req, const std::string& model, const std::string& version,
+           std::shared_ptr<HttpReply> reply) {
+  auto call = std::make_shared<V2HttpInfer>();
+  RequestDecoder decoder;
+  decoder.parse = [&](InferRequest& r) {
+    auto framing = BodyFraming(req);
+    if (!framing.ok()) return framing.status();
+    auto parsed = ParseV2InferBody(req.body, *framing, req.body_readable);
+    if (!parsed.ok()) return parsed.status();
+    *call = std::move(parsed).value();
+    r.id = std::move(call->request.id);
+    r.inputs = std::move(call->request.inputs);
+    r.requested_outputs = call->request.requested_outputs;
+    return Status::Ok();
+  };
+  InferRequest request = TransportRequest(req, "http-v2");
   request.model = model;
   request.version = version;
-  request.protocol = "http-v2";
-  request.trace_id = trace_id;
-  request.cancelled = req.cancelled;
-  // Binary inputs borrow from the request body, which libevent keeps until the reply is sent.
-  server->Infer(std::move(request), [call, reply](StatusOr<InferResponse> result) {
+  // Binary inputs borrow from the request body, which the connection keeps until the reply is sent.
+  server->Infer(std::move(request), decoder, [call, reply](StatusOr<InferResponse> result) {
     if (!result.ok()) return ReplyError(*reply, result.status());
     V2HttpBody body = EncodeV2InferResponse(*result, *call);
     if (!body.header_length) return reply->Json(200, std::move(body.bytes));
@@ -88,7 +97,7 @@ void Models(InferenceServer* server, const HttpRequest& req, std::shared_ptr<Htt
   }
   if (req.method != "GET") return WrongMethod(*reply, req, "GET");
   if (action == "ready") {
-    auto ready = ModelReadyV2(*server, model, version);
+    auto ready = server->ModelReady(model, version);
     if (!ready.ok()) return ReplyError(*reply, ready.status());
     return reply->Json(*ready ? 200 : 503, std::string("{\"name\":\"") + model + "\",\"ready\":" + (*ready ? "true" : "false") + "}");
   }

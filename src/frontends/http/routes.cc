@@ -1,0 +1,14 @@
+#include "frontends/http/routes.h"
+
+namespace serving::frontends {
+
+InferRequest TransportRequest(const HttpRequest& req, const char* protocol) {
+  InferRequest request;
+  request.protocol = protocol;
+  request.trace_id = TraceIdFromTraceparent(req.Header("traceparent"));
+  request.received = req.received;
+  request.cancelled = req.cancelled;
+  return request;
+}
+
+}  // namespace serving::frontends
