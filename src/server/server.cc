@@ -155,9 +155,7 @@ int RunServer(const ServerOptions& o) {
   // UNAVAILABLE, so none can be running while the objects below are destroyed.
   const bool drained = server.Close(std::chrono::steady_clock::now() + grace);
   grpc_stop.join();
-  // Replies handed to the event loops just now still need a moment to be written.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  http.Stop();
+  http.Stop();  // returns once each event loop has written the replies handed to it
   repository.StopPolling();
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   logging::Info("shutdown complete", {{"drained", drained}, {"inflight", server.inflight()}, {"seconds", took}});

@@ -298,6 +298,10 @@ void HttpConnection::Refuse(int status, const std::string& message) {
         {{"Content-Type", "application/json"}});
 }
 
+bool HttpConnection::Flushed() const {
+  return !busy_ && evbuffer_get_length(bufferevent_get_output(bev_)) == 0;
+}
+
 void HttpConnection::OnWritten(bufferevent*, void* self) {
   auto* c = static_cast<HttpConnection*>(self);
   if (!c->close_after_ || c->closing_) return;

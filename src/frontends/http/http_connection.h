@@ -50,6 +50,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void Start();
   // Writes a reply to the request being served and goes on with the next one.
   void Reply(int status, const std::string& body, const HttpHeaders& headers);
+  // No request is waiting for its reply and every reply given is written to the socket.
+  bool Flushed() const;
 
   // http-parser's callbacks.
   static int OnUrl(http_parser* p, const char* at, size_t n);

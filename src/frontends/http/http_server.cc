@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 
 #include "frontends/common/json_print.h"
 #include "frontends/http/http_connection.h"
@@ -87,7 +88,7 @@ HttpServer::HttpServer() {
 }
 
 HttpServer::~HttpServer() {
-  Stop();
+  Stop(std::chrono::seconds(0));
   for (auto& l : loops_) {
     l->open.clear();
     if (l->listener) evconnlistener_free(l->listener);
@@ -143,7 +144,8 @@ void HttpServer::Dispatch(HttpLoop* loop, std::shared_ptr<HttpExchange> exchange
   const HttpHandler* handler = &best->handler;
   if (!workers_->Submit([handler, exchange, reply] { (*handler)(exchange->request, reply); })) {
     if (options_.transport) options_.transport->Count(TransportEvent::kHttpOverloaded);
-    reply->Send(503, StatusToJson(Unavailable("the server is busy decoding other requests; retry")),
+    const char* why = accepting() ? "the server is busy decoding other requests; retry" : "the server is shutting down; retry";
+    reply->Send(503, StatusToJson(Unavailable(why)),
                 {{"Content-Type", "application/json"}, {"Retry-After", "1"}});
   }
 }
@@ -159,10 +161,41 @@ void HttpServer::StopAccepting() {
   }
 }
 
-void HttpServer::Stop() {
+namespace {
+
+// The flush barrier of Stop(): runs on `loop` until every connection there has written its replies, or
+// `deadline` passes (a client that reads nothing cannot hold the shutdown), then sets `done`.
+using Clock = std::chrono::steady_clock;
+
+void AwaitFlushed(HttpLoop* loop, Clock::time_point deadline, std::shared_ptr<std::promise<void>> done) {
+  bool flushed = true;
+  for (const auto& [_, connection] : loop->open) flushed = flushed && connection->Flushed();
+  if (flushed || Clock::now() >= deadline) return done->set_value();
+  auto* again = new std::function<void()>([=] { AwaitFlushed(loop, deadline, done); });
+  timeval tick{0, 1000};
+  event_base_once(loop->base, -1, EV_TIMEOUT, [](evutil_socket_t, short, void* arg) {
+    std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
+    (*f)();
+  }, again, &tick);
+}
+
+}  // namespace
+
+void HttpServer::Stop(Clock::duration flush_timeout) {
   if (stopped_) return;
   stopped_ = true;
-  workers_.reset();  // handlers still queued run first; their replies go to the loops below
+  // Handlers still queued run first; their replies go to the loops. Work arriving later is refused (503).
+  if (workers_) workers_->Shutdown();
+  // A barrier posted to each loop after those replies: it returns once the loop has written them.
+  std::vector<std::future<void>> flushed;
+  const auto deadline = Clock::now() + flush_timeout;
+  for (auto& l : loops_) {
+    auto done = std::make_shared<std::promise<void>>();
+    flushed.push_back(done->get_future());
+    HttpLoop* loop = l.get();
+    RunOnLoop(loop->base, [loop, deadline, done] { AwaitFlushed(loop, deadline, done); });
+  }
+  for (auto& f : flushed) f.wait();
   for (auto& l : loops_) {
     HttpLoop* loop = l.get();
     RunOnLoop(loop->base, [loop] {

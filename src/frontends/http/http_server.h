@@ -98,8 +98,9 @@ class HttpServer {
   // Closes the listening sockets: new connections are refused, open ones keep being served, each reply
   // from now on with `Connection: close` so clients take their next request elsewhere.
   void StopAccepting();
-  // Runs the handlers still queued, ends the event loops (open connections are dropped) and joins them.
-  void Stop();
+  // Runs the handlers still queued, waits until each loop has written the replies handed to it (at most
+  // `flush_timeout`), then ends the event loops (open connections are dropped) and joins them.
+  void Stop(std::chrono::steady_clock::duration flush_timeout = std::chrono::seconds(1));
 
   // Called by the connections (loop threads).
   void Dispatch(HttpLoop* loop, std::shared_ptr<HttpExchange> exchange);

@@ -8,9 +8,12 @@ WorkerPool::WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued)
   for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Work(); });
 }
 
-WorkerPool::~WorkerPool() {
+WorkerPool::~WorkerPool() { Shutdown(); }
+
+void WorkerPool::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
     stopping_ = true;
   }
   cv_.notify_all();
@@ -20,7 +23,7 @@ WorkerPool::~WorkerPool() {
 bool WorkerPool::Submit(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (tasks_.size() >= max_queued_) return false;
+    if (stopping_ || tasks_.size() >= max_queued_) return false;
     tasks_.push_back(std::move(task));
   }
   cv_.notify_one();

@@ -16,11 +16,13 @@ namespace serving::frontends {
 class WorkerPool {
  public:
   WorkerPool(int threads, size_t max_queued);
-  // Runs every task already queued, then joins the threads.
+  // Shutdown().
   ~WorkerPool();
 
-  // False (and `task` not run) when `max_queued` tasks are already waiting. Thread-safe.
+  // False (and `task` not run) when `max_queued` tasks are already waiting, or after Shutdown(). Thread-safe.
   bool Submit(std::function<void()> task);
+  // Runs every task already queued, then joins the threads; later Submit() calls are refused. Idempotent.
+  void Shutdown();
 
  private:
   void Work();

@@ -29,5 +29,16 @@ TEST(WorkerPoolTest, RefusesWorkBeyondItsQueueLimit) {
   release.set_value();
 }
 
+TEST(WorkerPoolTest, RefusesWorkAfterShutdownInsteadOfLosingIt) {
+  WorkerPool pool(1, 10);
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(pool.Submit([&] { ran++; }));
+  pool.Shutdown();
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_FALSE(pool.Submit([&] { ran++; }));  // the caller answers it (503) instead
+  pool.Shutdown();                            // idempotent
+  EXPECT_EQ(ran.load(), 1);
+}
+
 }  // namespace
 }  // namespace serving::frontends
