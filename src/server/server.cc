@@ -155,7 +155,9 @@ int RunServer(const ServerOptions& o) {
   // UNAVAILABLE, so none can be running while the objects below are destroyed.
   const bool drained = server.Close(std::chrono::steady_clock::now() + grace);
   grpc_stop.join();
-  http.Stop();  // returns once each event loop has written the replies handed to it
+  // Returns once each event loop has written the replies handed to it; when requests are still running
+  // past the grace period there is nothing to wait for (their connections are cut).
+  http.Stop(drained ? std::chrono::seconds(1) : std::chrono::seconds(0));
   repository.StopPolling();
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   logging::Info("shutdown complete", {{"drained", drained}, {"inflight", server.inflight()}, {"seconds", took}});
