@@ -5,7 +5,7 @@ MODEL_REPOSITORY ?= models/repository
 SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all deps deps-test build run test sanitize mutations clean models monitor
+.PHONY: all deps deps-test build run test lint format sanitize mutations clean models monitor
 
 all: build
 
@@ -24,10 +24,17 @@ build: deps $(BUILD_DIR)/build.ninja
 run: build
 	./$(BUILD_DIR)/inference-server --model-repository $(MODEL_REPOSITORY) $(SERVER_ARGS)
 
-test: deps-test build
+test: deps-test build lint
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
 	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server \
 	  PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs tests/e2e tests/deploy -q $(PYTEST_ARGS)
+
+# clang-format and clang-tidy on src/ (.clang-format, .clang-tidy); `make format` rewrites the files.
+lint: deps-test build
+	tests/build/lint.sh $(BUILD_DIR)
+
+format:
+	git ls-files 'src/*.cc' 'src/*.h' | xargs clang-format -i
 
 # Breaks key behaviours one at a time in the source and requires the test pinning each to fail
 # (tests/mutations.py; docs/testing.md). Restores the source and the build afterwards. CI runs it.

@@ -13,7 +13,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
   golang-github-gogo-googleapis-dev prometheus-cpp-dev libevent-dev nlohmann-json3-dev libsimdjson-dev
   libhttp-parser-dev
   libgtest-dev libgmock-dev)
-TEST_PKGS=(python3 python3-venv curl prometheus nginx-light shellcheck)
+TEST_PKGS=(python3 python3-venv curl prometheus nginx-light shellcheck clang-format clang-tidy)
 
 SUDO=""
 if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi

@@ -20,12 +20,12 @@ namespace serving {
 using Clock = std::chrono::steady_clock;
 
 struct InferRequest {
-  std::string id;        // generated when empty
-  std::string model;     // the default model when empty
-  std::string version;   // the newest ready version when empty
+  std::string id;       // generated when empty
+  std::string model;    // the default model when empty
+  std::string version;  // the newest ready version when empty
   std::vector<Tensor> inputs;
   std::vector<std::string> requested_outputs;  // empty: every output
-  std::string protocol;  // "grpc-v1", "http-v2", ... for logs and metrics
+  std::string protocol;                        // "grpc-v1", "http-v2", ... for logs and metrics
   std::string trace_id;
   Clock::time_point received = Clock::now();
   Clock::time_point deadline = Clock::time_point::max();

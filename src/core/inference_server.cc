@@ -4,8 +4,8 @@
 
 #include "core/model_repository.h"
 #include "core/validate.h"
-#include "observability/metrics.h"
 #include "observability/logger.h"
+#include "observability/metrics.h"
 
 namespace serving {
 namespace {
@@ -71,7 +71,7 @@ bool InferenceServer::Ready() const { return !draining_.load() && repository_->A
 std::vector<ModelInfo> InferenceServer::ListModels() const { return repository_->List(); }
 
 StatusOr<std::shared_ptr<ModelVersion>> InferenceServer::Resolve(const std::string& model,
-                                                                const std::string& version) const {
+                                                                 const std::string& version) const {
   if (!model.empty()) return repository_->Get(model, version);
   std::string name = DefaultModel();
   if (name.empty()) return NotFound("no model given and the server has no default model");
@@ -116,7 +116,7 @@ Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& dec
   return ValidateRequest(mv.signature(), mv.config().max_batch_size(), &request);
 }
 
-void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, InferCallback done) {
+void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, const InferCallback& done) {
   if (request.trace_id.empty()) request.trace_id = NewTraceId();
   if (!Admit()) {
     const Status closed = Unavailable("the server is shutting down");
@@ -136,7 +136,8 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
     return;
   }
   // The clock started when the transport received the request: this is its decode time, parsing included.
-  if (Metrics::ModelSeries* series = mv->series()) series->input_conversion->Observe(Seconds(Clock::now() - request.received));
+  if (Metrics::ModelSeries* series = mv->series())
+    series->input_conversion->Observe(Seconds(Clock::now() - request.received));
 
   // Finish() logs with the request's id/protocol/trace: keep them, the job takes the request itself.
   InferRequest meta;

@@ -64,9 +64,9 @@ class InferenceServer {
   // Asynchronous; `done` runs exactly once, possibly before Infer returns (on errors) or on a worker
   // thread. `request` carries the transport's part (protocol, trace_id, received, deadline, cancelled);
   // `decoder` fills in the rest. An empty request id or trace id is generated.
-  void Infer(InferRequest request, const RequestDecoder& decoder, InferCallback done);
+  void Infer(InferRequest request, const RequestDecoder& decoder, const InferCallback& done);
   // A request already decoded (tests, tools).
-  void Infer(InferRequest request, InferCallback done) { Infer(std::move(request), RequestDecoder{}, std::move(done)); }
+  void Infer(InferRequest request, const InferCallback& done) { Infer(std::move(request), RequestDecoder{}, done); }
 
   // `model` empty: the default model; `version` empty: the newest ready one. NOT_FOUND for unknown
   // models/versions, UNAVAILABLE when the version exists but is not ready.

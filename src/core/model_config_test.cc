@@ -8,7 +8,9 @@ namespace serving {
 namespace {
 
 std::filesystem::path Write(const std::string& text) {
-  auto dir = std::filesystem::temp_directory_path() / ("cfg_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  auto dir = std::filesystem::temp_directory_path() /
+             ("cfg_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "config.pbtxt") << text;
   return dir / "config.pbtxt";
@@ -54,7 +56,8 @@ TEST(ModelConfigTest, ReconcileFillsSignatureAndChecksFeatureNames) {
 
 TEST(ModelConfigTest, ModelNamesCannotEscapeTheRepository) {
   EXPECT_TRUE(IsValidModelName("breast_cancer-v2.1"));
-  for (const char* bad : {"", "..", ".hidden", "a/b", "a\\b", "x y", "../etc"}) EXPECT_FALSE(IsValidModelName(bad)) << bad;
+  for (const char* bad : {"", "..", ".hidden", "a/b", "a\\b", "x y", "../etc"})
+    EXPECT_FALSE(IsValidModelName(bad)) << bad;
   EXPECT_FALSE(IsValidModelName(std::string(129, 'a')));
 }
 

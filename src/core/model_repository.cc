@@ -73,7 +73,10 @@ const char* VersionStateName(VersionState s) {
 
 ModelVersion::ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version,
                            std::unique_ptr<Model> model, std::shared_ptr<Metrics::ModelSeries> series)
-    : config_(std::move(config)), version_(version), model_(std::move(model)), series_(std::move(series)),
+    : config_(std::move(config)),
+      version_(version),
+      model_(std::move(model)),
+      series_(std::move(series)),
       scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_, series_.get())) {}
 
 ModelRepository::ModelRepository(Options options, const BackendRegistry* backends, Metrics* metrics)
@@ -111,7 +114,8 @@ bool ModelRepository::Poll() {
     const std::string name = d.path().filename().string();
     if (!d.is_directory(ec)) continue;
     if (!IsValidModelName(name) || !InsideRoot(d.path(), canonical_root_)) {
-      logging::Warn("skipping repository entry", {{"path", d.path().string()}, {"reason", "invalid model name or outside the repository"}});
+      logging::Warn("skipping repository entry",
+                    {{"path", d.path().string()}, {"reason", "invalid model name or outside the repository"}});
       continue;
     }
     on_disk[name] = d.path();
@@ -119,7 +123,8 @@ bool ModelRepository::Poll() {
   // A listing that failed (out of descriptors, a remount in progress, ...) says nothing about which
   // models are gone: keep serving everything loaded and look again at the next poll.
   const bool listed = !ec;
-  if (!listed) logging::Error("cannot read model repository", {{"path", options_.root.string()}, {"reason", ec.message()}});
+  if (!listed)
+    logging::Error("cannot read model repository", {{"path", options_.root.string()}, {"reason", ec.message()}});
 
   for (const auto& [name, dir] : on_disk) PollModel(name, dir);
 
@@ -214,8 +219,8 @@ void ModelRepository::ReadConfig(Entry& e, const std::string& name, const fs::pa
   if (metrics_) metrics_->SetModelState(name, "config", "FAILED");
 }
 
-void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& backend, const fs::path& dir,
-                                  int64_t v, const std::string& fingerprint) {
+void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& backend, const fs::path& dir, int64_t v,
+                                  const std::string& fingerprint) {
   SetState(e, name, v, VersionState::kLoading, e.ready.count(v) ? "reloading" : "");
   const auto start = Clock::now();
   std::shared_ptr<ModelVersion> loaded;
@@ -324,7 +329,8 @@ void ModelRepository::StopPolling() {
   if (poller_.joinable()) poller_.join();
 }
 
-StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Get(const std::string& name, const std::string& version) const {
+StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Get(const std::string& name,
+                                                             const std::string& version) const {
   int64_t v = 0;
   if (!version.empty() && !ParseVersion(version, &v))
     return InvalidArgument("version '" + version + "' is not a positive integer");

@@ -48,7 +48,7 @@ class ModelVersion {
   int64_t version_;
   std::unique_ptr<Model> model_;
   std::shared_ptr<Metrics::ModelSeries> series_;  // its series leave /metrics with the last copy
-  std::unique_ptr<Scheduler> scheduler_;  // declared last: stops before the model goes away
+  std::unique_ptr<Scheduler> scheduler_;          // declared last: stops before the model goes away
 };
 
 class ModelRepository {

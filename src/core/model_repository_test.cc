@@ -223,13 +223,16 @@ TEST_F(RepositoryTest, AFailedParseOrDecodeIsAnsweredWithItsStatus) {
   InferenceServer server({}, repo.get(), nullptr);
   bool decoded = false;
   RequestDecoder bad_parse{[](InferRequest&) { return InvalidArgument("bad body"); },
-                           [&](const ModelView&, InferRequest&) { decoded = true; return Status::Ok(); }};
+                           [&](const ModelView&, InferRequest&) {
+                             decoded = true;
+                             return Status::Ok();
+                           }};
   Status status;
-  server.Infer(OneRow(), bad_parse, [&](StatusOr<InferResponse> r) { status = r.status(); });
+  server.Infer(OneRow(), bad_parse, [&](const StatusOr<InferResponse>& r) { status = r.status(); });
   EXPECT_EQ(status.message(), "bad body");
   EXPECT_FALSE(decoded) << "decode ran after parse failed";
   RequestDecoder bad_decode{nullptr, [](const ModelView&, InferRequest&) { return InvalidArgument("bad rows"); }};
-  server.Infer(OneRow(), bad_decode, [&](StatusOr<InferResponse> r) { status = r.status(); });
+  server.Infer(OneRow(), bad_decode, [&](const StatusOr<InferResponse>& r) { status = r.status(); });
   EXPECT_EQ(status.message(), "bad rows");
   EXPECT_EQ(server.inflight(), 0);
 }
@@ -242,12 +245,12 @@ TEST_F(RepositoryTest, ARequestWhoseClientLeftWhileQueuedIsCancelledWithoutRunni
   InferenceServer server({}, repo.get(), nullptr);
   gate_.Close();
   std::promise<Status> first, second;
-  server.Infer(OneRow(), [&](StatusOr<InferResponse> r) { first.set_value(r.status()); });
+  server.Infer(OneRow(), [&](const StatusOr<InferResponse>& r) { first.set_value(r.status()); });
   while (gate_.waiting.load() == 0) std::this_thread::yield();  // the first occupies the instance
   auto gone = std::make_shared<std::atomic<bool>>(false);
   InferRequest queued = OneRow();
   queued.cancelled = gone;
-  server.Infer(std::move(queued), [&](StatusOr<InferResponse> r) { second.set_value(r.status()); });
+  server.Infer(std::move(queued), [&](const StatusOr<InferResponse>& r) { second.set_value(r.status()); });
   gone->store(true);  // the client leaves while its request waits
   gate_.Open();
   EXPECT_TRUE(first.get_future().get().ok());
@@ -266,7 +269,10 @@ TEST_F(RepositoryTest, AFullQueueIsResourceExhausted) {
   std::vector<Status> results(3);
   std::atomic<int> finished{0};
   for (int i = 0; i < 3; ++i) {
-    server.Infer(OneRow(), [&, i](StatusOr<InferResponse> res) { results[i] = res.status(); ++finished; });
+    server.Infer(OneRow(), [&, i](const StatusOr<InferResponse>& res) {
+      results[i] = res.status();
+      ++finished;
+    });
     if (i == 0)
       while (gate_.waiting.load() == 0) std::this_thread::yield();  // first one executing, queue empty
   }
@@ -287,14 +293,14 @@ TEST_F(RepositoryTest, CloseWaitsForRequestsInFlightThenAdmitsNoMore) {
   InferenceServer server({}, repo.get(), nullptr);
   gate_.Close();
   std::promise<Status> first;
-  server.Infer(OneRow(), [&](StatusOr<InferResponse> res) { first.set_value(res.status()); });
+  server.Infer(OneRow(), [&](const StatusOr<InferResponse>& res) { first.set_value(res.status()); });
   while (gate_.waiting.load() == 0) std::this_thread::yield();
 
   // Close() waits for the executing request; meanwhile new requests are still admitted and served.
   auto closed = std::async(std::launch::async, [&] { return server.Close(Clock::now() + std::chrono::seconds(10)); });
   EXPECT_EQ(closed.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
   std::promise<Status> second;
-  server.Infer(OneRow(), [&](StatusOr<InferResponse> res) { second.set_value(res.status()); });
+  server.Infer(OneRow(), [&](const StatusOr<InferResponse>& res) { second.set_value(res.status()); });
   gate_.Open();
   EXPECT_TRUE(first.get_future().get().ok());
   EXPECT_TRUE(second.get_future().get().ok());
@@ -302,7 +308,7 @@ TEST_F(RepositoryTest, CloseWaitsForRequestsInFlightThenAdmitsNoMore) {
 
   // After Close() returned nothing starts: the answer is UNAVAILABLE, given at once.
   Status late;
-  server.Infer(OneRow(), [&](StatusOr<InferResponse> res) { late = res.status(); });
+  server.Infer(OneRow(), [&](const StatusOr<InferResponse>& res) { late = res.status(); });
   EXPECT_EQ(late.code(), StatusCode::kUnavailable);
   EXPECT_EQ(late.message(), "the server is shutting down");
   EXPECT_EQ(server.inflight(), 0);
@@ -320,7 +326,7 @@ TEST_F(RepositoryTest, AnIdleServerHoldsNoVersion) {
   auto version = repo->Get("m", "");
   ASSERT_TRUE(version.ok());
   for (int i = 0; i < 300; ++i) {
-    server.Infer(OneRow(), [](StatusOr<InferResponse>) {});
+    server.Infer(OneRow(), [](const StatusOr<InferResponse>&) {});
     ASSERT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(5)));
     ASSERT_EQ(version->use_count(), 2) << "iteration " << i << ": a worker still holds the version";
   }

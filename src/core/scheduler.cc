@@ -7,7 +7,10 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 
 Scheduler::Scheduler(Model* model, std::shared_ptr<const config::ModelConfig> config, int64_t version,
                      Metrics::ModelSeries* series)
-    : model_(model), config_(std::move(config)), version_(version), max_queue_(config_->max_queue_size()),
+    : model_(model),
+      config_(std::move(config)),
+      version_(version),
+      max_queue_(config_->max_queue_size()),
       series_(series) {
   for (uint32_t i = 0; i < config_->instance_count(); ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
@@ -69,8 +72,8 @@ void Scheduler::Run(Job& job) {
   InferResponse response;
   Status s = model_->Execute(job.request.inputs, job.request.requested_outputs, &response.outputs);
   if (series_) {
-    const int64_t rows = job.request.inputs.empty() || job.request.inputs[0].shape.empty()
-                             ? 1 : job.request.inputs[0].shape[0];
+    const int64_t rows =
+        job.request.inputs.empty() || job.request.inputs[0].shape.empty() ? 1 : job.request.inputs[0].shape[0];
     series_->compute_duration->Observe(Seconds(Clock::now() - start));
     series_->executions->Increment();
     series_->rows->Increment(static_cast<double>(rows));

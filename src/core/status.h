@@ -80,7 +80,7 @@ int HttpStatusFor(StatusCode code);
 template <typename T>
 class StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design, like absl::StatusOr.
+  StatusOr(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design, like absl::StatusOr.
   StatusOr(Status status) : status_(std::move(status)) {}  // NOLINT
 
   bool ok() const { return status_.ok(); }
@@ -101,8 +101,8 @@ class StatusOr {
 }  // namespace serving
 
 // Returns early from the enclosing function with the status when it is not OK.
-#define SERVING_RETURN_IF_ERROR(expr)          \
-  do {                                         \
-    ::serving::Status status_ = (expr);        \
-    if (!status_.ok()) return status_;         \
+#define SERVING_RETURN_IF_ERROR(expr)   \
+  do {                                  \
+    ::serving::Status status_ = (expr); \
+    if (!status_.ok()) return status_;  \
   } while (0)

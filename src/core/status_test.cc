@@ -8,14 +8,22 @@ namespace {
 TEST(StatusTest, HttpMappingFollowsEnvoysTranscoderTable) {
   const std::pair<StatusCode, int> table[] = {
       {StatusCode::kOk, 200},
-      {StatusCode::kInvalidArgument, 400},   {StatusCode::kFailedPrecondition, 400},
-      {StatusCode::kOutOfRange, 400},        {StatusCode::kUnauthenticated, 401},
-      {StatusCode::kPermissionDenied, 403},  {StatusCode::kNotFound, 404},
-      {StatusCode::kAlreadyExists, 409},     {StatusCode::kAborted, 409},
-      {StatusCode::kResourceExhausted, 429}, {StatusCode::kCancelled, 499},
-      {StatusCode::kUnimplemented, 501},     {StatusCode::kUnavailable, 503},
-      {StatusCode::kDeadlineExceeded, 504},  {StatusCode::kUnknown, 500},
-      {StatusCode::kInternal, 500},          {StatusCode::kDataLoss, 500},
+      {StatusCode::kInvalidArgument, 400},
+      {StatusCode::kFailedPrecondition, 400},
+      {StatusCode::kOutOfRange, 400},
+      {StatusCode::kUnauthenticated, 401},
+      {StatusCode::kPermissionDenied, 403},
+      {StatusCode::kNotFound, 404},
+      {StatusCode::kAlreadyExists, 409},
+      {StatusCode::kAborted, 409},
+      {StatusCode::kResourceExhausted, 429},
+      {StatusCode::kCancelled, 499},
+      {StatusCode::kUnimplemented, 501},
+      {StatusCode::kUnavailable, 503},
+      {StatusCode::kDeadlineExceeded, 504},
+      {StatusCode::kUnknown, 500},
+      {StatusCode::kInternal, 500},
+      {StatusCode::kDataLoss, 500},
   };
   for (auto [code, http] : table) EXPECT_EQ(HttpStatusFor(code), http) << StatusCodeName(code);
 }

@@ -128,8 +128,7 @@ double ElementAsDouble(const Tensor& t, size_t i) {
   return 0.0;
 }
 
-StatusOr<std::vector<std::byte>> EncodeDoubles(std::span<const double> values, DataType dtype,
-                                              std::string_view what) {
+StatusOr<std::vector<std::byte>> EncodeDoubles(std::span<const double> values, DataType dtype, std::string_view what) {
   const size_t size = ByteSize(dtype);
   if (size == 0) return InvalidArgument(std::string(what) + ": unsupported datatype");
   std::vector<std::byte> out(values.size() * size);
@@ -151,8 +150,8 @@ StatusOr<std::vector<std::byte>> EncodeDoubles(std::span<const double> values, D
       case DataType::kInvalid: break;
     }
     if (!ok) {
-      return InvalidArgument(std::string(what) + "[" + std::to_string(i) + "]: value " +
-                             std::to_string(values[i]) + " does not fit " + DataTypeName(dtype));
+      return InvalidArgument(std::string(what) + "[" + std::to_string(i) + "]: value " + std::to_string(values[i]) +
+                             " does not fit " + DataTypeName(dtype));
     }
   }
   return out;

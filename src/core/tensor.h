@@ -67,7 +67,6 @@ double ElementAsDouble(const Tensor& tensor, size_t index);
 
 // Converts doubles into `dtype`'s little-endian representation; fails when a value does not fit
 // (e.g. 1.5 or 300 into INT8), naming `what`.
-StatusOr<std::vector<std::byte>> EncodeDoubles(std::span<const double> values, DataType dtype,
-                                              std::string_view what);
+StatusOr<std::vector<std::byte>> EncodeDoubles(std::span<const double> values, DataType dtype, std::string_view what);
 
 }  // namespace serving

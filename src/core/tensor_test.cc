@@ -9,7 +9,8 @@ namespace serving {
 namespace {
 
 TEST(TensorTest, DataTypeNamesRoundTrip) {
-  for (const char* name : {"BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP32", "FP64"})
+  for (const char* name :
+       {"BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP32", "FP64"})
     EXPECT_STREQ(DataTypeName(DataTypeFromName(name)), name);
   EXPECT_EQ(DataTypeFromName("FP16"), DataType::kInvalid);
   EXPECT_EQ(DataTypeFromName("BYTES"), DataType::kInvalid);

@@ -13,10 +13,11 @@ Status CheckInput(const TensorSpec& spec, const Tensor& t) {
     return InvalidArgument(where + ": datatype " + DataTypeName(t.dtype) + " does not match the model's " +
                            DataTypeName(spec.dtype));
   if (t.shape.size() != spec.shape.size())
-    return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " has rank " +
-                           std::to_string(t.shape.size()) + ", the model expects " + ShapeToString(spec.shape));
+    return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " has rank " + std::to_string(t.shape.size()) +
+                           ", the model expects " + ShapeToString(spec.shape));
   for (size_t d = 0; d < t.shape.size(); ++d) {
-    if (t.shape[d] < 0) return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " has a negative dimension");
+    if (t.shape[d] < 0)
+      return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " has a negative dimension");
     if (spec.shape[d] >= 0 && spec.shape[d] != t.shape[d])
       return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " does not match the model's " +
                              ShapeToString(spec.shape));
@@ -50,9 +51,11 @@ Status CheckFinite(const Tensor& t) {
 
 Status ValidateRequest(const ModelSignature& sig, uint32_t max_batch_size, InferRequest* request) {
   for (const auto& t : request->inputs) {
-    auto spec = std::find_if(sig.inputs.begin(), sig.inputs.end(), [&](const TensorSpec& s) { return s.name == t.name; });
+    auto spec =
+        std::find_if(sig.inputs.begin(), sig.inputs.end(), [&](const TensorSpec& s) { return s.name == t.name; });
     if (spec == sig.inputs.end()) return InvalidArgument("input " + Quote(t.name) + " is not an input of the model");
-    auto n = std::count_if(request->inputs.begin(), request->inputs.end(), [&](const Tensor& o) { return o.name == t.name; });
+    auto n = std::count_if(request->inputs.begin(), request->inputs.end(),
+                           [&](const Tensor& o) { return o.name == t.name; });
     if (n > 1) return InvalidArgument("input " + Quote(t.name) + " is given more than once");
     SERVING_RETURN_IF_ERROR(CheckInput(*spec, t));
     if (t.dtype == DataType::kFp32) SERVING_RETURN_IF_ERROR(CheckFinite<float>(t));
@@ -84,7 +87,8 @@ Status ValidateRequest(const ModelSignature& sig, uint32_t max_batch_size, Infer
     if (std::find(request->requested_outputs.begin(), request->requested_outputs.begin() + i, name) !=
         request->requested_outputs.begin() + i)
       return InvalidArgument("requested output " + Quote(name) + " is asked for more than once");
-    bool known = std::any_of(sig.outputs.begin(), sig.outputs.end(), [&](const TensorSpec& s) { return s.name == name; });
+    bool known =
+        std::any_of(sig.outputs.begin(), sig.outputs.end(), [&](const TensorSpec& s) { return s.name == name; });
     if (!known) return InvalidArgument("requested output " + Quote(name) + " is not an output of the model");
   }
   return Status::Ok();

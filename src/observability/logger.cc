@@ -27,7 +27,7 @@ const char* LevelName(Level l) {
 std::string Timestamp() {
   auto now = std::chrono::system_clock::now();
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  auto secs = static_cast<std::time_t>(us / 1000000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[40];
@@ -37,10 +37,14 @@ std::string Timestamp() {
 }
 
 nlohmann::json ToJson(const Field::Value& v) {
-  return std::visit([](const auto& x) -> nlohmann::json {
-    if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::string_view>) return std::string(x);
-    else return x;
-  }, v);
+  return std::visit(
+      [](const auto& x) -> nlohmann::json {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::string_view>)
+          return std::string(x);
+        else
+          return x;
+      },
+      v);
 }
 
 }  // namespace
@@ -75,7 +79,9 @@ void Log(Level level, std::string_view msg, std::initializer_list<Field> fields)
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
     line = Timestamp() + " " + LevelName(level) + " " + std::string(msg);
-    for (const auto& f : fields) line += std::string(" ") + f.key + "=" + ToJson(f.value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    for (const auto& f : fields)
+      line += std::string(" ") + f.key + "=" +
+              ToJson(f.value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   line += '\n';
   std::lock_guard<std::mutex> lock(g_mu);

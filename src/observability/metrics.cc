@@ -6,8 +6,7 @@ namespace {
 // 50 µs to 10 s: covers a tiny tabular model's compute time and a badly queued request alike.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-      0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0};
   return kBuckets;
 }
 
@@ -22,46 +21,55 @@ const char* const kStates[] = {"LOADING", "READY", "UNAVAILABLE", "FAILED"};
 
 Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared<prometheus::Registry>()) {
   using namespace prometheus;
-  requests_ = &BuildCounter().Name("inference_requests_total")
+  requests_ = &BuildCounter()
+                   .Name("inference_requests_total")
                    .Help("Inference requests finished, by model, version, protocol and status code")
                    .Register(*registry_);
-  request_duration_ = &BuildHistogram().Name("inference_request_duration_seconds")
+  request_duration_ = &BuildHistogram()
+                           .Name("inference_request_duration_seconds")
                            .Help("Inference latency in the server, from the request received to its reply handed back")
                            .Register(*registry_);
-  queue_duration_ = &BuildHistogram().Name("inference_queue_duration_seconds")
+  queue_duration_ = &BuildHistogram()
+                         .Name("inference_queue_duration_seconds")
                          .Help("Time a request waited for a model instance")
                          .Register(*registry_);
-  compute_duration_ = &BuildHistogram().Name("inference_compute_duration_seconds")
+  compute_duration_ = &BuildHistogram()
+                           .Name("inference_compute_duration_seconds")
                            .Help("Time the backend spent executing a request")
                            .Register(*registry_);
-  rows_ = &BuildCounter().Name("inference_rows_total")
+  rows_ = &BuildCounter()
+               .Name("inference_rows_total")
                .Help("Inferences performed (rows / batch elements)")
                .Register(*registry_);
-  executions_ = &BuildCounter().Name("inference_executions_total")
+  executions_ = &BuildCounter()
+                     .Name("inference_executions_total")
                      .Help("Model executions (batches run by the backend)")
                      .Register(*registry_);
-  batch_size_ = &BuildHistogram().Name("inference_batch_size")
-                     .Help("Rows per model execution")
-                     .Register(*registry_);
-  conversion_ = &BuildHistogram().Name("inference_conversion_duration_seconds")
+  batch_size_ = &BuildHistogram().Name("inference_batch_size").Help("Rows per model execution").Register(*registry_);
+  conversion_ = &BuildHistogram()
+                     .Name("inference_conversion_duration_seconds")
                      .Help("Time spent decoding requests (direction=input) and encoding replies (direction=output)")
                      .Register(*registry_);
-  queue_depth_ = &BuildGauge().Name("inference_queue_depth")
-                      .Help("Requests waiting for a model instance")
-                      .Register(*registry_);
-  model_state_ = &BuildGauge().Name("inference_model_state")
+  queue_depth_ =
+      &BuildGauge().Name("inference_queue_depth").Help("Requests waiting for a model instance").Register(*registry_);
+  model_state_ = &BuildGauge()
+                      .Name("inference_model_state")
                       .Help("1 for the state a model version is in (LOADING, READY, UNAVAILABLE, FAILED)")
                       .Register(*registry_);
-  load_duration_ = &BuildGauge().Name("inference_model_load_duration_seconds")
+  load_duration_ = &BuildGauge()
+                        .Name("inference_model_load_duration_seconds")
                         .Help("How long the last load of a model version took")
                         .Register(*registry_);
-  inflight_ = &BuildGauge().Name("inference_inflight_requests")
+  inflight_ = &BuildGauge()
+                   .Name("inference_inflight_requests")
                    .Help("Inference requests accepted and not yet answered")
                    .Register(*registry_)
                    .Add({});
-  auto& rejected = BuildCounter().Name("inference_transport_rejected_total")
-                       .Help("Connections or messages the transport refused before any request reached the core, "
-                             "by protocol and reason")
+  auto& rejected = BuildCounter()
+                       .Name("inference_transport_rejected_total")
+                       .Help(
+                           "Connections or messages the transport refused before any request reached the core, "
+                           "by protocol and reason")
                        .Register(*registry_);
   transport_ = TransportSeries{
       &BuildGauge().Name("inference_http_connections").Help("Open HTTP connections").Register(*registry_).Add({}),
@@ -71,8 +79,12 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
       &rejected.Add({{"protocol", "http"}, {"reason", "malformed"}}),
       &rejected.Add({{"protocol", "http"}, {"reason", "overloaded"}}),
       &rejected.Add({{"protocol", "grpc"}, {"reason", "malformed"}})};
-  BuildGauge().Name("inference_server_build_info").Help("Build information; always 1")
-      .Register(*registry_).Add({{"version", server_version}}).Set(1);
+  BuildGauge()
+      .Name("inference_server_build_info")
+      .Help("Build information; always 1")
+      .Register(*registry_)
+      .Add({{"version", server_version}})
+      .Set(1);
 }
 
 std::shared_ptr<Metrics::ModelSeries> Metrics::ForModel(const std::string& model, const std::string& version) {
@@ -81,13 +93,17 @@ std::shared_ptr<Metrics::ModelSeries> Metrics::ForModel(const std::string& model
   if (auto existing = slot.lock()) return existing;
   const prometheus::Labels labels = {{"model", model}, {"version", version}};
   auto* series = new ModelSeries{
-      &request_duration_->Add(labels, LatencyBuckets()), &queue_duration_->Add(labels, LatencyBuckets()),
-      &compute_duration_->Add(labels, LatencyBuckets()), &rows_->Add(labels), &executions_->Add(labels),
+      &request_duration_->Add(labels, LatencyBuckets()),
+      &queue_duration_->Add(labels, LatencyBuckets()),
+      &compute_duration_->Add(labels, LatencyBuckets()),
+      &rows_->Add(labels),
+      &executions_->Add(labels),
       &batch_size_->Add(labels, BatchBuckets()),
       &conversion_->Add({{"model", model}, {"version", version}, {"direction", "input"}}, LatencyBuckets()),
       &conversion_->Add({{"model", model}, {"version", version}, {"direction", "output"}}, LatencyBuckets()),
       &queue_depth_->Add(labels)};
-  std::shared_ptr<ModelSeries> shared(series, [this, model, version](ModelSeries* s) { RemoveSeries(model, version, s); });
+  std::shared_ptr<ModelSeries> shared(series,
+                                      [this, model, version](ModelSeries* s) { RemoveSeries(model, version, s); });
   slot = shared;
   return shared;
 }

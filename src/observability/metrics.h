@@ -37,13 +37,13 @@ class Metrics final : public TransportMetrics {
 
   // The transports' own protection against hostile or broken clients (docs/reliability.md).
   struct TransportSeries {
-    prometheus::Gauge* http_connections;              // open HTTP connections
-    prometheus::Counter* http_refused;                // closed at once: over --http-max-connections
-    prometheus::Counter* http_timed_out;              // closed: no complete request within --http-request-timeout-s
-    prometheus::Counter* http_accept_errors;          // accept() failed (e.g. EMFILE); accepting paused briefly
-    prometheus::Counter* http_malformed;              // rejected before routing (duplicate Content-Length, ...)
-    prometheus::Counter* http_overloaded;             // 503: the decode queue was full
-    prometheus::Counter* grpc_malformed;              // gRPC messages that did not parse
+    prometheus::Gauge* http_connections;      // open HTTP connections
+    prometheus::Counter* http_refused;        // closed at once: over --http-max-connections
+    prometheus::Counter* http_timed_out;      // closed: no complete request within --http-request-timeout-s
+    prometheus::Counter* http_accept_errors;  // accept() failed (e.g. EMFILE); accepting paused briefly
+    prometheus::Counter* http_malformed;      // rejected before routing (duplicate Content-Length, ...)
+    prometheus::Counter* http_overloaded;     // 503: the decode queue was full
+    prometheus::Counter* grpc_malformed;      // gRPC messages that did not parse
   };
 
   explicit Metrics(const std::string& server_version);

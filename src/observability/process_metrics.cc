@@ -16,8 +16,10 @@ namespace {
 
 prometheus::MetricFamily Family(const char* name, const char* help, prometheus::MetricType type, double value) {
   prometheus::ClientMetric m;
-  if (type == prometheus::MetricType::Counter) m.counter.value = value;
-  else m.gauge.value = value;
+  if (type == prometheus::MetricType::Counter)
+    m.counter.value = value;
+  else
+    m.gauge.value = value;
   return prometheus::MetricFamily{name, help, type, {m}};
 }
 
@@ -56,7 +58,7 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
         break;
       }
     }
-    const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+    const auto ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
     out.push_back(Family("process_cpu_seconds_total", "User and system CPU time spent in seconds",
                          prometheus::MetricType::Counter, (utime + stime) / ticks));
     out.push_back(Family("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds",
@@ -66,7 +68,9 @@ std::vector<prometheus::MetricFamily> ProcessMetrics::Collect() const {
   }
   std::error_code ec;
   double fds = 0;
-  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) ++fds;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++fds;
   out.push_back(Family("process_open_fds", "Number of open file descriptors", prometheus::MetricType::Gauge, fds));
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0)

@@ -8,7 +8,8 @@
 int main(int argc, char** argv) {
   auto options = serving::ParseOptions(argc, argv);
   if (!options.ok()) {
-    std::fprintf(stderr, "inference-server: %s\n\n%s", options.status().message().c_str(), serving::UsageText().c_str());
+    std::fprintf(stderr, "inference-server: %s\n\n%s", options.status().message().c_str(),
+                 serving::UsageText().c_str());
     return 2;
   }
   if (options->help) {
@@ -20,7 +21,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "inference-server: --log-level must be debug, info, warn or error\n");
     return 2;
   }
-  serving::logging::Configure(level, options->log_format == "text" ? serving::logging::Format::kText
-                                                                    : serving::logging::Format::kJson);
+  serving::logging::Configure(
+      level, options->log_format == "text" ? serving::logging::Format::kText : serving::logging::Format::kJson);
   return serving::RunServer(*options);
 }

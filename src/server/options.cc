@@ -21,33 +21,59 @@ std::function<bool(const std::string&)> Number(T* out) {
 }
 
 std::function<bool(const std::string&)> Text(std::string* out) {
-  return [out](const std::string& v) { *out = v; return true; };
+  return [out](const std::string& v) {
+    *out = v;
+    return true;
+  };
 }
 
 std::map<std::string, Flag> Flags(ServerOptions* o) {
   return {
-      {"model-repository", {"directory of models: <model>/config.pbtxt, <model>/<version>/model.onnx (required)", Text(&o->model_repository)}},
+      {"model-repository",
+       {"directory of models: <model>/config.pbtxt, <model>/<version>/model.onnx (required)",
+        Text(&o->model_repository)}},
       {"host", {"address to listen on (default 0.0.0.0)", Text(&o->host)}},
       {"grpc-port", {"gRPC port: inference.v1, KServe v2, health, reflection (default 50051)", Number(&o->grpc_port)}},
       {"http-port", {"HTTP/REST port: /v1, /v2, /healthz, /readyz (default 8080)", Number(&o->http_port)}},
       {"metrics-port", {"Prometheus /metrics port, 0 disables (default 8002)", Number(&o->metrics_port)}},
       {"http-threads", {"HTTP event-loop threads (default 2)", Number(&o->http_threads)}},
-      {"http-worker-threads", {"threads that decode and run HTTP inference requests off the event loops (default 2)", Number(&o->http_worker_threads)}},
-      {"http-max-connections", {"open HTTP connections at most; more are closed when accepted (default 4096)", Number(&o->http_max_connections)}},
-      {"http-request-timeout-s", {"an HTTP connection must send a complete request within this long of connecting or of its last reply; idle keep-alive connections close after it (default 60)", Number(&o->http_request_timeout_s)}},
-      {"http-io-timeout-s", {"an HTTP connection that reads or writes nothing for this long is closed (default 120)", Number(&o->http_io_timeout_s)}},
+      {"http-worker-threads",
+       {"threads that decode and run HTTP inference requests off the event loops (default 2)",
+        Number(&o->http_worker_threads)}},
+      {"http-max-connections",
+       {"open HTTP connections at most; more are closed when accepted (default 4096)",
+        Number(&o->http_max_connections)}},
+      {"http-request-timeout-s",
+       {"an HTTP connection must send a complete request within this long of connecting or of its last reply; idle "
+        "keep-alive connections close after it (default 60)",
+        Number(&o->http_request_timeout_s)}},
+      {"http-io-timeout-s",
+       {"an HTTP connection that reads or writes nothing for this long is closed (default 120)",
+        Number(&o->http_io_timeout_s)}},
       {"metrics-threads", {"threads serving /metrics (default 8)", Number(&o->metrics_threads)}},
-      {"metrics-timeout-ms", {"a /metrics connection that sends or reads nothing for this long is closed (default 5000)", Number(&o->metrics_timeout_ms)}},
-      {"max-request-bytes", {"largest request body / gRPC message accepted (default 67108864)", Number(&o->max_request_bytes)}},
-      {"repository-poll-ms", {"how often to rescan the repository, 0 disables (default 2000)", Number(&o->repository_poll_ms)}},
+      {"metrics-timeout-ms",
+       {"a /metrics connection that sends or reads nothing for this long is closed (default 5000)",
+        Number(&o->metrics_timeout_ms)}},
+      {"max-request-bytes",
+       {"largest request body / gRPC message accepted (default 67108864)", Number(&o->max_request_bytes)}},
+      {"repository-poll-ms",
+       {"how often to rescan the repository, 0 disables (default 2000)", Number(&o->repository_poll_ms)}},
       {"default-model", {"model used when a /v1 request names none (default: first by name)", Text(&o->default_model)}},
-      {"grace-period-s", {"on SIGTERM, how long in-flight requests may take to finish (default 30)", Number(&o->grace_period_s)}},
-      {"shutdown-delay-s", {"on SIGTERM, how long to keep accepting after readiness turns false (default 0)", Number(&o->shutdown_delay_s)}},
+      {"grace-period-s",
+       {"on SIGTERM, how long in-flight requests may take to finish (default 30)", Number(&o->grace_period_s)}},
+      {"shutdown-delay-s",
+       {"on SIGTERM, how long to keep accepting after readiness turns false (default 0)",
+        Number(&o->shutdown_delay_s)}},
       {"log-level", {"debug, info, warn or error (default info)", Text(&o->log_level)}},
       {"log-format", {"json or text (default json)", Text(&o->log_format)}},
-      {"access-log-sample-rate", {"fraction of successful requests logged, 0..1 (default 1)", Number(&o->access_log_sample_rate)}},
-      {"ort-intra-op-threads", {"ONNX Runtime intra-op threads per model unless its config says (default 1)", Number(&o->ort_intra_op_threads)}},
-      {"ort-inter-op-threads", {"ONNX Runtime inter-op threads per model unless its config says (default 1)", Number(&o->ort_inter_op_threads)}},
+      {"access-log-sample-rate",
+       {"fraction of successful requests logged, 0..1 (default 1)", Number(&o->access_log_sample_rate)}},
+      {"ort-intra-op-threads",
+       {"ONNX Runtime intra-op threads per model unless its config says (default 1)",
+        Number(&o->ort_intra_op_threads)}},
+      {"ort-inter-op-threads",
+       {"ONNX Runtime inter-op threads per model unless its config says (default 1)",
+        Number(&o->ort_inter_op_threads)}},
   };
 }
 
@@ -56,7 +82,8 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
 std::string UsageText() {
   ServerOptions o;
   std::string s = "usage: inference-server --model-repository DIR [flags]\n\n";
-  for (const auto& [name, flag] : Flags(&o)) s += "  --" + name + std::string(name.size() < 24 ? 24 - name.size() : 1, ' ') + flag.help + "\n";
+  for (const auto& [name, flag] : Flags(&o))
+    s += "  --" + name + std::string(name.size() < 24 ? 24 - name.size() : 1, ' ') + flag.help + "\n";
   return s;
 }
 
@@ -96,7 +123,8 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
   if (!(o.http_request_timeout_s > 0) || o.http_request_timeout_s > 86400)
     return InvalidArgument("--http-request-timeout-s must be within (0, 86400]");
   if (o.http_io_timeout_s < 1) return InvalidArgument("--http-io-timeout-s must be at least 1");
-  if (o.metrics_threads < 1 || o.metrics_threads > 256) return InvalidArgument("--metrics-threads must be within 1..256");
+  if (o.metrics_threads < 1 || o.metrics_threads > 256)
+    return InvalidArgument("--metrics-threads must be within 1..256");
   if (o.metrics_timeout_ms < 1) return InvalidArgument("--metrics-timeout-ms must be at least 1");
   if (o.log_format != "json" && o.log_format != "text") return InvalidArgument("--log-format must be json or text");
   if (o.access_log_sample_rate < 0 || o.access_log_sample_rate > 1)

@@ -2,10 +2,10 @@
 
 #include <google/protobuf/stubs/logging.h>
 #include <grpc/support/log.h>
-#include <prometheus/exposer.h>
 #include <malloc.h>
-#include <signal.h>
+#include <prometheus/exposer.h>
 #include <sys/resource.h>
+#include <csignal>
 
 #include <chrono>
 #include <cstdio>
@@ -37,16 +37,16 @@ int Fail(const std::string& what, const Status& status) {
 // per-line log stream: route them through the logger instead.
 void RouteLibraryLogs() {
   gpr_set_log_function([](gpr_log_func_args* args) {
-    const logging::Level level = args->severity == GPR_LOG_SEVERITY_ERROR ? logging::Level::kError
+    const logging::Level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? logging::Level::kError
                                  : args->severity == GPR_LOG_SEVERITY_INFO ? logging::Level::kInfo
-                                 : logging::Level::kDebug;
+                                                                           : logging::Level::kDebug;
     logging::Log(level, "grpc", {{"detail", args->message}, {"file", args->file}, {"line", args->line}});
   });
-  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
-                                     const std::string& message) {
-    logging::Log(level >= google::protobuf::LOGLEVEL_ERROR ? logging::Level::kError : logging::Level::kWarn,
-                 "protobuf", {{"detail", message}, {"file", file}, {"line", line}});
-  });
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
+        logging::Log(level >= google::protobuf::LOGLEVEL_ERROR ? logging::Level::kError : logging::Level::kWarn,
+                     "protobuf", {{"detail", message}, {"file", file}, {"line", line}});
+      });
 }
 
 // Each connection takes a descriptor: raise the soft limit to the hard one so the connection limits, not
@@ -59,8 +59,8 @@ void RaiseOpenFileLimit() {
     limit.rlim_cur = limit.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
   }
-  logging::Info("open file limit", {{"before", static_cast<int64_t>(before)},
-                                    {"now", static_cast<int64_t>(limit.rlim_cur)}});
+  logging::Info("open file limit",
+                {{"before", static_cast<int64_t>(before)}, {"now", static_cast<int64_t>(limit.rlim_cur)}});
 }
 
 }  // namespace
@@ -99,9 +99,10 @@ int RunServer(const ServerOptions& o) {
   }
 
   BackendRegistry backends;
-  onnxruntime::Register(&backends, {static_cast<uint32_t>(o.ort_intra_op_threads),
-                                    static_cast<uint32_t>(o.ort_inter_op_threads)});
-  ModelRepository repository({o.model_repository, std::chrono::milliseconds(o.repository_poll_ms)}, &backends, &metrics);
+  onnxruntime::Register(&backends,
+                        {static_cast<uint32_t>(o.ort_intra_op_threads), static_cast<uint32_t>(o.ort_inter_op_threads)});
+  ModelRepository repository({o.model_repository, std::chrono::milliseconds(o.repository_poll_ms)}, &backends,
+                             &metrics);
   InferenceServer server({o.default_model, o.access_log_sample_rate}, &repository, &metrics);
 
   logging::Info("loading models", {{"model_repository", o.model_repository}});
@@ -141,11 +142,10 @@ int RunServer(const ServerOptions& o) {
   logging::Info("shutdown requested: readiness off, draining", {{"signal", sig}, {"inflight", server.inflight()}});
   server.BeginDrain();
   grpc.UpdateHealth();
-  if (o.shutdown_delay_s > 0)
-    std::this_thread::sleep_for(std::chrono::duration<double>(o.shutdown_delay_s));
+  if (o.shutdown_delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(o.shutdown_delay_s));
 
-  const auto grace = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(o.grace_period_s));
+  const auto grace =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.grace_period_s));
   http.StopAccepting();
   std::thread grpc_stop([&] {
     grpc.Shutdown(std::chrono::system_clock::now() +

@@ -48,14 +48,10 @@ Status FromOrt(const Ort::Exception& e, const std::string& context) {
   std::string msg = context + ": " + e.what();
   switch (e.GetOrtErrorCode()) {
     case ORT_INVALID_ARGUMENT:
-    case ORT_INVALID_GRAPH:
-      return InvalidArgument(msg);
-    case ORT_NO_SUCHFILE:
-      return NotFound(msg);
-    case ORT_NOT_IMPLEMENTED:
-      return Unimplemented(msg);
-    default:
-      return Internal(msg);
+    case ORT_INVALID_GRAPH: return InvalidArgument(msg);
+    case ORT_NO_SUCHFILE: return NotFound(msg);
+    case ORT_NOT_IMPLEMENTED: return Unimplemented(msg);
+    default: return Internal(msg);
   }
 }
 
@@ -70,7 +66,7 @@ void OrtLog(void*, OrtLoggingLevel severity, const char* category, const char*, 
 
 Ort::Env& GlobalEnv() {
   // Lives for the process.
-  static Ort::Env* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "inference-server", &OrtLog, nullptr);
+  static auto* env = new Ort::Env(ORT_LOGGING_LEVEL_WARNING, "inference-server", &OrtLog, nullptr);
   return *env;
 }
 
@@ -84,7 +80,8 @@ StatusOr<std::vector<TensorSpec>> ReadSpecs(Ort::Session& session, bool inputs) 
     Ort::TypeInfo type = inputs ? session.GetInputTypeInfo(i) : session.GetOutputTypeInfo(i);
     const std::string kind = inputs ? "input" : "output";
     if (type.GetONNXType() != ONNX_TYPE_TENSOR)
-      return InvalidArgument(kind + " '" + name.get() + "' is not a tensor (a sequence or map, e.g. scikit-learn's "
+      return InvalidArgument(kind + " '" + name.get() +
+                             "' is not a tensor (a sequence or map, e.g. scikit-learn's "
                              "ZipMap: export classifiers with zipmap=False)");
     auto info = type.GetTensorTypeAndShapeInfo();
     TensorSpec spec;
@@ -104,7 +101,8 @@ StatusOr<std::vector<TensorSpec>> ReadSpecs(Ort::Session& session, bool inputs) 
 class OnnxModel : public Model {
  public:
   OnnxModel(Ort::Session session, ModelSignature signature)
-      : session_(std::move(session)), signature_(std::move(signature)),
+      : session_(std::move(session)),
+        signature_(std::move(signature)),
         memory_(Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault)) {}
 
   const ModelSignature& signature() const override { return signature_; }
@@ -117,8 +115,8 @@ class OnnxModel : public Model {
       values.reserve(inputs.size());
       for (const auto& t : inputs) {
         // ONNX Runtime does not write to inputs; the cast only satisfies its C signature. No copy.
-        values.push_back(Ort::Value::CreateTensor(memory_, const_cast<std::byte*>(t.data), t.byte_size,
-                                                  t.shape.data(), t.shape.size(), ToOnnx(t.dtype)));
+        values.push_back(Ort::Value::CreateTensor(memory_, const_cast<std::byte*>(t.data), t.byte_size, t.shape.data(),
+                                                  t.shape.size(), ToOnnx(t.dtype)));
         input_names.push_back(t.name.c_str());
       }
       std::vector<const char*> output_names;
@@ -162,8 +160,10 @@ class OnnxBackend : public Backend {
     try {
       Ort::SessionOptions so;
       const auto& o = config.onnxruntime();
-      so.SetIntraOpNumThreads(static_cast<int>(o.intra_op_threads() ? o.intra_op_threads() : options_.intra_op_threads));
-      so.SetInterOpNumThreads(static_cast<int>(o.inter_op_threads() ? o.inter_op_threads() : options_.inter_op_threads));
+      so.SetIntraOpNumThreads(
+          static_cast<int>(o.intra_op_threads() ? o.intra_op_threads() : options_.intra_op_threads));
+      so.SetInterOpNumThreads(
+          static_cast<int>(o.inter_op_threads() ? o.inter_op_threads() : options_.inter_op_threads));
       so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
       // Idle ORT threads sleep instead of spinning: the scheduler's instances already keep cores busy.
       so.AddConfigEntry("session.intra_op.allow_spinning", "0");
@@ -188,8 +188,6 @@ class OnnxBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> CreateBackend(const BackendOptions& options) {
-  return std::make_unique<OnnxBackend>(options);
-}
+std::unique_ptr<Backend> CreateBackend(const BackendOptions& options) { return std::make_unique<OnnxBackend>(options); }
 
 }  // namespace serving::onnxruntime

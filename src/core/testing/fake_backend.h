@@ -17,8 +17,17 @@ struct Gate {
   std::condition_variable cv;
   bool open = true;
   std::atomic<int> waiting{0};
-  void Close() { std::lock_guard<std::mutex> l(mu); open = false; }
-  void Open() { { std::lock_guard<std::mutex> l(mu); open = true; } cv.notify_all(); }
+  void Close() {
+    std::lock_guard<std::mutex> l(mu);
+    open = false;
+  }
+  void Open() {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
   void Pass() {
     std::unique_lock<std::mutex> l(mu);
     ++waiting;
@@ -36,9 +45,9 @@ class FakeModel : public Model {
   const ModelSignature& signature() const override { return sig_; }
   Status Execute(std::span<const Tensor> inputs, std::span<const std::string>, std::vector<Tensor>* out) override {
     if (gate_) gate_->Pass();
-    const float* x = reinterpret_cast<const float*>(inputs[0].data);
+    const auto* x = reinterpret_cast<const float*>(inputs[0].data);
     std::vector<std::byte> bytes(inputs[0].byte_size);
-    float* y = reinterpret_cast<float*>(bytes.data());
+    auto* y = reinterpret_cast<float*>(bytes.data());
     for (size_t i = 0; i < inputs[0].byte_size / 4; ++i) y[i] = 2 * x[i];
     out->push_back(Tensor::Owning("Y", DataType::kFp32, inputs[0].shape, std::move(bytes)));
     return Status::Ok();

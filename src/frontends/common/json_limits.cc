@@ -9,7 +9,8 @@ Status CheckJsonBody(std::string_view json, int max_depth) {
   bool in_string = false;
   for (size_t i = 0; i < json.size(); ++i) {
     const char c = json[i];
-    if (c == '\0') return InvalidArgument("request body has a NUL byte at offset " + std::to_string(i) + "; JSON has none");
+    if (c == '\0')
+      return InvalidArgument("request body has a NUL byte at offset " + std::to_string(i) + "; JSON has none");
     if (in_string) {
       if (c == '\\') {
         ++i;  // the escaped character cannot end the string

@@ -1,5 +1,6 @@
 // The proto3 JSON mapping exactly as Envoy's grpc_json_transcoder is configured to apply it
-// (deploy/k8s/base/inference/envoy.yaml: print_options), so /v1 answers the same bytes whether or not Envoy is in front.
+// (deploy/k8s/base/inference/envoy.yaml: print_options), so /v1 answers the same bytes whether or not Envoy is in
+// front.
 #pragma once
 
 #include <google/protobuf/message.h>

@@ -3,7 +3,6 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
-
 namespace serving::frontends {
 namespace {
 

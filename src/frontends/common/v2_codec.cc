@@ -21,17 +21,21 @@ StatusOr<std::vector<std::byte>> Narrow(const google::protobuf::RepeatedField<In
 }
 
 template <typename T>
-Tensor View(std::string name, DataType dtype, Shape shape, const google::protobuf::RepeatedField<T>& f) {
-  return Tensor::Borrowed(std::move(name), dtype, std::move(shape), f.data(), f.size() * sizeof(T));
+Tensor View(const std::string& name, DataType dtype, const Shape& shape, const google::protobuf::RepeatedField<T>& f) {
+  return Tensor::Borrowed(name, dtype, shape, f.data(), f.size() * sizeof(T));
 }
 
 // The contents field a datatype's values travel in, and how many values the message holds there.
 const char* ContentsField(DataType d) {
   switch (d) {
     case DataType::kBool: return "bool_contents";
-    case DataType::kInt8: case DataType::kInt16: case DataType::kInt32: return "int_contents";
+    case DataType::kInt8:
+    case DataType::kInt16:
+    case DataType::kInt32: return "int_contents";
     case DataType::kInt64: return "int64_contents";
-    case DataType::kUint8: case DataType::kUint16: case DataType::kUint32: return "uint_contents";
+    case DataType::kUint8:
+    case DataType::kUint16:
+    case DataType::kUint32: return "uint_contents";
     case DataType::kUint64: return "uint64_contents";
     case DataType::kFp32: return "fp32_contents";
     case DataType::kFp64: return "fp64_contents";
@@ -55,17 +59,50 @@ StatusOr<Tensor> FromContents(const inference::ModelInferRequest::InferInputTens
     return Tensor::Owning(in.name(), d, shape, std::move(bytes).value());
   };
   switch (d) {
-    case DataType::kBool: used = c.bool_contents_size(); t = View(in.name(), d, shape, c.bool_contents()); break;
-    case DataType::kInt8: used = c.int_contents_size(); t = owning(Narrow<int8_t>(c.int_contents(), where)); break;
-    case DataType::kInt16: used = c.int_contents_size(); t = owning(Narrow<int16_t>(c.int_contents(), where)); break;
-    case DataType::kInt32: used = c.int_contents_size(); t = View(in.name(), d, shape, c.int_contents()); break;
-    case DataType::kInt64: used = c.int64_contents_size(); t = View(in.name(), d, shape, c.int64_contents()); break;
-    case DataType::kUint8: used = c.uint_contents_size(); t = owning(Narrow<uint8_t>(c.uint_contents(), where)); break;
-    case DataType::kUint16: used = c.uint_contents_size(); t = owning(Narrow<uint16_t>(c.uint_contents(), where)); break;
-    case DataType::kUint32: used = c.uint_contents_size(); t = View(in.name(), d, shape, c.uint_contents()); break;
-    case DataType::kUint64: used = c.uint64_contents_size(); t = View(in.name(), d, shape, c.uint64_contents()); break;
-    case DataType::kFp32: used = c.fp32_contents_size(); t = View(in.name(), d, shape, c.fp32_contents()); break;
-    case DataType::kFp64: used = c.fp64_contents_size(); t = View(in.name(), d, shape, c.fp64_contents()); break;
+    case DataType::kBool:
+      used = c.bool_contents_size();
+      t = View(in.name(), d, shape, c.bool_contents());
+      break;
+    case DataType::kInt8:
+      used = c.int_contents_size();
+      t = owning(Narrow<int8_t>(c.int_contents(), where));
+      break;
+    case DataType::kInt16:
+      used = c.int_contents_size();
+      t = owning(Narrow<int16_t>(c.int_contents(), where));
+      break;
+    case DataType::kInt32:
+      used = c.int_contents_size();
+      t = View(in.name(), d, shape, c.int_contents());
+      break;
+    case DataType::kInt64:
+      used = c.int64_contents_size();
+      t = View(in.name(), d, shape, c.int64_contents());
+      break;
+    case DataType::kUint8:
+      used = c.uint_contents_size();
+      t = owning(Narrow<uint8_t>(c.uint_contents(), where));
+      break;
+    case DataType::kUint16:
+      used = c.uint_contents_size();
+      t = owning(Narrow<uint16_t>(c.uint_contents(), where));
+      break;
+    case DataType::kUint32:
+      used = c.uint_contents_size();
+      t = View(in.name(), d, shape, c.uint_contents());
+      break;
+    case DataType::kUint64:
+      used = c.uint64_contents_size();
+      t = View(in.name(), d, shape, c.uint64_contents());
+      break;
+    case DataType::kFp32:
+      used = c.fp32_contents_size();
+      t = View(in.name(), d, shape, c.fp32_contents());
+      break;
+    case DataType::kFp64:
+      used = c.fp64_contents_size();
+      t = View(in.name(), d, shape, c.fp64_contents());
+      break;
     case DataType::kInvalid: break;
   }
   if (used != ValueCount(c))
@@ -84,8 +121,8 @@ Status DecodeV2Request(const inference::ModelInferRequest& in, InferRequest& r) 
   if (in.inputs().empty()) return InvalidArgument("inputs is empty");
   const bool raw = !in.raw_input_contents().empty();
   if (raw && in.raw_input_contents_size() != in.inputs_size())
-    return InvalidArgument("raw_input_contents has " + std::to_string(in.raw_input_contents_size()) +
-                           " entries for " + std::to_string(in.inputs_size()) + " inputs");
+    return InvalidArgument("raw_input_contents has " + std::to_string(in.raw_input_contents_size()) + " entries for " +
+                           std::to_string(in.inputs_size()) + " inputs");
   for (int i = 0; i < in.inputs_size(); ++i) {
     const auto& t = in.inputs(i);
     DataType d = DataTypeFromName(t.datatype());

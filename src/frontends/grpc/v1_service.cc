@@ -6,8 +6,8 @@
 namespace serving::frontends {
 namespace {
 
-class V1Service final
-    : public inference::v1::InferenceService::WithRawCallbackMethod_Infer<inference::v1::InferenceService::CallbackService> {
+class V1Service final : public inference::v1::InferenceService::WithRawCallbackMethod_Infer<
+                            inference::v1::InferenceService::CallbackService> {
  public:
   V1Service(InferenceServer* server, TransportMetrics* transport) : server_(server), transport_(transport) {}
 

@@ -12,9 +12,8 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const Status& s
   return reactor;
 }
 
-class V2Service final
-    : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
-          inference::GRPCInferenceService::CallbackService> {
+class V2Service final : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
+                            inference::GRPCInferenceService::CallbackService> {
  public:
   V2Service(InferenceServer* server, TransportMetrics* transport) : server_(server), transport_(transport) {}
 

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <cstddef>
 #include <mutex>
 
 #include "frontends/common/json_print.h"
@@ -27,7 +28,7 @@
 namespace serving::frontends {
 namespace {
 
-constexpr size_t kMaxHeaderBytes = 64 * 1024;  // request line and headers together
+constexpr size_t kMaxHeaderBytes = size_t{64} * 1024;  // request line and headers together
 constexpr size_t kMaxHeaders = 100;
 constexpr double kLingerSeconds = 2;  // after refusing a request, how long unread input is drained
 
@@ -184,7 +185,7 @@ int HttpConnection::OnHeadersComplete(http_parser* p) {
   if (r.path.empty()) r.path = "/";
   const size_t max = c->loop_->options->max_body_bytes;
   if (p->content_length != ULLONG_MAX) {
-    if (p->content_length > max) return -1;  // OnBody would refuse it anyway; refuse before reading it
+    if (p->content_length > max) return -1;             // OnBody would refuse it anyway; refuse before reading it
     c->current_->body.reserve(p->content_length + 64);  // room for a JSON parser's read-ahead (simdjson)
   }
   if (strcasecmp(r.Header("Expect").c_str(), "100-continue") == 0) {
@@ -229,16 +230,16 @@ void HttpConnection::ParseBuffered() {
   while (!busy_ && !closing_ && !close_after_ && evbuffer_get_length(in) > 0) {
     evbuffer_iovec chunk;
     if (evbuffer_peek(in, -1, nullptr, &chunk, 1) < 1) break;
-    const size_t used = http_parser_execute(&parser_, Settings(), static_cast<const char*>(chunk.iov_base),
-                                            chunk.iov_len);
+    const size_t used =
+        http_parser_execute(&parser_, Settings(), static_cast<const char*>(chunk.iov_base), chunk.iov_len);
     evbuffer_drain(in, used);
     const auto err = HTTP_PARSER_ERRNO(&parser_);
     if (err == HPE_OK && parser_.upgrade) return Refuse(400, "protocol upgrades are not supported");
     if (err == HPE_OK) continue;
     if (err != HPE_PAUSED) {
       const bool too_large_body = err == HPE_CB_body || err == HPE_CB_headers_complete;
-      const bool too_large_head = err == HPE_HEADER_OVERFLOW || err == HPE_CB_url || err == HPE_CB_header_field ||
-                                  err == HPE_CB_header_value;
+      const bool too_large_head =
+          err == HPE_HEADER_OVERFLOW || err == HPE_CB_url || err == HPE_CB_header_field || err == HPE_CB_header_value;
       if (too_large_body)
         return Refuse(413, "request body is larger than the server's limit of " +
                                std::to_string(loop_->options->max_body_bytes) + " bytes (--max-request-bytes)");
@@ -262,7 +263,7 @@ void HttpConnection::ParseBuffered() {
     exchange->request.cancelled = exchange->cancelled;
     in_flight_cancelled_ = exchange->cancelled;
     exchange->connection = weak_from_this();
-    loop_->server->Dispatch(loop_, std::move(exchange));
+    loop_->server->Dispatch(loop_, exchange);
   }
 }
 
@@ -298,9 +299,7 @@ void HttpConnection::Refuse(int status, const std::string& message) {
         {{"Content-Type", "application/json"}});
 }
 
-bool HttpConnection::Flushed() const {
-  return !busy_ && evbuffer_get_length(bufferevent_get_output(bev_)) == 0;
-}
+bool HttpConnection::Flushed() const { return !busy_ && evbuffer_get_length(bufferevent_get_output(bev_)) == 0; }
 
 void HttpConnection::OnWritten(bufferevent*, void* self) {
   auto* c = static_cast<HttpConnection*>(self);

@@ -83,13 +83,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bufferevent* bev_ = nullptr;
   event* deadline_ = nullptr;
   http_parser parser_;
-  std::shared_ptr<HttpExchange> current_;  // being parsed
+  std::shared_ptr<HttpExchange> current_;                   // being parsed
   std::shared_ptr<std::atomic<bool>> in_flight_cancelled_;  // of the request with its handler
-  bool busy_ = false;        // a request is with its handler; the next waits in the input buffer
-  bool close_after_ = false; // close once the output is written
+  bool busy_ = false;         // a request is with its handler; the next waits in the input buffer
+  bool close_after_ = false;  // close once the output is written
   bool closing_ = false;
-  bool parsing_ = false;     // inside Parse(): a reply given meanwhile must not parse again (recursion)
-  bool in_value_ = false;    // the parser last gave a header value (a new field starts a new header)
+  bool parsing_ = false;   // inside Parse(): a reply given meanwhile must not parse again (recursion)
+  bool in_value_ = false;  // the parser last gave a header value (a new field starts a new header)
   size_t header_bytes_ = 0;
 };
 

@@ -53,10 +53,13 @@ int BoundPort(int fd) {
 void RunOnLoop(event_base* base, std::function<void()> fn) {
   auto* heap = new std::function<void()>(std::move(fn));
   timeval zero{0, 0};
-  event_base_once(base, -1, EV_TIMEOUT, [](evutil_socket_t, short, void* arg) {
-    std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
-    (*f)();
-  }, heap, &zero);
+  event_base_once(
+      base, -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* arg) {
+        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
+        (*f)();
+      },
+      heap, &zero);
 }
 
 }  // namespace
@@ -71,8 +74,9 @@ void HttpReply::Send(int status, std::string body, HttpHeaders headers) {
 }
 
 HttpReply::~HttpReply() {
-  if (!sent_.load()) Send(500, StatusToJson(Internal("the server dropped this request without a reply")),
-                          {{"Content-Type", "application/json"}});
+  if (!sent_.load())
+    Send(500, StatusToJson(Internal("the server dropped this request without a reply")),
+         {{"Content-Type", "application/json"}});
 }
 
 HttpServer::HttpServer() {
@@ -128,7 +132,7 @@ StatusOr<int> HttpServer::Start(const Options& options) {
   return port;
 }
 
-void HttpServer::Dispatch(HttpLoop* loop, std::shared_ptr<HttpExchange> exchange) {
+void HttpServer::Dispatch(HttpLoop* loop, const std::shared_ptr<HttpExchange>& exchange) {
   const HttpRequest& r = exchange->request;
   auto reply = std::make_shared<HttpReply>(exchange, loop);
   const RouteEntry* best = nullptr;
@@ -144,9 +148,9 @@ void HttpServer::Dispatch(HttpLoop* loop, std::shared_ptr<HttpExchange> exchange
   const HttpHandler* handler = &best->handler;
   if (!workers_->Submit([handler, exchange, reply] { (*handler)(exchange->request, reply); })) {
     if (options_.transport) options_.transport->Count(TransportEvent::kHttpOverloaded);
-    const char* why = accepting() ? "the server is busy decoding other requests; retry" : "the server is shutting down; retry";
-    reply->Send(503, StatusToJson(Unavailable(why)),
-                {{"Content-Type", "application/json"}, {"Retry-After", "1"}});
+    const char* why =
+        accepting() ? "the server is busy decoding other requests; retry" : "the server is shutting down; retry";
+    reply->Send(503, StatusToJson(Unavailable(why)), {{"Content-Type", "application/json"}, {"Retry-After", "1"}});
   }
 }
 
@@ -167,16 +171,19 @@ namespace {
 // `deadline` passes (a client that reads nothing cannot hold the shutdown), then sets `done`.
 using Clock = std::chrono::steady_clock;
 
-void AwaitFlushed(HttpLoop* loop, Clock::time_point deadline, std::shared_ptr<std::promise<void>> done) {
+void AwaitFlushed(HttpLoop* loop, Clock::time_point deadline, const std::shared_ptr<std::promise<void>>& done) {
   bool flushed = true;
   for (const auto& [_, connection] : loop->open) flushed = flushed && connection->Flushed();
   if (flushed || Clock::now() >= deadline) return done->set_value();
   auto* again = new std::function<void()>([=] { AwaitFlushed(loop, deadline, done); });
   timeval tick{0, 1000};
-  event_base_once(loop->base, -1, EV_TIMEOUT, [](evutil_socket_t, short, void* arg) {
-    std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
-    (*f)();
-  }, again, &tick);
+  event_base_once(
+      loop->base, -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* arg) {
+        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
+        (*f)();
+      },
+      again, &tick);
 }
 
 }  // namespace

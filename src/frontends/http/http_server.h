@@ -33,7 +33,7 @@ struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string path;    // without the query string, not percent-decoded
   HttpHeaders headers;
-  std::string_view body;  // owned by the exchange, valid until the reply is sent
+  std::string_view body;     // owned by the exchange, valid until the reply is sent
   size_t body_readable = 0;  // bytes readable from body.data(): its buffer's capacity (>= body.size())
   // Turns true when the client closes its connection before the reply (see InferRequest::cancelled).
   std::shared_ptr<const std::atomic<bool>> cancelled;
@@ -76,12 +76,12 @@ class HttpServer {
     int port = 8080;
     int threads = 2;
     size_t max_body_bytes = 64 << 20;
-    size_t max_connections = 4096;    // more are closed as soon as they are accepted
-    double request_timeout_s = 60;    // from accept or the previous reply to a complete request
-    int io_timeout_s = 120;           // reading a request or writing a reply stalls this long: closed
-    int worker_threads = 2;           // for RunOn::kWorker handlers
-    size_t inline_body_bytes = 64 << 10;  // smaller bodies decode in microseconds: kWorker runs them inline
-    size_t max_queued = 1024;         // RunOn::kWorker requests waiting beyond this get 503
+    size_t max_connections = 4096;          // more are closed as soon as they are accepted
+    double request_timeout_s = 60;          // from accept or the previous reply to a complete request
+    int io_timeout_s = 120;                 // reading a request or writing a reply stalls this long: closed
+    int worker_threads = 2;                 // for RunOn::kWorker handlers
+    size_t inline_body_bytes = 64 << 10;    // smaller bodies decode in microseconds: kWorker runs them inline
+    size_t max_queued = 1024;               // RunOn::kWorker requests waiting beyond this get 503
     TransportMetrics* transport = nullptr;  // optional
   };
   // kWorker: on the worker pool when the body is large (decoding it would hold the loop), else inline.
@@ -103,7 +103,7 @@ class HttpServer {
   void Stop(std::chrono::steady_clock::duration flush_timeout = std::chrono::seconds(1));
 
   // Called by the connections (loop threads).
-  void Dispatch(HttpLoop* loop, std::shared_ptr<HttpExchange> exchange);
+  void Dispatch(HttpLoop* loop, const std::shared_ptr<HttpExchange>& exchange);
   bool accepting() const { return accepting_.load(); }
 
  private:

@@ -65,9 +65,9 @@ class HttpServerTest : public ::testing::Test {
 };
 
 TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
-  server_.Route("/a", [](const HttpRequest&, std::shared_ptr<HttpReply> r) { r->Send(200, "first"); });
+  server_.Route("/a", [](const HttpRequest&, const std::shared_ptr<HttpReply>& r) { r->Send(200, "first"); });
   // The second answers at once; the first answers later from another thread: order must still hold.
-  server_.Route("/slow", [](const HttpRequest&, std::shared_ptr<HttpReply> r) {
+  server_.Route("/slow", [](const HttpRequest&, const std::shared_ptr<HttpReply>& r) {
     std::thread([r] {
       std::this_thread::sleep_for(50ms);
       r->Send(200, "slow");
@@ -108,7 +108,7 @@ TEST_F(HttpServerTest, StopWritesTheRepliesHandedOverBeforeIt) {
   // barrier in each loop instead of hoping a pause was long enough.
   const std::string big(8 << 20, 'x');
   std::promise<void> replied;
-  server_.Route("/big", [&](const HttpRequest&, std::shared_ptr<HttpReply> r) {
+  server_.Route("/big", [&](const HttpRequest&, const std::shared_ptr<HttpReply>& r) {
     std::thread([&, r] {
       r->Send(200, big);
       replied.set_value();

@@ -114,7 +114,8 @@ struct DataReader {
         if (auto e = v.get_array().get(sub)) return InvalidArgument(where + ".data: " + JsonError(e));
         SERVING_RETURN_IF_ERROR(Array(sub, level + 1, nested));
       } else {
-        if (inner) return InvalidArgument(where + ".data is nested but not as deep as the shape " + ShapeToString(dims));
+        if (inner)
+          return InvalidArgument(where + ".data is nested but not as deep as the shape " + ShapeToString(dims));
         SERVING_RETURN_IF_ERROR(Element(v));
       }
       ++n;
@@ -132,7 +133,9 @@ StatusOr<std::optional<od::value>> Field(od::object& object, std::string_view ke
   od::value v;
   auto e = object.find_field_unordered(key).get(v);
   if (e == simdjson::NO_SUCH_FIELD) return std::optional<od::value>();
-  if (e) return InvalidArgument("request body is not valid JSON (reading " + where + std::string(key) + "): " + JsonError(e));
+  if (e)
+    return InvalidArgument("request body is not valid JSON (reading " + where + std::string(key) +
+                           "): " + JsonError(e));
   return std::optional<od::value>(v);
 }
 
@@ -190,7 +193,8 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
   for (auto dim : shape_array) {
     int64_t n;
     if (dim.get_int64().get(n)) return InvalidArgument(where + ": shape must hold integers");
-    if (dims.size() == static_cast<size_t>(kMaxBodyNesting)) return InvalidArgument(where + ": shape has too many dimensions");
+    if (dims.size() == static_cast<size_t>(kMaxBodyNesting))
+      return InvalidArgument(where + ": shape has too many dimensions");
     dims.push_back(n);
   }
 
@@ -200,7 +204,8 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
   if (!size.ok()) return size.status();
   if (*size) {
     uint64_t n;
-    if ((**size).get_uint64().get(n)) return InvalidArgument(where + ": binary_data_size must be a non-negative integer");
+    if ((**size).get_uint64().get(n))
+      return InvalidArgument(where + ": binary_data_size must be a non-negative integer");
     binary_size = n;
   }
   auto data = Field(in, "data", where + ": ");
@@ -252,7 +257,8 @@ void AppendData(const Tensor& t, ordered& data) {
     double v = ElementAsDouble(t, i);
     switch (t.dtype) {
       case DataType::kBool: arr.emplace_back(v != 0.0); break;
-      case DataType::kFp32: case DataType::kFp64: arr.emplace_back(v); break;
+      case DataType::kFp32:
+      case DataType::kFp64: arr.emplace_back(v); break;
       case DataType::kInt64: {
         int64_t x;
         std::memcpy(&x, t.data + i * 8, 8);
@@ -272,8 +278,7 @@ void AppendData(const Tensor& t, ordered& data) {
 
 }  // namespace
 
-StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length,
-                                       size_t readable) {
+StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length, size_t readable) {
   if (header_length && *header_length > body.size())
     return InvalidArgument("Inference-Header-Content-Length " + std::to_string(*header_length) +
                            " exceeds the body size " + std::to_string(body.size()));
@@ -374,7 +379,9 @@ std::string MetadataJson(const inference::ModelMetadataResponse& m) {
   auto tensors = [](const auto& list) {
     json arr = json::array();
     for (const auto& t : list)
-      arr.push_back({{"name", t.name()}, {"datatype", t.datatype()}, {"shape", std::vector<int64_t>(t.shape().begin(), t.shape().end())}});
+      arr.push_back({{"name", t.name()},
+                     {"datatype", t.datatype()},
+                     {"shape", std::vector<int64_t>(t.shape().begin(), t.shape().end())}});
     return arr;
   };
   json j{{"name", m.name()},
@@ -386,8 +393,10 @@ std::string MetadataJson(const inference::ModelMetadataResponse& m) {
 }
 
 std::string ServerMetadataJson(const inference::ServerMetadataResponse& m) {
-  return json{{"name", m.name()}, {"version", m.version()},
-              {"extensions", std::vector<std::string>(m.extensions().begin(), m.extensions().end())}}.dump();
+  return json{{"name", m.name()},
+              {"version", m.version()},
+              {"extensions", std::vector<std::string>(m.extensions().begin(), m.extensions().end())}}
+      .dump();
 }
 
 std::string RepositoryIndexJson(const inference::RepositoryIndexResponse& index) {

@@ -15,16 +15,15 @@ namespace serving::frontends {
 
 struct V2HttpInfer {
   InferRequest request;
-  bool binary_by_default = false;        // request parameter binary_data_output
-  std::map<std::string, bool> binary;    // per requested output: parameters.binary_data
+  bool binary_by_default = false;      // request parameter binary_data_output
+  std::map<std::string, bool> binary;  // per requested output: parameters.binary_data
 };
 
 // `header_length`: the Inference-Header-Content-Length value, or nullopt when the body is all JSON.
 // Binary inputs borrow from `body`, which must outlive the request. `readable`: how many bytes from
 // body.data() may be read (a buffer's capacity); with 64 to spare past the JSON the parser reads it in
 // place, otherwise it parses a padded copy.
-StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length,
-                                       size_t readable = 0);
+StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length, size_t readable = 0);
 
 struct V2HttpBody {
   std::string bytes;

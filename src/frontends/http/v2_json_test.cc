@@ -8,14 +8,16 @@ namespace serving::frontends {
 namespace {
 
 TEST(V2JsonTest, NestedAndFlatDataFlattenAlike) {
-  auto nested = ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"INT32","data":[[1,2],[3,4]]}]})", {});
+  auto nested =
+      ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"INT32","data":[[1,2],[3,4]]}]})", {});
   auto flat = ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"INT32","data":[1,2,3,4]}]})", {});
   ASSERT_TRUE(nested.ok() && flat.ok());
   EXPECT_EQ(0, std::memcmp(nested->request.inputs[0].data, flat->request.inputs[0].data, 16));
 }
 
 TEST(V2JsonTest, Int64ValuesKeepFullPrecision) {
-  auto r = ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[9007199254740993]}]})", {});
+  auto r =
+      ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[9007199254740993]}]})", {});
   ASSERT_TRUE(r.ok());
   int64_t v;
   std::memcpy(&v, r->request.inputs[0].data, 8);
@@ -101,7 +103,8 @@ TEST(V2JsonTest, NothingMayFollowTheJsonObject) {
 }
 
 TEST(V2JsonTest, DataAndBinaryDataSizeTogetherAreRejected) {
-  std::string head = R"({"inputs":[{"name":"a","shape":[1],"datatype":"INT8","data":[1],"parameters":{"binary_data_size":1}}]})";
+  std::string head =
+      R"({"inputs":[{"name":"a","shape":[1],"datatype":"INT8","data":[1],"parameters":{"binary_data_size":1}}]})";
   auto r = ParseV2InferBody(head + "\x01", head.size());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("both data and binary_data_size"), std::string::npos);
@@ -109,7 +112,8 @@ TEST(V2JsonTest, DataAndBinaryDataSizeTogetherAreRejected) {
 
 TEST(V2JsonTest, DeepNestingIsRejectedBeforeParsing) {
   const int d = 100000;
-  auto r = One(R"({"name":"x","shape":[1],"datatype":"FP32","data":)" + std::string(d, '[') + "1" + std::string(d, ']') + "}");
+  auto r = One(R"({"name":"x","shape":[1],"datatype":"FP32","data":)" + std::string(d, '[') + "1" +
+               std::string(d, ']') + "}");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("deeper than 32 levels"), std::string::npos) << r.status().message();
 }

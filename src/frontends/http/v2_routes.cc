@@ -48,7 +48,7 @@ StatusOr<std::optional<size_t>> BodyFraming(const HttpRequest& req) {
 }
 
 void Infer(InferenceServer* server, const HttpRequest& req, const std::string& model, const std::string& version,
-           std::shared_ptr<HttpReply> reply) {
+           const std::shared_ptr<HttpReply>& reply) {
   auto call = std::make_shared<V2HttpInfer>();
   RequestDecoder decoder;
   decoder.parse = [&](InferRequest& r) {
@@ -76,7 +76,7 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
   });
 }
 
-void Models(InferenceServer* server, const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+void Models(InferenceServer* server, const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
   // /v2/models/{m}[/versions/{v}][/ready|/infer]
   auto parts = Split(req.path);
   if (parts.size() < 3) return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
@@ -93,13 +93,14 @@ void Models(InferenceServer* server, const HttpRequest& req, std::shared_ptr<Htt
 
   if (action == "infer") {
     if (req.method != "POST") return WrongMethod(*reply, req, "POST");
-    return Infer(server, req, model, version, std::move(reply));
+    return Infer(server, req, model, version, reply);
   }
   if (req.method != "GET") return WrongMethod(*reply, req, "GET");
   if (action == "ready") {
     auto ready = server->ModelReady(model, version);
     if (!ready.ok()) return ReplyError(*reply, ready.status());
-    return reply->Json(*ready ? 200 : 503, std::string("{\"name\":\"") + model + "\",\"ready\":" + (*ready ? "true" : "false") + "}");
+    return reply->Json(*ready ? 200 : 503,
+                       std::string(R"({"name":")") + model + R"(","ready":)" + (*ready ? "true" : "false") + "}");
   }
   inference::ModelMetadataResponse metadata;
   Status s = ModelMetadataV2(*server, model, version, &metadata);
@@ -110,10 +111,10 @@ void Models(InferenceServer* server, const HttpRequest& req, std::shared_ptr<Htt
 }  // namespace
 
 void AddV2Routes(HttpServer* http, InferenceServer* server) {
-  auto live = [server](const HttpRequest&, std::shared_ptr<HttpReply> reply) {
+  auto live = [server](const HttpRequest&, const std::shared_ptr<HttpReply>& reply) {
     reply->Json(server->Live() ? 200 : 503, server->Live() ? "{\"live\":true}" : "{\"live\":false}");
   };
-  auto ready = [server](const HttpRequest&, std::shared_ptr<HttpReply> reply) {
+  auto ready = [server](const HttpRequest&, const std::shared_ptr<HttpReply>& reply) {
     bool ok = server->Ready();
     reply->Json(ok ? 200 : 503, ok ? "{\"ready\":true}" : "{\"ready\":false}");
   };
@@ -121,40 +122,44 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
   http->Route("/v2/health/ready", ready);
   http->Route("/healthz", live);
   http->Route("/readyz", ready);
-  http->Route("/v2", [](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+  http->Route("/v2", [](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
     if (req.method != "GET") return WrongMethod(*reply, req, "GET");
     inference::ServerMetadataResponse m;
     ServerMetadataV2(&m);
     reply->Json(200, ServerMetadataJson(m));
   });
-  http->Route("/v2/models/", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
-    Models(server, req, std::move(reply));
-  }, HttpServer::RunOn::kWorker);
+  http->Route(
+      "/v2/models/",
+      [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) { Models(server, req, reply); },
+      HttpServer::RunOn::kWorker);
   // Not in the KServe spec, but users try it: the same list as the repository index.
-  http->Route("/v2/models", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+  http->Route("/v2/models", [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
     if (req.method != "GET") return WrongMethod(*reply, req, "GET");
     inference::RepositoryIndexResponse index;
     RepositoryIndexV2(*server, false, &index);
     reply->Json(200, RepositoryIndexJson(index));
   });
-  http->Route("/v2/repository/index", [server](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
-    if (req.method != "POST") return WrongMethod(*reply, req, "POST");
-    bool ready_only = false;
-    if (!req.body.empty()) {
-      if (Status s = CheckJsonBody(req.body, 2); !s.ok()) return ReplyError(*reply, s);  // {"ready": true}
-      auto body = nlohmann::json::parse(req.body.begin(), req.body.end(), nullptr, false);
-      if (body.is_discarded() || !body.is_object())
-        return ReplyError(*reply, InvalidArgument("request body must be a JSON object"));
-      if (auto r = body.find("ready"); r != body.end()) {
-        if (!r->is_boolean()) return ReplyError(*reply, InvalidArgument("ready must be a boolean"));
-        ready_only = r->get<bool>();
-      }
-    }
-    inference::RepositoryIndexResponse index;
-    RepositoryIndexV2(*server, ready_only, &index);
-    reply->Json(200, RepositoryIndexJson(index));
-  }, HttpServer::RunOn::kWorker);
-  http->Route("/v2/", [](const HttpRequest& req, std::shared_ptr<HttpReply> reply) {
+  http->Route(
+      "/v2/repository/index",
+      [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
+        if (req.method != "POST") return WrongMethod(*reply, req, "POST");
+        bool ready_only = false;
+        if (!req.body.empty()) {
+          if (Status s = CheckJsonBody(req.body, 2); !s.ok()) return ReplyError(*reply, s);  // {"ready": true}
+          auto body = nlohmann::json::parse(req.body.begin(), req.body.end(), nullptr, false);
+          if (body.is_discarded() || !body.is_object())
+            return ReplyError(*reply, InvalidArgument("request body must be a JSON object"));
+          if (auto r = body.find("ready"); r != body.end()) {
+            if (!r->is_boolean()) return ReplyError(*reply, InvalidArgument("ready must be a boolean"));
+            ready_only = r->get<bool>();
+          }
+        }
+        inference::RepositoryIndexResponse index;
+        RepositoryIndexV2(*server, ready_only, &index);
+        reply->Json(200, RepositoryIndexJson(index));
+      },
+      HttpServer::RunOn::kWorker);
+  http->Route("/v2/", [](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
     ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
   });
 }

@@ -22,10 +22,13 @@ TEST(WorkerPoolTest, RefusesWorkBeyondItsQueueLimit) {
   std::shared_future<void> gate = release.get_future().share();
   std::promise<void> started;
   WorkerPool pool(1, 1);
-  ASSERT_TRUE(pool.Submit([&] { started.set_value(); gate.wait(); }));
-  started.get_future().wait();               // the only thread is busy
-  EXPECT_TRUE(pool.Submit([] {}));           // one may wait
-  EXPECT_FALSE(pool.Submit([] {}));          // the second may not
+  ASSERT_TRUE(pool.Submit([&] {
+    started.set_value();
+    gate.wait();
+  }));
+  started.get_future().wait();       // the only thread is busy
+  EXPECT_TRUE(pool.Submit([] {}));   // one may wait
+  EXPECT_FALSE(pool.Submit([] {}));  // the second may not
   release.set_value();
 }
 
