@@ -35,7 +35,7 @@ TEST(ModelConfigTest, ParseErrorsNameTheLine) {
 
 TEST(ModelConfigTest, RejectsInconsistentConfigs) {
   EXPECT_FALSE(LoadModelConfig(Write("name: \"other\"\n"), "m").ok());
-  EXPECT_FALSE(LoadModelConfig(Write("input { name: \"x\" datatype: \"FP16\" }\n"), "m").ok());
+  EXPECT_FALSE(LoadModelConfig(Write("input { name: \"x\" datatype: \"FP8\" }\n"), "m").ok());
   EXPECT_FALSE(LoadModelConfig(Write("input { name: \"x\" datatype: \"FP32\" shape: [-2] }\n"), "m").ok());
   EXPECT_FALSE(LoadModelConfig(Write("instance_count: 1000\n"), "m").ok());
 }

@@ -13,31 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "core/datatype.h"
 #include "core/status.h"
 
 namespace serving {
-
-enum class DataType {
-  kInvalid,
-  kBool,
-  kInt8,
-  kInt16,
-  kInt32,
-  kInt64,
-  kUint8,
-  kUint16,
-  kUint32,
-  kUint64,
-  kFp32,
-  kFp64,
-};
-
-// Bytes per element; 0 for kInvalid.
-size_t ByteSize(DataType dtype);
-// KServe v2 names: "FP32", "INT64", "BOOL", ...
-const char* DataTypeName(DataType dtype);
-// Parses a v2 name; kInvalid when unknown (FP16, BYTES and others are not supported).
-DataType DataTypeFromName(std::string_view name);
 
 using Shape = std::vector<int64_t>;
 
@@ -62,7 +41,7 @@ struct Tensor {
   static Tensor Borrowed(std::string name, DataType dtype, Shape shape, const void* data, size_t size);
 };
 
-// Reads element `index` as a double (for JSON encoding and label lookup).
+// Reads element `index` as a double (for JSON encoding and label lookup); 0 for BYTES.
 double ElementAsDouble(const Tensor& tensor, size_t index);
 
 // Converts doubles into `dtype`'s little-endian representation; fails when a value does not fit

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -9,12 +10,60 @@ namespace serving {
 namespace {
 
 TEST(TensorTest, DataTypeNamesRoundTrip) {
-  for (const char* name :
-       {"BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP32", "FP64"})
+  for (const char* name : {"BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16",
+                           "BF16", "FP32", "FP64", "BYTES"})
     EXPECT_STREQ(DataTypeName(DataTypeFromName(name)), name);
-  EXPECT_EQ(DataTypeFromName("FP16"), DataType::kInvalid);
-  EXPECT_EQ(DataTypeFromName("BYTES"), DataType::kInvalid);
+  EXPECT_EQ(DataTypeFromName("FP8"), DataType::kInvalid);
+  EXPECT_EQ(DataTypeFromName("STRING"), DataType::kInvalid);
   EXPECT_EQ(DataTypeFromName("fp32"), DataType::kInvalid);
+  EXPECT_EQ(ByteSize(DataType::kFp16), 2u);
+  EXPECT_EQ(ByteSize(DataType::kBf16), 2u);
+  EXPECT_EQ(ByteSize(DataType::kBytes), 0u);
+}
+
+TEST(TensorTest, HalfPrecisionConvertsAsIeeeAndBfloat16Do) {
+  // Exact values, rounding to nearest even, the largest finite, overflow, subnormals, infinity and NaN.
+  EXPECT_EQ(ToFloat16(1.0f).bits, 0x3c00);
+  EXPECT_EQ(ToFloat16(-2.5f).bits, 0xc100);
+  EXPECT_EQ(ToFloat16(65504.0f).bits, 0x7bff);
+  EXPECT_EQ(ToFloat16(65520.0f).bits, 0x7c00);                // rounds up past the largest: infinity
+  EXPECT_EQ(ToFloat16(1.0f + 1.0f / 2048).bits, 0x3c00);      // a tie rounds to even
+  EXPECT_EQ(ToFloat16(1.0f + 3.0f / 2048).bits, 0x3c02);      // a tie rounds to even (up)
+  EXPECT_EQ(ToFloat16(5.960464477539063e-08f).bits, 0x0001);  // the smallest subnormal
+  EXPECT_EQ(ToFloat16(std::numeric_limits<float>::infinity()).bits, 0x7c00);
+  EXPECT_TRUE(std::isnan(ToFloat(ToFloat16(std::nanf("")))));
+  for (uint16_t bits : {0x0000, 0x0001, 0x03ff, 0x0400, 0x3555, 0x7bff, 0x8001, 0xfbff})
+    EXPECT_EQ(ToFloat16(ToFloat(Float16{bits})).bits, bits) << bits;  // every half is a float
+  EXPECT_EQ(ToBFloat16(1.0f).bits, 0x3f80);
+  EXPECT_EQ(ToFloat(BFloat16{0x4049}), 3.140625f);
+  EXPECT_EQ(ToBFloat16(3.14159265f).bits, 0x4049);
+  EXPECT_TRUE(std::isnan(ToFloat(ToBFloat16(std::nanf("")))));
+}
+
+TEST(TensorTest, NumbersFitADatatypeOrAreRefused) {
+  EXPECT_FALSE(FromDouble<int8_t>(128));
+  EXPECT_FALSE(FromDouble<int8_t>(1.5));
+  EXPECT_EQ(FromDouble<int64_t>(-9223372036854775808.0), std::numeric_limits<int64_t>::min());
+  EXPECT_FALSE(FromDouble<int64_t>(9223372036854775808.0));  // 2^63 does not fit
+  EXPECT_FALSE(FromDouble<uint64_t>(18446744073709551616.0));
+  EXPECT_FALSE(FromDouble<Float16>(70000));
+  EXPECT_EQ(FromDouble<Float16>(0.5)->bits, 0x3800);
+  EXPECT_FALSE(FromDouble<BFloat16>(1e39));
+  EXPECT_FALSE(FromDouble<float>(1e39));
+}
+
+TEST(TensorTest, BytesElementsRoundTripAndMalformedBuffersAreRefused) {
+  std::vector<std::byte> buffer;
+  AppendBytesElement(buffer, "ab");
+  AppendBytesElement(buffer, "");
+  AppendBytesElement(buffer, std::string_view("x\0y", 3));
+  ASSERT_EQ(buffer.size(), 4u + 2 + 4 + 4 + 3);
+  auto elements = SplitBytesElements(buffer);
+  ASSERT_TRUE(elements);
+  EXPECT_EQ(*elements, (std::vector<std::string_view>{"ab", "", std::string_view("x\0y", 3)}));
+  buffer.pop_back();
+  EXPECT_FALSE(SplitBytesElements(buffer));                      // the last length says 3, 2 bytes follow
+  EXPECT_FALSE(SplitBytesElements(std::span(buffer).first(2)));  // half a length
 }
 
 TEST(TensorTest, ElementCountRejectsNegativeAndOverflow) {

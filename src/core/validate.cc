@@ -24,6 +24,18 @@ Status CheckInput(const TensorSpec& spec, const Tensor& t) {
   }
   auto count = ElementCount(t.shape);
   if (!count) return InvalidArgument(where + ": shape " + ShapeToString(t.shape) + " is too large");
+  if (t.dtype == DataType::kBytes) {
+    auto elements = SplitBytesElements(t.bytes());
+    if (!elements)
+      return InvalidArgument(where +
+                             ": BYTES data is malformed: each element is a 4-byte little-endian length "
+                             "followed by that many bytes, and the lengths must add up to the data's " +
+                             std::to_string(t.byte_size) + " bytes");
+    if (elements->size() != static_cast<size_t>(*count))
+      return InvalidArgument(where + ": has " + std::to_string(elements->size()) + " BYTES elements, shape " +
+                             ShapeToString(t.shape) + " needs " + std::to_string(*count));
+    return Status::Ok();
+  }
   const size_t expected = static_cast<size_t>(*count) * ByteSize(t.dtype);
   if (t.byte_size != expected)
     return InvalidArgument(where + ": has " + std::to_string(t.byte_size) + " bytes of data, shape " +
@@ -34,17 +46,22 @@ Status CheckInput(const TensorSpec& spec, const Tensor& t) {
 
 // NaN and infinities are not numbers a model was trained on: a classifier given them still answers with a
 // confident label. They can arrive as "NaN"/"Infinity" in /v1 JSON or as raw bytes in v2 binary data.
-template <typename T>
 Status CheckFinite(const Tensor& t) {
-  const size_t n = t.byte_size / sizeof(T);
-  for (size_t i = 0; i < n; ++i) {
-    T v;
-    std::memcpy(&v, t.data + i * sizeof(T), sizeof(T));  // binary data need not be aligned
-    if (!std::isfinite(v))
-      return InvalidArgument("input " + Quote(t.name) + ": element " + std::to_string(i) + " is " +
-                             (std::isnan(v) ? "NaN" : "infinite") + "; the model takes finite numbers only");
-  }
-  return Status::Ok();
+  return VisitDataType(t.dtype, [&](auto type) {
+    using T = typename decltype(type)::type;
+    if constexpr (kIsFloating<T>) {
+      const size_t n = t.byte_size / sizeof(T);
+      for (size_t i = 0; i < n; ++i) {
+        T v;
+        std::memcpy(&v, t.data + i * sizeof(T), sizeof(T));  // binary data need not be aligned
+        const double d = ToDouble(v);
+        if (!std::isfinite(d))
+          return InvalidArgument("input " + Quote(t.name) + ": element " + std::to_string(i) + " is " +
+                                 (std::isnan(d) ? "NaN" : "infinite") + "; the model takes finite numbers only");
+      }
+    }
+    return Status::Ok();
+  });
 }
 
 }  // namespace
@@ -58,8 +75,7 @@ Status ValidateRequest(const ModelSignature& sig, uint32_t max_batch_size, Infer
                            [&](const Tensor& o) { return o.name == t.name; });
     if (n > 1) return InvalidArgument("input " + Quote(t.name) + " is given more than once");
     SERVING_RETURN_IF_ERROR(CheckInput(*spec, t));
-    if (t.dtype == DataType::kFp32) SERVING_RETURN_IF_ERROR(CheckFinite<float>(t));
-    if (t.dtype == DataType::kFp64) SERVING_RETURN_IF_ERROR(CheckFinite<double>(t));
+    SERVING_RETURN_IF_ERROR(CheckFinite(t));
   }
   for (const auto& spec : sig.inputs) {
     bool present = std::any_of(request->inputs.begin(), request->inputs.end(),

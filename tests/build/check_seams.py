@@ -16,6 +16,7 @@ import sys
 ALLOWED_CORE = {
     "core/inference_server.h",  # the seam
     "core/infer_request.h",
+    "core/datatype.h",
     "core/model_signature.h",
     "core/model_status.h",
     "core/status.h",

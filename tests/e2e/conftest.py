@@ -61,15 +61,17 @@ def metric_sum(text, name, **labels):
     return total
 
 
-def identity_model(repository, name, dims, config="", unused_initializer=False):
-    """An ONNX model `name` in `repository` (version 1) whose output Y is its input X of shape `dims`."""
+def identity_model(repository, name, dims, config="", unused_initializer=False, elem_type=None):
+    """An ONNX model `name` in `repository` (version 1) whose output Y is its input X of shape `dims`
+    (FP32 unless `elem_type`, an onnx.TensorProto type, says otherwise)."""
     import onnx
     from onnx import TensorProto, helper
 
+    elem_type = TensorProto.FLOAT if elem_type is None else elem_type
     graph = helper.make_graph(
         [helper.make_node("Identity", ["X"], ["Y"])], "g",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("X", elem_type, dims)],
+        [helper.make_tensor_value_info("Y", elem_type, dims)],
         initializer=[helper.make_tensor("unused", TensorProto.FLOAT, [1], [1.0])] if unused_initializer else [])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

@@ -4,43 +4,39 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <cstring>
 #include <mutex>
 
 namespace serving::onnxruntime {
 namespace {
 
+// Our datatypes and ONNX's, one pair each.
+constexpr std::pair<DataType, ONNXTensorElementDataType> kOnnxTypes[] = {
+    {DataType::kBool, ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL},
+    {DataType::kInt8, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8},
+    {DataType::kInt16, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16},
+    {DataType::kInt32, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32},
+    {DataType::kInt64, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64},
+    {DataType::kUint8, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8},
+    {DataType::kUint16, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16},
+    {DataType::kUint32, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32},
+    {DataType::kUint64, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64},
+    {DataType::kFp16, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16},
+    {DataType::kBf16, ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16},
+    {DataType::kFp32, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT},
+    {DataType::kFp64, ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE},
+    {DataType::kBytes, ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING},
+};
+
 DataType FromOnnx(ONNXTensorElementDataType t) {
-  switch (t) {
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return DataType::kBool;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return DataType::kInt8;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return DataType::kInt16;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return DataType::kInt32;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return DataType::kInt64;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return DataType::kUint8;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return DataType::kUint16;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32: return DataType::kUint32;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64: return DataType::kUint64;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return DataType::kFp32;
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return DataType::kFp64;
-    default: return DataType::kInvalid;
-  }
+  for (const auto& [ours, onnx] : kOnnxTypes)
+    if (onnx == t) return ours;
+  return DataType::kInvalid;
 }
 
 ONNXTensorElementDataType ToOnnx(DataType t) {
-  switch (t) {
-    case DataType::kBool: return ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL;
-    case DataType::kInt8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8;
-    case DataType::kInt16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16;
-    case DataType::kInt32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
-    case DataType::kInt64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
-    case DataType::kUint8: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8;
-    case DataType::kUint16: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16;
-    case DataType::kUint32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32;
-    case DataType::kUint64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64;
-    case DataType::kFp32: return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-    case DataType::kFp64: return ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE;
-    case DataType::kInvalid: break;
-  }
+  for (const auto& [ours, onnx] : kOnnxTypes)
+    if (ours == t) return onnx;
   return ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
 }
 
@@ -114,9 +110,13 @@ class OnnxModel : public Model {
       std::vector<const char*> input_names;
       values.reserve(inputs.size());
       for (const auto& t : inputs) {
-        // ONNX Runtime does not write to inputs; the cast only satisfies its C signature. No copy.
-        values.push_back(Ort::Value::CreateTensor(memory_, const_cast<std::byte*>(t.data), t.byte_size, t.shape.data(),
-                                                  t.shape.size(), ToOnnx(t.dtype)));
+        if (t.dtype == DataType::kBytes) {
+          values.push_back(StringTensor(t));
+        } else {
+          // ONNX Runtime does not write to inputs; the cast only satisfies its C signature. No copy.
+          values.push_back(Ort::Value::CreateTensor(memory_, const_cast<std::byte*>(t.data), t.byte_size,
+                                                    t.shape.data(), t.shape.size(), ToOnnx(t.dtype)));
+        }
         input_names.push_back(t.name.c_str());
       }
       std::vector<const char*> output_names;
@@ -127,6 +127,10 @@ class OnnxModel : public Model {
       for (size_t i = 0; i < out.size(); ++i) {
         auto value = std::make_shared<Ort::Value>(std::move(out[i]));
         auto info = value->GetTensorTypeAndShapeInfo();
+        if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING) {
+          results->push_back(FromStringTensor(outputs[i], *value, info));
+          continue;
+        }
         Tensor t;
         t.name = outputs[i];
         t.dtype = FromOnnx(info.GetElementType());
@@ -143,6 +147,31 @@ class OnnxModel : public Model {
   }
 
  private:
+  // BYTES in, ONNX strings: ONNX Runtime keeps strings as std::string objects, so these are copies.
+  static Ort::Value StringTensor(const Tensor& t) {
+    Ort::AllocatorWithDefaultOptions allocator;
+    auto value =
+        Ort::Value::CreateTensor(allocator, t.shape.data(), t.shape.size(), ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING);
+    const auto elements = SplitBytesElements(t.bytes()).value_or(std::vector<std::string_view>{});  // validated
+    for (size_t i = 0; i < elements.size(); ++i) {  // sized buffers: elements may hold NUL bytes
+      char* buffer = value.GetResizedStringTensorElementBuffer(i, elements[i].size());
+      if (!elements[i].empty()) std::memcpy(buffer, elements[i].data(), elements[i].size());
+    }
+    return value;
+  }
+
+  static Tensor FromStringTensor(const std::string& name, const Ort::Value& value,
+                                 const Ort::TensorTypeAndShapeInfo& info) {
+    std::vector<std::byte> bytes;
+    const size_t n = info.GetElementCount();
+    for (size_t i = 0; i < n; ++i) {
+      std::string element(value.GetStringTensorElementLength(i), '\0');
+      value.GetStringTensorElement(element.size(), i, element.data());
+      AppendBytesElement(bytes, element);
+    }
+    return Tensor::Owning(name, DataType::kBytes, info.GetShape(), std::move(bytes));
+  }
+
   Ort::Session session_;  // Run() is thread-safe
   const ModelSignature signature_;
   Ort::MemoryInfo memory_;

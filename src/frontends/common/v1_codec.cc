@@ -65,6 +65,7 @@ void EncodeV1Response(const InferResponse& r, inference::v1::InferResponse* out)
 
   const auto& cfg = *r.config;
   for (const auto& t : r.outputs) {
+    if (t.dtype == DataType::kBytes) continue;  // v1 outputs are numbers; BYTES outputs are on the v2 API
     const size_t n = t.byte_size / std::max<size_t>(1, ByteSize(t.dtype));
     const size_t t_rows = t.shape.empty() ? 1 : static_cast<size_t>(t.shape[0]);
     const size_t per_row = t_rows ? n / t_rows : 0;

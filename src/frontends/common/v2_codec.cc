@@ -25,23 +25,37 @@ Tensor View(const std::string& name, DataType dtype, const Shape& shape, const g
   return Tensor::Borrowed(name, dtype, shape, f.data(), f.size() * sizeof(T));
 }
 
-// The contents field a datatype's values travel in, and how many values the message holds there.
-const char* ContentsField(DataType d) {
-  switch (d) {
-    case DataType::kBool: return "bool_contents";
-    case DataType::kInt8:
-    case DataType::kInt16:
-    case DataType::kInt32: return "int_contents";
-    case DataType::kInt64: return "int64_contents";
-    case DataType::kUint8:
-    case DataType::kUint16:
-    case DataType::kUint32: return "uint_contents";
-    case DataType::kUint64: return "uint64_contents";
-    case DataType::kFp32: return "fp32_contents";
-    case DataType::kFp64: return "fp64_contents";
-    case DataType::kInvalid: break;
+// Where values of element type T travel in InferTensorContents: its name and the field. FP16 and BF16
+// have no field (the spec sends them in raw_input_contents only); BYTES is handled on its own.
+template <typename T>
+constexpr const char* ContentsName() {
+  if constexpr (std::is_same_v<T, bool>) return "bool_contents";
+  if constexpr (std::is_same_v<T, int64_t>) return "int64_contents";
+  if constexpr (std::is_same_v<T, uint64_t>) return "uint64_contents";
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) return "int_contents";
+  if constexpr (std::is_integral_v<T>) return "uint_contents";
+  if constexpr (std::is_same_v<T, float>) return "fp32_contents";
+  if constexpr (std::is_same_v<T, double>) return "fp64_contents";
+  return nullptr;
+}
+
+template <typename T>
+const auto& ContentsOf(const Contents& c) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return c.bool_contents();
+  } else if constexpr (std::is_same_v<T, int64_t>) {
+    return c.int64_contents();
+  } else if constexpr (std::is_same_v<T, uint64_t>) {
+    return c.uint64_contents();
+  } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+    return c.int_contents();
+  } else if constexpr (std::is_integral_v<T>) {
+    return c.uint_contents();
+  } else if constexpr (std::is_same_v<T, float>) {
+    return c.fp32_contents();
+  } else {
+    return c.fp64_contents();
   }
-  return "?";
 }
 
 int ValueCount(const Contents& c) {
@@ -51,64 +65,35 @@ int ValueCount(const Contents& c) {
 
 StatusOr<Tensor> FromContents(const inference::ModelInferRequest::InferInputTensor& in, DataType d, Shape shape) {
   const Contents& c = in.contents();
-  const std::string where = "input '" + in.name() + "': contents." + ContentsField(d);
-  int used = 0;
-  StatusOr<Tensor> t = InvalidArgument("unreachable");
-  auto owning = [&](StatusOr<std::vector<std::byte>> bytes) -> StatusOr<Tensor> {
-    if (!bytes.ok()) return bytes.status();
-    return Tensor::Owning(in.name(), d, shape, std::move(bytes).value());
+  const std::string where = "input " + Quote(in.name());
+  auto only = [&](int used, const char* field) -> Status {
+    if (used == ValueCount(c)) return Status::Ok();
+    return InvalidArgument(where + ": " + DataTypeName(d) + " data must be in contents." + field + " only");
   };
-  switch (d) {
-    case DataType::kBool:
-      used = c.bool_contents_size();
-      t = View(in.name(), d, shape, c.bool_contents());
-      break;
-    case DataType::kInt8:
-      used = c.int_contents_size();
-      t = owning(Narrow<int8_t>(c.int_contents(), where));
-      break;
-    case DataType::kInt16:
-      used = c.int_contents_size();
-      t = owning(Narrow<int16_t>(c.int_contents(), where));
-      break;
-    case DataType::kInt32:
-      used = c.int_contents_size();
-      t = View(in.name(), d, shape, c.int_contents());
-      break;
-    case DataType::kInt64:
-      used = c.int64_contents_size();
-      t = View(in.name(), d, shape, c.int64_contents());
-      break;
-    case DataType::kUint8:
-      used = c.uint_contents_size();
-      t = owning(Narrow<uint8_t>(c.uint_contents(), where));
-      break;
-    case DataType::kUint16:
-      used = c.uint_contents_size();
-      t = owning(Narrow<uint16_t>(c.uint_contents(), where));
-      break;
-    case DataType::kUint32:
-      used = c.uint_contents_size();
-      t = View(in.name(), d, shape, c.uint_contents());
-      break;
-    case DataType::kUint64:
-      used = c.uint64_contents_size();
-      t = View(in.name(), d, shape, c.uint64_contents());
-      break;
-    case DataType::kFp32:
-      used = c.fp32_contents_size();
-      t = View(in.name(), d, shape, c.fp32_contents());
-      break;
-    case DataType::kFp64:
-      used = c.fp64_contents_size();
-      t = View(in.name(), d, shape, c.fp64_contents());
-      break;
-    case DataType::kInvalid: break;
+  if (d == DataType::kBytes) {
+    SERVING_RETURN_IF_ERROR(only(c.bytes_contents_size(), "bytes_contents"));
+    std::vector<std::byte> bytes;
+    for (const std::string& e : c.bytes_contents()) AppendBytesElement(bytes, e);
+    return Tensor::Owning(in.name(), d, std::move(shape), std::move(bytes));
   }
-  if (used != ValueCount(c))
-    return InvalidArgument("input '" + in.name() + "': " + DataTypeName(d) + " data must be in contents." +
-                           ContentsField(d) + " only");
-  return t;
+  return VisitDataType(d, [&](auto type) -> StatusOr<Tensor> {
+    using T = typename decltype(type)::type;
+    if constexpr (std::is_void_v<T> || ContentsName<T>() == nullptr) {
+      return InvalidArgument(where + ": " + DataTypeName(d) +
+                             " data has no contents field in the v2 protocol; send it in raw_input_contents");
+    } else {
+      const auto& field = ContentsOf<T>(c);
+      SERVING_RETURN_IF_ERROR(only(field.size(), ContentsName<T>()));
+      using Wire = typename std::decay_t<decltype(field)>::value_type;
+      if constexpr (std::is_same_v<Wire, T>) {
+        return View(in.name(), d, shape, field);
+      } else {
+        auto bytes = Narrow<T>(field, where + ": contents." + ContentsName<T>());
+        if (!bytes.ok()) return bytes.status();
+        return Tensor::Owning(in.name(), d, std::move(shape), std::move(bytes).value());
+      }
+    }
+  });
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "frontends/common/json_limits.h"
 
@@ -49,8 +50,9 @@ bool Put(od::value v, std::vector<std::byte>& out) {
   } else {
     double d;
     if (v.get_double().get(d)) return false;
-    t = static_cast<T>(d);
-    if (!std::isfinite(t)) return false;
+    const std::optional<T> f = FromDouble<T>(d);  // JSON numbers are finite: infinity here means out of range
+    if (!f || !std::isfinite(ToDouble(*f))) return false;
+    t = *f;
   }
   const size_t at = out.size();
   out.resize(at + sizeof(T));
@@ -58,22 +60,22 @@ bool Put(od::value v, std::vector<std::byte>& out) {
   return true;
 }
 
+// One element of `data`: a number or bool as the datatype's element type, a string for BYTES.
 bool PutAs(DataType d, od::value v, std::vector<std::byte>& out) {
-  switch (d) {
-    case DataType::kBool: return Put<bool>(v, out);
-    case DataType::kInt8: return Put<int8_t>(v, out);
-    case DataType::kInt16: return Put<int16_t>(v, out);
-    case DataType::kInt32: return Put<int32_t>(v, out);
-    case DataType::kInt64: return Put<int64_t>(v, out);
-    case DataType::kUint8: return Put<uint8_t>(v, out);
-    case DataType::kUint16: return Put<uint16_t>(v, out);
-    case DataType::kUint32: return Put<uint32_t>(v, out);
-    case DataType::kUint64: return Put<uint64_t>(v, out);
-    case DataType::kFp32: return Put<float>(v, out);
-    case DataType::kFp64: return Put<double>(v, out);
-    case DataType::kInvalid: break;
+  if (d == DataType::kBytes) {
+    std::string_view s;
+    if (v.get_string().get(s)) return false;
+    AppendBytesElement(out, s);
+    return true;
   }
-  return false;
+  return VisitDataType(d, [&](auto type) {
+    using T = typename decltype(type)::type;
+    if constexpr (std::is_void_v<T>) {
+      return false;
+    } else {
+      return Put<T>(v, out);
+    }
+  });
 }
 
 // Reads `data` for a tensor of `dims`: either flat (the element count is checked against the shape by the
@@ -249,31 +251,29 @@ Status ParseOutputs(od::value value, V2HttpInfer* out) {
 }
 
 void AppendData(const Tensor& t, ordered& data) {
-  const size_t n = t.byte_size / std::max<size_t>(1, ByteSize(t.dtype));
   data = ordered::array();
   auto& arr = data.get_ref<ordered::array_t&>();
-  arr.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    double v = ElementAsDouble(t, i);
-    switch (t.dtype) {
-      case DataType::kBool: arr.emplace_back(v != 0.0); break;
-      case DataType::kFp32:
-      case DataType::kFp64: arr.emplace_back(v); break;
-      case DataType::kInt64: {
-        int64_t x;
-        std::memcpy(&x, t.data + i * 8, 8);
-        arr.emplace_back(x);
-        break;
-      }
-      case DataType::kUint64: {
-        uint64_t x;
-        std::memcpy(&x, t.data + i * 8, 8);
-        arr.emplace_back(x);
-        break;
-      }
-      default: arr.emplace_back(static_cast<int64_t>(v)); break;
-    }
+  if (t.dtype == DataType::kBytes) {  // strings (bytes that are not UTF-8 are replaced when printed)
+    for (std::string_view e : SplitBytesElements(t.bytes()).value_or(std::vector<std::string_view>{}))
+      arr.emplace_back(std::string(e));
+    return;
   }
+  VisitDataType(t.dtype, [&](auto type) {
+    using T = typename decltype(type)::type;
+    if constexpr (!std::is_void_v<T>) {
+      const size_t n = t.byte_size / sizeof(T);
+      arr.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        T v;
+        std::memcpy(&v, t.data + i * sizeof(T), sizeof(T));
+        if constexpr (kIsFloating<T>) {
+          arr.emplace_back(ToDouble(v));
+        } else {
+          arr.emplace_back(v);  // bool as true/false, integers exactly
+        }
+      }
+    }
+  });
 }
 
 }  // namespace
