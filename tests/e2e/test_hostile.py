@@ -257,7 +257,7 @@ NAN_ROW = json.dumps(BC_ROW[:29] + ["NaN"])
     (V2, v2_body(json.dumps([[BC_ROW]])), "deeper than the shape"),
     ("/v1/infer", json.dumps({"rows": [{"values": [BC_ROW]}]}), "deeper than 4 levels"),
     (V2, v2_body("[1]", extra="").replace('"data":[1]', '"data":[1],"parameters":{"binary_data_size":0}'),
-     "both data and binary_data_size"),
+     "both in the message and as binary data"),
     (V2, v2_body(json.dumps(BC_ROW), extra=',"outputs":[{"name":"label"},{"name":"label"}]'), "more than once"),
     ("/v1/infer", '{"rows":[{"values":%s}]}' % NAN_ROW, "is NaN"),
     ("/v1/infer", '{"rows":[{"values":%s}]}' % NAN_ROW.replace("NaN", "-Infinity"), "is infinite"),

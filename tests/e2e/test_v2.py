@@ -139,7 +139,7 @@ BAD_V2 = [
     ("/v2/models/breast_cancer/versions/9/infer", {"inputs": [x_input()]}, 404, "has no version 9"),
     ("/v2/models/breast_cancer/infer", {"inputs": [x_input(datatype="FP64")]}, 400,
      "datatype FP64 does not match the model's FP32"),
-    ("/v2/models/breast_cancer/infer", {"inputs": [x_input(datatype="FP16")]}, 400, "'FP16' is not supported"),
+    ("/v2/models/breast_cancer/infer", {"inputs": [x_input(datatype="FP8")]}, 400, "'FP8' is not a KServe v2 datatype"),
     ("/v2/models/breast_cancer/infer", {"inputs": [x_input(shape=(1, 29))]}, 400, "does not match the model's [-1,30]"),
     ("/v2/models/breast_cancer/infer", {"inputs": [x_input(shape=(30,))]}, 400, "has rank 1"),
     ("/v2/models/breast_cancer/infer", {"inputs": [x_input(shape=(2, 30), data=[1.0] * 30)]}, 400,

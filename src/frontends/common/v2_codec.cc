@@ -1,5 +1,7 @@
 #include "frontends/common/v2_codec.h"
 
+#include "frontends/common/v2_contract.h"
+
 #include <limits>
 
 namespace serving::frontends {
@@ -9,11 +11,12 @@ using Contents = inference::InferTensorContents;
 
 // Narrows int32/uint32 contents into INT8/INT16/UINT8/UINT16, range-checked.
 template <typename Out, typename In>
-StatusOr<std::vector<std::byte>> Narrow(const google::protobuf::RepeatedField<In>& in, const std::string& where) {
+StatusOr<std::vector<std::byte>> Narrow(const google::protobuf::RepeatedField<In>& in, const std::string& input,
+                                        DataType dtype) {
   std::vector<std::byte> out(in.size() * sizeof(Out));
   for (int i = 0; i < in.size(); ++i) {
     if (in[i] < std::numeric_limits<Out>::min() || in[i] > std::numeric_limits<Out>::max())
-      return InvalidArgument(where + "[" + std::to_string(i) + "]: value " + std::to_string(in[i]) + " out of range");
+      return v2::NotAValid(input, static_cast<size_t>(i), std::to_string(in[i]), dtype);
     Out v = static_cast<Out>(in[i]);
     std::memcpy(out.data() + i * sizeof(Out), &v, sizeof(Out));
   }
@@ -88,7 +91,7 @@ StatusOr<Tensor> FromContents(const inference::ModelInferRequest::InferInputTens
       if constexpr (std::is_same_v<Wire, T>) {
         return View(in.name(), d, shape, field);
       } else {
-        auto bytes = Narrow<T>(field, where + ": contents." + ContentsName<T>());
+        auto bytes = Narrow<T>(field, in.name(), d);
         if (!bytes.ok()) return bytes.status();
         return Tensor::Owning(in.name(), d, std::move(shape), std::move(bytes).value());
       }
@@ -103,29 +106,33 @@ Status DecodeV2Request(const inference::ModelInferRequest& in, InferRequest& r) 
   r.model = in.model_name();
   r.version = in.model_version();
   if (r.model.empty()) return InvalidArgument("model_name is empty");
-  if (in.inputs().empty()) return InvalidArgument("inputs is empty");
+  if (in.inputs().empty()) return v2::NoInputs();
   const bool raw = !in.raw_input_contents().empty();
   if (raw && in.raw_input_contents_size() != in.inputs_size())
     return InvalidArgument("raw_input_contents has " + std::to_string(in.raw_input_contents_size()) + " entries for " +
                            std::to_string(in.inputs_size()) + " inputs");
   for (int i = 0; i < in.inputs_size(); ++i) {
     const auto& t = in.inputs(i);
-    DataType d = DataTypeFromName(t.datatype());
-    if (d == DataType::kInvalid)
-      return InvalidArgument("input '" + t.name() + "': datatype '" + t.datatype() + "' is not supported");
+    if (t.name().empty()) return v2::InputWithoutName(static_cast<size_t>(i));
+    auto dtype = v2::InputDatatype(t.name(), t.datatype());
+    if (!dtype.ok()) return dtype.status();
+    const DataType d = *dtype;
     Shape shape(t.shape().begin(), t.shape().end());
     if (raw) {
-      if (ValueCount(t.contents()) > 0)
-        return InvalidArgument("input '" + t.name() + "': has both contents and raw_input_contents");
+      if (ValueCount(t.contents()) > 0) return v2::DataSentTwice(t.name());
       const std::string& bytes = in.raw_input_contents(i);
       r.inputs.push_back(Tensor::Borrowed(t.name(), d, std::move(shape), bytes.data(), bytes.size()));
       continue;
     }
+    if (ValueCount(t.contents()) == 0 && ElementCount(shape).value_or(1) != 0) return v2::NoData(t.name());
     auto tensor = FromContents(t, d, std::move(shape));
     if (!tensor.ok()) return tensor.status();
     r.inputs.push_back(std::move(tensor).value());
   }
-  for (const auto& o : in.outputs()) r.requested_outputs.push_back(o.name());
+  for (const auto& o : in.outputs()) {
+    if (o.name().empty()) return v2::OutputWithoutName();
+    r.requested_outputs.push_back(o.name());
+  }
   return Status::Ok();
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "frontends/common/json_limits.h"
+#include "frontends/common/v2_contract.h"
 
 namespace serving::frontends {
 namespace {
@@ -85,14 +86,13 @@ struct DataReader {
   DataType dtype;
   const Shape& dims;
   const std::string& where;
+  std::string_view name;
   std::vector<std::byte> out;
   size_t count = 0;
 
   Status Element(od::value v) {
     if (!PutAs(dtype, v, out)) {
-      const std::string_view raw = v.raw_json_token();
-      return InvalidArgument(where + ".data[" + std::to_string(count) + "]: " + Excerpt(raw, 64) + " is not a valid " +
-                             DataTypeName(dtype));
+      return v2::NotAValid(name, count, v.raw_json_token(), dtype);
     }
     ++count;
     return Status::Ok();
@@ -179,13 +179,13 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
   if (value.get_object().get(in)) return InvalidArgument(where + " is not an object");
   auto name = StringField(in, "name", where + ".");
   if (!name.ok()) return name.status();
-  if (!*name) return InvalidArgument(where + ".name is missing");
+  if (!*name || (*name)->empty()) return v2::InputWithoutName(index);
   where = "input " + Quote(**name);
   auto datatype = StringField(in, "datatype", where + ": ");
   if (!datatype.ok()) return datatype.status();
-  if (!*datatype) return InvalidArgument(where + ": datatype is missing");
-  const DataType d = DataTypeFromName(**datatype);
-  if (d == DataType::kInvalid) return InvalidArgument(where + ": datatype " + Quote(**datatype) + " is not supported");
+  auto dtype = v2::InputDatatype(**name, datatype->value_or(""));
+  if (!dtype.ok()) return dtype.status();
+  const DataType d = *dtype;
 
   auto shape = Field(in, "shape", where + ": ");
   if (!shape.ok()) return shape.status();
@@ -213,7 +213,7 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
   auto data = Field(in, "data", where + ": ");
   if (!data.ok()) return data.status();
   if (binary_size) {
-    if (*data) return InvalidArgument(where + ": has both data and binary_data_size; send the values one way");
+    if (*data) return v2::DataSentTwice(**name);
     const size_t n = *binary_size;
     if (n > binary.size() - binary_offset)
       return InvalidArgument(where + ": binary_data_size " + std::to_string(n) + " exceeds the binary data sent (" +
@@ -222,10 +222,10 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
     binary_offset += n;
     return Status::Ok();
   }
-  if (!*data) return InvalidArgument(where + ": data is missing");
+  if (!*data) return v2::NoData(**name);
   od::array data_array;
   if ((**data).get_array().get(data_array)) return InvalidArgument(where + ": data must be an array");
-  DataReader reader{d, dims, where, {}, 0};
+  DataReader reader{d, dims, where, **name, {}, 0};
   reader.out.reserve(std::min<size_t>(static_cast<size_t>(ElementCount(dims).value_or(0)), json_bytes / 2 + 1) *
                      ByteSize(d));
   SERVING_RETURN_IF_ERROR(reader.Array(data_array, 0, false));
@@ -241,7 +241,7 @@ Status ParseOutputs(od::value value, V2HttpInfer* out) {
     if (element.get_object().get(o)) return InvalidArgument("outputs[]: each output must be an object");
     auto name = StringField(o, "name", "outputs[].");
     if (!name.ok()) return name.status();
-    if (!*name) return InvalidArgument("outputs[]: each output needs a name");
+    if (!*name || (*name)->empty()) return v2::OutputWithoutName();
     auto binary = BoolParam(o, "binary_data", "output " + Quote(**name) + ": ");
     if (!binary.ok()) return binary.status();
     out->request.requested_outputs.push_back(**name);
@@ -313,7 +313,7 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
   auto inputs = Field(root, "inputs", "");
   if (!inputs.ok()) return inputs.status();
   od::array input_array;
-  if (!*inputs) return InvalidArgument("inputs is missing or empty");
+  if (!*inputs) return v2::NoInputs();
   if ((**inputs).get_array().get(input_array)) return InvalidArgument("inputs must be an array");
   size_t offset = 0, index = 0;
   for (auto element : input_array) {
@@ -323,7 +323,7 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
     SERVING_RETURN_IF_ERROR(ParseInput(v, index++, binary, offset, head.size(), &t));
     out.request.inputs.push_back(std::move(t));
   }
-  if (out.request.inputs.empty()) return InvalidArgument("inputs is missing or empty");
+  if (out.request.inputs.empty()) return v2::NoInputs();
   if (offset != binary.size())
     return InvalidArgument("binary data has " + std::to_string(binary.size() - offset) +
                            " bytes not claimed by any input's binary_data_size");

@@ -1,0 +1,30 @@
+// The KServe v2 decoders' shared contract. The REST JSON decoder (frontends/http/v2_json) and the protobuf
+// decoder (v2_codec) stay separate, since going through the protobuf message would copy every tensor, but
+// they check the same things with these functions, so a mistake reads the same whichever protocol carried
+// it; what they leave to the core (shapes, sizes, names against the model) is shared by construction.
+// tests/e2e/test_v2_contract.py runs one table of mistakes over both and compares the answers.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "core/inference_server.h"
+
+namespace serving::frontends::v2 {
+
+// `inputs` is absent or empty.
+Status NoInputs();
+// inputs[index] has an empty or no name.
+Status InputWithoutName(size_t index);
+// The datatype of `input`, or why `datatype` is not one.
+StatusOr<DataType> InputDatatype(std::string_view input, std::string_view datatype);
+// `input` carries its values both in the message and as binary data (binary_data_size / raw_input_contents).
+Status DataSentTwice(std::string_view input);
+// `input` has no values and its shape says it should.
+Status NoData(std::string_view input);
+// Element `index` of `input`, written `value`, does not fit `dtype`.
+Status NotAValid(std::string_view input, size_t index, std::string_view value, DataType dtype);
+// A requested output with an empty or no name.
+Status OutputWithoutName();
+
+}  // namespace serving::frontends::v2
