@@ -63,11 +63,9 @@ void RaiseOpenFileLimit() {
                 {{"before", static_cast<int64_t>(before)}, {"now", static_cast<int64_t>(limit.rlim_cur)}});
 }
 
-}  // namespace
-
-int RunServer(const ServerOptions& o) {
-  // Termination signals are taken synchronously by this thread (sigwait); block them before any
-  // thread starts so every thread inherits the mask.
+// Process-wide settings, before any thread starts. Termination signals are taken synchronously by the
+// main thread (sigwait): they are blocked here so every thread inherits the mask.
+sigset_t PrepareProcess() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -80,66 +78,44 @@ int RunServer(const ServerOptions& o) {
   // go back to the system when freed; glibc would otherwise raise this threshold after the first large
   // free and keep such memory in its heap after the request.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  return signals;
+}
 
-  Metrics metrics(SERVING_VERSION);
-  auto process_metrics = std::make_shared<ProcessMetrics>();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  if (o.metrics_port > 0) {
-    try {
-      // civetweb's options: enough threads that a few stalled clients cannot block the scrape, and a
-      // timeout that closes a connection which never finishes its request.
-      exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-          "listening_ports", HostPort(o.host, o.metrics_port), "num_threads", std::to_string(o.metrics_threads),
-          "request_timeout_ms", std::to_string(o.metrics_timeout_ms)});
-      exposer->RegisterCollectable(metrics.registry());
-      exposer->RegisterCollectable(process_metrics);
-    } catch (const std::exception& e) {
-      return Fail("cannot start the metrics endpoint", Unavailable(e.what()));
-    }
+// The /metrics endpoint (prometheus-cpp's civetweb): null when --metrics-port is 0.
+StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetrics(const ServerOptions& o, Metrics& metrics,
+                                                            const std::shared_ptr<ProcessMetrics>& process) {
+  if (o.metrics_port <= 0) return std::unique_ptr<prometheus::Exposer>();
+  try {
+    // Enough threads that a few stalled clients cannot block the scrape, and a timeout that closes a
+    // connection which never finishes its request.
+    auto exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", HostPort(o.host, o.metrics_port), "num_threads", std::to_string(o.metrics_threads),
+        "request_timeout_ms", std::to_string(o.metrics_timeout_ms)});
+    exposer->RegisterCollectable(metrics.registry());
+    exposer->RegisterCollectable(process);
+    return exposer;
+  } catch (const std::exception& e) {
+    return Unavailable(e.what());
   }
+}
 
-  BackendRegistry backends;
-  onnxruntime::Register(&backends,
-                        {static_cast<uint32_t>(o.ort_intra_op_threads), static_cast<uint32_t>(o.ort_inter_op_threads)});
-  ModelRepository repository({o.model_repository, std::chrono::milliseconds(o.repository_poll_ms)}, &backends,
-                             &metrics);
-  InferenceServer server({o.default_model, o.access_log_sample_rate}, &repository, &metrics);
+frontends::HttpServer::Options HttpOptions(const ServerOptions& o, TransportMetrics* transport) {
+  frontends::HttpServer::Options h;
+  h.host = o.host;
+  h.port = o.http_port;
+  h.threads = o.http_threads;
+  h.max_body_bytes = static_cast<size_t>(o.max_request_bytes);
+  h.max_connections = static_cast<size_t>(o.http_max_connections);
+  h.request_timeout_s = o.http_request_timeout_s;
+  h.io_timeout_s = o.http_io_timeout_s;
+  h.worker_threads = o.http_worker_threads;
+  h.transport = transport;
+  return h;
+}
 
-  logging::Info("loading models", {{"model_repository", o.model_repository}});
-  repository.Poll();
-
-  frontends::GrpcServer grpc(&server, &metrics);
-  auto grpc_port = grpc.Start({HostPort(o.host, o.grpc_port), static_cast<int>(o.max_request_bytes)});
-  if (!grpc_port.ok()) return Fail("cannot start gRPC", grpc_port.status());
-  repository.SetOnChange([&grpc] { grpc.UpdateHealth(); });
-  repository.StartPolling();
-
-  frontends::HttpServer http;
-  frontends::AddV1Routes(&http, &server);
-  frontends::AddV2Routes(&http, &server);
-  frontends::HttpServer::Options http_options;
-  http_options.host = o.host;
-  http_options.port = o.http_port;
-  http_options.threads = o.http_threads;
-  http_options.max_body_bytes = static_cast<size_t>(o.max_request_bytes);
-  http_options.max_connections = static_cast<size_t>(o.http_max_connections);
-  http_options.request_timeout_s = o.http_request_timeout_s;
-  http_options.io_timeout_s = o.http_io_timeout_s;
-  http_options.worker_threads = o.http_worker_threads;
-  http_options.transport = &metrics;
-  auto http_port = http.Start(http_options);
-  if (!http_port.ok()) return Fail("cannot start HTTP", http_port.status());
-
-  logging::Info("server started", {{"grpc_port", *grpc_port},
-                                   {"http_port", *http_port},
-                                   {"metrics_port", o.metrics_port},
-                                   {"ready", server.Ready()},
-                                   {"default_model", server.DefaultModel()}});
-
-  int sig = 0;
-  sigwait(&signals, &sig);
-  const auto start = std::chrono::steady_clock::now();
-  logging::Info("shutdown requested: readiness off, draining", {{"signal", sig}, {"inflight", server.inflight()}});
+// SIGTERM: readiness off, then (after --shutdown-delay-s) no new connections, requests in flight finish
+// within --grace-period-s, replies are written, and the frontends stop. Returns whether it drained.
+bool Drain(const ServerOptions& o, InferenceServer& server, frontends::GrpcServer& grpc, frontends::HttpServer& http) {
   server.BeginDrain();
   grpc.UpdateHealth();
   if (o.shutdown_delay_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(o.shutdown_delay_s));
@@ -152,12 +128,56 @@ int RunServer(const ServerOptions& o) {
                   std::chrono::duration_cast<std::chrono::system_clock::duration>(grace));
   });
   // From here on the core admits nothing: a request still arriving on an open HTTP connection gets
-  // UNAVAILABLE, so none can be running while the objects below are destroyed.
+  // UNAVAILABLE, so none can be running while the objects of RunServer are destroyed.
   const bool drained = server.Close(std::chrono::steady_clock::now() + grace);
   grpc_stop.join();
   // Returns once each event loop has written the replies handed to it; when requests are still running
   // past the grace period there is nothing to wait for (their connections are cut).
   http.Stop(drained ? std::chrono::seconds(1) : std::chrono::seconds(0));
+  return drained;
+}
+
+}  // namespace
+
+int RunServer(const ServerOptions& o) {
+  sigset_t signals = PrepareProcess();
+
+  Metrics metrics(SERVING_VERSION);
+  auto exposer = StartMetrics(o, metrics, std::make_shared<ProcessMetrics>());
+  if (!exposer.ok()) return Fail("cannot start the metrics endpoint", exposer.status());
+
+  BackendRegistry backends;
+  onnxruntime::Register(&backends,
+                        {static_cast<uint32_t>(o.ort_intra_op_threads), static_cast<uint32_t>(o.ort_inter_op_threads)});
+  ModelRepository repository({o.model_repository, std::chrono::milliseconds(o.repository_poll_ms)}, &backends,
+                             &metrics);
+  InferenceServer server({o.default_model, o.access_log_sample_rate}, &repository, &metrics);
+  logging::Info("loading models", {{"model_repository", o.model_repository}});
+  repository.Poll();
+
+  frontends::GrpcServer grpc(&server, &metrics);
+  auto grpc_port = grpc.Start({HostPort(o.host, o.grpc_port), static_cast<int>(o.max_request_bytes)});
+  if (!grpc_port.ok()) return Fail("cannot start gRPC", grpc_port.status());
+  repository.SetOnChange([&grpc] { grpc.UpdateHealth(); });
+  repository.StartPolling();
+
+  frontends::HttpServer http;
+  frontends::AddV1Routes(&http, &server);
+  frontends::AddV2Routes(&http, &server);
+  auto http_port = http.Start(HttpOptions(o, &metrics));
+  if (!http_port.ok()) return Fail("cannot start HTTP", http_port.status());
+
+  logging::Info("server started", {{"grpc_port", *grpc_port},
+                                   {"http_port", *http_port},
+                                   {"metrics_port", o.metrics_port},
+                                   {"ready", server.Ready()},
+                                   {"default_model", server.DefaultModel()}});
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  const auto start = std::chrono::steady_clock::now();
+  logging::Info("shutdown requested: readiness off, draining", {{"signal", sig}, {"inflight", server.inflight()}});
+  const bool drained = Drain(o, server, grpc, http);
   repository.StopPolling();
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   logging::Info("shutdown complete", {{"drained", drained}, {"inflight", server.inflight()}, {"seconds", took}});
