@@ -18,7 +18,7 @@ BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / "build"))
 # (what breaks, file, text to replace, replacement, pytest selection that must fail)
 MUTATIONS = [
     ("v2 JSON values are decoded exactly", "src/frontends/http/v2_json.cc",
-     "    t = static_cast<T>(d);\n", "    t = static_cast<T>(d * 1.01);\n",
+     "FromDouble<T>(d);", "FromDouble<T>(d * 1.01);",
      ["tests/e2e/test_v2.py::test_plain_json_with_nested_data_and_versioned_path"]),
     ("JSON nesting is bounded before parsing", "src/frontends/http/v2_json.cc",
      "constexpr int kMaxBodyNesting = 32;", "constexpr int kMaxBodyNesting = 1 << 30;",
@@ -42,6 +42,16 @@ MUTATIONS = [
     ("alerts fire on their faults", "deploy/k8s/base/monitoring/prometheus/rules/inference-alerts.yml",
      'expr: inference_model_state{state="FAILED"} == 1', 'expr: inference_model_state{state="FAILED"} == 2',
      ["tests/e2e/test_observability.py", "-k", "fire_on_their_faults"]),
+    ("the request clock starts when the transport has received it", "src/core/inference_server.cc",
+     "  if (Status s = CheckRequestId(request.id); !s.ok()) return s;",
+     "  request.received = Clock::now();\n  if (Status s = CheckRequestId(request.id); !s.ok()) return s;",
+     ["tests/e2e/test_core_accounting.py", "-k", "parse_time"]),
+    ("a retired version's series leave /metrics", "src/observability/metrics.cc",
+     "  std::unique_ptr<ModelSeries> owned(s);\n", "  std::unique_ptr<ModelSeries> owned(s);\n  if (owned) return;\n",
+     ["tests/e2e/test_core_accounting.py", "-k", "retired"]),
+    ("both v2 decoders give the same message", "src/frontends/common/v2_codec.cc",
+     "  if (in.inputs().empty()) return v2::NoInputs();", "  if (in.inputs().empty()) return InvalidArgument(\"inputs is empty\");",
+     ["tests/e2e/test_v2_contract.py::test_the_same_mistake_gets_the_same_answer_over_rest_and_grpc[no inputs]"]),
     ("client input is quoted cut short", "src/core/status.cc",
      "  if (input.size() <= max) return std::string(input);", "  if (true) return std::string(input);",
      ["tests/e2e/test_hostile.py", "-k", "huge_strings"]),
@@ -81,7 +91,9 @@ def main():
                 rc, last = run_tests(selection)
             finally:
                 path.write_text(original)
-            verdict = "killed" if rc not in (0, 5) else "SURVIVED"
+            # Killed only when tests ran and failed (pytest's exit code 1); a selection that matches nothing,
+            # or a usage error, proves nothing.
+            verdict = "killed" if rc == 1 else "SURVIVED"
             print(f"{verdict:8} {what} ({file}; {' '.join(selection)}: {last}; {time.time() - start:.0f} s)",
                   flush=True)
             if verdict != "killed":
