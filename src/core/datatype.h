@@ -104,12 +104,12 @@ std::optional<T> FromDouble(double v) {
     return v != 0.0;
   } else if constexpr (std::is_integral_v<T>) {
     // T's range as doubles: min is exact (0 or -2^k) and max + 1 rounds to exactly 2^k.
-    constexpr double kMin = static_cast<double>(std::numeric_limits<T>::min());
-    constexpr double kEnd = static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
+    constexpr auto kMin = static_cast<double>(std::numeric_limits<T>::min());
+    constexpr auto kEnd = static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
     if (!std::isfinite(v) || std::trunc(v) != v || v < kMin || v >= kEnd) return std::nullopt;
     return static_cast<T>(v);
   } else {
-    const float f = static_cast<float>(v);
+    const auto f = static_cast<float>(v);
     T out;
     if constexpr (std::is_same_v<T, Float16>) {
       out = ToFloat16(f);

@@ -9,7 +9,7 @@ namespace {
 
 using Input = inference::ModelInferRequest::InferInputTensor;
 
-inference::ModelInferRequest Request(const std::string& datatype, std::vector<int64_t> shape) {
+inference::ModelInferRequest Request(const std::string& datatype, const std::vector<int64_t>& shape) {
   inference::ModelInferRequest r;
   r.set_model_name("m");
   r.set_id("id-1");
