@@ -112,8 +112,10 @@ void Metrics::RemoveSeries(const std::string& model, const std::string& version,
   std::unique_ptr<ModelSeries> owned(s);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = series_.find(model + '\0' + version);
-  // A reload may have created a new holder in between: its entry is live, leave it.
-  if (it != series_.end() && it->second.expired()) series_.erase(it);
+  // A reload of the same version took these series over in between (ForModel found the slot expired and
+  // added the same labels, which gave it these very metrics): they are its now, leave them.
+  if (it != series_.end() && !it->second.expired()) return;
+  if (it != series_.end()) series_.erase(it);
   request_duration_->Remove(s->request_duration);
   queue_duration_->Remove(s->queue_duration);
   compute_duration_->Remove(s->compute_duration);
