@@ -143,7 +143,9 @@ int RunServer(const ServerOptions& o) {
   sigset_t signals = PrepareProcess();
 
   Metrics metrics(SERVING_VERSION);
-  auto exposer = StartMetrics(o, metrics, std::make_shared<ProcessMetrics>());
+  // The exposer holds collectables by weak_ptr: both must live as long as it does.
+  const auto process_metrics = std::make_shared<ProcessMetrics>();
+  auto exposer = StartMetrics(o, metrics, process_metrics);
   if (!exposer.ok()) return Fail("cannot start the metrics endpoint", exposer.status());
 
   BackendRegistry backends;
