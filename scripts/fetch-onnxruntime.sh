@@ -19,10 +19,11 @@ if [[ -f "$DEST/include/onnxruntime_cxx_api.h" && -f "$DEST/lib/libonnxruntime.s
   exit 0
 fi
 
-case "$(uname -m)" in
+# ORT_ARCH (x86_64 or aarch64) fetches another architecture's library, for cross builds (make test-arm64).
+case "${ORT_ARCH:-$(uname -m)}" in
   x86_64 | amd64) NODE_ARCH=x64 DEB_ARCH=amd64 ;;
   aarch64 | arm64) NODE_ARCH=arm64 DEB_ARCH=arm64 ;;
-  *) echo "fetch-onnxruntime: unsupported architecture $(uname -m)" >&2; exit 1 ;;
+  *) echo "fetch-onnxruntime: unsupported architecture ${ORT_ARCH:-$(uname -m)}" >&2; exit 1 ;;
 esac
 
 for tool in npm apt-get dpkg-deb tar; do

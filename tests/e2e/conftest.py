@@ -97,12 +97,13 @@ def free_port():
 class Server:
     """A running inference-server process on loopback."""
 
-    def __init__(self, repository, extra_args=(), tmp_path=None, grpc_port=None, http_port=None, preexec_fn=None):
+    def __init__(self, repository, extra_args=(), tmp_path=None, grpc_port=None, http_port=None, preexec_fn=None,
+                 binary=None):
         self.repository = pathlib.Path(repository)
         self.grpc_port, self.http_port = grpc_port or free_port(), http_port or free_port()
         self.metrics_port = free_port()
         self.log_path = pathlib.Path(tmp_path or "/tmp") / f"server-{self.http_port}.log"
-        self.args = [str(BINARY), "--model-repository", str(self.repository), "--host", "127.0.0.1",
+        self.args = [str(binary or BINARY), "--model-repository", str(self.repository), "--host", "127.0.0.1",
                      "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
                      "--metrics-port", str(self.metrics_port), *extra_args]
         self.log = open(self.log_path, "wb")
