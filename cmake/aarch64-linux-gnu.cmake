@@ -16,7 +16,8 @@ list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES SERVING_ARM64_SYSROOT)
 if(NOT SERVING_ARM64_SYSROOT)
   message(FATAL_ERROR "set SERVING_ARM64_SYSROOT (scripts/arm64-sysroot.sh prints it)")
 endif()
-set(CMAKE_FIND_ROOT_PATH "${SERVING_ARM64_SYSROOT}")
+# The cross compiler's own glibc (libc6-dev-arm64-cross) is found under its prefix (civetweb looks for libdl).
+set(CMAKE_FIND_ROOT_PATH "${SERVING_ARM64_SYSROOT}" /usr/aarch64-linux-gnu)
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)  # protoc, grpc_cpp_plugin: the host's
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
