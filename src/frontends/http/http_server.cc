@@ -49,17 +49,16 @@ int BoundPort(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
 
-// Runs `fn` on `base`'s loop thread.
-void RunOnLoop(event_base* base, std::function<void()> fn) {
+// Runs `fn` on `base`'s loop thread after `delay` (at once by default).
+void RunOnLoop(event_base* base, std::function<void()> fn, timeval delay = {0, 0}) {
   auto* heap = new std::function<void()>(std::move(fn));
-  timeval zero{0, 0};
   event_base_once(
       base, -1, EV_TIMEOUT,
       [](evutil_socket_t, short, void* arg) {
         std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
         (*f)();
       },
-      heap, &zero);
+      heap, &delay);
 }
 
 }  // namespace
@@ -175,15 +174,8 @@ void AwaitFlushed(HttpLoop* loop, Clock::time_point deadline, const std::shared_
   bool flushed = true;
   for (const auto& [_, connection] : loop->open) flushed = flushed && connection->Flushed();
   if (flushed || Clock::now() >= deadline) return done->set_value();
-  auto* again = new std::function<void()>([=] { AwaitFlushed(loop, deadline, done); });
-  timeval tick{0, 1000};
-  event_base_once(
-      loop->base, -1, EV_TIMEOUT,
-      [](evutil_socket_t, short, void* arg) {
-        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
-        (*f)();
-      },
-      again, &tick);
+  RunOnLoop(
+      loop->base, [=] { AwaitFlushed(loop, deadline, done); }, timeval{0, 1000});  // again in 1 ms
 }
 
 }  // namespace
