@@ -59,7 +59,7 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
     *call = std::move(parsed).value();
     r.id = std::move(call->request.id);
     r.inputs = std::move(call->request.inputs);
-    r.requested_outputs = call->request.requested_outputs;
+    r.requested_outputs = std::move(call->request.requested_outputs);
     return Status::Ok();
   };
   InferRequest request = TransportRequest(req, "http-v2");
