@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "config/model_config.pb.h"
+#include "core/model_settings.h"
 #include "core/model_signature.h"
 #include "core/status.h"
 #include "core/tensor.h"
@@ -32,10 +32,11 @@ class Model {
 class Backend {
  public:
   virtual ~Backend() = default;
-  // Loads `version_dir` (which holds the model file) under `config`. Catches its engine's exceptions.
-  virtual StatusOr<std::unique_ptr<Model>> Load(const config::ModelConfig& config,
-                                                const std::filesystem::path& version_dir) = 0;
-  // The model file's name inside a version directory, e.g. "model.onnx".
+  // Loads `model_file` (inside a version directory) under `config`. Catches its engine's exceptions.
+  virtual StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config,
+                                                const std::filesystem::path& model_file) = 0;
+  // The model file's default name inside a version directory, e.g. "model.onnx" (a config's
+  // default_model_filename overrides it).
   virtual std::string model_filename() const = 0;
 };
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "config/model_config.pb.h"
+#include "core/model_settings.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -39,7 +39,7 @@ struct InferResponse {
   std::string model;
   int64_t version = 0;
   std::vector<Tensor> outputs;
-  std::shared_ptr<const config::ModelConfig> config;  // labels, feature names, scores output
+  std::shared_ptr<const ModelSettings> config;  // labels, feature names, scores output
 };
 
 // Called exactly once per request, on whichever thread finished it. Borrowed input tensors (see Tensor)

@@ -86,7 +86,7 @@ StatusOr<ModelDescription> InferenceServer::Describe(const std::string& model, c
   d.version = (*mv)->version();
   d.signature = (*mv)->signature();
   for (const auto& m : repository_->List()) {
-    if (m.name != d.config->name()) continue;
+    if (m.name != d.config->name) continue;
     for (const auto& v : m.versions)
       if (v.state == VersionState::kReady) d.ready_versions.push_back(v.version);
   }
@@ -113,7 +113,7 @@ Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& dec
   if (decoder.decode) {
     if (Status s = decoder.decode(ModelView{mv.config(), mv.version(), mv.signature()}, request); !s.ok()) return s;
   }
-  return ValidateRequest(mv.signature(), mv.config().max_batch_size(), &request);
+  return ValidateRequest(mv.signature(), mv.config().max_batch_size, &request);
 }
 
 void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, const InferCallback& done) {
@@ -173,7 +173,7 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
 void InferenceServer::Finish(const InferRequest& request, const ModelVersion* version, const Status& status,
                              bool queued) {
   const double seconds = Seconds(Clock::now() - request.received);
-  const std::string model = version ? version->config().name() : "";
+  const std::string model = version ? version->config().name : "";
   const std::string ver = version ? std::to_string(version->version()) : "";
   if (metrics_) {
     metrics_->CountRequest(model.empty() ? "_unknown" : model, ver, request.protocol, StatusCodeName(status.code()));

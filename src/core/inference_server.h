@@ -30,14 +30,14 @@ class ModelVersion;
 
 // A resolved model version as a decode step sees it; valid during the call.
 struct ModelView {
-  const config::ModelConfig& config;
+  const ModelSettings& config;
   int64_t version;
   const ModelSignature& signature;
 };
 
 // A model version's description for metadata replies.
 struct ModelDescription {
-  std::shared_ptr<const config::ModelConfig> config;
+  std::shared_ptr<const ModelSettings> config;
   int64_t version = 0;
   ModelSignature signature;
   std::vector<int64_t> ready_versions;  // of the same model, ascending

@@ -11,7 +11,7 @@ namespace serving {
 namespace fs = std::filesystem;
 
 struct ModelRepository::Entry {
-  std::shared_ptr<const config::ModelConfig> parsed;  // last config that parsed
+  std::shared_ptr<const ModelSettings> parsed;  // last config that parsed
   std::string config_fingerprint;
   std::string error;  // config error shown in List()
   std::map<int64_t, std::shared_ptr<ModelVersion>> ready;
@@ -46,7 +46,7 @@ bool InsideRoot(const fs::path& p, const fs::path& canonical_root) {
   return !rel.empty() && *rel.begin() != "..";
 }
 
-std::set<int64_t> SelectVersions(const config::VersionPolicy& policy, const std::set<int64_t>& on_disk) {
+std::set<int64_t> SelectVersions(const config::ModelVersionPolicy& policy, const std::set<int64_t>& on_disk) {
   std::set<int64_t> chosen;
   if (policy.has_all()) return on_disk;
   if (policy.has_specific()) {
@@ -57,6 +57,11 @@ std::set<int64_t> SelectVersions(const config::VersionPolicy& policy, const std:
   uint32_t n = policy.latest().num_versions();
   for (auto it = on_disk.rbegin(); it != on_disk.rend() && chosen.size() < n; ++it) chosen.insert(*it);
   return chosen;
+}
+
+// The config's default_model_filename, else the backend's.
+std::string ModelFileName(const ModelSettings& settings, const Backend& backend) {
+  return settings.model_filename.empty() ? backend.model_filename() : settings.model_filename;
 }
 
 }  // namespace
@@ -71,8 +76,8 @@ const char* VersionStateName(VersionState s) {
   return "UNAVAILABLE";
 }
 
-ModelVersion::ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version,
-                           std::unique_ptr<Model> model, std::shared_ptr<Metrics::ModelSeries> series)
+ModelVersion::ModelVersion(std::shared_ptr<const ModelSettings> config, int64_t version, std::unique_ptr<Model> model,
+                           std::shared_ptr<Metrics::ModelSeries> series)
     : config_(std::move(config)),
       version_(version),
       model_(std::move(model)),
@@ -165,12 +170,12 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
   }
   ReadConfig(*e, name, dir / "config.pbtxt");
   if (!e->parsed || !e->error.empty()) return;  // keep serving what is loaded with the last good config
-  const config::ModelConfig& cfg = *e->parsed;
-  Backend* backend = backends_->Find(cfg.backend());
+  const ModelSettings& cfg = *e->parsed;
+  Backend* backend = backends_->Find(cfg.backend);
   if (!backend) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (e->error.empty()) logging::Error("unknown backend", {{"model", name}, {"backend", cfg.backend()}});
-    e->error = "unknown backend '" + cfg.backend() + "'";
+    if (e->error.empty()) logging::Error("unknown backend", {{"model", name}, {"backend", cfg.backend}});
+    e->error = "unknown backend '" + cfg.backend + "'";
     return;
   }
 
@@ -180,13 +185,13 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
   for (const auto& d : fs::directory_iterator(dir, ec)) {
     int64_t v;
     if (!d.is_directory(ec) || !ParseVersion(d.path().filename().string(), &v)) continue;
-    fs::path file = d.path() / backend->model_filename();
+    fs::path file = d.path() / ModelFileName(cfg, *backend);
     if (!InsideRoot(file, canonical_root_)) continue;
     on_disk[v] = e->config_fingerprint + "|" + Fingerprint(file);
   }
   std::set<int64_t> versions;
   for (const auto& [v, _] : on_disk) versions.insert(v);
-  const std::set<int64_t> wanted = SelectVersions(cfg.version_policy(), versions);
+  const std::set<int64_t> wanted = SelectVersions(cfg.config.version_policy(), versions);
 
   for (int64_t v : wanted) {
     const std::string& fp = on_disk[v];
@@ -206,7 +211,7 @@ void ModelRepository::ReadConfig(Entry& e, const std::string& name, const fs::pa
   changed_ = true;
   std::lock_guard<std::mutex> lock(mu_);
   if (cfg.ok()) {
-    e.parsed = std::make_shared<const config::ModelConfig>(std::move(cfg).value());
+    e.parsed = std::make_shared<const ModelSettings>(std::move(cfg).value());
     e.error.clear();
     e.failed_fingerprint.clear();
     if (metrics_) metrics_->ForgetModelVersion(name, "config");
@@ -225,9 +230,9 @@ void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& ba
   const auto start = Clock::now();
   std::shared_ptr<ModelVersion> loaded;
   Status status;
-  auto model = backend.Load(*e.parsed, dir);
+  auto model = backend.Load(*e.parsed, dir / ModelFileName(*e.parsed, backend));
   if (model.ok()) {
-    auto reconciled = std::make_shared<config::ModelConfig>(*e.parsed);
+    auto reconciled = std::make_shared<ModelSettings>(*e.parsed);
     status = ReconcileSignature((*model)->signature(), reconciled.get());
     if (status.ok())
       loaded = std::make_shared<ModelVersion>(reconciled, v, std::move(model).value(),

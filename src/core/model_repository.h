@@ -34,17 +34,17 @@ namespace serving {
 class ModelVersion {
  public:
   // `series` may be null (no metrics).
-  ModelVersion(std::shared_ptr<const config::ModelConfig> config, int64_t version, std::unique_ptr<Model> model,
+  ModelVersion(std::shared_ptr<const ModelSettings> config, int64_t version, std::unique_ptr<Model> model,
                std::shared_ptr<Metrics::ModelSeries> series = nullptr);
   Metrics::ModelSeries* series() const { return series_.get(); }
-  const config::ModelConfig& config() const { return *config_; }
-  const std::shared_ptr<const config::ModelConfig>& shared_config() const { return config_; }
+  const ModelSettings& config() const { return *config_; }
+  const std::shared_ptr<const ModelSettings>& shared_config() const { return config_; }
   int64_t version() const { return version_; }
   const ModelSignature& signature() const { return model_->signature(); }
   Scheduler& scheduler() { return *scheduler_; }
 
  private:
-  std::shared_ptr<const config::ModelConfig> config_;
+  std::shared_ptr<const ModelSettings> config_;
   int64_t version_;
   std::unique_ptr<Model> model_;
   std::shared_ptr<Metrics::ModelSeries> series_;  // its series leave /metrics with the last copy

@@ -260,7 +260,7 @@ TEST_F(RepositoryTest, ARequestWhoseClientLeftWhileQueuedIsCancelledWithoutRunni
 }
 
 TEST_F(RepositoryTest, AFullQueueIsResourceExhausted) {
-  WriteConfig("m", "max_queue_size: 1\n");
+  WriteConfig("m", "dynamic_batching { default_queue_policy { max_queue_size: 1 } }\n");
   WriteVersion("m", 1);
   auto repo = Make();
   repo->Poll();

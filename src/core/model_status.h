@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "config/model_config.pb.h"
+#include "core/model_settings.h"
 
 namespace serving {
 
@@ -21,7 +21,7 @@ struct VersionInfo {
 
 struct ModelInfo {
   std::string name;
-  std::shared_ptr<const config::ModelConfig> config;  // newest ready version's, else the parsed file; may be null
+  std::shared_ptr<const ModelSettings> config;  // newest ready version's, else the parsed file; may be null
   std::vector<VersionInfo> versions;                  // ascending
   std::string error;                                  // config error, if any
 };

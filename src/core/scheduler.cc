@@ -5,14 +5,14 @@ namespace {
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 }  // namespace
 
-Scheduler::Scheduler(Model* model, std::shared_ptr<const config::ModelConfig> config, int64_t version,
+Scheduler::Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, int64_t version,
                      Metrics::ModelSeries* series)
     : model_(model),
       config_(std::move(config)),
       version_(version),
-      max_queue_(config_->max_queue_size()),
+      max_queue_(config_->max_queue_size),
       series_(series) {
-  for (uint32_t i = 0; i < config_->instance_count(); ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  for (uint32_t i = 0; i < config_->instance_count; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 Scheduler::~Scheduler() {
@@ -28,7 +28,7 @@ Status Scheduler::Enqueue(Job&& job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.size() >= max_queue_)
-      return ResourceExhausted("model '" + config_->name() + "' queue is full (" + std::to_string(max_queue_) +
+      return ResourceExhausted("model '" + config_->name + "' queue is full (" + std::to_string(max_queue_) +
                                " requests waiting); retry later");
     job.enqueued = Clock::now();
     queue_.push_back(std::move(job));
@@ -62,11 +62,11 @@ void Scheduler::Run(Job& job) {
   const auto start = Clock::now();
   if (series_) series_->queue_duration->Observe(Seconds(start - job.enqueued));
   if (start > job.request.deadline) {
-    job.done(DeadlineExceeded("deadline passed while queued for model '" + config_->name() + "'"));
+    job.done(DeadlineExceeded("deadline passed while queued for model '" + config_->name + "'"));
     return;
   }
   if (job.request.cancelled && job.request.cancelled->load()) {
-    job.done(Cancelled("the client went away while the request was queued for model '" + config_->name() + "'"));
+    job.done(Cancelled("the client went away while the request was queued for model '" + config_->name + "'"));
     return;
   }
   InferResponse response;
@@ -84,7 +84,7 @@ void Scheduler::Run(Job& job) {
     return;
   }
   response.id = job.request.id;
-  response.model = config_->name();
+  response.model = config_->name;
   response.version = version_;
   response.config = config_;
   job.done(std::move(response));

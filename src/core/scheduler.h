@@ -31,7 +31,7 @@ class Scheduler {
   };
 
   // `series` (may be null) receives queue depth, queue/compute time, batch size and execution counts.
-  Scheduler(Model* model, std::shared_ptr<const config::ModelConfig> config, int64_t version,
+  Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, int64_t version,
             Metrics::ModelSeries* series);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
@@ -46,7 +46,7 @@ class Scheduler {
   void Run(Job& job);
 
   Model* const model_;
-  const std::shared_ptr<const config::ModelConfig> config_;
+  const std::shared_ptr<const ModelSettings> config_;
   const int64_t version_;
   const size_t max_queue_;
   Metrics::ModelSeries* const series_;

@@ -17,10 +17,10 @@ class SchedulerTest : public ::testing::Test {
  protected:
   // One instance, a queue of `max_queue`; the model blocks while the gate is closed.
   std::unique_ptr<Scheduler> Make(int max_queue = 16) {
-    auto config = std::make_shared<config::ModelConfig>();
-    config->set_name("m");
-    config->set_instance_count(1);
-    config->set_max_queue_size(max_queue);
+    auto config = std::make_shared<ModelSettings>();
+    config->name = "m";
+    config->instance_count = 1;
+    config->max_queue_size = static_cast<uint32_t>(max_queue);
     return std::make_unique<Scheduler>(&model_, config, 1, nullptr);
   }
   // A job whose one-row input carries `tag`; its result lands in `finished` in completion order.

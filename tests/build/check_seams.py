@@ -19,6 +19,7 @@ ALLOWED_CORE = {
     "core/datatype.h",
     "core/model_signature.h",
     "core/model_status.h",
+    "core/model_settings.h",
     "core/status.h",
     "core/tensor.h",
     "observability/logger.h",

@@ -15,7 +15,7 @@ from test_lifecycle import inflight, slow_model
 def test_requests_whose_client_left_while_queued_never_run(tmp_path, make_server):
     repo = tmp_path / "repo"
     slow_model(repo / "slow" / "1" / "model.onnx", depth=64)  # a few seconds per request
-    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 1\n')
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n')
     s = make_server(repo)
     x = np.ones((256, 1024), dtype=np.float32)
     channel = grpc.insecure_channel(s.grpc_target)

@@ -16,7 +16,7 @@ from test_lifecycle import inflight, slow_model
 def slow_repository(tmp_path, extra=""):
     repo = tmp_path / "repo"
     slow_model(repo / "slow" / "1" / "model.onnx", depth=256)  # over a second a request
-    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 1\n' + extra)
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n' + extra)
     return repo
 
 
@@ -53,7 +53,7 @@ def test_a_deadline_that_passes_while_queued_is_deadline_exceeded_and_never_runs
 
 
 def test_a_full_queue_is_429_resource_exhausted(tmp_path, make_server):
-    s = make_server(slow_repository(tmp_path, "max_queue_size: 1\n"))
+    s = make_server(slow_repository(tmp_path, "dynamic_batching { default_queue_policy { max_queue_size: 1 } }\n"))
     body = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 1024], "data": [1.0] * 1024}]})
     with grpc.insecure_channel(s.grpc_target) as ch:
         stub = pb_grpc.GRPCInferenceServiceStub(ch)

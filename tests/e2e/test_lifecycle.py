@@ -161,7 +161,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path, make_server):
     # finish, even when the sanitizer build and two busy instances slow the frontends down.
     depth = 256
     slow_model(repo / "slow" / "1" / "model.onnx", depth=depth)
-    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 2\n')
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 2 kind: KIND_CPU } ]\n')
     s = make_server(repo, "--shutdown-delay-s", "1", "--grace-period-s", "30")
     x = np.ones((256, 1024), dtype=np.float32)
     results, errors = [], []
@@ -262,7 +262,7 @@ def test_a_drain_that_runs_out_of_grace_exits_without_crashing(tmp_path, make_se
     once, without destroying what those requests still use."""
     repo = tmp_path / "repo"
     slow_model(repo / "slow" / "1" / "model.onnx", depth=64)
-    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 1\n')
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n')
     s = make_server(repo, "--grace-period-s", "0.2")
     x = np.ones((1024, 1024), dtype=np.float32)
     client = thttp.InferenceServerClient(f"127.0.0.1:{s.http_port}", network_timeout=60)

@@ -267,7 +267,7 @@ def test_alerts_fire_on_their_faults(tmp_path):
     rules = immediate_rules(tmp_path)
     repo = tmp_path / "models"
     slow_model(repo / "slow" / "1" / "model.onnx", depth=160)  # well over 250 ms a request
-    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_count: 2\n')
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 2 kind: KIND_CPU } ]\n')
     (repo / "broken" / "1").mkdir(parents=True)
     (repo / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model")
     (repo / "broken" / "config.pbtxt").write_text('backend: "onnxruntime"\n')

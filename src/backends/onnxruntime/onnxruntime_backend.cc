@@ -183,16 +183,13 @@ class OnnxBackend : public Backend {
 
   std::string model_filename() const override { return "model.onnx"; }
 
-  StatusOr<std::unique_ptr<Model>> Load(const config::ModelConfig& config,
-                                        const std::filesystem::path& version_dir) override {
-    const auto path = version_dir / model_filename();
+  StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config, const std::filesystem::path& path) override {
     try {
       Ort::SessionOptions so;
-      const auto& o = config.onnxruntime();
       so.SetIntraOpNumThreads(
-          static_cast<int>(o.intra_op_threads() ? o.intra_op_threads() : options_.intra_op_threads));
+          static_cast<int>(config.intra_op_threads ? config.intra_op_threads : options_.intra_op_threads));
       so.SetInterOpNumThreads(
-          static_cast<int>(o.inter_op_threads() ? o.inter_op_threads() : options_.inter_op_threads));
+          static_cast<int>(config.inter_op_threads ? config.inter_op_threads : options_.inter_op_threads));
       so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
       // Idle ORT threads sleep instead of spinning: the scheduler's instances already keep cores busy.
       so.AddConfigEntry("session.intra_op.allow_spinning", "0");

@@ -62,11 +62,11 @@ class FakeBackend : public Backend {
  public:
   explicit FakeBackend(Gate* gate = nullptr) : gate_(gate) {}
   std::string model_filename() const override { return "model.txt"; }
-  StatusOr<std::unique_ptr<Model>> Load(const config::ModelConfig&, const std::filesystem::path& dir) override {
-    std::ifstream in(dir / model_filename());
+  StatusOr<std::unique_ptr<Model>> Load(const ModelSettings&, const std::filesystem::path& file) override {
+    std::ifstream in(file);
     std::stringstream text;
     text << in.rdbuf();
-    if (!in || text.str() == "bad") return InvalidArgument("cannot parse " + (dir / model_filename()).string());
+    if (!in || text.str() == "bad") return InvalidArgument("cannot parse " + file.string());
     return std::unique_ptr<Model>(std::make_unique<FakeModel>(gate_));
   }
 

@@ -9,14 +9,15 @@ Status DecodeV1Rows(const inference::v1::InferRequest& in, const ModelView& mode
   const auto& sig = model.signature;
   const auto& cfg = model.config;
   if (sig.inputs.size() != 1 || sig.inputs[0].shape.size() != 2)
-    return FailedPrecondition("model '" + cfg.name() + "' does not take one [batch, features] input; use the v2 API");
+    return FailedPrecondition("model '" + cfg.name + "' does not take one [batch, features] input; use the v2 API");
   const TensorSpec& spec = sig.inputs[0];
   if (in.rows().empty()) return InvalidArgument("rows is empty: send at least one row");
 
   const int64_t declared = spec.shape[1];
-  int64_t width = declared >= 0 ? declared : (cfg.feature_names_size() ? cfg.feature_names_size() : -1);
+  int64_t width =
+      declared >= 0 ? declared : (!cfg.feature_names.empty() ? static_cast<int64_t>(cfg.feature_names.size()) : -1);
   std::unordered_map<std::string, int> position;
-  for (int i = 0; i < cfg.feature_names_size(); ++i) position[cfg.feature_names(i)] = i;
+  for (size_t i = 0; i < cfg.feature_names.size(); ++i) position[cfg.feature_names[i]] = static_cast<int>(i);
 
   std::vector<double> values;
   for (int r = 0; r < in.rows_size(); ++r) {
@@ -30,12 +31,12 @@ Status DecodeV1Rows(const inference::v1::InferRequest& in, const ModelView& mode
     if (!row.values().empty()) {
       if (row.values_size() != width)
         return InvalidArgument(where + ".values has " + std::to_string(row.values_size()) + " values, model '" +
-                               cfg.name() + "' expects " + std::to_string(width));
+                               cfg.name + "' expects " + std::to_string(width));
       values.insert(values.end(), row.values().begin(), row.values().end());
       continue;
     }
     if (position.empty())
-      return InvalidArgument(where + ".features: model '" + cfg.name() + "' declares no feature names; use values");
+      return InvalidArgument(where + ".features: model '" + cfg.name + "' declares no feature names; use values");
     const size_t base = values.size();
     values.resize(base + static_cast<size_t>(width), 0.0);
     std::vector<bool> seen(static_cast<size_t>(width), false);
@@ -46,7 +47,7 @@ Status DecodeV1Rows(const inference::v1::InferRequest& in, const ModelView& mode
       seen[it->second] = true;
     }
     for (int i = 0; i < width; ++i)
-      if (!seen[i]) return InvalidArgument(where + ".features: missing feature '" + cfg.feature_names(i) + "'");
+      if (!seen[i]) return InvalidArgument(where + ".features: missing feature '" + cfg.feature_names[i] + "'");
   }
   auto bytes = EncodeDoubles(values, spec.dtype, "rows");
   if (!bytes.ok()) return bytes.status();
@@ -73,16 +74,16 @@ void EncodeV1Response(const InferResponse& r, inference::v1::InferResponse* out)
       auto* p = out->mutable_predictions(static_cast<int>(i));
       auto* vals = (*p->mutable_outputs())[t.name].mutable_values();
       for (size_t k = 0; k < per_row; ++k) vals->Add(ElementAsDouble(t, i * per_row + k));
-      if (t.name == cfg.scores_output()) *p->mutable_scores() = *vals;
+      if (t.name == cfg.scores_output) *p->mutable_scores() = *vals;
     }
   }
-  if (cfg.labels().empty()) return;
+  if (cfg.labels.empty()) return;
   for (auto& p : *out->mutable_predictions()) {
     const auto& s = p.scores();
-    if (s.size() == cfg.labels_size()) {
-      p.set_label(cfg.labels(static_cast<int>(std::max_element(s.begin(), s.end()) - s.begin())));
-    } else if (s.size() == 1 && cfg.labels_size() == 2) {  // a single positive-class probability
-      p.set_label(cfg.labels(s[0] >= 0.5 ? 1 : 0));
+    if (static_cast<size_t>(s.size()) == cfg.labels.size()) {
+      p.set_label(cfg.labels[static_cast<size_t>(std::max_element(s.begin(), s.end()) - s.begin())]);
+    } else if (s.size() == 1 && cfg.labels.size() == 2) {  // a single positive-class probability
+      p.set_label(cfg.labels[s[0] >= 0.5 ? 1 : 0]);
     }
   }
 }
@@ -111,10 +112,11 @@ void ListModelsV1(const InferenceServer& server, inference::v1::ListModelsRespon
     auto* s = out->add_models();
     s->set_name(m.name);
     s->set_is_default(m.name == default_model);
+    s->set_error(m.error);
     if (m.config) {
-      s->set_platform(m.config->backend());
-      *s->mutable_feature_names() = m.config->feature_names();
-      *s->mutable_labels() = m.config->labels();
+      s->set_platform(m.config->backend);
+      s->mutable_feature_names()->Assign(m.config->feature_names.begin(), m.config->feature_names.end());
+      s->mutable_labels()->Assign(m.config->labels.begin(), m.config->labels.end());
     }
     for (const auto& v : m.versions) {
       auto* vs = s->add_versions();

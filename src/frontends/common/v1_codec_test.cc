@@ -8,15 +8,13 @@ namespace {
 
 // A model as the core shows it to a decode step: no repository, no version, no scheduler.
 struct FakeModelView {
-  std::shared_ptr<config::ModelConfig> config = std::make_shared<config::ModelConfig>();
+  std::shared_ptr<ModelSettings> config = std::make_shared<ModelSettings>();
   ModelSignature signature{{{"X", DataType::kFp32, {-1, 2}}}, {{"Y", DataType::kFp32, {-1, 2}}}};
   FakeModelView() {
-    config->set_name("m");
-    config->add_feature_names("a");
-    config->add_feature_names("b");
-    config->add_labels("no");
-    config->add_labels("yes");
-    config->set_scores_output("Y");
+    config->name = "m";
+    config->feature_names = {"a", "b"};
+    config->labels = {"no", "yes"};
+    config->scores_output = "Y";
   }
   ModelView view() const { return {*config, 3, signature}; }
 };

@@ -153,8 +153,8 @@ Status ModelMetadataV2(const InferenceServer& server, const std::string& name, c
                        inference::ModelMetadataResponse* out) {
   auto model = server.Describe(name, version);
   if (!model.ok()) return model.status();
-  out->set_name(model->config->name());
-  out->set_platform(model->config->backend());
+  out->set_name(model->config->name);
+  out->set_platform(model->config->config.platform());
   for (int64_t v : model->ready_versions) out->add_versions(std::to_string(v));
   auto fill = [](const std::vector<TensorSpec>& specs, auto* list) {
     for (const auto& s : specs) {
@@ -166,6 +166,14 @@ Status ModelMetadataV2(const InferenceServer& server, const std::string& name, c
   };
   fill(model->signature.inputs, out->mutable_inputs());
   fill(model->signature.outputs, out->mutable_outputs());
+  return Status::Ok();
+}
+
+Status ModelConfigV2(const InferenceServer& server, const std::string& name, const std::string& version,
+                     inference::ModelConfigResponse* out) {
+  auto model = server.Describe(name, version);
+  if (!model.ok()) return model.status();
+  *out->mutable_config() = model->config->config;
   return Status::Ok();
 }
 
@@ -193,6 +201,7 @@ void ServerMetadataV2(inference::ServerMetadataResponse* out) {
   out->set_version(SERVING_VERSION);
   out->add_extensions("model_repository");
   out->add_extensions("binary_tensor_data");
+  out->add_extensions("model_configuration");
 }
 
 }  // namespace serving::frontends

@@ -16,6 +16,10 @@ void EncodeV2Response(const InferResponse& response, inference::ModelInferRespon
 // Metadata of `name` (version empty: newest ready). NOT_FOUND/UNAVAILABLE as InferenceServer::Describe.
 Status ModelMetadataV2(const InferenceServer& server, const std::string& name, const std::string& version,
                        inference::ModelMetadataResponse* out);
+// Triton's model configuration extension: the config.pbtxt the version was loaded with, completed from the
+// model file (inputs/outputs, instance groups, platform and backend).
+Status ModelConfigV2(const InferenceServer& server, const std::string& name, const std::string& version,
+                     inference::ModelConfigResponse* out);
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out);
 void ServerMetadataV2(inference::ServerMetadataResponse* out);
 

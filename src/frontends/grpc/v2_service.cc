@@ -48,6 +48,11 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
     return Done(ctx, ModelMetadataV2(*server_, request->name(), request->version(), response));
   }
 
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* ctx, const inference::ModelConfigRequest* request,
+                                        inference::ModelConfigResponse* response) override {
+    return Done(ctx, ModelConfigV2(*server_, request->name(), request->version(), response));
+  }
+
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
                                             const inference::RepositoryIndexRequest* request,
                                             inference::RepositoryIndexResponse* response) override {

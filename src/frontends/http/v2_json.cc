@@ -4,11 +4,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "frontends/common/json_limits.h"
+#include "frontends/common/json_print.h"
 #include "frontends/common/v2_contract.h"
 
 namespace serving::frontends {
@@ -397,6 +400,37 @@ std::string ServerMetadataJson(const inference::ServerMetadataResponse& m) {
               {"version", m.version()},
               {"extensions", std::vector<std::string>(m.extensions().begin(), m.extensions().end())}}
       .dump();
+}
+
+std::string ModelConfigJson(const inference::ModelConfigResponse& config) {
+  // The ModelConfig fields of 64-bit integer type (lists or scalars); map keys stay strings.
+  static const std::set<std::string> kInt64Fields = {"dims",
+                                                     "shape",
+                                                     "versions",
+                                                     "max_queue_delay_microseconds",
+                                                     "priority_levels",
+                                                     "default_priority_level",
+                                                     "default_timeout_microseconds"};
+  json j = json::parse(ProtoToJson(config.config()));
+  const std::function<void(json&)> numbers = [&](json& node) {
+    if (node.is_array()) {
+      for (auto& e : node) numbers(e);
+      return;
+    }
+    if (!node.is_object()) return;
+    for (auto& [key, value] : node.items()) {
+      if (kInt64Fields.count(key) && value.is_string()) {
+        value = std::stoll(value.get<std::string>());
+      } else if (kInt64Fields.count(key) && value.is_array()) {
+        for (auto& e : value)
+          if (e.is_string()) e = std::stoll(e.get<std::string>());
+      } else {
+        numbers(value);
+      }
+    }
+  };
+  numbers(j);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string RepositoryIndexJson(const inference::RepositoryIndexResponse& index) {

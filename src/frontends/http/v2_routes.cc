@@ -77,7 +77,7 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
 }
 
 void Models(InferenceServer* server, const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-  // /v2/models/{m}[/versions/{v}][/ready|/infer]
+  // /v2/models/{m}[/versions/{v}][/ready|/infer|/config]
   auto parts = Split(req.path);
   if (parts.size() < 3) return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
   const std::string& model = parts[2];
@@ -88,7 +88,8 @@ void Models(InferenceServer* server, const HttpRequest& req, const std::shared_p
     next = 5;
   }
   const std::string action = next < parts.size() ? parts[next] : "";
-  if (next + (action.empty() ? 0 : 1) != parts.size() || (action != "" && action != "ready" && action != "infer"))
+  if (next + (action.empty() ? 0 : 1) != parts.size() ||
+      (action != "" && action != "ready" && action != "infer" && action != "config"))
     return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
 
   if (action == "infer") {
@@ -101,6 +102,11 @@ void Models(InferenceServer* server, const HttpRequest& req, const std::shared_p
     if (!ready.ok()) return ReplyError(*reply, ready.status());
     return reply->Json(*ready ? 200 : 503,
                        std::string(R"({"name":")") + model + R"(","ready":)" + (*ready ? "true" : "false") + "}");
+  }
+  if (action == "config") {
+    inference::ModelConfigResponse config;
+    if (Status s = ModelConfigV2(*server, model, version, &config); !s.ok()) return ReplyError(*reply, s);
+    return reply->Json(200, ModelConfigJson(config));
   }
   inference::ModelMetadataResponse metadata;
   Status s = ModelMetadataV2(*server, model, version, &metadata);

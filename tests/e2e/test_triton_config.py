@@ -1,0 +1,210 @@
+"""config.pbtxt in NVIDIA Triton's ModelConfig schema (docs/model-repository.md): configs written the way
+Triton's documentation shows them load and serve here; Triton fields this server does not implement are
+named at load (a warning when they cannot change results, a load error when they would); and the bundled
+repository parses with Triton's own schema (tritonclient ships Triton's compiled model_config.proto)."""
+import pathlib
+
+import numpy as np
+import pytest
+import requests
+import tritonclient.http as thttp
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as triton_model_config
+
+from conftest import MODELS, answers, wait_for
+
+# As Triton's model configuration guide writes them (ONNX Runtime platform, instance groups, the dynamic
+# batcher, the ONNX Runtime backend's parameters, an optimization and a warm-up block).
+DOC_BATCHING = """
+name: "doc_batching"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [
+  {
+    name: "INPUT0"
+    data_type: TYPE_FP32
+    dims: [ 16 ]
+  }
+]
+output [
+  {
+    name: "OUTPUT0"
+    data_type: TYPE_FP32
+    dims: [ 16 ]
+  }
+]
+instance_group [
+  {
+    count: 2
+    kind: KIND_CPU
+  }
+]
+dynamic_batching {
+  preferred_batch_size: [ 4, 8 ]
+  max_queue_delay_microseconds: 100
+}
+optimization { execution_accelerators {
+  cpu_execution_accelerator : [ {
+    name : "openvino"
+  } ]
+}}
+model_warmup [
+  {
+    name : "zero"
+    batch_size: 1
+    inputs {
+      key: "INPUT0"
+      value: {
+        data_type: TYPE_FP32
+        dims: [ 16 ]
+        zero_data: true
+      }
+    }
+  }
+]
+parameters { key: "intra_op_thread_count" value: { string_value: "1" } }
+parameters { key: "execution_mode" value: { string_value: "0" } }
+"""
+
+# No batch dimension: dims are the whole shape.
+DOC_NO_BATCHING = """
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [
+  {
+    name: "INPUT0"
+    data_type: TYPE_FP32
+    dims: [ 2, 16 ]
+  }
+]
+version_policy: { all { }}
+"""
+
+REFUSED = {
+    "doc_sequence": ("sequence_batching {\n  max_sequence_idle_microseconds: 5000000\n}\n", "sequence_batching"),
+    "doc_ensemble": ('ensemble_scheduling {\n  step [ { model_name: "a" model_version: -1 } ]\n}\n',
+                     "ensemble_scheduling"),
+    "doc_gpu": ("instance_group [ { count: 1 kind: KIND_GPU } ]\n", "GPU"),
+    "doc_decoupled": ("model_transaction_policy { decoupled: True }\n", "decoupled"),
+    "typo": ("max_batch_size: 8\nmax_batch_sise: 8\n", "max_batch_sise"),
+    "wrong_dims": ('max_batch_size: 8\ninput [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 15 ] } ]\n', "INPUT0"),
+}
+
+
+def identity(repository, name, shape, config, versions=(1,)):
+    """An ONNX model whose OUTPUT0 is its INPUT0 (Triton's documentation names), with `config` as written."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["INPUT0"], ["OUTPUT0"])], "g",
+                              [helper.make_tensor_value_info("INPUT0", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("OUTPUT0", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for v in versions:
+        (repository / name / str(v)).mkdir(parents=True)
+        onnx.save(model, str(repository / name / str(v) / "model.onnx"))
+    (repository / name / "config.pbtxt").write_text(config)
+
+
+def test_configs_written_as_tritons_documentation_shows_them_load_and_serve(tmp_path, make_server):
+    repo = tmp_path / "repo"
+    identity(repo, "doc_batching", [None, 16], DOC_BATCHING)
+    identity(repo, "doc_no_batching", [2, 16], DOC_NO_BATCHING, versions=(1, 2))
+    s = make_server(repo)
+    client = thttp.InferenceServerClient(s.http.removeprefix("http://"))
+
+    x = np.arange(8 * 16, dtype=np.float32).reshape(8, 16)
+    inp = thttp.InferInput("INPUT0", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    np.testing.assert_array_equal(client.infer("doc_batching", [inp]).as_numpy("OUTPUT0"), x)
+    # max_batch_size bounds the batch dimension.
+    nine = np.zeros((9, 16), np.float32)
+    r = requests.post(s.http + "/v2/models/doc_batching/infer", json={"inputs": [
+        {"name": "INPUT0", "datatype": "FP32", "shape": [9, 16], "data": nine.ravel().tolist()}]})
+    assert r.status_code == 400 and "max_batch_size" in r.text, r.text
+
+    y = x[:2]
+    inp = thttp.InferInput("INPUT0", [2, 16], "FP32")
+    inp.set_data_from_numpy(y)
+    for version in ("1", "2"):  # version_policy all
+        np.testing.assert_array_equal(
+            client.infer("doc_no_batching", [inp], model_version=version).as_numpy("OUTPUT0"), y)
+
+    # Fields that cannot change results are named in the log and ignored.
+    ignored = {(l.get("model"), l.get("field")) for l in s.log_lines() if l.get("msg") == "model config field ignored"}
+    for field in ("optimization", "model_warmup", "dynamic_batching", "parameters['execution_mode']"):
+        assert ("doc_batching", field) in ignored, ignored
+
+
+def test_triton_fields_that_would_change_results_refuse_the_model_and_say_why(tmp_path, make_server):
+    repo = tmp_path / "repo"
+    identity(repo, "ok", [None, 16], 'platform: "onnxruntime_onnx"\nmax_batch_size: 8\n')
+    for name, (config, _) in REFUSED.items():
+        identity(repo, name, [None, 16], config)
+    s = make_server(repo, ready=False)
+    wait_for(lambda: answers(s.http + "/v2/models/ok/ready"), what="model ok ready")
+    models = {m["name"]: m for m in requests.get(s.http + "/v1/models").json()["models"]}
+    for name, (_, named) in REFUSED.items():
+        reason = models[name].get("error") or " ".join(v["reason"] for v in models[name].get("versions", []))
+        assert named in reason, (name, models[name])
+    assert requests.get(s.http + "/v2/health/ready").status_code == 503  # not every model loaded
+
+
+@pytest.mark.parametrize("config", sorted(MODELS.glob("*/config.pbtxt")), ids=lambda p: p.parent.name)
+def test_the_bundled_repository_parses_with_tritons_own_schema(config):
+    """Triton's compiled ModelConfig (from tritonclient) parses each bundled config strictly: no field of ours."""
+    parsed = text_format.Parse(config.read_text(), triton_model_config.ModelConfig())
+    assert parsed.platform == "onnxruntime_onnx" and parsed.max_batch_size > 0
+    for out in parsed.output:
+        if out.label_filename:
+            assert (config.parent / out.label_filename).is_file()
+
+
+@pytest.mark.parametrize("config", [DOC_BATCHING, DOC_NO_BATCHING] + [c for c, _ in REFUSED.values()][:4])
+def test_the_documentation_style_configs_here_are_valid_for_triton(config):
+    """The configs above are Triton's schema (so the test is about Triton's format, not ours)."""
+    text_format.Parse(config, triton_model_config.ModelConfig())
+
+
+def _ints(node):
+    """protobuf's JSON mapping quotes 64-bit integers; Triton's REST form has numbers."""
+    if isinstance(node, dict):
+        return {k: _ints(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_ints(v) for v in node]
+    if isinstance(node, str) and node.lstrip("-").isdigit():
+        return int(node)
+    return node
+
+
+def test_model_configuration_extension_over_rest_and_grpc(server):
+    """GET /v2/models/{m}/config and the ModelConfig call answer the loaded config in Triton's shape, completed
+    from the model file; tritonclient decodes the gRPC answer with Triton's own schema."""
+    import tritonclient.grpc as tgrpc
+    from google.protobuf.json_format import MessageToDict
+
+    assert "model_configuration" in requests.get(server.http + "/v2").json()["extensions"]
+    rest = requests.get(server.http + "/v2/models/breast_cancer/config").json()
+    assert rest["name"] == "breast_cancer" and rest["platform"] == "onnxruntime_onnx"
+    assert rest["backend"] == "onnxruntime" and rest["max_batch_size"] == 1024
+    assert rest["input"][0]["name"] == "X" and rest["input"][0]["data_type"] == "TYPE_FP32"
+    assert rest["input"][0]["dims"] == [30]  # numbers, without the batch dimension
+    outputs = {o["name"]: o for o in rest["output"]}
+    assert outputs["probabilities"]["label_filename"] == "labels.txt" and outputs["probabilities"]["dims"] == [2]
+    assert outputs["label"]["data_type"] == "TYPE_INT64"  # not declared: completed from the model
+    assert rest["instance_group"][0]["count"] == 2 and rest["instance_group"][0]["kind"] == "KIND_CPU"
+    assert requests.get(server.http + "/v2/models/breast_cancer/versions/1/config").json() == rest
+
+    client = tgrpc.InferenceServerClient(server.grpc_target)
+    grpc_config = client.get_model_config("breast_cancer").config  # Triton's ModelConfig message
+    assert grpc_config.platform == "onnxruntime_onnx" and list(grpc_config.input[0].dims) == [30]
+    assert grpc_config.instance_group[0].kind == triton_model_config.ModelInstanceGroup.KIND_CPU
+    as_dict = _ints(MessageToDict(grpc_config, preserving_proto_field_name=True,
+                                  always_print_fields_with_no_presence=True))
+    for key, value in as_dict.items():
+        assert rest[key] == value, key
+    assert thttp.InferenceServerClient(server.http.removeprefix("http://")).get_model_config("breast_cancer") == rest
+
+    r = requests.get(server.http + "/v2/models/nope/config")
+    assert r.status_code == 404 and "nope" in r.json()["error"]
