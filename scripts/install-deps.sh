@@ -13,7 +13,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
   golang-github-gogo-googleapis-dev prometheus-cpp-dev libevent-dev nlohmann-json3-dev libsimdjson-dev
   libhttp-parser-dev
   libgtest-dev libgmock-dev)
-TEST_PKGS=(python3 python3-venv curl prometheus nginx-light shellcheck clang-format clang-tidy)
+TEST_PKGS=(python3 python3-venv curl prometheus nginx-light shellcheck clang-format clang-tidy libb64-0d)
 
 SUDO=""
 if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
@@ -84,6 +84,32 @@ if [[ "$MODE" == test ]]; then
   if [[ ! -x "$ROOT/tools/grafana-schema-check/node_modules/.bin/tsc" ]]; then
     echo "install-deps: npm ci tools/grafana-schema-check"
     (cd "$ROOT/tools/grafana-schema-check" && npm ci --ignore-scripts --silent)
+  fi
+  # Triton's perf_analyzer, unchanged: no current PyPI package has it, but the tritonclient 2.47.0 manylinux
+  # wheel carries the binary (2.52's needs a newer glibc than Debian 12's). It links libb64 (apt libb64-0d) and
+  # the CUDA runtime library, taken from PyPI's nvidia-cuda-runtime-cu12 (no GPU is used). `.deps/bin/perf_analyzer`
+  # runs it with that library on its path.
+  if [[ ! -x "$ROOT/.deps/perf_analyzer/perf_analyzer" ]]; then
+    echo "install-deps: perf_analyzer from the tritonclient 2.47.0 wheel"
+    tmp="$(mktemp -d)"
+    "$ROOT/.venv/bin/pip" download -q --no-deps "tritonclient==2.47.0" "nvidia-cuda-runtime-cu12==12.9.79" -d "$tmp"
+    mkdir -p "$ROOT/.deps/perf_analyzer" "$ROOT/.deps/bin"
+    "$ROOT/.venv/bin/python" - "$tmp" "$ROOT/.deps/perf_analyzer" <<'PY'
+import pathlib, sys, zipfile
+src, dst = map(pathlib.Path, sys.argv[1:])
+wanted = {"tritonclient-2.47.0.data/data/bin/perf_analyzer": "perf_analyzer",
+          "nvidia/cuda_runtime/lib/libcudart.so.12": "libcudart.so.12"}
+for wheel in src.glob("*.whl"):
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            if name in wanted:
+                (dst / wanted[name]).write_bytes(z.read(name))
+(dst / "perf_analyzer").chmod(0o755)
+PY
+    rm -rf "$tmp"
+    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s" "$@"\n' \
+      "$ROOT/.deps/perf_analyzer" "$ROOT/.deps/perf_analyzer/perf_analyzer" >"$ROOT/.deps/bin/perf_analyzer"
+    chmod +x "$ROOT/.deps/bin/perf_analyzer"
   fi
   # checkov pins old versions of common packages (packaging, ...): it gets a venv of its own.
   if [[ ! -x "$ROOT/.deps/checkov-venv/bin/checkov" ]]; then

@@ -28,6 +28,7 @@ struct InferRequest {
   std::string protocol;                        // "grpc-v1", "http-v2", ... for logs and metrics
   std::string trace_id;
   Clock::time_point received = Clock::now();
+  Clock::duration decode_time{};  // set by the core once decoded: for the statistics recorded at execution
   Clock::time_point deadline = Clock::time_point::max();
   // Set by the frontend when the client goes away (HTTP connection closed, gRPC call cancelled); a request
   // still queued then fails with CANCELLED instead of running. Null: the frontend cannot tell.

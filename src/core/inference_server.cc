@@ -93,6 +93,31 @@ StatusOr<ModelDescription> InferenceServer::Describe(const std::string& model, c
   return d;
 }
 
+StatusOr<std::vector<VersionStatistics>> InferenceServer::Statistics(const std::string& model,
+                                                                     const std::string& version) const {
+  std::vector<VersionStatistics> out;
+  auto add = [&out](const ModelVersion& mv) {
+    if (auto stats = mv.statistics()) out.push_back({mv.config().name, mv.version(), std::move(stats)});
+  };
+  if (!version.empty()) {
+    auto mv = repository_->Get(model, version);
+    if (!mv.ok()) return mv.status();
+    add(**mv);
+    return out;
+  }
+  bool known = model.empty();
+  for (const auto& m : repository_->List()) {
+    if (!model.empty() && m.name != model) continue;
+    known = true;
+    for (const auto& v : m.versions) {
+      if (v.state != VersionState::kReady) continue;
+      if (auto mv = repository_->Get(m.name, std::to_string(v.version)); mv.ok()) add(**mv);
+    }
+  }
+  if (!known) return NotFound("model '" + model + "' not found");
+  return out;
+}
+
 StatusOr<bool> InferenceServer::ModelReady(const std::string& model, const std::string& version) const {
   auto mv = Resolve(model, version);
   if (mv.ok()) return true;
@@ -130,14 +155,15 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   if (request.id.empty()) request.id = RandomHex(16);
   if (!status.ok()) {
     (void)CheckRequestId(request.id);  // a parse that failed may have left a long one: cut for the log line
+    if (mv && mv->series()) mv->series()->stats.fail.Add(Clock::now() - request.received);
     done(status);
     Finish(request, mv.get(), status, /*queued=*/false);
     Release();
     return;
   }
   // The clock started when the transport received the request: this is its decode time, parsing included.
-  if (Metrics::ModelSeries* series = mv->series())
-    series->input_conversion->Observe(Seconds(Clock::now() - request.received));
+  request.decode_time = Clock::now() - request.received;
+  if (Metrics::ModelSeries* series = mv->series()) series->input_conversion->Observe(Seconds(request.decode_time));
 
   // Finish() logs with the request's id/protocol/trace: keep them, the job takes the request itself.
   InferRequest meta;
@@ -164,6 +190,7 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   };
   status = scheduler.Enqueue(std::move(job));
   if (!status.ok()) {
+    if (mv->series()) mv->series()->stats.fail.Add(Clock::now() - meta.received);
     done(status);
     Finish(meta, mv.get(), status, /*queued=*/true);
     Release();
@@ -172,7 +199,8 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
 
 void InferenceServer::Finish(const InferRequest& request, const ModelVersion* version, const Status& status,
                              bool queued) {
-  const double seconds = Seconds(Clock::now() - request.received);
+  const auto elapsed = Clock::now() - request.received;
+  const double seconds = Seconds(elapsed);
   const std::string model = version ? version->config().name : "";
   const std::string ver = version ? std::to_string(version->version()) : "";
   if (metrics_) {

@@ -21,6 +21,7 @@
 #include "core/infer_request.h"
 #include "core/model_signature.h"
 #include "core/model_status.h"
+#include "observability/model_statistics.h"
 
 namespace serving {
 
@@ -41,6 +42,13 @@ struct ModelDescription {
   int64_t version = 0;
   ModelSignature signature;
   std::vector<int64_t> ready_versions;  // of the same model, ascending
+};
+
+// One ready model version's statistics (Triton's statistics extension), kept alive by `stats`.
+struct VersionStatistics {
+  std::string name;
+  int64_t version = 0;
+  std::shared_ptr<const ModelStatistics> stats;
 };
 
 struct RequestDecoder {
@@ -74,6 +82,9 @@ class InferenceServer {
   // OK with false for a known-but-unready version, NOT_FOUND for unknown models.
   StatusOr<bool> ModelReady(const std::string& model, const std::string& version) const;
   std::vector<ModelInfo> ListModels() const;
+  // Statistics of the ready versions of `model` (empty: of every model); `version` narrows to one. NOT_FOUND
+  // for unknown models/versions. Versions without statistics (no metrics in unit tests) are left out.
+  StatusOr<std::vector<VersionStatistics>> Statistics(const std::string& model, const std::string& version) const;
   std::string DefaultModel() const;
 
   bool Live() const { return true; }

@@ -37,6 +37,10 @@ class ModelVersion {
   ModelVersion(std::shared_ptr<const ModelSettings> config, int64_t version, std::unique_ptr<Model> model,
                std::shared_ptr<Metrics::ModelSeries> series = nullptr);
   Metrics::ModelSeries* series() const { return series_.get(); }
+  // Its statistics (shared with an overlapping reload of the same version); null without metrics.
+  std::shared_ptr<ModelStatistics> statistics() const {
+    return series_ ? std::shared_ptr<ModelStatistics>(series_, &series_->stats) : nullptr;
+  }
   const ModelSettings& config() const { return *config_; }
   const std::shared_ptr<const ModelSettings>& shared_config() const { return config_; }
   int64_t version() const { return version_; }

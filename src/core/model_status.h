@@ -22,8 +22,8 @@ struct VersionInfo {
 struct ModelInfo {
   std::string name;
   std::shared_ptr<const ModelSettings> config;  // newest ready version's, else the parsed file; may be null
-  std::vector<VersionInfo> versions;                  // ascending
-  std::string error;                                  // config error, if any
+  std::vector<VersionInfo> versions;            // ascending
+  std::string error;                            // config error, if any
 };
 
 }  // namespace serving

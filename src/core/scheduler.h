@@ -22,6 +22,9 @@
 
 namespace serving {
 
+// Triton's batch size of a request: its first dimension when the model batches (max_batch_size > 0), else 1.
+size_t RequestBatchSize(const InferRequest& request, int64_t max_batch_size);
+
 class Scheduler {
  public:
   struct Job {
@@ -31,8 +34,7 @@ class Scheduler {
   };
 
   // `series` (may be null) receives queue depth, queue/compute time, batch size and execution counts.
-  Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, int64_t version,
-            Metrics::ModelSeries* series);
+  Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, int64_t version, Metrics::ModelSeries* series);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;

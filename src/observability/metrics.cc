@@ -101,7 +101,8 @@ std::shared_ptr<Metrics::ModelSeries> Metrics::ForModel(const std::string& model
       &batch_size_->Add(labels, BatchBuckets()),
       &conversion_->Add({{"model", model}, {"version", version}, {"direction", "input"}}, LatencyBuckets()),
       &conversion_->Add({{"model", model}, {"version", version}, {"direction", "output"}}, LatencyBuckets()),
-      &queue_depth_->Add(labels)};
+      &queue_depth_->Add(labels),
+      {}};
   std::shared_ptr<ModelSeries> shared(series,
                                       [this, model, version](ModelSeries* s) { RemoveSeries(model, version, s); });
   slot = shared;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "observability/model_statistics.h"
 #include "observability/transport_metrics.h"
 
 namespace serving {
@@ -33,6 +34,8 @@ class Metrics final : public TransportMetrics {
     prometheus::Histogram* input_conversion;   // decode: wire format -> core request
     prometheus::Histogram* output_conversion;  // encode: core response -> wire format
     prometheus::Gauge* queue_depth;
+    // Triton's statistics extension and nv_inference_* metrics read these (lock-free counters).
+    ModelStatistics stats;
   };
 
   // The transports' own protection against hostile or broken clients (docs/reliability.md).

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 namespace serving {
 namespace {
 
@@ -49,6 +52,31 @@ TEST(MetricsTest, ForgettingAVersionRemovesItsStateAndLoadDuration) {
   metrics.ForgetModelVersion("m", "3");
   EXPECT_FALSE(Shows(metrics, "inference_model_state", "3"));
   EXPECT_FALSE(Shows(metrics, "inference_model_load_duration_seconds", "3"));
+}
+
+}  // namespace
+}  // namespace serving
+
+namespace serving {
+namespace {
+
+TEST(ModelStatisticsTest, BatchSlotsAreCreatedOnceAndOnlyForTrackedSizes) {
+  ModelStatistics stats;
+  EXPECT_EQ(stats.ForBatch(0), nullptr);
+  EXPECT_EQ(stats.ForBatch(ModelStatistics::kMaxBatchTracked + 1), nullptr);
+  EXPECT_EQ(stats.BatchIfAny(3), nullptr);
+  std::vector<std::thread> threads;
+  std::vector<ModelStatistics::Batch*> seen(8);
+  for (size_t i = 0; i < seen.size(); ++i)
+    threads.emplace_back([&, i] {
+      seen[i] = stats.ForBatch(3);
+      seen[i]->compute_infer.Add(std::chrono::nanoseconds(5));
+    });
+  for (auto& t : threads) t.join();
+  for (auto* b : seen) EXPECT_EQ(b, seen[0]);
+  EXPECT_EQ(stats.BatchIfAny(3), seen[0]);
+  EXPECT_EQ(stats.BatchIfAny(3)->compute_infer.count.load(), 8u);
+  EXPECT_EQ(stats.BatchIfAny(3)->compute_infer.ns.load(), 40u);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ ALLOWED_CORE = {
     "core/status.h",
     "core/tensor.h",
     "observability/logger.h",
+    "observability/model_statistics.h",
     "observability/transport_metrics.h",
 }
 FORBIDDEN_OUTSIDE = re.compile(r"/prometheus/")

@@ -208,3 +208,76 @@ def test_model_configuration_extension_over_rest_and_grpc(server):
 
     r = requests.get(server.http + "/v2/models/nope/config")
     assert r.status_code == 404 and "nope" in r.json()["error"]
+
+
+def test_statistics_extension_counts_every_phase_over_rest_and_grpc(tmp_path, make_server):
+    """/v2/models/{m}/stats and ModelStatistics: Triton's cumulative counts per phase and per batch size."""
+    import shutil
+
+    import tritonclient.grpc as tgrpc
+
+    repo = tmp_path / "repo"
+    shutil.copytree(MODELS, repo)
+    s = make_server(repo)
+    assert "statistics" in requests.get(s.http + "/v2").json()["extensions"]
+    x = np.random.default_rng(0).random((4, 64), dtype=np.float32)
+    for rows in (1, 2, 2, 4):  # 4 executions, 9 rows
+        r = requests.post(s.http + "/v2/models/digits/infer", json={"inputs": [
+            {"name": "X", "datatype": "FP32", "shape": [rows, 64], "data": x[:rows].ravel().tolist()}]})
+        assert r.status_code == 200, r.text
+    bad = requests.post(s.http + "/v2/models/digits/infer", json={"inputs": [
+        {"name": "X", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]})
+    assert bad.status_code == 400
+
+    (rest,) = requests.get(s.http + "/v2/models/digits/stats").json()["model_stats"]
+    assert rest["name"] == "digits" and rest["version"] == "1"
+    assert rest["execution_count"] == 4 and rest["inference_count"] == 9
+    stats = rest["inference_stats"]
+    assert stats["success"]["count"] == 4 and stats["fail"]["count"] == 1
+    for phase in ("queue", "compute_input", "compute_infer", "compute_output"):
+        assert stats[phase]["count"] == 4, phase
+    for phase in ("success", "fail", "queue", "compute_input", "compute_infer"):
+        assert stats[phase]["ns"] > 0, phase
+    assert stats["success"]["ns"] >= stats["compute_infer"]["ns"] + stats["queue"]["ns"]
+    by_size = {b["batch_size"]: b for b in rest["batch_stats"]}
+    assert sorted(by_size) == [1, 2, 4] and by_size[2]["compute_infer"]["count"] == 2
+    assert rest["last_inference"] > 1.7e12  # ms since the epoch
+
+    everything = requests.get(s.http + "/v2/models/stats").json()["model_stats"]
+    assert sorted(m["name"] for m in everything) == ["breast_cancer", "diabetes", "digits"]
+    assert requests.get(s.http + "/v2/models/digits/versions/1/stats").json()["model_stats"] == [rest]
+    assert requests.get(s.http + "/v2/models/nope/stats").status_code == 404
+
+    grpc_stats = tgrpc.InferenceServerClient(s.grpc_target).get_inference_statistics("digits", as_json=True)
+    (g,) = grpc_stats["model_stats"]
+    assert int(g["execution_count"]) == 4 and int(g["inference_count"]) == 9
+    assert int(g["inference_stats"]["compute_infer"]["count"]) == 4
+    assert int(g["inference_stats"]["compute_infer"]["ns"]) == stats["compute_infer"]["ns"]
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_perf_analyzer_runs_unchanged_with_the_server_side_breakdown(protocol, tmp_path, make_server):
+    """Triton's own load tool, as users run it: no shape hints (it reads the model configuration) and the
+    server-side breakdown from the statistics extension. Bounded: one concurrency, a few hundred requests."""
+    import csv
+    import shutil
+    import subprocess
+
+    tool = shutil.which("perf_analyzer")
+    assert tool, "perf_analyzer is installed by scripts/install-deps.sh test into .deps/bin"
+    repo = tmp_path / "repo"
+    shutil.copytree(MODELS, repo)
+    s = make_server(repo)
+    url = s.grpc_target if protocol == "grpc" else s.http.removeprefix("http://")
+    out = tmp_path / "perf.csv"
+    run = subprocess.run([tool, "-m", "breast_cancer", "-u", url, "-i", protocol, "--concurrency-range", "2",
+                          "--measurement-mode", "count_windows", "--measurement-request-count", "200",
+                          "--stability-percentage", "999", "--max-trials", "3", "-f", str(out), "--verbose-csv"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Server:" in run.stdout and "compute infer" in run.stdout, run.stdout[-3000:]
+    (row,) = list(csv.DictReader(out.open()))
+    assert float(row["Inferences/Second"]) > 0
+    assert int(row["Server Compute Infer"]) > 0, row
+    (stats,) = requests.get(s.http + "/v2/models/breast_cancer/stats").json()["model_stats"]
+    assert stats["execution_count"] >= 200 and stats["inference_stats"]["fail"]["count"] == 0

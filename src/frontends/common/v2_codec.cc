@@ -177,6 +177,49 @@ Status ModelConfigV2(const InferenceServer& server, const std::string& name, con
   return Status::Ok();
 }
 
+namespace {
+
+void Fill(const StatDuration& from, inference::StatisticDuration* to) {
+  to->set_count(from.count.load(std::memory_order_relaxed));
+  to->set_ns(from.ns.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
+Status ModelStatisticsV2(const InferenceServer& server, const std::string& name, const std::string& version,
+                         inference::ModelStatisticsResponse* out) {
+  auto versions = server.Statistics(name, version);
+  if (!versions.ok()) return versions.status();
+  for (const auto& v : *versions) {
+    const ModelStatistics& s = *v.stats;
+    auto* m = out->add_model_stats();
+    m->set_name(v.name);
+    m->set_version(std::to_string(v.version));
+    m->set_last_inference(s.last_inference_ms.load(std::memory_order_relaxed));
+    m->set_inference_count(s.inference_count.load(std::memory_order_relaxed));
+    m->set_execution_count(s.execution_count.load(std::memory_order_relaxed));
+    auto* i = m->mutable_inference_stats();
+    Fill(s.success, i->mutable_success());
+    Fill(s.fail, i->mutable_fail());
+    Fill(s.queue, i->mutable_queue());
+    Fill(s.compute_input, i->mutable_compute_input());
+    Fill(s.compute_infer, i->mutable_compute_infer());
+    Fill(s.compute_output, i->mutable_compute_output());
+    i->mutable_cache_hit();
+    i->mutable_cache_miss();
+    for (size_t size = 1; size <= ModelStatistics::kMaxBatchTracked; ++size) {
+      const auto* b = s.BatchIfAny(size);
+      if (!b) continue;
+      auto* bs = m->add_batch_stats();
+      bs->set_batch_size(size);
+      Fill(b->compute_input, bs->mutable_compute_input());
+      Fill(b->compute_infer, bs->mutable_compute_infer());
+      Fill(b->compute_output, bs->mutable_compute_output());
+    }
+  }
+  return Status::Ok();
+}
+
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out) {
   for (const auto& m : server.ListModels()) {
     if (m.versions.empty() && !ready_only) {
@@ -202,6 +245,7 @@ void ServerMetadataV2(inference::ServerMetadataResponse* out) {
   out->add_extensions("model_repository");
   out->add_extensions("binary_tensor_data");
   out->add_extensions("model_configuration");
+  out->add_extensions("statistics");
 }
 
 }  // namespace serving::frontends

@@ -20,6 +20,9 @@ Status ModelMetadataV2(const InferenceServer& server, const std::string& name, c
 // model file (inputs/outputs, instance groups, platform and backend).
 Status ModelConfigV2(const InferenceServer& server, const std::string& name, const std::string& version,
                      inference::ModelConfigResponse* out);
+// Triton's statistics extension: `name` empty for every model, `version` empty for every ready version.
+Status ModelStatisticsV2(const InferenceServer& server, const std::string& name, const std::string& version,
+                         inference::ModelStatisticsResponse* out);
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out);
 void ServerMetadataV2(inference::ServerMetadataResponse* out);
 

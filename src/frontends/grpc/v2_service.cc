@@ -53,6 +53,12 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
     return Done(ctx, ModelConfigV2(*server_, request->name(), request->version(), response));
   }
 
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx,
+                                            const inference::ModelStatisticsRequest* request,
+                                            inference::ModelStatisticsResponse* response) override {
+    return Done(ctx, ModelStatisticsV2(*server_, request->name(), request->version(), response));
+  }
+
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
                                             const inference::RepositoryIndexRequest* request,
                                             inference::RepositoryIndexResponse* response) override {

@@ -402,35 +402,52 @@ std::string ServerMetadataJson(const inference::ServerMetadataResponse& m) {
       .dump();
 }
 
-std::string ModelConfigJson(const inference::ModelConfigResponse& config) {
-  // The ModelConfig fields of 64-bit integer type (lists or scalars); map keys stay strings.
-  static const std::set<std::string> kInt64Fields = {"dims",
-                                                     "shape",
-                                                     "versions",
-                                                     "max_queue_delay_microseconds",
-                                                     "priority_levels",
-                                                     "default_priority_level",
-                                                     "default_timeout_microseconds"};
-  json j = json::parse(ProtoToJson(config.config()));
-  const std::function<void(json&)> numbers = [&](json& node) {
+namespace {
+
+// `message` as JSON with the values of the named 64-bit integer fields (scalars or lists; map keys stay
+// strings) printed as numbers. Read as signed (dims may be -1; counters never reach 2^63).
+std::string WithIntegerNumbers(const google::protobuf::Message& message, const std::set<std::string>& int64_fields) {
+  json j = json::parse(ProtoToJson(message));
+  const auto number = [](json& v) {
+    if (v.is_string()) v = std::stoll(v.get<std::string>());
+  };
+  const std::function<void(json&)> walk = [&](json& node) {
     if (node.is_array()) {
-      for (auto& e : node) numbers(e);
+      for (auto& e : node) walk(e);
       return;
     }
     if (!node.is_object()) return;
     for (auto& [key, value] : node.items()) {
-      if (kInt64Fields.count(key) && value.is_string()) {
-        value = std::stoll(value.get<std::string>());
-      } else if (kInt64Fields.count(key) && value.is_array()) {
-        for (auto& e : value)
-          if (e.is_string()) e = std::stoll(e.get<std::string>());
+      if (!int64_fields.count(key)) {
+        walk(value);
+      } else if (value.is_array()) {
+        for (auto& e : value) number(e);
       } else {
-        numbers(value);
+        number(value);
       }
     }
   };
-  numbers(j);
+  walk(j);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string ModelConfigJson(const inference::ModelConfigResponse& config) {
+  static const std::set<std::string> kInt64 = {"dims",
+                                               "shape",
+                                               "versions",
+                                               "max_queue_delay_microseconds",
+                                               "priority_levels",
+                                               "default_priority_level",
+                                               "default_timeout_microseconds"};
+  return WithIntegerNumbers(config.config(), kInt64);
+}
+
+std::string ModelStatisticsJson(const inference::ModelStatisticsResponse& stats) {
+  static const std::set<std::string> kUint64 = {"last_inference", "inference_count", "execution_count", "count", "ns",
+                                                "batch_size"};
+  return WithIntegerNumbers(stats, kUint64);
 }
 
 std::string RepositoryIndexJson(const inference::RepositoryIndexResponse& index) {

@@ -34,9 +34,10 @@ V2HttpBody EncodeV2InferResponse(const InferResponse& response, const V2HttpInfe
 std::string ErrorJson(const std::string& message);
 std::string MetadataJson(const inference::ModelMetadataResponse& metadata);
 std::string ServerMetadataJson(const inference::ServerMetadataResponse& metadata);
-// Triton's JSON form of a model configuration: proto field names, every field printed, 64-bit integers as
-// numbers (protobuf's JSON mapping quotes them; Triton's clients read numbers).
+// Triton's JSON forms of a model configuration and of model statistics: proto field names, every field
+// printed, 64-bit integers as numbers (protobuf's JSON mapping quotes them; Triton's clients read numbers).
 std::string ModelConfigJson(const inference::ModelConfigResponse& config);
+std::string ModelStatisticsJson(const inference::ModelStatisticsResponse& stats);
 std::string RepositoryIndexJson(const inference::RepositoryIndexResponse& index);
 
 }  // namespace serving::frontends

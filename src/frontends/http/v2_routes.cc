@@ -77,7 +77,7 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
 }
 
 void Models(InferenceServer* server, const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-  // /v2/models/{m}[/versions/{v}][/ready|/infer|/config]
+  // /v2/models/{m}[/versions/{v}][/ready|/infer|/config|/stats], and /v2/models/stats (every model)
   auto parts = Split(req.path);
   if (parts.size() < 3) return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
   const std::string& model = parts[2];
@@ -89,7 +89,7 @@ void Models(InferenceServer* server, const HttpRequest& req, const std::shared_p
   }
   const std::string action = next < parts.size() ? parts[next] : "";
   if (next + (action.empty() ? 0 : 1) != parts.size() ||
-      (action != "" && action != "ready" && action != "infer" && action != "config"))
+      (action != "" && action != "ready" && action != "infer" && action != "config" && action != "stats"))
     return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
 
   if (action == "infer") {
@@ -102,6 +102,12 @@ void Models(InferenceServer* server, const HttpRequest& req, const std::shared_p
     if (!ready.ok()) return ReplyError(*reply, ready.status());
     return reply->Json(*ready ? 200 : 503,
                        std::string(R"({"name":")") + model + R"(","ready":)" + (*ready ? "true" : "false") + "}");
+  }
+  if (action == "stats" || (model == "stats" && parts.size() == 3)) {
+    inference::ModelStatisticsResponse stats;
+    const std::string name = action == "stats" ? model : "";
+    if (Status s = ModelStatisticsV2(*server, name, version, &stats); !s.ok()) return ReplyError(*reply, s);
+    return reply->Json(200, ModelStatisticsJson(stats));
   }
   if (action == "config") {
     inference::ModelConfigResponse config;
