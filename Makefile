@@ -5,7 +5,8 @@ MODEL_REPOSITORY ?= models/repository
 SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all deps deps-test build run test lint format sanitize mutations test-arm64 clean models monitor
+.PHONY: all deps deps-test build run test lint format sanitize mutations test-arm64 clean models monitor \
+  bench-statistics
 
 all: build
 
@@ -28,6 +29,11 @@ test: deps-test build lint
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
 	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server \
 	  PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs tests/e2e tests/deploy -q $(PYTEST_ARGS)
+
+# Per-request cost of the statistics behind Triton's statistics extension and metric names, next to the
+# Prometheus calls the request path already makes (docs/metrics.md#cost).
+bench-statistics: build
+	./$(BUILD_DIR)/statistics_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 # clang-format and clang-tidy on src/ (.clang-format, .clang-tidy); `make format` rewrites the files.
 lint: deps-test build

@@ -155,7 +155,7 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   if (request.id.empty()) request.id = RandomHex(16);
   if (!status.ok()) {
     (void)CheckRequestId(request.id);  // a parse that failed may have left a long one: cut for the log line
-    if (mv && mv->series()) mv->series()->stats.fail.Add(Clock::now() - request.received);
+    if (mv && mv->series()) mv->series()->stats.Fail(FailReason::kOther, Clock::now() - request.received);
     done(status);
     Finish(request, mv.get(), status, /*queued=*/false);
     Release();
@@ -190,7 +190,7 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   };
   status = scheduler.Enqueue(std::move(job));
   if (!status.ok()) {
-    if (mv->series()) mv->series()->stats.fail.Add(Clock::now() - meta.received);
+    if (mv->series()) mv->series()->stats.Fail(FailReason::kRejected, Clock::now() - meta.received);
     done(status);
     Finish(meta, mv.get(), status, /*queued=*/true);
     Release();

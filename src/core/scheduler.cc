@@ -58,35 +58,6 @@ void Scheduler::WorkerLoop() {
   }
 }
 
-namespace {
-
-// Triton's statistics of one successful execution, all recorded together just before the reply is handed
-// back, so that a reader never sees a request's phases half counted (perf_analyzer checks that the compute
-// counts agree) and a client that got its reply finds it counted. As in Triton, compute_output is the core's
-// time from the model's outputs to the reply handed to the frontend; the frontend's encoding is in
-// inference_conversion_seconds{direction="output"} (docs/metrics.md).
-void RecordExecution(ModelStatistics& stats, size_t batch, const InferRequest& request, Clock::duration queued,
-                     Clock::duration compute, Clock::time_point executed) {
-  const auto now = Clock::now();
-  stats.compute_input.Add(request.decode_time);
-  stats.queue.Add(queued);
-  stats.compute_infer.Add(compute);
-  stats.compute_output.Add(now - executed);
-  if (auto* b = stats.ForBatch(batch)) {
-    b->compute_input.Add(request.decode_time);
-    b->compute_infer.Add(compute);
-    b->compute_output.Add(now - executed);
-  }
-  stats.success.Add(now - request.received);
-  stats.execution_count.fetch_add(1, std::memory_order_relaxed);
-  stats.inference_count.fetch_add(batch, std::memory_order_relaxed);
-  const auto now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
-  stats.last_inference_ms.store(static_cast<uint64_t>(now_ms.count()), std::memory_order_relaxed);
-}
-
-}  // namespace
-
 size_t RequestBatchSize(const InferRequest& request, int64_t max_batch_size) {
   if (max_batch_size <= 0 || request.inputs.empty() || request.inputs[0].shape.empty()) return 1;
   return static_cast<size_t>(request.inputs[0].shape[0]);
@@ -95,14 +66,16 @@ size_t RequestBatchSize(const InferRequest& request, int64_t max_batch_size) {
 void Scheduler::Run(Job& job) {
   const auto start = Clock::now();
   if (series_) series_->queue_duration->Observe(Seconds(start - job.enqueued));
-  const auto fail = [&](Status status) {
-    if (series_) series_->stats.fail.Add(Clock::now() - job.request.received);
+  const auto fail = [&](FailReason reason, Status status) {
+    if (series_) series_->stats.Fail(reason, Clock::now() - job.request.received);
     job.done(std::move(status));
   };
   if (start > job.request.deadline)
-    return fail(DeadlineExceeded("deadline passed while queued for model '" + config_->name + "'"));
+    return fail(FailReason::kRejected,
+                DeadlineExceeded("deadline passed while queued for model '" + config_->name + "'"));
   if (job.request.cancelled && job.request.cancelled->load())
-    return fail(Cancelled("the client went away while the request was queued for model '" + config_->name + "'"));
+    return fail(FailReason::kCanceled,
+                Cancelled("the client went away while the request was queued for model '" + config_->name + "'"));
   InferResponse response;
   Status s = model_->Execute(job.request.inputs, job.request.requested_outputs, &response.outputs);
   const auto executed = Clock::now();
@@ -114,14 +87,20 @@ void Scheduler::Run(Job& job) {
     series_->rows->Increment(static_cast<double>(rows));
     series_->batch_size->Observe(static_cast<double>(rows));
   }
-  if (!s.ok()) return fail(std::move(s));
+  if (!s.ok()) return fail(FailReason::kBackend, std::move(s));
   response.id = job.request.id;
   response.model = config_->name;
   response.version = version_;
   response.config = config_;
-  if (series_)
-    RecordExecution(series_->stats, RequestBatchSize(job.request, config_->max_batch_size), job.request,
-                    start - job.enqueued, executed - start, executed);
+  // Triton's statistics, every phase at once just before the reply is handed back: a reader never sees a
+  // request half counted (perf_analyzer checks that the compute counts agree) and a client that has its
+  // reply finds it counted. As in Triton, compute_output is the core's time from the model's outputs to the
+  // reply handed over; the frontend's encoding is inference_conversion_duration_seconds{direction="output"}.
+  if (series_) {
+    const auto now = Clock::now();
+    series_->stats.RecordSuccess(RequestBatchSize(job.request, config_->max_batch_size), job.request.decode_time,
+                                 start - job.enqueued, executed - start, now - executed, now - job.request.received);
+  }
   job.done(std::move(response));
 }
 

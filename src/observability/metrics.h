@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "observability/model_statistics.h"
 #include "observability/transport_metrics.h"
@@ -52,6 +53,10 @@ class Metrics final : public TransportMetrics {
   explicit Metrics(const std::string& server_version);
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  // Triton's metric names (nv_inference_*, nv_model_load_duration_secs; docs/metrics.md), computed at
+  // scrape time from the model versions' statistics: register it beside registry() (valid while this lives).
+  std::shared_ptr<prometheus::Collectable> triton_names() const { return triton_names_; }
+  std::vector<prometheus::MetricFamily> CollectTritonNames() const;
 
   std::shared_ptr<ModelSeries> ForModel(const std::string& model, const std::string& version);
   // The repository no longer lists this version: its state and load duration series go.
@@ -82,8 +87,11 @@ class Metrics final : public TransportMetrics {
   prometheus::Gauge* inflight_;
   TransportSeries transport_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, std::weak_ptr<ModelSeries>> series_;  // key "model\0version", guarded by mu_
+  std::shared_ptr<prometheus::Collectable> triton_names_ = MakeTritonNames();
+
+  std::shared_ptr<prometheus::Collectable> MakeTritonNames() const;
 
   void RemoveSeries(const std::string& model, const std::string& version, ModelSeries* series);
 };

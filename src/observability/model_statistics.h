@@ -22,6 +22,19 @@ struct StatDuration {
   }
 };
 
+// Why a request failed, in the classes of Triton's nv_inference_request_failure{reason}.
+enum class FailReason {
+  kRejected,  // refused by the scheduler: queue full, deadline passed while queued
+  kCanceled,  // the client went away
+  kBackend,   // the model's execution failed
+  kOther,     // everything else after the model was resolved (bad inputs, ...)
+};
+inline constexpr size_t kFailReasons = 4;
+inline const char* FailReasonName(FailReason r) {
+  static constexpr const char* kNames[kFailReasons] = {"REJECTED", "CANCELED", "BACKEND", "OTHER"};
+  return kNames[static_cast<size_t>(r)];
+}
+
 class ModelStatistics {
  public:
   // Executions of batch sizes above this are in the totals only (Triton's per-batch list is for the sizes a
@@ -45,6 +58,32 @@ class ModelStatistics {
   std::atomic<uint64_t> inference_count{0};    // rows (batch elements) inferred
   std::atomic<uint64_t> execution_count{0};    // model executions
   std::atomic<uint64_t> last_inference_ms{0};  // when the last execution finished, ms since the Unix epoch
+  std::array<std::atomic<uint64_t>, kFailReasons> fail_by_reason{};
+
+  // One successful execution of `batch` elements, every phase at once (see the scheduler for why).
+  void RecordSuccess(size_t batch, std::chrono::nanoseconds input, std::chrono::nanoseconds queued,
+                     std::chrono::nanoseconds infer, std::chrono::nanoseconds output, std::chrono::nanoseconds total) {
+    compute_input.Add(input);
+    queue.Add(queued);
+    compute_infer.Add(infer);
+    compute_output.Add(output);
+    if (Batch* b = ForBatch(batch)) {
+      b->compute_input.Add(input);
+      b->compute_infer.Add(infer);
+      b->compute_output.Add(output);
+    }
+    success.Add(total);
+    execution_count.fetch_add(1, std::memory_order_relaxed);
+    inference_count.fetch_add(batch, std::memory_order_relaxed);
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    last_inference_ms.store(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()),
+                            std::memory_order_relaxed);
+  }
+
+  void Fail(FailReason reason, std::chrono::nanoseconds d) {
+    fail.Add(d);
+    fail_by_reason[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   // The slot of one batch size, created on first use; nullptr beyond kMaxBatchTracked or for 0.
   Batch* ForBatch(size_t batch_size) {

@@ -93,6 +93,7 @@ StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetrics(const ServerOptions&
         "request_timeout_ms", std::to_string(o.metrics_timeout_ms)});
     exposer->RegisterCollectable(metrics.registry());
     exposer->RegisterCollectable(process);
+    exposer->RegisterCollectable(metrics.triton_names());
     return exposer;
   } catch (const std::exception& e) {
     return Unavailable(e.what());

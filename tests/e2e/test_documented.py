@@ -66,6 +66,10 @@ def test_a_full_queue_is_429_resource_exhausted(tmp_path, make_server):
         running.result()
         queued.result()
     wait_for(lambda: count(s, "slow", "RESOURCE_EXHAUSTED") == 1, what="the RESOURCE_EXHAUSTED count")
+    # Triton's name for it: a scheduler rejection.
+    text = s.metrics_text()
+    assert metric_sum(text, "nv_inference_request_failure", model="slow", reason="REJECTED") == 1
+    assert metric_sum(text, "nv_inference_request_success", model="slow") == 2
 
 
 def test_v1_on_a_model_that_is_not_tabular_is_failed_precondition(tmp_path, make_server):

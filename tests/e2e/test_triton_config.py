@@ -281,3 +281,40 @@ def test_perf_analyzer_runs_unchanged_with_the_server_side_breakdown(protocol, t
     assert int(row["Server Compute Infer"]) > 0, row
     (stats,) = requests.get(s.http + "/v2/models/breast_cancer/stats").json()["model_stats"]
     assert stats["execution_count"] >= 200 and stats["inference_stats"]["fail"]["count"] == 0
+
+
+def test_tritons_metric_names_say_what_the_statistics_say(tmp_path, make_server):
+    """nv_inference_* counters (dashboards written for Triton) equal the statistics extension's numbers."""
+    import shutil
+
+    from conftest import metric_sum
+
+    repo = tmp_path / "repo"
+    shutil.copytree(MODELS, repo)
+    s = make_server(repo)
+    x = np.random.default_rng(1).random((3, 30), dtype=np.float32)
+    for rows in (1, 3):
+        r = requests.post(s.http + "/v2/models/breast_cancer/infer", json={"inputs": [
+            {"name": "X", "datatype": "FP32", "shape": [rows, 30], "data": x[:rows].ravel().tolist()}]})
+        assert r.status_code == 200, r.text
+    bad = requests.post(s.http + "/v2/models/breast_cancer/infer", json={"inputs": [
+        {"name": "X", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}]})
+    assert bad.status_code == 400
+    (stats,) = requests.get(s.http + "/v2/models/breast_cancer/stats").json()["model_stats"]
+    text = s.metrics_text()
+
+    def nv(name, **labels):
+        return metric_sum(text, name, model="breast_cancer", version="1", **labels)
+
+    assert nv("nv_inference_request_success") == 2
+    assert nv("nv_inference_request_failure", reason="OTHER") == 1
+    assert nv("nv_inference_request_failure", reason="REJECTED") == 0
+    assert nv("nv_inference_count") == 4 and nv("nv_inference_exec_count") == 2
+    phases = stats["inference_stats"]
+    for metric, phase in [("nv_inference_request_duration_us", "success"), ("nv_inference_queue_duration_us", "queue"),
+                          ("nv_inference_compute_input_duration_us", "compute_input"),
+                          ("nv_inference_compute_infer_duration_us", "compute_infer"),
+                          ("nv_inference_compute_output_duration_us", "compute_output")]:
+        assert nv(metric) == pytest.approx(phases[phase]["ns"] / 1e3, abs=1e-3), metric
+    assert nv("nv_inference_pending_request_count") == 0
+    assert 0 < nv("nv_model_load_duration_secs") < 60
