@@ -107,6 +107,7 @@ for wheel in src.glob("*.whl"):
 (dst / "perf_analyzer").chmod(0o755)
 PY
     rm -rf "$tmp"
+    # shellcheck disable=SC2016 # the wrapper expands its own LD_LIBRARY_PATH and arguments when it runs
     printf '#!/bin/sh\nLD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s" "$@"\n' \
       "$ROOT/.deps/perf_analyzer" "$ROOT/.deps/perf_analyzer/perf_analyzer" >"$ROOT/.deps/bin/perf_analyzer"
     chmod +x "$ROOT/.deps/bin/perf_analyzer"

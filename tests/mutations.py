@@ -17,6 +17,15 @@ BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / "build"))
 
 # (what breaks, file, text to replace, replacement, pytest selection that must fail)
 MUTATIONS = [
+    ("an unloaded model stays unloaded while polling runs", "src/core/model_repository.cc",
+     "    if (e->unloaded_by_request) return;", "    if (false) return;",
+     ["tests/e2e/test_triton_config.py", "-k", "explicit_model_control"]),
+    ("every phase of an execution is in Triton's statistics", "src/observability/model_statistics.h",
+     "    compute_output.Add(output);\n", "",
+     ["tests/e2e/test_triton_config.py", "-k", "statistics_extension or perf_analyzer"]),
+    ("the model configuration answer has Triton's numbers", "src/frontends/http/v2_json.cc",
+     '{"dims",', '{"dimz",',
+     ["tests/e2e/test_triton_config.py", "-k", "model_configuration_extension"]),
     ("v2 JSON values are decoded exactly", "src/frontends/http/v2_json.cc",
      "FromDouble<T>(d);", "FromDouble<T>(d * 1.01);",
      ["tests/e2e/test_v2.py::test_plain_json_with_nested_data_and_versioned_path"]),
@@ -28,7 +37,7 @@ MUTATIONS = [
      "  const bool idle = inflight_.load() == 0;",
      ["tests/e2e/test_lifecycle.py", "-k", "drains_in_flight"]),
     ("a request whose client left is not run", "src/core/scheduler.cc",
-     "  if (job.request.cancelled && job.request.cancelled->load()) {", "  if (false) {",
+     "  if (job.request.cancelled && job.request.cancelled->load())\n", "  if (false)\n",
      ["tests/e2e/test_cancellation.py"]),
     ("the HTTP connection limit holds", "src/frontends/http/http_connection.cc",
      "  if (loop->connections->load() >= loop->options->max_connections) {", "  if (false) {",

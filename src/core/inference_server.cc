@@ -118,6 +118,22 @@ StatusOr<std::vector<VersionStatistics>> InferenceServer::Statistics(const std::
   return out;
 }
 
+Status InferenceServer::LoadModel(const std::string& model) {
+  return ModelControl("load", model, repository_->Load(model));
+}
+
+Status InferenceServer::UnloadModel(const std::string& model) {
+  return ModelControl("unload", model, repository_->Unload(model));
+}
+
+Status InferenceServer::ModelControl(const char* action, const std::string& model, const Status& status) {
+  if (metrics_) metrics_->CountModelControl(action, StatusCodeName(status.code()));
+  logging::Log(
+      status.ok() ? logging::Level::kInfo : logging::Level::kWarn, "model control",
+      {{"action", action}, {"model", model}, {"status", StatusCodeName(status.code())}, {"error", status.message()}});
+  return status;
+}
+
 StatusOr<bool> InferenceServer::ModelReady(const std::string& model, const std::string& version) const {
   auto mv = Resolve(model, version);
   if (mv.ok()) return true;

@@ -82,6 +82,9 @@ class InferenceServer {
   // OK with false for a known-but-unready version, NOT_FOUND for unknown models.
   StatusOr<bool> ModelReady(const std::string& model, const std::string& version) const;
   std::vector<ModelInfo> ListModels() const;
+  // Explicit model control (ModelRepository::Load/Unload), counted and logged.
+  Status LoadModel(const std::string& model);
+  Status UnloadModel(const std::string& model);
   // Statistics of the ready versions of `model` (empty: of every model); `version` narrows to one. NOT_FOUND
   // for unknown models/versions. Versions without statistics (no metrics in unit tests) are left out.
   StatusOr<std::vector<VersionStatistics>> Statistics(const std::string& model, const std::string& version) const;
@@ -108,6 +111,7 @@ class InferenceServer {
   // Counts and logs a finished request (after its reply was handed to the frontend). `version` may be null;
   // `queued`: it reached the version's scheduler (only those are in the latency histogram).
   void Finish(const InferRequest& request, const ModelVersion* version, const Status& status, bool queued);
+  Status ModelControl(const char* action, const std::string& model, const Status& status);
   // Starts a request's in-flight accounting; false once Close() has returned.
   bool Admit();
   // Ends a request's in-flight accounting; called after its callback has run.

@@ -18,6 +18,7 @@ struct ModelRepository::Entry {
   std::map<int64_t, std::string> ready_fingerprint;   // what the ready version was loaded from
   std::map<int64_t, std::string> failed_fingerprint;  // what last failed to load (not retried until it changes)
   std::map<int64_t, VersionInfo> states;
+  bool unloaded_by_request = false;  // polling leaves it alone until a Load
 };
 
 namespace {
@@ -112,6 +113,7 @@ void ModelRepository::SetState(Entry& e, const std::string& model, int64_t versi
 }
 
 bool ModelRepository::Poll() {
+  std::lock_guard<std::mutex> op(op_mu_);
   changed_ = false;
   std::map<std::string, fs::path> on_disk;
   std::error_code ec;
@@ -167,6 +169,7 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
     auto& slot = models_[name];
     if (!slot) slot = std::make_unique<Entry>();
     e = slot.get();
+    if (e->unloaded_by_request) return;
   }
   ReadConfig(*e, name, dir / "config.pbtxt");
   if (!e->parsed || !e->error.empty()) return;  // keep serving what is loaded with the last good config
@@ -378,8 +381,61 @@ bool ModelRepository::AllReady() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (models_.empty()) return false;
   for (const auto& [_, e] : models_)
-    if (e->ready.empty()) return false;
+    if (e->ready.empty() && !e->unloaded_by_request) return false;
   return true;
+}
+
+Status ModelRepository::Load(const std::string& name) {
+  const fs::path dir = options_.root / name;
+  std::error_code ec;
+  if (!IsValidModelName(name) || !fs::is_directory(dir, ec) || !InsideRoot(dir, canonical_root_))
+    return NotFound("model '" + name + "' is not in the repository");
+  std::lock_guard<std::mutex> op(op_mu_);
+  changed_ = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = models_.find(name); it != models_.end()) {
+      it->second->unloaded_by_request = false;
+      it->second->failed_fingerprint.clear();  // an explicit load retries what failed
+    }
+  }
+  PollModel(name, dir);
+  ReapRetired();
+  if (changed_ && on_change_) on_change_();
+  std::lock_guard<std::mutex> lock(mu_);
+  const Entry& e = *models_.at(name);
+  if (!e.error.empty()) return InvalidArgument("failed to load model '" + name + "': " + e.error);
+  if (!e.ready.empty()) return Status::Ok();
+  std::string reasons;
+  for (const auto& [v, info] : e.states)
+    if (info.state == VersionState::kFailed) reasons += (reasons.empty() ? "" : "; ") + info.reason;
+  return InvalidArgument("failed to load model '" + name +
+                         "': " + (reasons.empty() ? "no version directory holds a model file" : reasons));
+}
+
+Status ModelRepository::Unload(const std::string& name) {
+  std::lock_guard<std::mutex> op(op_mu_);
+  changed_ = false;
+  Entry* e = nullptr;
+  std::vector<int64_t> versions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return NotFound("model '" + name + "' not found");
+    e = it->second.get();
+    e->unloaded_by_request = true;
+    for (auto& [v, mv] : e->ready) {
+      retired_.push_back(mv);
+      versions.push_back(v);
+    }
+    e->ready.clear();
+    e->ready_fingerprint.clear();
+  }
+  changed_ = true;
+  for (int64_t v : versions) SetState(*e, name, v, VersionState::kUnavailable, "unloaded by request");
+  ReapRetired();
+  if (on_change_) on_change_();
+  return Status::Ok();
 }
 
 }  // namespace serving

@@ -67,6 +67,12 @@ class ModelRepository {
 
   // Brings memory in line with the files. Returns whether anything changed.
   bool Poll();
+  // Explicit model control (Triton's repository extension), next to polling. Load reads the model's
+  // directory now and loads what its version policy selects (retrying versions that failed); OK once a
+  // version is ready, else the reasons. Unload unloads every version and polling leaves the model unloaded
+  // (not counted by AllReady) until the next Load.
+  Status Load(const std::string& name);
+  Status Unload(const std::string& name);
   void StartPolling();
   void StopPolling();
   // Called after every Poll() that changed something (on the polling thread).
@@ -76,7 +82,7 @@ class ModelRepository {
   // the version exists but is not ready, INVALID_ARGUMENT for a malformed version string.
   StatusOr<std::shared_ptr<ModelVersion>> Get(const std::string& name, const std::string& version) const;
   std::vector<ModelInfo> List() const;
-  // True when there is at least one model and every model has a ready version.
+  // True when there is at least one model and every model not unloaded by request has a ready version.
   bool AllReady() const;
 
  private:
@@ -102,6 +108,7 @@ class ModelRepository {
   std::vector<std::shared_ptr<ModelVersion>> retired_;    // guarded by mu_
   bool changed_ = false;                                  // poll thread only
 
+  std::mutex op_mu_;  // one of Poll/Load/Unload at a time (taken before mu_)
   std::function<void()> on_change_;
   std::mutex poll_mu_;
   std::condition_variable poll_cv_;

@@ -60,6 +60,10 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
                         .Name("inference_model_load_duration_seconds")
                         .Help("How long the last load of a model version took")
                         .Register(*registry_);
+  model_control_ = &BuildCounter()
+                        .Name("inference_model_control_requests_total")
+                        .Help("Explicit model load/unload requests, by action and status code")
+                        .Register(*registry_);
   inflight_ = &BuildGauge()
                    .Name("inference_inflight_requests")
                    .Help("Inference requests accepted and not yet answered")
@@ -134,6 +138,10 @@ void Metrics::RemoveSeries(const std::string& model, const std::string& version,
       if (labels["model"] == model && labels["version"] == version) requests_->Remove(&requests_->Add(labels));
     }
   }
+}
+
+void Metrics::CountModelControl(const std::string& action, const std::string& code) {
+  model_control_->Add({{"action", action}, {"code", code}}).Increment();
 }
 
 void Metrics::ForgetModelVersion(const std::string& model, const std::string& version) {

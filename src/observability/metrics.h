@@ -66,6 +66,8 @@ class Metrics final : public TransportMetrics {
                     const std::string& code);
   // state: LOADING, READY, UNAVAILABLE, FAILED. Sets 1 on that state's series, 0 on the others.
   void SetModelState(const std::string& model, const std::string& version, const std::string& state);
+  // An explicit load/unload request (action "load" or "unload") and its status code name.
+  void CountModelControl(const std::string& action, const std::string& code);
   void SetModelLoadDuration(const std::string& model, const std::string& version, double seconds);
   prometheus::Gauge& inflight() { return *inflight_; }
   void Count(TransportEvent event) override;
@@ -84,6 +86,7 @@ class Metrics final : public TransportMetrics {
   prometheus::Family<prometheus::Gauge>* queue_depth_;
   prometheus::Family<prometheus::Gauge>* model_state_;
   prometheus::Family<prometheus::Gauge>* load_duration_;
+  prometheus::Family<prometheus::Counter>* model_control_;
   prometheus::Gauge* inflight_;
   TransportSeries transport_;
 

@@ -69,7 +69,8 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
       {"access-log-sample-rate",
        {"fraction of successful requests logged, 0..1 (default 1)", Number(&o->access_log_sample_rate)}},
       {"ort-intra-op-threads",
-       {"ONNX Runtime intra-op threads per model unless its config says (default 1)",
+       {"ONNX Runtime intra-op threads per model instance unless its config says; 0 (default): the available "
+        "cores divided by the model's instances",
         Number(&o->ort_intra_op_threads)}},
       {"ort-inter-op-threads",
        {"ONNX Runtime inter-op threads per model unless its config says (default 1)",

@@ -29,7 +29,7 @@ struct ServerOptions {
   std::string log_level = "info";
   std::string log_format = "json";
   double access_log_sample_rate = 1.0;
-  int ort_intra_op_threads = 1;
+  int ort_intra_op_threads = 0;  // 0: cores / instances
   int ort_inter_op_threads = 1;
   bool help = false;
 };

@@ -318,3 +318,94 @@ def test_tritons_metric_names_say_what_the_statistics_say(tmp_path, make_server)
         assert nv(metric) == pytest.approx(phases[phase]["ns"] / 1e3, abs=1e-3), metric
     assert nv("nv_inference_pending_request_count") == 0
     assert 0 < nv("nv_model_load_duration_secs") < 60
+
+
+def test_explicit_model_control_next_to_polling(tmp_path, make_server):
+    """Triton's repository extension: load/unload over REST and gRPC (tritonclient), with polling still on."""
+    import shutil
+    import time
+
+    import tritonclient.grpc as tgrpc
+    from tritonclient.utils import InferenceServerException
+
+    from conftest import identity_model, metric_sum
+
+    repo = tmp_path / "repo"
+    shutil.copytree(MODELS, repo)
+    s = make_server(repo, "--repository-poll-ms", "200")
+    rest = thttp.InferenceServerClient(s.http.removeprefix("http://"))
+    grpc_client = tgrpc.InferenceServerClient(s.grpc_target)
+
+    rest.unload_model("digits")
+    assert not rest.is_model_ready("digits")
+    assert rest.is_server_ready(), "a model unloaded on request does not make the server unready"
+    index = {m["name"]: m for m in rest.get_model_repository_index()}
+    assert index["digits"]["state"] == "UNAVAILABLE" and index["digits"]["reason"] == "unloaded by request"
+    time.sleep(0.6)  # several polls: they leave it unloaded
+    assert not rest.is_model_ready("digits")
+    x = np.zeros((1, 64), np.float32)
+    inp = thttp.InferInput("X", [1, 64], "FP32")
+    inp.set_data_from_numpy(x)
+    with pytest.raises(InferenceServerException):
+        rest.infer("digits", [inp])
+
+    grpc_client.load_model("digits")
+    assert grpc_client.is_model_ready("digits")
+    assert rest.infer("digits", [inp]).as_numpy("probabilities").shape == (1, 10)
+    grpc_client.unload_model("digits")
+    assert not grpc_client.is_model_ready("digits")
+    rest.load_model("digits")
+    assert rest.is_model_ready("digits")
+
+    # A model that cannot load says why; unknown models are 404; parameters that would change what loads are refused.
+    identity_model(repo, "broken", [None, 2], config="max_batch_size: 4\n")
+    (repo / "broken" / "1" / "model.onnx").write_bytes(b"not onnx")
+    r = requests.post(s.http + "/v2/repository/models/broken/load")
+    assert r.status_code == 400 and "failed to load model 'broken'" in r.json()["error"], r.text
+    r = requests.post(s.http + "/v2/repository/models/nope/load")
+    assert r.status_code == 404, r.text
+    r = requests.post(s.http + "/v2/repository/models/digits/load", json={"parameters": {"config": "{}"}})
+    assert r.status_code == 400 and "'config'" in r.json()["error"], r.text
+    assert requests.get(s.http + "/v2/repository/models/digits/load").status_code == 405
+
+    text = s.metrics_text()
+    assert metric_sum(text, "inference_model_control_requests_total", action="unload", code="OK") == 2
+    assert metric_sum(text, "inference_model_control_requests_total", action="load", code="OK") == 2
+    assert metric_sum(text, "inference_model_control_requests_total", action="load", code="NOT_FOUND") == 1
+    lines = [l for l in s.log_lines() if l.get("msg") == "model control"]
+    assert any(l["action"] == "load" and l["model"] == "broken" and l["status"] == "INVALID_ARGUMENT" for l in lines)
+
+
+def test_explicit_load_picks_up_a_model_added_while_polling_is_off(tmp_path, make_server):
+    from conftest import identity_model
+
+    repo = tmp_path / "repo"
+    identity_model(repo, "first", [None, 2], config="max_batch_size: 4\n")
+    s = make_server(repo, "--repository-poll-ms", "0")
+    identity_model(repo, "later", [None, 2], config="max_batch_size: 4\n")
+    assert requests.get(s.http + "/v2/models/later/ready").status_code == 404
+    assert requests.post(s.http + "/v2/repository/models/later/load").status_code == 200
+    assert requests.get(s.http + "/v2/models/later/ready").status_code == 200
+
+
+def test_onnxruntime_threads_never_oversubscribe_the_cores_unless_configured(tmp_path, make_server):
+    """Default intra-op threads: the cores shared out among the instances; the numbers are logged at load, and a
+    config that asks for more threads than cores is served as configured with a warning."""
+    import os
+
+    from conftest import identity_model
+
+    cores = len(os.sched_getaffinity(0))
+    repo = tmp_path / "repo"
+    identity_model(repo, "one", [None, 2], config="max_batch_size: 4\n")
+    identity_model(repo, "two", [None, 2], config="max_batch_size: 4\ninstance_group [ { count: 2 kind: KIND_CPU } ]\n")
+    identity_model(repo, "asked", [None, 2], config=(
+        "max_batch_size: 4\ninstance_group [ { count: 2 kind: KIND_CPU } ]\n"
+        f'parameters {{ key: "intra_op_thread_count" value: {{ string_value: "{cores}" }} }}\n'))
+    s = make_server(repo)
+    lines = {l["model"]: l for l in s.log_lines() if l.get("msg", "").startswith("onnxruntime threads")}
+    assert lines["one"]["intra_op_threads"] == cores and lines["one"]["level"] == "info"
+    assert lines["two"]["intra_op_threads"] == max(1, cores // 2)
+    assert lines["two"]["instances"] * lines["two"]["intra_op_threads"] <= cores
+    assert lines["asked"]["intra_op_threads"] == cores and lines["asked"]["level"] == "warn"
+    assert lines["asked"]["msg"] == "onnxruntime threads oversubscribe the cores as configured"

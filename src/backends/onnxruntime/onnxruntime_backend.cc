@@ -4,8 +4,15 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
+#include <string>
+#include <thread>
 
 namespace serving::onnxruntime {
 namespace {
@@ -178,6 +185,32 @@ class OnnxModel : public Model {
 };
 
 class OnnxBackend : public Backend {
+  struct Threads {
+    uint32_t intra, inter;
+  };
+
+  // The config's parameters, else the server's flags, else the cores shared out among the instances; logged
+  // with a warning when instances x intra-op threads exceed the cores (only a config or flag can ask that).
+  Threads ChooseThreads(const ModelSettings& config) const {
+    const uint32_t cores = AvailableCores();
+    const uint32_t instances = std::max<uint32_t>(1, config.instance_count);
+    Threads t{config.intra_op_threads ? config.intra_op_threads : options_.intra_op_threads,
+              config.inter_op_threads ? config.inter_op_threads : options_.inter_op_threads};
+    const bool automatic = t.intra == 0;
+    if (automatic) t.intra = std::max<uint32_t>(1, cores / instances);
+    if (t.inter == 0) t.inter = 1;
+    const bool oversubscribed = static_cast<uint64_t>(instances) * t.intra > cores;
+    logging::Log(oversubscribed ? logging::Level::kWarn : logging::Level::kInfo,
+                 oversubscribed ? "onnxruntime threads oversubscribe the cores as configured" : "onnxruntime threads",
+                 {{"model", config.name},
+                  {"instances", instances},
+                  {"intra_op_threads", t.intra},
+                  {"inter_op_threads", t.inter},
+                  {"cores", cores},
+                  {"intra_op_threads_from", automatic ? "cores / instances" : "config or flag"}});
+    return t;
+  }
+
  public:
   explicit OnnxBackend(BackendOptions options) : options_(options) {}
 
@@ -186,10 +219,9 @@ class OnnxBackend : public Backend {
   StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config, const std::filesystem::path& path) override {
     try {
       Ort::SessionOptions so;
-      so.SetIntraOpNumThreads(
-          static_cast<int>(config.intra_op_threads ? config.intra_op_threads : options_.intra_op_threads));
-      so.SetInterOpNumThreads(
-          static_cast<int>(config.inter_op_threads ? config.inter_op_threads : options_.inter_op_threads));
+      const Threads threads = ChooseThreads(config);
+      so.SetIntraOpNumThreads(static_cast<int>(threads.intra));
+      so.SetInterOpNumThreads(static_cast<int>(threads.inter));
       so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
       // Idle ORT threads sleep instead of spinning: the scheduler's instances already keep cores busy.
       so.AddConfigEntry("session.intra_op.allow_spinning", "0");
@@ -213,6 +245,22 @@ class OnnxBackend : public Backend {
 };
 
 }  // namespace
+
+uint32_t AvailableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  uint32_t cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? static_cast<uint32_t>(CPU_COUNT(&set))
+                                                                : std::thread::hardware_concurrency();
+  // cgroup v2: "max 100000" (no limit) or "<quota> <period>".
+  std::ifstream in("/sys/fs/cgroup/cpu.max");
+  std::string quota;
+  uint64_t period = 0;
+  if (in >> quota >> period && quota != "max" && period > 0) {
+    const uint64_t q = std::strtoull(quota.c_str(), nullptr, 10);
+    if (q > 0) cores = std::min<uint32_t>(cores, static_cast<uint32_t>((q + period - 1) / period));
+  }
+  return std::max<uint32_t>(1, cores);
+}
 
 std::unique_ptr<Backend> CreateBackend(const BackendOptions& options) { return std::make_unique<OnnxBackend>(options); }
 

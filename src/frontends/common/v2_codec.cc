@@ -220,6 +220,18 @@ Status ModelStatisticsV2(const InferenceServer& server, const std::string& name,
   return Status::Ok();
 }
 
+Status ModelControlV2(InferenceServer& server, bool load, const std::string& repository, const std::string& model,
+                      const std::vector<std::string>& parameters) {
+  if (!repository.empty())
+    return InvalidArgument("repository_name '" + repository + "': this server has one repository; leave it empty");
+  for (const auto& p : parameters) {
+    if (!load && p == "unload_dependents") continue;  // no ensembles: nothing depends on a model
+    return InvalidArgument("parameter '" + p + "' is not supported by " + (load ? "load" : "unload") +
+                           " (the model is loaded from its directory as it is)");
+  }
+  return load ? server.LoadModel(model) : server.UnloadModel(model);
+}
+
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out) {
   for (const auto& m : server.ListModels()) {
     if (m.versions.empty() && !ready_only) {
@@ -246,6 +258,7 @@ void ServerMetadataV2(inference::ServerMetadataResponse* out) {
   out->add_extensions("binary_tensor_data");
   out->add_extensions("model_configuration");
   out->add_extensions("statistics");
+  out->add_extensions("model_repository(unload_dependents)");
 }
 
 }  // namespace serving::frontends

@@ -12,6 +12,13 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const Status& s
   return reactor;
 }
 
+template <typename Map>
+std::vector<std::string> Keys(const Map& map) {
+  std::vector<std::string> keys;
+  for (const auto& [key, _] : map) keys.push_back(key);
+  return keys;
+}
+
 class V2Service final : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
                             inference::GRPCInferenceService::CallbackService> {
  public:
@@ -57,6 +64,20 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
                                             const inference::ModelStatisticsRequest* request,
                                             inference::ModelStatisticsResponse* response) override {
     return Done(ctx, ModelStatisticsV2(*server_, request->name(), request->version(), response));
+  }
+
+  grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
+                                                const inference::RepositoryModelLoadRequest* request,
+                                                inference::RepositoryModelLoadResponse*) override {
+    return Done(ctx, ModelControlV2(*server_, true, request->repository_name(), request->model_name(),
+                                    Keys(request->parameters())));
+  }
+
+  grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx,
+                                                  const inference::RepositoryModelUnloadRequest* request,
+                                                  inference::RepositoryModelUnloadResponse*) override {
+    return Done(ctx, ModelControlV2(*server_, false, request->repository_name(), request->model_name(),
+                                    Keys(request->parameters())));
   }
 
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,

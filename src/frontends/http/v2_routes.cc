@@ -171,6 +171,31 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
         reply->Json(200, RepositoryIndexJson(index));
       },
       HttpServer::RunOn::kWorker);
+  // POST /v2/repository/models/{m}/load|unload, body optional: {"parameters": {...}}. Loading reads files:
+  // on a worker thread.
+  http->Route(
+      "/v2/repository/models/",
+      [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
+        auto parts = Split(req.path);
+        if (parts.size() != 5 || (parts[4] != "load" && parts[4] != "unload"))
+          return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
+        if (req.method != "POST") return WrongMethod(*reply, req, "POST");
+        std::vector<std::string> parameters;
+        if (!req.body.empty()) {
+          if (Status s = CheckJsonBody(req.body, 4); !s.ok()) return ReplyError(*reply, s);
+          auto body = nlohmann::json::parse(req.body.begin(), req.body.end(), nullptr, false);
+          if (body.is_discarded() || !body.is_object())
+            return ReplyError(*reply, InvalidArgument("request body must be a JSON object"));
+          if (auto p = body.find("parameters"); p != body.end()) {
+            if (!p->is_object()) return ReplyError(*reply, InvalidArgument("parameters must be a JSON object"));
+            for (const auto& [key, _] : p->items()) parameters.push_back(key);
+          }
+        }
+        Status s = ModelControlV2(*server, parts[4] == "load", "", parts[3], parameters);
+        if (!s.ok()) return ReplyError(*reply, s);
+        reply->Json(200, "{}");
+      },
+      HttpServer::RunOn::kWorker);
   http->Route("/v2/", [](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
     ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
   });
