@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize mutations test-arm64 clean models monitor \
-  bench-statistics
+  bench-statistics test-triton
 
 all: build
 
@@ -29,6 +29,15 @@ test: deps-test build lint
 	ctest --test-dir $(BUILD_DIR) --output-on-failure
 	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server \
 	  PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs tests/e2e tests/deploy -q $(PYTEST_ARGS)
+
+# Both directions of the Triton drop-in against real NVIDIA Triton with its own ONNX Runtime backend (the
+# benchmark peer, which no registry here can install): the bundled repository loads in it unchanged and both
+# servers answer alike (tests/e2e/test_triton_peer.py; docs/testing.md).
+TRITON_PEER ?= $(CURDIR)/../shared/peers/triton-ort
+test-triton: deps-test build
+	TRITON_PEER=$(TRITON_PEER) TRITON_PEER_TEST=1 PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" \
+	  INFERENCE_SERVER=$(BUILD_DIR)/inference-server PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs \
+	  tests/e2e/test_triton_peer.py -q $(PYTEST_ARGS)
 
 # Per-request cost of the statistics behind Triton's statistics extension and metric names, next to the
 # Prometheus calls the request path already makes (docs/metrics.md#cost).

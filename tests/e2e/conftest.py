@@ -15,6 +15,8 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BINARY = pathlib.Path(os.environ.get("INFERENCE_SERVER", ROOT / "build" / "inference-server")).resolve()
 MODELS = ROOT / "models" / "repository"
+# The comparison with real NVIDIA Triton needs the benchmark peer (../shared/peers/triton-ort): `make test-triton`.
+collect_ignore = [] if os.environ.get("TRITON_PEER_TEST") else ["test_triton_peer.py"]
 GOOGLEAPIS = pathlib.Path("/usr/share/gocode/src/github.com/gogo/googleapis")
 PYGEN = ROOT / "build" / "pygen"
 
