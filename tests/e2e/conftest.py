@@ -18,6 +18,27 @@ MODELS = ROOT / "models" / "repository"
 # The comparison with real NVIDIA Triton needs the benchmark peer (../shared/peers/triton-ort): `make test-triton`.
 collect_ignore = [] if os.environ.get("TRITON_PEER_TEST") else ["test_triton_peer.py"]
 GOOGLEAPIS = pathlib.Path("/usr/share/gocode/src/github.com/gogo/googleapis")
+# Set by `make test-arm64`, which runs this suite against the arm64 server under qemu-user.
+EMULATED = os.environ.get("SERVING_EMULATED", "")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "not_under_emulation(reason): measures what emulation slows down or fakes (wall-clock budgets, "
+                   "RSS, a deliberately slow model); the emulated run reports it skipped with the reason")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under emulation, each test marked not_under_emulation is skipped with its own reason (printed by -rs, and
+    allowed by no_silent_skips); every other test runs against the emulated server."""
+    if not EMULATED:
+        return
+    for item in items:
+        mark = item.get_closest_marker("not_under_emulation")
+        if mark:
+            reason = f"under {EMULATED}: {mark.args[0]}"
+            item.add_marker(pytest.mark.allow_skip(reason))
+            item.add_marker(pytest.mark.skip(reason=reason))
 PYGEN = ROOT / "build" / "pygen"
 
 
