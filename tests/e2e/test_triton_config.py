@@ -78,6 +78,7 @@ input [
   }
 ]
 version_policy: { all { }}
+metric_tags { key: "dims" value: "not a number" }
 """
 
 REFUSED = {
@@ -130,6 +131,10 @@ def test_configs_written_as_tritons_documentation_shows_them_load_and_serve(tmp_
     for version in ("1", "2"):  # version_policy all
         np.testing.assert_array_equal(
             client.infer("doc_no_batching", [inp], model_version=version).as_numpy("OUTPUT0"), y)
+
+    # The configuration answer prints map values as they are, even under a key that names an integer field.
+    config = requests.get(s.http + "/v2/models/doc_no_batching/config").json()
+    assert config["metric_tags"] == {"dims": "not a number"} and config["input"][0]["dims"] == [2, 16]
 
     # Fields that cannot change results are named in the log and ignored.
     ignored = {(l.get("model"), l.get("field")) for l in s.log_lines() if l.get("msg") == "model config field ignored"}

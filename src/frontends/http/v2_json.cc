@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -408,8 +409,12 @@ namespace {
 // strings) printed as numbers. Read as signed (dims may be -1; counters never reach 2^63).
 std::string WithIntegerNumbers(const google::protobuf::Message& message, const std::set<std::string>& int64_fields) {
   json j = json::parse(ProtoToJson(message));
-  const auto number = [](json& v) {
-    if (v.is_string()) v = std::stoll(v.get<std::string>());
+  const auto number = [](json& v) {  // only what protobuf printed as a quoted integer (a map may reuse a key)
+    if (!v.is_string()) return;
+    const auto& text = v.get_ref<const std::string&>();
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec == std::errc() && end == text.data() + text.size() && !text.empty()) v = n;
   };
   const std::function<void(json&)> walk = [&](json& node) {
     if (node.is_array()) {
