@@ -21,6 +21,7 @@ namespace {
 constexpr uint32_t kMaxInstances = 64;
 constexpr uint32_t kMaxThreads = 1024;
 constexpr uintmax_t kMaxLabelFileBytes = 16u << 20;
+constexpr uintmax_t kMaxConfigBytes = 16u << 20;
 constexpr const char* kPlatform = "onnxruntime_onnx";  // Triton's platform name for the onnxruntime backend
 
 // The parser's first error, or the first field the schema does not know. Unknown fields inside an
@@ -355,6 +356,9 @@ bool IsValidModelName(std::string_view name) {
 StatusOr<ModelSettings> LoadModelConfig(const fs::path& path, const std::string& model_name) {
   std::ifstream in(path);
   if (!in) return NotFound(path.string() + ": cannot be read");
+  std::error_code size_error;
+  if (fs::file_size(path, size_error) > kMaxConfigBytes && !size_error)
+    return InvalidArgument(path.string() + ": larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB");
   std::stringstream text;
   text << in.rdbuf();
 

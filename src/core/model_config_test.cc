@@ -149,6 +149,14 @@ TEST(ModelConfigTest, RejectsInconsistentConfigsNamingTheField) {
   }
 }
 
+TEST(ModelConfigTest, AHugeConfigFileIsRefusedBeforeItIsRead) {
+  const auto path = Write("");
+  std::filesystem::resize_file(path, (16u << 20) + 1);  // sparse: costs no disk
+  auto cfg = LoadModelConfig(path, "m");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("larger than 16 MiB"), std::string::npos) << cfg.status().message();
+}
+
 TEST(ModelConfigTest, ListsWithoutAColonAreReadAsLists) {
   // `field [ ... ]` is the same as `field: [ ... ]`, in known and skipped blocks, and strings stay untouched.
   auto cfg = LoadModelConfig(Write("max_batch_size: 4\ninput [ { name: \"a [b\" data_type: TYPE_FP32 dims [ 2 ] } ]\n"
