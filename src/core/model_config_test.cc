@@ -182,7 +182,7 @@ TEST(ModelConfigTest, ReconcileCompletesTheConfigFromTheModel) {
             std::vector<int64_t>{2});  // the batch dimension is implied by max_batch_size
   EXPECT_EQ(s.config.output_size(), 2);
   EXPECT_EQ(s.scores_output, "probabilities");
-  s.feature_names.push_back("c");
+  s.feature_names.emplace_back("c");
   EXPECT_FALSE(ReconcileSignature(sig, &s).ok());
 }
 
@@ -190,7 +190,7 @@ TEST(ModelConfigTest, DeclaredTensorsMustAgreeWithTheModel) {
   ModelSignature sig;
   sig.inputs = {{"X", DataType::kFp32, {-1, 2}}};
   sig.outputs = {{"Y", DataType::kFp32, {-1, 2}}};
-  auto with = [&](int64_t max_batch, config::DataType type, std::vector<int64_t> dims) {
+  auto with = [&](int64_t max_batch, config::DataType type, const std::vector<int64_t>& dims) {
     ModelSettings s;
     s.max_batch_size = max_batch;
     auto* in = s.config.add_input();

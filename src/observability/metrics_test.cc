@@ -67,10 +67,11 @@ TEST(ModelStatisticsTest, BatchSlotsAreCreatedOnceAndOnlyForTrackedSizes) {
   EXPECT_EQ(stats.BatchIfAny(3), nullptr);
   std::vector<std::thread> threads;
   std::vector<ModelStatistics::Batch*> seen(8);
-  for (size_t i = 0; i < seen.size(); ++i)
-    threads.emplace_back([&, i] {
-      seen[i] = stats.ForBatch(3);
-      seen[i]->compute_infer.Add(std::chrono::nanoseconds(5));
+  threads.reserve(seen.size());
+  for (auto& slot : seen)
+    threads.emplace_back([&stats, &slot] {
+      slot = stats.ForBatch(3);
+      slot->compute_infer.Add(std::chrono::nanoseconds(5));
     });
   for (auto& t : threads) t.join();
   for (auto* b : seen) EXPECT_EQ(b, seen[0]);
