@@ -22,6 +22,7 @@ constexpr uint32_t kMaxInstances = 64;
 constexpr uint32_t kMaxThreads = 1024;
 constexpr uintmax_t kMaxLabelFileBytes = 16u << 20;
 constexpr uintmax_t kMaxConfigBytes = 16u << 20;
+constexpr int kMaxNesting = 32;
 constexpr const char* kPlatform = "onnxruntime_onnx";  // Triton's platform name for the onnxruntime backend
 
 // The parser's first error, or the first field the schema does not know. Unknown fields inside an
@@ -368,6 +369,9 @@ StatusOr<ModelSettings> LoadModelConfig(const fs::path& path, const std::string&
   ErrorCollector errors;
   parser.RecordErrorsTo(&errors);
   parser.AllowUnknownField(true);  // judged by ErrorCollector: only inside Unmodelled blocks
+  // Triton's configs nest a few levels; without a limit a file of nested blocks overflows the stack (the
+  // parser recurses per level, skipped blocks included).
+  parser.SetRecursionLimit(kMaxNesting);
   if (!parser.ParseFromString(ColonBeforeLists(text.str()), &c) || !errors.error.empty())
     return InvalidArgument(path.string() + ": " + errors.error);
 

@@ -157,6 +157,17 @@ TEST(ModelConfigTest, AHugeConfigFileIsRefusedBeforeItIsRead) {
   EXPECT_NE(cfg.status().message().find("larger than 16 MiB"), std::string::npos) << cfg.status().message();
 }
 
+TEST(ModelConfigTest, DeepNestingIsAnErrorNotACrash) {
+  // Inside a block the schema models and inside one it skips (Unmodelled): bounded by the parser's depth limit.
+  for (const std::string open : {"optimization { ", "model_warmup { inputs { key: \"k\" value { "}) {
+    std::string text = open;
+    for (int i = 0; i < 200000; ++i) text += "a { ";
+    auto cfg = LoadModelConfig(Write(text), "m");
+    ASSERT_FALSE(cfg.ok());
+    EXPECT_NE(cfg.status().message().find("deep"), std::string::npos) << cfg.status().message().substr(0, 300);
+  }
+}
+
 TEST(ModelConfigTest, ListsWithoutAColonAreReadAsLists) {
   // `field [ ... ]` is the same as `field: [ ... ]`, in known and skipped blocks, and strings stay untouched.
   auto cfg = LoadModelConfig(Write("max_batch_size: 4\ninput [ { name: \"a [b\" data_type: TYPE_FP32 dims [ 2 ] } ]\n"
