@@ -14,7 +14,8 @@ from test_lifecycle import inflight, slow_model
 
 def test_requests_whose_client_left_while_queued_never_run(tmp_path, make_server):
     repo = tmp_path / "repo"
-    slow_model(repo / "slow" / "1" / "model.onnx", depth=64)  # a few seconds per request
+    # Seconds a request here (1024 chained 256x1024x1024 MatMuls): A must outlast queueing B and C on any CPU.
+    slow_model(repo / "slow" / "1" / "model.onnx", depth=1024)
     (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n')
     s = make_server(repo)
     x = np.ones((256, 1024), dtype=np.float32)

@@ -15,7 +15,7 @@ from test_lifecycle import inflight, slow_model
 
 def slow_repository(tmp_path, extra=""):
     repo = tmp_path / "repo"
-    slow_model(repo / "slow" / "1" / "model.onnx", depth=256)  # over a second a request
+    slow_model(repo / "slow" / "1" / "model.onnx", depth=1024)  # over a second a request on this machine
     (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n' + extra)
     return repo
 
