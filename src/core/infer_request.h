@@ -30,6 +30,10 @@ struct InferRequest {
   Clock::time_point received = Clock::now();
   Clock::duration decode_time{};  // set by the core once decoded: for the statistics recorded at execution
   Clock::time_point deadline = Clock::time_point::max();
+  // Triton's schedule policy parameters (v2 `parameters`): the priority level (1 the highest; 0 the model's
+  // default) and a queue timeout in microseconds (0: the queue policy's), used with dynamic_batching.
+  uint64_t priority = 0;
+  uint64_t timeout_us = 0;
   // Set by the frontend when the client goes away (HTTP connection closed, gRPC call cancelled); a request
   // still queued then fails with CANCELLED instead of running. Null: the frontend cannot tell.
   std::shared_ptr<const std::atomic<bool>> cancelled;

@@ -206,7 +206,9 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   };
   status = scheduler.Enqueue(std::move(job));
   if (!status.ok()) {
-    if (mv->series()) mv->series()->stats.Fail(FailReason::kRejected, Clock::now() - meta.received);
+    const FailReason reason =
+        status.code() == StatusCode::kResourceExhausted ? FailReason::kRejected : FailReason::kOther;
+    if (mv->series()) mv->series()->stats.Fail(reason, Clock::now() - meta.received);
     done(status);
     Finish(meta, mv.get(), status, /*queued=*/true);
     Release();

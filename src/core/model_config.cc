@@ -169,8 +169,7 @@ Status CheckQueuePolicy(const config::ModelQueuePolicy& p, const std::string& wh
   return Status::Ok();
 }
 
-// dynamic_batching is validated here; until the batcher lands (docs/model-repository.md) requests run one
-// by one and only the queue bound is used.
+// dynamic_batching is validated here; the scheduler (core/scheduler.h) honours it.
 Status CheckDynamicBatching(const config::ModelConfig& c, ModelSettings& s, Ignored& ignored) {
   if (!c.has_dynamic_batching()) return Status::Ok();
   const auto& b = c.dynamic_batching();
@@ -180,6 +179,11 @@ Status CheckDynamicBatching(const config::ModelConfig& c, ModelSettings& s, Igno
       return InvalidArgument("dynamic_batching.preferred_batch_size " + std::to_string(p) +
                              " is larger than max_batch_size " + std::to_string(c.max_batch_size()));
   }
+  // One queue per level: a bound keeps a config from allocating billions of them.
+  constexpr uint64_t kMaxPriorityLevels = 1024;
+  if (b.priority_levels() > kMaxPriorityLevels)
+    return InvalidArgument("dynamic_batching.priority_levels is " + std::to_string(b.priority_levels()) + "; at most " +
+                           std::to_string(kMaxPriorityLevels));
   if (b.priority_levels() == 0 && (b.default_priority_level() != 0 || !b.priority_queue_policy().empty()))
     return InvalidArgument("dynamic_batching: default_priority_level and priority_queue_policy need priority_levels");
   if (b.priority_levels() > 0 && (b.default_priority_level() < 1 || b.default_priority_level() > b.priority_levels()))
@@ -193,7 +197,10 @@ Status CheckDynamicBatching(const config::ModelConfig& c, ModelSettings& s, Igno
     SERVING_RETURN_IF_ERROR(CheckQueuePolicy(policy, where));
   }
   if (b.default_queue_policy().max_queue_size() > 0) s.max_queue_size = b.default_queue_policy().max_queue_size();
-  ignored.emplace_back("dynamic_batching", "validated; requests still run one by one (the batcher is not built yet)");
+  if (c.max_batch_size() == 0)
+    ignored.emplace_back("dynamic_batching",
+                         "max_batch_size is 0, so requests are not stacked (priority levels and "
+                         "queue policies still apply)");
   return Status::Ok();
 }
 

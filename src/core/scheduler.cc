@@ -1,8 +1,32 @@
 #include "core/scheduler.h"
 
+#include <algorithm>
+#include <span>
+
+#include "core/batch.h"
+
 namespace serving {
 namespace {
+
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Config and request microseconds (uint64) as a duration that cannot overflow a time point.
+std::chrono::microseconds Micros(uint64_t us) {
+  constexpr uint64_t kTenYears = 10ull * 365 * 24 * 3600 * 1000000;
+  return std::chrono::microseconds(static_cast<int64_t>(std::min(us, kTenYears)));
+}
+
+Clock::time_point Later(Clock::time_point t, std::chrono::microseconds d) {
+  return d.count() <= 0 ? Clock::time_point::max() : t + d;
+}
+
+std::vector<int64_t> PreferredSizes(const ModelSettings& s) {
+  std::vector<int64_t> sizes(s.config.dynamic_batching().preferred_batch_size().begin(),
+                             s.config.dynamic_batching().preferred_batch_size().end());
+  std::sort(sizes.rbegin(), sizes.rend());
+  return sizes;
+}
+
 }  // namespace
 
 Scheduler::Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, int64_t version,
@@ -10,8 +34,29 @@ Scheduler::Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, 
     : model_(model),
       config_(std::move(config)),
       version_(version),
-      max_queue_(config_->max_queue_size),
-      series_(series) {
+      series_(series),
+      batching_(config_->config.has_dynamic_batching() && config_->max_batch_size > 0),
+      max_rows_(config_->max_batch_size),
+      preferred_(PreferredSizes(*config_)),
+      max_delay_(Micros(config_->config.dynamic_batching().max_queue_delay_microseconds())),
+      preserve_ordering_(config_->config.dynamic_batching().preserve_ordering()) {
+  const auto& b = config_->config.dynamic_batching();
+  const auto policy = [](const config::ModelQueuePolicy& p, size_t fallback) {
+    Policy out;
+    out.max_size = p.max_queue_size() > 0 ? p.max_queue_size() : fallback;
+    out.timeout = Micros(p.default_timeout_microseconds());
+    out.allow_override = p.allow_timeout_override();
+    out.delay = p.timeout_action() == config::ModelQueuePolicy::DELAY;
+    return out;
+  };
+  const Policy base = policy(b.default_queue_policy(), config_->max_queue_size);
+  levels_.resize(std::max<uint64_t>(1, b.priority_levels()));
+  for (size_t i = 0; i < levels_.size(); ++i) {
+    auto it = b.priority_queue_policy().find(i + 1);
+    levels_[i].policy =
+        it == b.priority_queue_policy().end() ? base : policy(it->second, ModelSettings{}.max_queue_size);
+  }
+  if (b.priority_levels() > 0) default_level_ = b.default_priority_level() - 1;
   for (uint32_t i = 0; i < config_->instance_count; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -25,13 +70,32 @@ Scheduler::~Scheduler() {
 }
 
 Status Scheduler::Enqueue(Job&& job) {
+  size_t level = default_level_;
+  const uint64_t priority = job.request.priority;
+  if (priority != 0 && config_->config.dynamic_batching().priority_levels() > 0) {
+    if (priority > levels_.size())
+      return InvalidArgument("priority " + std::to_string(priority) + " is not a priority level of model '" +
+                             config_->name + "' (1 is the highest, " + std::to_string(levels_.size()) +
+                             " the lowest; 0 for the default)");
+    level = priority - 1;
+  }
+  Level& l = levels_[level];
+  // Triton's rule: a request may shorten its level's queue timeout when the policy allows it, never lengthen it.
+  std::chrono::microseconds timeout = l.policy.timeout;
+  const auto asked = Micros(job.request.timeout_us);
+  if (l.policy.allow_override && asked.count() > 0 && (timeout.count() == 0 || asked < timeout)) timeout = asked;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= max_queue_)
-      return ResourceExhausted("model '" + config_->name + "' queue is full (" + std::to_string(max_queue_) +
+    if (l.size >= l.policy.max_size)
+      return ResourceExhausted("model '" + config_->name + "' queue is full (" + std::to_string(l.policy.max_size) +
                                " requests waiting); retry later");
     job.enqueued = Clock::now();
-    queue_.push_back(std::move(job));
+    job.timeout_at = Later(job.enqueued, timeout);
+    job.level = level;
+    job.sequence = next_sequence_++;
+    next_expiry_ = std::min({next_expiry_, job.timeout_at, job.request.deadline});
+    l.queue.push_back(std::move(job));
+    ++l.size;
   }
   if (series_) series_->queue_depth->Increment();
   cv_.notify_one();
@@ -40,68 +104,260 @@ Status Scheduler::Enqueue(Job&& job) {
 
 size_t Scheduler::queue_depth() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return queue_.size();
+  size_t n = 0;
+  for (const auto& l : levels_) n += l.size;
+  return n;
 }
 
 void Scheduler::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    Job job;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      job = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    if (series_) series_->queue_depth->Decrement();
-    Run(job);
+    std::vector<Job> batch;
+    std::vector<Failed> failed;
+    const bool done = NextWork(lock, &batch, &failed);
+    lock.unlock();
+    if (series_) series_->queue_depth->Decrement(static_cast<double>(batch.size() + failed.size()));
+    for (auto& f : failed) Fail(f.job, std::move(f.status), f.reason);
+    if (!batch.empty()) Run(batch);
+    if (done) return;
+    lock.lock();
   }
 }
 
-size_t RequestBatchSize(const InferRequest& request, int64_t max_batch_size) {
-  if (max_batch_size <= 0 || request.inputs.empty() || request.inputs[0].shape.empty()) return 1;
-  return static_cast<size_t>(request.inputs[0].shape[0]);
+bool Scheduler::NextWork(std::unique_lock<std::mutex>& lock, std::vector<Job>* batch, std::vector<Failed>* failed) {
+  for (;;) {
+    const auto now = Clock::now();
+    if (now >= next_expiry_) Expire(now, failed);
+    if (!failed->empty()) return false;  // answer those first, then come back
+    const bool blocked = Extend();
+    if (forming_.empty()) {
+      if (stopping_) return true;
+      if (next_expiry_ == Clock::time_point::max()) {
+        cv_.wait(lock);
+      } else {
+        cv_.wait_until(lock, next_expiry_);
+      }
+      continue;
+    }
+    if (const size_t n = Ready(now, blocked); n > 0) {
+      for (size_t i = 0; i < n; ++i) {
+        Job& job = forming_.front();
+        forming_rows_ -= RequestRows(job.request);
+        --levels_[job.level].size;
+        batch->push_back(std::move(job));
+        forming_.pop_front();
+      }
+      if (!forming_.empty()) cv_.notify_one();  // what is left is another worker's to run
+      return false;
+    }
+    Clock::time_point oldest = Clock::time_point::max();
+    for (const auto& j : forming_) oldest = std::min(oldest, j.enqueued);
+    cv_.wait_until(lock, std::min(oldest + max_delay_, next_expiry_));
+  }
 }
 
-void Scheduler::Run(Job& job) {
+void Scheduler::Expire(Clock::time_point now, std::vector<Failed>* failed) {
+  next_expiry_ = Clock::time_point::max();
+  for (auto& l : levels_) {
+    std::deque<Job> queue, delayed;
+    const auto keep = [&](Job& job, std::deque<Job>& to) {
+      next_expiry_ = std::min({next_expiry_, job.timeout_at, job.request.deadline});
+      to.push_back(std::move(job));
+    };
+    for (auto* from : {&l.delayed, &l.queue}) {
+      for (auto& job : *from) {
+        FailReason reason{};
+        if (Status why = Doomed(job, now, &reason); !why.ok()) {
+          --l.size;
+          failed->push_back({std::move(job), std::move(why), reason});
+        } else if (job.timeout_at <= now) {
+          // DELAY (REJECT failed above): behind every request of this level that has not timed out.
+          job.timeout_at = Clock::time_point::max();
+          keep(job, delayed);
+        } else {
+          keep(job, from == &l.queue ? queue : delayed);
+        }
+      }
+    }
+    l.queue = std::move(queue);
+    l.delayed = std::move(delayed);
+  }
+}
+
+Scheduler::Job* Scheduler::Front() {
+  for (auto& l : levels_) {
+    if (!l.queue.empty()) return &l.queue.front();
+    if (!l.delayed.empty()) return &l.delayed.front();
+  }
+  return nullptr;
+}
+
+void Scheduler::PopFront() {
+  for (auto& l : levels_) {
+    if (!l.queue.empty()) return l.queue.pop_front();
+    if (!l.delayed.empty()) return l.delayed.pop_front();
+  }
+}
+
+bool Scheduler::Extend() {
+  for (;;) {
+    Job* next = Front();
+    if (!next) return false;
+    if (!forming_.empty() && (!batching_ || forming_rows_ + RequestRows(next->request) > max_rows_ ||
+                              !Stackable(forming_.front().request, next->request)))
+      return true;
+    forming_rows_ += RequestRows(next->request);
+    forming_.push_back(std::move(*next));
+    PopFront();
+  }
+}
+
+size_t Scheduler::Ready(Clock::time_point now, bool blocked) const {
+  if (!batching_ || stopping_ || forming_rows_ >= max_rows_) return forming_.size();
+  // The largest preferred size that a prefix of the batch adds up to.
+  for (int64_t preferred : preferred_) {
+    int64_t rows = 0;
+    for (size_t i = 0; i < forming_.size() && rows < preferred; ++i) {
+      rows += RequestRows(forming_[i].request);
+      if (rows == preferred) return i + 1;
+    }
+  }
+  if (blocked || max_delay_.count() == 0) return forming_.size();
+  for (const auto& j : forming_)
+    if (now >= j.enqueued + max_delay_) return forming_.size();
+  return 0;
+}
+
+Status Scheduler::Doomed(const Job& job, Clock::time_point now, FailReason* reason) const {
+  *reason = FailReason::kRejected;
+  if (now > job.request.deadline)
+    return DeadlineExceeded("deadline passed while queued for model '" + config_->name + "'");
+  if (now >= job.timeout_at && !levels_[job.level].policy.delay) {
+    const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(job.timeout_at - job.enqueued);
+    return DeadlineExceeded("timed out after " + std::to_string(waited.count()) + " us in the queue of model '" +
+                            config_->name + "' (its queue policy rejects requests that time out)");
+  }
+  if (job.request.cancelled && job.request.cancelled->load()) {
+    *reason = FailReason::kCanceled;
+    return Cancelled("the client went away while the request was queued for model '" + config_->name + "'");
+  }
+  return Status::Ok();
+}
+
+void Scheduler::Fail(Job& job, Status status, FailReason reason) {
+  if (series_) series_->stats.Fail(reason, Clock::now() - job.request.received);
+  Complete(job, std::move(status));
+}
+
+void Scheduler::Run(std::vector<Job>& batch) {
   const auto start = Clock::now();
-  if (series_) series_->queue_duration->Observe(Seconds(start - job.enqueued));
-  const auto fail = [&](FailReason reason, Status status) {
-    if (series_) series_->stats.Fail(reason, Clock::now() - job.request.received);
-    job.done(std::move(status));
-  };
-  if (start > job.request.deadline)
-    return fail(FailReason::kRejected,
-                DeadlineExceeded("deadline passed while queued for model '" + config_->name + "'"));
-  if (job.request.cancelled && job.request.cancelled->load())
-    return fail(FailReason::kCanceled,
-                Cancelled("the client went away while the request was queued for model '" + config_->name + "'"));
-  InferResponse response;
-  Status s = model_->Execute(job.request.inputs, job.request.requested_outputs, &response.outputs);
+  // Jobs that must not run leave the batch here: they waited while it formed.
+  std::vector<Job*> jobs;
+  std::vector<const InferRequest*> requests;
+  for (auto& job : batch) {
+    if (series_) series_->queue_duration->Observe(Seconds(start - job.enqueued));
+    FailReason reason{};
+    if (Status why = Doomed(job, start, &reason); !why.ok()) {
+      Fail(job, std::move(why), reason);
+      continue;
+    }
+    jobs.push_back(&job);
+    requests.push_back(&job.request);
+  }
+  if (jobs.empty()) return;
+
+  // One execution: a lone request runs on its own tensors; several are stacked, asking for every output
+  // any of them wants.
+  std::vector<Tensor> stacked;
+  std::vector<std::string> outputs = jobs.front()->request.requested_outputs;
+  if (jobs.size() > 1) {
+    stacked = StackInputs(requests);
+    for (const Job* job : jobs)
+      for (const auto& name : job->request.requested_outputs)
+        if (std::find(outputs.begin(), outputs.end(), name) == outputs.end()) outputs.push_back(name);
+  }
+  const std::span<const Tensor> inputs = jobs.size() > 1 ? stacked : jobs.front()->request.inputs;
+  int64_t rows = 0;
+  for (const Job* job : jobs) rows += RequestRows(job->request);
+  const auto stacked_at = Clock::now();
+  std::vector<Tensor> results;
+  Status s = model_->Execute(inputs, outputs, &results);
   const auto executed = Clock::now();
   if (series_) {
-    const int64_t rows =
-        job.request.inputs.empty() || job.request.inputs[0].shape.empty() ? 1 : job.request.inputs[0].shape[0];
-    series_->compute_duration->Observe(Seconds(executed - start));
+    series_->compute_duration->Observe(Seconds(executed - stacked_at));
     series_->executions->Increment();
     series_->rows->Increment(static_cast<double>(rows));
     series_->batch_size->Observe(static_cast<double>(rows));
   }
-  if (!s.ok()) return fail(FailReason::kBackend, std::move(s));
-  response.id = job.request.id;
-  response.model = config_->name;
-  response.version = version_;
-  response.config = config_;
-  // Triton's statistics, every phase at once just before the reply is handed back: a reader never sees a
-  // request half counted (perf_analyzer checks that the compute counts agree) and a client that has its
-  // reply finds it counted. As in Triton, compute_output is the core's time from the model's outputs to the
-  // reply handed over; the frontend's encoding is inference_conversion_duration_seconds{direction="output"}.
-  if (series_) {
-    const auto now = Clock::now();
-    series_->stats.RecordSuccess(RequestBatchSize(job.request, config_->max_batch_size), job.request.decode_time,
-                                 start - job.enqueued, executed - start, now - executed, now - job.request.received);
+  if (!s.ok()) {
+    for (Job* job : jobs) Fail(*job, s, FailReason::kBackend);
+    return;
   }
-  job.done(std::move(response));
+
+  // Each request's outputs: its rows of the ones it asked for, in its order.
+  std::vector<InferResponse> responses(jobs.size());
+  int64_t first = 0;
+  for (size_t j = 0; j < jobs.size() && s.ok(); ++j) {
+    const InferRequest& r = jobs[j]->request;
+    const int64_t n = RequestRows(r);
+    for (const auto& name : r.requested_outputs) {
+      const size_t k = static_cast<size_t>(std::find(outputs.begin(), outputs.end(), name) - outputs.begin());
+      if (jobs.size() == 1) {
+        responses[j].outputs.push_back(std::move(results[k]));
+        continue;
+      }
+      auto slice = SliceRows(results[k], first, n);
+      if (!slice.ok()) {
+        s = slice.status();
+        break;
+      }
+      responses[j].outputs.push_back(std::move(slice).value());
+    }
+    first += n;
+  }
+  if (!s.ok()) {
+    for (Job* job : jobs) Fail(*job, s, FailReason::kBackend);
+    return;
+  }
+  const auto sliced = Clock::now();
+  if (series_)
+    series_->stats.RecordExecution(static_cast<size_t>(rows), stacked_at - start, executed - stacked_at,
+                                   sliced - executed);
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    Job& job = *jobs[j];
+    InferResponse& response = responses[j];
+    response.id = job.request.id;
+    response.model = config_->name;
+    response.version = version_;
+    response.config = config_;
+    // Triton's statistics, every phase at once just before the reply is handed back: a reader never sees a
+    // request half counted (perf_analyzer checks that the compute counts agree) and a client that has its
+    // reply finds it counted. As in Triton, compute_output is the core's time from the model's outputs to the
+    // reply handed over; the frontend's encoding is inference_conversion_duration_seconds{direction="output"}.
+    if (series_) {
+      const auto now = Clock::now();
+      series_->stats.RecordSuccess(job.request.decode_time, start - job.enqueued, executed - stacked_at, now - executed,
+                                   now - job.request.received);
+    }
+    Complete(job, std::move(response));
+  }
+}
+
+void Scheduler::Complete(Job& job, StatusOr<InferResponse> result) {
+  if (!preserve_ordering_) return job.done(std::move(result));
+  std::unique_lock<std::mutex> lock(order_mu_);
+  parked_.emplace(job.sequence, [done = std::move(job.done), r = std::move(result)]() mutable { done(std::move(r)); });
+  if (delivering_) return;  // the thread delivering will get to it
+  delivering_ = true;
+  for (auto it = parked_.find(next_delivery_); it != parked_.end(); it = parked_.find(next_delivery_)) {
+    auto deliver = std::move(it->second);
+    parked_.erase(it);
+    ++next_delivery_;
+    lock.unlock();
+    deliver();
+    lock.lock();
+  }
+  delivering_ = false;
 }
 
 }  // namespace serving

@@ -1,16 +1,32 @@
-// Scheduler: runs one model version's requests. A bounded FIFO queue feeds `instance_count` worker
-// threads; each worker executes one request at a time on the (thread-safe) Model. Requests past their
-// deadline when dequeued are failed with DEADLINE_EXCEEDED, and those whose client has gone with
-// CANCELLED, instead of being run: neither occupies an instance.
+// Scheduler: runs one model version's requests, with the semantics of Triton's dynamic batcher when the
+// config has a `dynamic_batching` block (docs/model-repository.md#dynamic-batching).
+//
+// Queue: one FIFO per priority level (one level without priority_levels), each bounded by its queue policy's
+// max_queue_size; a request whose queue timeout passes is answered DEADLINE_EXCEEDED (timeout_action REJECT)
+// or moved behind the requests of its level that have not timed out (DELAY). `instance_count` worker
+// threads take work in priority order.
+//
+// Batching: with dynamic_batching and max_batch_size > 0, a worker stacks the rows of consecutive requests
+// whose non-batch dimensions agree into one execution of at most max_batch_size rows. It runs the batch at
+// once when it reaches max_batch_size, when a prefix of it adds up to a preferred_batch_size (the largest
+// such), when the next request cannot join, or when its oldest request has waited
+// max_queue_delay_microseconds; otherwise it waits for more. Outputs are sliced back per request. Without
+// dynamic_batching every request is its own execution, in arrival order.
+//
+// Requests past their deadline are failed with DEADLINE_EXCEEDED, and those whose client has gone with
+// CANCELLED, instead of being run: neither occupies an instance. With preserve_ordering, replies are handed
+// back in the order the requests were queued.
 //
 // Threading: Enqueue() is called from frontend threads; Job::done runs on a worker thread.
 // Destruction drains the queue (every queued job still runs) and joins the workers; it must not run on a
 // worker thread (ModelRepository destroys versions from its own thread once nobody holds them).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -22,15 +38,16 @@
 
 namespace serving {
 
-// Triton's batch size of a request: its first dimension when the model batches (max_batch_size > 0), else 1.
-size_t RequestBatchSize(const InferRequest& request, int64_t max_batch_size);
-
 class Scheduler {
  public:
   struct Job {
     InferRequest request;
     std::function<void(StatusOr<InferResponse>)> done;
-    Clock::time_point enqueued;  // set by Enqueue
+    // Set by Enqueue.
+    Clock::time_point enqueued;
+    Clock::time_point timeout_at = Clock::time_point::max();  // the queue policy's timeout
+    size_t level = 0;                                         // priority level, 0 = highest
+    uint64_t sequence = 0;                                    // arrival order, for preserve_ordering
   };
 
   // `series` (may be null) receives queue depth, queue/compute time, batch size and execution counts.
@@ -39,24 +56,73 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues a job; RESOURCE_EXHAUSTED (and `job` untouched) when the queue is full.
+  // Queues a job (`job` untouched when refused): RESOURCE_EXHAUSTED when its priority level's queue is full,
+  // INVALID_ARGUMENT for a priority outside the model's levels.
   Status Enqueue(Job&& job);
   size_t queue_depth() const;
 
  private:
+  struct Policy {
+    size_t max_size = 0;
+    std::chrono::microseconds timeout{0};  // 0: none
+    bool allow_override = false;
+    bool delay = false;  // timeout_action DELAY (else REJECT)
+  };
+  struct Level {
+    Policy policy;
+    std::deque<Job> queue, delayed;  // delayed: timed out under DELAY
+    size_t size = 0;                 // queued, forming included
+  };
+  struct Failed {
+    Job job;
+    Status status;
+    FailReason reason;
+  };
+
   void WorkerLoop();
-  void Run(Job& job);
+  // Under `lock`: waits until there is work, then fills `batch` (jobs to run) and `failed` (jobs to answer
+  // with an error); true when the scheduler is stopping and empty.
+  bool NextWork(std::unique_lock<std::mutex>& lock, std::vector<Job>* batch, std::vector<Failed>* failed);
+  // Under mu_: moves timed-out and expired jobs out of the queues; recomputes next_expiry_.
+  void Expire(Clock::time_point now, std::vector<Failed>* failed);
+  // Under mu_: moves queued jobs into forming_ while they fit; returns whether the next one cannot join.
+  bool Extend();
+  // Under mu_: how many of forming_'s jobs to run now (0: wait for more).
+  size_t Ready(Clock::time_point now, bool blocked) const;
+  Job* Front();
+  void PopFront();
+  // Why a job must not run (deadline, client gone, queue timeout); OK when it may.
+  Status Doomed(const Job& job, Clock::time_point now, FailReason* reason) const;
+  void Run(std::vector<Job>& batch);
+  void Fail(Job& job, Status status, FailReason reason);
+  // Hands a reply back, in queue order with preserve_ordering.
+  void Complete(Job& job, StatusOr<InferResponse> result);
 
   Model* const model_;
   const std::shared_ptr<const ModelSettings> config_;
   const int64_t version_;
-  const size_t max_queue_;
   Metrics::ModelSeries* const series_;
+  const bool batching_;  // dynamic_batching with max_batch_size > 0
+  const int64_t max_rows_;
+  const std::vector<int64_t> preferred_;  // descending
+  const std::chrono::microseconds max_delay_;
+  const bool preserve_ordering_;
+  size_t default_level_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job> queue_;  // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
+  std::vector<Level> levels_;                                 // guarded by mu_
+  std::deque<Job> forming_;                                   // the batch being formed; guarded by mu_
+  int64_t forming_rows_ = 0;                                  // guarded by mu_
+  Clock::time_point next_expiry_ = Clock::time_point::max();  // guarded by mu_
+  uint64_t next_sequence_ = 0;                                // guarded by mu_
+  bool stopping_ = false;                                     // guarded by mu_
+
+  std::mutex order_mu_;
+  std::map<uint64_t, std::function<void()>> parked_;  // replies waiting for earlier ones; guarded by order_mu_
+  uint64_t next_delivery_ = 0;                        // guarded by order_mu_
+  bool delivering_ = false;                           // guarded by order_mu_
+
   std::vector<std::thread> workers_;
 };
 

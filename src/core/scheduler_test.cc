@@ -4,7 +4,10 @@
 
 #include <cstring>
 #include <future>
+#include <map>
 #include <mutex>
+
+#include <google/protobuf/text_format.h>
 
 #include "core/testing/fake_backend.h"
 
@@ -23,20 +26,58 @@ class SchedulerTest : public ::testing::Test {
     config->max_queue_size = static_cast<uint32_t>(max_queue);
     return std::make_unique<Scheduler>(&model_, config, 1, nullptr);
   }
-  // A job whose one-row input carries `tag`; its result lands in `finished` in completion order.
-  Scheduler::Job Job(float tag, Clock::time_point deadline = Clock::time_point::max()) {
+  // A scheduler with Triton's `dynamic_batching { <batching> }` and max_batch_size `max_batch`.
+  std::unique_ptr<Scheduler> MakeBatching(int64_t max_batch, const std::string& batching, uint32_t instances = 1) {
+    auto config = std::make_shared<ModelSettings>();
+    config->name = "m";
+    config->instance_count = instances;
+    config->max_batch_size = max_batch;
+    config->config.set_max_batch_size(static_cast<int32_t>(max_batch));
+    EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(batching, config->config.mutable_dynamic_batching()))
+        << batching;
+    return std::make_unique<Scheduler>(&model_, config, 1, nullptr);
+  }
+  // A job of `rows` rows; row i holds {tag + i/100, tag + i/100}. Its result lands in `finished` in
+  // completion order, and its output is checked to be 2x its own input.
+  Scheduler::Job Job(float tag, Clock::time_point deadline = Clock::time_point::max(), int64_t rows = 1,
+                     int64_t columns = 2) {
     Scheduler::Job job;
     job.request.id = std::to_string(static_cast<int>(tag));
     job.request.deadline = deadline;
-    const float x[2] = {tag, tag};
-    std::vector<std::byte> bytes(sizeof(x));
-    std::memcpy(bytes.data(), x, sizeof(x));
-    job.request.inputs.push_back(Tensor::Owning("X", DataType::kFp32, {1, 2}, std::move(bytes)));
-    job.done = [this, tag](const StatusOr<InferResponse>& r) {
+    std::vector<float> x;
+    for (int64_t row = 0; row < rows; ++row)
+      for (int64_t column = 0; column < columns; ++column) x.push_back(tag + static_cast<float>(row) / 100);
+    std::vector<std::byte> bytes(x.size() * sizeof(float));
+    std::memcpy(bytes.data(), x.data(), bytes.size());
+    job.request.inputs.push_back(Tensor::Owning("X", DataType::kFp32, {rows, columns}, std::move(bytes)));
+    job.request.requested_outputs = {"Y"};
+    job.done = [this, tag, x, rows, columns](const StatusOr<InferResponse>& r) {
+      if (r.ok()) {
+        EXPECT_EQ(r->outputs.size(), 1u);
+        EXPECT_EQ(r->outputs[0].shape, (Shape{rows, columns})) << "job " << tag;
+        const auto* y = reinterpret_cast<const float*>(r->outputs[0].data);
+        for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(y[i], 2 * x[i]) << "job " << tag << " element " << i;
+      }
       std::lock_guard<std::mutex> lock(mu_);
       finished_.emplace_back(tag, r.status());
     };
     return job;
+  }
+  Scheduler::Job Rows(float tag, int64_t rows) { return Job(tag, Clock::time_point::max(), rows); }
+  Scheduler::Job Priority(float tag, uint64_t priority) {
+    Scheduler::Job job = Job(tag);
+    job.request.priority = priority;
+    return job;
+  }
+  std::vector<float> Order() {
+    std::vector<float> tags;
+    for (const auto& [tag, _] : Finished()) tags.push_back(tag);
+    return tags;
+  }
+  void WaitFinished(size_t n) {
+    const auto until = Clock::now() + 20s;
+    while (Finished().size() < n && Clock::now() < until) std::this_thread::sleep_for(1ms);
+    ASSERT_GE(Finished().size(), n) << "timed out";
   }
   void WaitExecuting() {
     while (gate_.waiting.load() == 0) std::this_thread::yield();
@@ -113,6 +154,204 @@ TEST_F(SchedulerTest, DestructionRunsEveryQueuedJob) {
   gate_.Open();
   destroyed.get();
   EXPECT_EQ(Finished().size(), 4u);
+}
+
+// --- dynamic batching (Triton's dynamic_batching semantics) ---
+
+TEST_F(SchedulerTest, BatchingWaitsAtMostTheMaxQueueDelayForMoreRows) {
+  auto scheduler = MakeBatching(8, "max_queue_delay_microseconds: 100000");
+  const auto start = Clock::now();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(scheduler->Enqueue(Job(static_cast<float>(i))).ok());
+  WaitFinished(3);
+  EXPECT_GE(Clock::now() - start, 100ms) << "ran before the oldest request had waited the delay";
+  EXPECT_EQ(model_.batches(), (std::vector<int64_t>{3}));
+}
+
+TEST_F(SchedulerTest, AFullBatchRunsWithoutWaitingForTheDelay) {
+  auto scheduler = MakeBatching(4, "max_queue_delay_microseconds: 60000000");  // a minute
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(scheduler->Enqueue(Job(static_cast<float>(i))).ok());
+  WaitFinished(4);  // well within the minute
+  EXPECT_EQ(model_.batches(), (std::vector<int64_t>{4}));
+}
+
+TEST_F(SchedulerTest, WithoutADelayWhatIsQueuedRunsAsOneBatch) {
+  auto scheduler = MakeBatching(8, "");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
+  WaitExecuting();
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(scheduler->Enqueue(Job(static_cast<float>(i))).ok());
+  gate_.Open();
+  WaitFinished(6);
+  EXPECT_EQ(model_.batches(), (std::vector<int64_t>{1, 5}));
+  EXPECT_EQ(Order(), (std::vector<float>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST_F(SchedulerTest, TheLargestPreferredBatchSizeThatCanBeFormedRunsAtOnce) {
+  auto scheduler = MakeBatching(8, "preferred_batch_size: [2, 3] max_queue_delay_microseconds: 60000000");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Rows(0, 8)).ok());  // full: runs at once, holds the instance
+  WaitExecuting();
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(scheduler->Enqueue(Job(static_cast<float>(i))).ok());
+  gate_.Open();
+  WaitFinished(6);  // 3, then the 2 left: both preferred, neither waits the minute
+  EXPECT_EQ(model_.batches(), (std::vector<int64_t>{8, 3, 2}));
+}
+
+TEST_F(SchedulerTest, OutputsAreSplitBackToRequestsOfMixedSizes) {
+  auto scheduler = MakeBatching(8, "max_queue_delay_microseconds: 60000000");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Rows(0, 8)).ok());
+  WaitExecuting();
+  ASSERT_TRUE(scheduler->Enqueue(Rows(1, 1)).ok());
+  ASSERT_TRUE(scheduler->Enqueue(Rows(2, 3)).ok());
+  ASSERT_TRUE(scheduler->Enqueue(Rows(3, 2)).ok());
+  ASSERT_TRUE(scheduler->Enqueue(Rows(4, 2)).ok());  // 8 rows: full
+  gate_.Open();
+  WaitFinished(5);  // each job's callback checks its own rows came back
+  EXPECT_EQ(model_.batches(), (std::vector<int64_t>{8, 8}));
+  for (const auto& [tag, status] : Finished()) EXPECT_TRUE(status.ok()) << tag << ": " << status.ToString();
+}
+
+TEST_F(SchedulerTest, RequestsWhoseOtherDimensionsDifferAreNotMixed) {
+  auto scheduler = MakeBatching(8, "max_queue_delay_microseconds: 60000000");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Rows(0, 8)).ok());
+  WaitExecuting();
+  ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());
+  ASSERT_TRUE(scheduler->Enqueue(Job(2, Clock::time_point::max(), 1, 3)).ok());  // [1,3]: cannot join [1,2]
+  ASSERT_TRUE(scheduler->Enqueue(Job(3)).ok());
+  gate_.Open();
+  WaitFinished(3);    // 1 runs alone at once (the next cannot join), then 2 alone
+  scheduler.reset();  // 3 waits for company until the scheduler stops, then runs
+  EXPECT_EQ(model_.batches(), (std::vector<int64_t>{8, 1, 1, 1}));
+  EXPECT_EQ(Order(), (std::vector<float>{0, 1, 2, 3}));
+}
+
+TEST_F(SchedulerTest, HigherPriorityLevelsRunFirst) {
+  auto scheduler = MakeBatching(1, "priority_levels: 2 default_priority_level: 2");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
+  WaitExecuting();
+  ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());          // default: level 2
+  ASSERT_TRUE(scheduler->Enqueue(Priority(2, 2)).ok());  // level 2
+  ASSERT_TRUE(scheduler->Enqueue(Priority(3, 1)).ok());  // level 1
+  gate_.Open();
+  WaitFinished(4);
+  EXPECT_EQ(Order(), (std::vector<float>{0, 3, 1, 2}));
+}
+
+TEST_F(SchedulerTest, APriorityOutsideTheLevelsIsRefused) {
+  auto scheduler = MakeBatching(4, "priority_levels: 2 default_priority_level: 1");
+  Scheduler::Job job = Priority(1, 3);
+  const Status s = scheduler->Enqueue(std::move(job));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("priority 3"), std::string::npos) << s.ToString();
+}
+
+TEST_F(SchedulerTest, EachPriorityLevelHasItsOwnQueueBound) {
+  auto scheduler =
+      MakeBatching(1,
+                   "priority_levels: 2 default_priority_level: 2 default_queue_policy { max_queue_size: 1 } "
+                   "priority_queue_policy { key: 1 value { max_queue_size: 2 } }");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
+  WaitExecuting();
+  ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());
+  EXPECT_EQ(scheduler->Enqueue(Job(2)).code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(scheduler->Enqueue(Priority(3, 1)).ok());
+  ASSERT_TRUE(scheduler->Enqueue(Priority(4, 1)).ok());
+  EXPECT_EQ(scheduler->Enqueue(Priority(5, 1)).code(), StatusCode::kResourceExhausted);
+  gate_.Open();
+}
+
+TEST_F(SchedulerTest, ARejectQueuePolicyFailsRequestsThatTimeOutWithoutRunningThem) {
+  auto scheduler = MakeBatching(1, "default_queue_policy { default_timeout_microseconds: 20000 }");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
+  WaitExecuting();
+  ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());
+  std::this_thread::sleep_for(50ms);
+  gate_.Open();
+  WaitFinished(2);
+  EXPECT_EQ(Finished()[1].second.code(), StatusCode::kDeadlineExceeded) << Finished()[1].second.ToString();
+  EXPECT_EQ(model_.batches().size(), 1u) << "the timed-out request ran";
+}
+
+TEST_F(SchedulerTest, ADelayQueuePolicyRunsTimedOutRequestsAfterTheOthers) {
+  auto scheduler =
+      MakeBatching(1, "default_queue_policy { timeout_action: DELAY default_timeout_microseconds: 20000 }");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
+  WaitExecuting();
+  ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());
+  std::this_thread::sleep_for(50ms);  // 1 times out
+  ASSERT_TRUE(scheduler->Enqueue(Job(2)).ok());
+  gate_.Open();
+  WaitFinished(3);
+  EXPECT_EQ(Order(), (std::vector<float>{0, 2, 1}));
+  for (const auto& [tag, status] : Finished()) EXPECT_TRUE(status.ok()) << tag << ": " << status.ToString();
+}
+
+TEST_F(SchedulerTest, ARequestTimeoutShortensTheQueueTimeoutOnlyWhereThePolicyAllows) {
+  for (const bool allow : {true, false}) {
+    finished_.clear();
+    auto scheduler = MakeBatching(1, std::string("default_queue_policy { default_timeout_microseconds: 60000000 ") +
+                                         "allow_timeout_override: " + (allow ? "true" : "false") + " }");
+    gate_.Close();
+    ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
+    WaitExecuting();
+    Scheduler::Job job = Job(1);
+    job.request.timeout_us = 20000;
+    ASSERT_TRUE(scheduler->Enqueue(std::move(job)).ok());
+    std::this_thread::sleep_for(50ms);
+    gate_.Open();
+    WaitFinished(2);
+    EXPECT_EQ(Finished()[1].second.code(), allow ? StatusCode::kDeadlineExceeded : StatusCode::kOk)
+        << "allow_timeout_override " << allow;
+  }
+}
+
+TEST_F(SchedulerTest, RequestsCancelledOrPastTheirDeadlineLeaveTheQueueWithoutRunning) {
+  auto scheduler = MakeBatching(8, "max_queue_delay_microseconds: 60000000");
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Rows(0, 8)).ok());
+  WaitExecuting();
+  auto gone = std::make_shared<std::atomic<bool>>(false);
+  Scheduler::Job cancelled = Job(1);
+  cancelled.request.cancelled = gone;
+  ASSERT_TRUE(scheduler->Enqueue(std::move(cancelled)).ok());
+  ASSERT_TRUE(scheduler->Enqueue(Job(2, Clock::now() + 20ms)).ok());
+  ASSERT_TRUE(scheduler->Enqueue(Rows(3, 6)).ok());
+  gone->store(true);
+  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(scheduler->Enqueue(Rows(4, 2)).ok());  // with 3: a full batch, once 1 and 2 have left
+  gate_.Open();
+  WaitFinished(5);
+  std::map<float, StatusCode> codes;
+  for (const auto& [tag, status] : Finished()) codes[tag] = status.code();
+  EXPECT_EQ(codes[1], StatusCode::kCancelled);
+  EXPECT_EQ(codes[2], StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(codes[3], StatusCode::kOk);
+  EXPECT_EQ(codes[4], StatusCode::kOk);
+  EXPECT_EQ(model_.batches(), (std::vector<int64_t>{8, 8}));
+}
+
+TEST_F(SchedulerTest, PreserveOrderingHandsRepliesBackInQueueOrder) {
+  for (const bool preserve : {true, false}) {
+    finished_.clear();
+    model_.HoldOnly(0);  // only job 0 waits at the gate
+    auto scheduler = MakeBatching(1, std::string("preserve_ordering: ") + (preserve ? "true" : "false"), 2);
+    gate_.Close();
+    ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
+    WaitExecuting();
+    ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());  // runs on the other instance and finishes first
+    while (model_.batches().size() < 2) std::this_thread::yield();
+    std::this_thread::sleep_for(20ms);
+    gate_.Open();
+    WaitFinished(2);
+    EXPECT_EQ(Order(), preserve ? (std::vector<float>{0, 1}) : (std::vector<float>{1, 0}))
+        << "preserve_ordering " << preserve;
+  }
 }
 
 }  // namespace

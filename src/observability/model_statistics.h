@@ -60,24 +60,31 @@ class ModelStatistics {
   std::atomic<uint64_t> last_inference_ms{0};  // when the last execution finished, ms since the Unix epoch
   std::array<std::atomic<uint64_t>, kFailReasons> fail_by_reason{};
 
-  // One successful execution of `batch` elements, every phase at once (see the scheduler for why).
-  void RecordSuccess(size_t batch, std::chrono::nanoseconds input, std::chrono::nanoseconds queued,
-                     std::chrono::nanoseconds infer, std::chrono::nanoseconds output, std::chrono::nanoseconds total) {
-    compute_input.Add(input);
-    queue.Add(queued);
-    compute_infer.Add(infer);
-    compute_output.Add(output);
+  // One model execution of `batch` elements (rows of one or more requests stacked by the dynamic batcher):
+  // its time stacking inputs, running and slicing outputs, in the per-batch-size statistics.
+  void RecordExecution(size_t batch, std::chrono::nanoseconds input, std::chrono::nanoseconds infer,
+                       std::chrono::nanoseconds output) {
     if (Batch* b = ForBatch(batch)) {
       b->compute_input.Add(input);
       b->compute_infer.Add(infer);
       b->compute_output.Add(output);
     }
-    success.Add(total);
     execution_count.fetch_add(1, std::memory_order_relaxed);
     inference_count.fetch_add(batch, std::memory_order_relaxed);
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     last_inference_ms.store(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()),
                             std::memory_order_relaxed);
+  }
+
+  // One request that succeeded, every phase at once (see the scheduler for why). As in Triton, each request
+  // of a batch is charged the whole execution's compute time.
+  void RecordSuccess(std::chrono::nanoseconds input, std::chrono::nanoseconds queued, std::chrono::nanoseconds infer,
+                     std::chrono::nanoseconds output, std::chrono::nanoseconds total) {
+    compute_input.Add(input);
+    queue.Add(queued);
+    compute_infer.Add(infer);
+    compute_output.Add(output);
+    success.Add(total);
   }
 
   void Fail(FailReason reason, std::chrono::nanoseconds d) {

@@ -6,7 +6,9 @@
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <vector>
 
 #include "core/backend.h"
 
@@ -43,9 +45,20 @@ class FakeModel : public Model {
     sig_.outputs = {{"Y", DataType::kFp32, {-1, 2}}};
   }
   const ModelSignature& signature() const override { return sig_; }
+  // Only executions whose first value is `value` wait at the gate (all do by default).
+  void HoldOnly(float value) { hold_only_ = value; }
+  // The rows of each execution so far, in order.
+  std::vector<int64_t> batches() {
+    std::lock_guard<std::mutex> l(mu_);
+    return batches_;
+  }
   Status Execute(std::span<const Tensor> inputs, std::span<const std::string>, std::vector<Tensor>* out) override {
-    if (gate_) gate_->Pass();
     const auto* x = reinterpret_cast<const float*>(inputs[0].data);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      batches_.push_back(inputs[0].shape.empty() ? 1 : inputs[0].shape[0]);
+    }
+    if (gate_ && (!hold_only_ || (inputs[0].byte_size >= 4 && x[0] == *hold_only_))) gate_->Pass();
     std::vector<std::byte> bytes(inputs[0].byte_size);
     auto* y = reinterpret_cast<float*>(bytes.data());
     for (size_t i = 0; i < inputs[0].byte_size / 4; ++i) y[i] = 2 * x[i];
@@ -56,6 +69,9 @@ class FakeModel : public Model {
  private:
   ModelSignature sig_;
   Gate* gate_;
+  std::optional<float> hold_only_;
+  std::mutex mu_;
+  std::vector<int64_t> batches_;
 };
 
 class FakeBackend : public Backend {

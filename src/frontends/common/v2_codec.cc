@@ -133,6 +133,15 @@ Status DecodeV2Request(const inference::ModelInferRequest& in, InferRequest& r) 
     if (o.name().empty()) return v2::OutputWithoutName();
     r.requested_outputs.push_back(o.name());
   }
+  for (std::string_view name : v2::kSchedulingParameters) {
+    auto p = in.parameters().find(std::string(name));
+    if (p == in.parameters().end()) continue;
+    std::optional<uint64_t> value;
+    if (p->second.has_uint64_param()) value = p->second.uint64_param();
+    if (p->second.has_int64_param() && p->second.int64_param() >= 0)
+      value = static_cast<uint64_t>(p->second.int64_param());
+    SERVING_RETURN_IF_ERROR(v2::SetSchedulingParameter(name, value, r));
+  }
   return Status::Ok();
 }
 
@@ -258,6 +267,7 @@ void ServerMetadataV2(inference::ServerMetadataResponse* out) {
   out->add_extensions("binary_tensor_data");
   out->add_extensions("model_configuration");
   out->add_extensions("statistics");
+  out->add_extensions("schedule_policy");
   out->add_extensions("model_repository(unload_dependents)");
 }
 

@@ -31,4 +31,12 @@ Status NotAValid(std::string_view input, size_t index, std::string_view value, D
 
 Status OutputWithoutName() { return InvalidArgument("outputs: each requested output needs a name"); }
 
+Status SetSchedulingParameter(std::string_view name, std::optional<uint64_t> value, InferRequest& request) {
+  if (!value)
+    return InvalidArgument("parameters." + std::string(name) + " must be a non-negative integer" +
+                           (name == "timeout" ? " (microseconds)" : " (1 is the highest priority, 0 the default)"));
+  (name == "priority" ? request.priority : request.timeout_us) = *value;
+  return Status::Ok();
+}
+
 }  // namespace serving::frontends::v2

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "core/inference_server.h"
@@ -26,5 +28,12 @@ Status NoData(std::string_view input);
 Status NotAValid(std::string_view input, size_t index, std::string_view value, DataType dtype);
 // A requested output with an empty or no name.
 Status OutputWithoutName();
+
+// Triton's schedule-policy request parameters: `priority` (1 the highest level, 0 the model's default) and
+// `timeout` (microseconds in the queue). The names this server reads from a request's `parameters`.
+inline constexpr std::string_view kSchedulingParameters[] = {"priority", "timeout"};
+// Sets request parameter `name` (one of kSchedulingParameters) on `request`; `value` is nullopt when the
+// parameter is not a non-negative integer, which is refused.
+Status SetSchedulingParameter(std::string_view name, std::optional<uint64_t> value, InferRequest& request);
 
 }  // namespace serving::frontends::v2

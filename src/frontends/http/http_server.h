@@ -54,7 +54,12 @@ class HttpReply {
   ~HttpReply();
   void Send(int status, std::string body, HttpHeaders headers = {});
   // Convenience: a JSON body.
-  void Json(int status, std::string body) { Send(status, std::move(body), {{"Content-Type", "application/json"}}); }
+  // A 429 (a queue is full) says when to come back, on every route.
+  void Json(int status, std::string body) {
+    if (status == 429)
+      return Send(status, std::move(body), {{"Content-Type", "application/json"}, {"Retry-After", "1"}});
+    Send(status, std::move(body), {{"Content-Type", "application/json"}});
+  }
   // 405 with the methods the path takes in `allow` ("POST") and the route family's error JSON.
   void MethodNotAllowed(std::string allow, std::string json_body) {
     Send(405, std::move(json_body), {{"Content-Type", "application/json"}, {"Allow", std::move(allow)}});

@@ -313,6 +313,14 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
   auto binary_output = BoolParam(root, "binary_data_output", "");
   if (!binary_output.ok()) return binary_output.status();
   out.binary_by_default = binary_output->value_or(false);
+  for (std::string_view name : v2::kSchedulingParameters) {
+    auto v = Param(root, name, "");
+    if (!v.ok()) return v.status();
+    if (!*v) continue;
+    uint64_t n = 0;
+    SERVING_RETURN_IF_ERROR(
+        v2::SetSchedulingParameter(name, (**v).get_uint64().get(n) ? std::nullopt : std::optional(n), out.request));
+  }
 
   auto inputs = Field(root, "inputs", "");
   if (!inputs.ok()) return inputs.status();

@@ -60,6 +60,8 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
     r.id = std::move(call->request.id);
     r.inputs = std::move(call->request.inputs);
     r.requested_outputs = std::move(call->request.requested_outputs);
+    r.priority = call->request.priority;
+    r.timeout_us = call->request.timeout_us;
     return Status::Ok();
   };
   InferRequest request = TransportRequest(req, "http-v2");
