@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize mutations test-arm64 clean models monitor \
-  bench-statistics test-triton
+  bench bench-statistics test-triton
 
 all: build
 
@@ -38,6 +38,11 @@ test-triton: deps-test build
 	TRITON_PEER=$(TRITON_PEER) TRITON_PEER_TEST=1 PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" \
 	  INFERENCE_SERVER=$(BUILD_DIR)/inference-server PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs \
 	  tests/e2e/test_triton_peer.py -q $(PYTEST_ARGS)
+
+# Throughput and latency next to Triton, the seed's design (docs/benchmarks.md): about 20 minutes, loopback only.
+bench: build
+	scripts/install-deps.sh bench
+	TRITON_PEER=$(TRITON_PEER) PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" .venv/bin/python bench/run.py $(BENCH_ARGS)
 
 # Per-request cost of the statistics behind Triton's statistics extension and metric names, next to the
 # Prometheus calls the request path already makes (docs/metrics.md#cost).

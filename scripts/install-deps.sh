@@ -4,9 +4,23 @@
 #   scripts/install-deps.sh build   apt packages for the C++ build + ONNX Runtime
 #   scripts/install-deps.sh test    the above + test tools (Prometheus, nginx, grpcurl, ...) + Python test venv (.venv)
 #   scripts/install-deps.sh monitor Prometheus only (for `make monitor`)
+#   scripts/install-deps.sh bench   the test set + h2load (apt nghttp2-client) + matplotlib (for `make bench`)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODE="${1:-build}"
+
+if [[ "$MODE" == bench ]]; then
+  "$0" test
+  if ! command -v h2load >/dev/null; then
+    echo "install-deps: apt-get install nghttp2-client"
+    SUDO=""
+    if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nghttp2-client
+  fi
+  "$ROOT/.venv/bin/pip" install -q -r "$ROOT/bench/requirements.txt"
+  exit 0
+fi
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto

@@ -1,0 +1,326 @@
+"""make bench: throughput and latency of this server next to its peers, side by side in one run on this machine,
+with existing load tools only (perf_analyzer for KServe v2, h2load for the /v1 gRPC API). Loopback only;
+every load is bounded in time. Writes docs/benchmarks/results.json, the PNG plots and the tables in
+docs/benchmarks.md (between its GENERATED markers).
+
+Systems (same models, same client, same machine):
+  this server, batching off (the bundled config) and on (dynamic_batching {}): v2 gRPC, v2 REST, /v1 gRPC
+  NVIDIA Triton 2.51 with its C++ ONNX Runtime backend, dynamic_batching {} (TRITON_PEER: the peer's directory)
+  the seed's design (bench/peers/seed_server.py): Python grpcio, ThreadPoolExecutor(10), onnxruntime; /v1 gRPC
+Models: breast_cancer (bundled, tiny) and an MLP 512-1024x3-10 (bench/models/make_mlp.py).
+Usage: bench/run.py [--repeats N] [--seconds S] [--concurrency 1,8,64] [--models breast_cancer,mlp]"""
+import argparse
+import csv
+import json
+import os
+import pathlib
+import platform
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import conftest  # noqa: E402,F401  (generates the inference.v1 stubs into build/pygen)
+from inference.v1 import inference_pb2  # noqa: E402
+
+DOCS = ROOT / "docs"
+# The Triton peer's directory (its start-triton.sh; see its README). Elsewhere: a script that starts Triton's
+# container the same way (REPO HTTP GRPC METRICS).
+TRITON = pathlib.Path(os.environ.get("TRITON_PEER", ROOT.parent / "shared" / "peers" / "triton-ort")) / "start-triton.sh"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A server under test: its CPU seconds and peak RSS come from /proc (its whole process tree)."""
+
+    def __init__(self, name, args, ready, log):
+        self.name, self.ready = name, ready
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.time() + 120
+        while not ready():
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{name} did not start (see {log.name})")
+            time.sleep(0.2)
+
+    def tree(self):
+        pids, parents = {self.proc.pid}, {}
+        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                parents[int(stat.parent.name)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        grew = True
+        while grew:
+            more = {p for p, pp in parents.items() if pp in pids} - pids
+            grew, pids = bool(more), pids | more
+        return pids
+
+    def cpu_seconds(self):
+        total = 0
+        for pid in self.tree():
+            try:
+                fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+            except (OSError, IndexError):
+                pass
+        return total / TICKS
+
+    def peak_rss_mib(self):
+        peak = 0
+        for pid in self.tree():
+            try:
+                for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak += int(line.split()[1])
+            except OSError:
+                pass
+        return peak / 1024
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def http_ready(port):
+    def ready():
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+    return ready
+
+
+def grpc_ready(port):
+    def ready():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    return ready
+
+
+# --- model repositories -------------------------------------------------------------------------------------
+
+THREADS = ('parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n'
+           'parameters { key: "inter_op_thread_count" value: { string_value: "1" } }\n')
+
+
+def repository(path, batching):
+    """breast_cancer and mlp, two instances of one intra-op thread each on both servers (2 cores)."""
+    bc = path / "breast_cancer"
+    shutil.copytree(ROOT / "models" / "repository" / "breast_cancer", bc)
+    config = (bc / "config.pbtxt").read_text()
+    (bc / "config.pbtxt").write_text(config + THREADS + ("dynamic_batching { }\n" if batching else ""))
+    mlp = path / "mlp"
+    (mlp / "1").mkdir(parents=True)
+    subprocess.run([sys.executable, str(ROOT / "bench" / "models" / "make_mlp.py"), str(mlp / "1" / "model.onnx")],
+                   check=True)
+    (mlp / "config.pbtxt").write_text(
+        'name: "mlp"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 64\n'
+        'input [ { name: "X" data_type: TYPE_FP32 dims: [ 512 ] } ]\n'
+        'output [ { name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] } ]\n'
+        'instance_group [ { count: 2 kind: KIND_CPU } ]\n' + THREADS + ("dynamic_batching { }\n" if batching else ""))
+    return path
+
+
+WIDTH = {"breast_cancer": 30, "mlp": 512}
+
+
+# --- load tools ---------------------------------------------------------------------------------------------
+
+def server_stats(http_port, model):
+    try:
+        s = requests.get(f"http://127.0.0.1:{http_port}/v2/models/{model}/stats", timeout=5).json()["model_stats"][0]
+        st = s["inference_stats"]
+        return {k: (int(st[k]["count"]), int(st[k]["ns"])) for k in ("success", "queue", "compute_infer")}
+    except (requests.RequestException, KeyError, IndexError):
+        return None
+
+
+def perf_analyzer(model, url, protocol, concurrency, seconds, work):
+    out = work / f"pa-{model}-{protocol}-{concurrency}.csv"
+    cmd = [shutil.which("perf_analyzer") or str(ROOT / ".deps" / "bin" / "perf_analyzer"), "-m", model, "-u", url,
+           "-i", protocol, "--concurrency-range", str(concurrency), "--measurement-interval", str(int(seconds * 1000)),
+           "--stability-percentage", "999", "--max-trials", "3", "-f", str(out), "--verbose-csv"]
+    if concurrency > 4:
+        cmd += ["--max-threads", str(concurrency)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=30 + 6 * seconds)
+    if run.returncode != 0:
+        raise RuntimeError(f"perf_analyzer failed: {' '.join(cmd)}\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+    (row,) = list(csv.DictReader(out.open()))
+    return {"throughput": float(row["Inferences/Second"]), "p50_us": float(row["p50 latency"]),
+            "p99_us": float(row["p99 latency"]), "command": shlex.join(cmd[1:])}
+
+
+def v1_body(model, work):
+    row = np.random.default_rng(0).random(WIDTH[model]).tolist()
+    message = inference_pb2.InferRequest(model=model, rows=[inference_pb2.Row(values=row)]).SerializeToString()
+    body = work / f"v1-{model}.bin"
+    body.write_bytes(b"\0" + len(message).to_bytes(4, "big") + message)  # gRPC framing: uncompressed, length
+    return body
+
+
+def h2load(model, port, concurrency, seconds, work):
+    log = work / f"h2-{model}-{port}-{concurrency}.tsv"
+    seconds = max(1, round(3 * seconds))  # as long as perf_analyzer's three windows
+    cmd = ["h2load", "-D", str(seconds), "-c", str(concurrency), "-m", "1", "-H", "content-type: application/grpc",
+           "-H", "te: trailers", "-d", str(v1_body(model, work)), "--log-file", str(log),
+           f"http://127.0.0.1:{port}/inference.v1.InferenceService/Infer"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=60 + 2 * seconds)
+    if run.returncode != 0 or "succeeded" not in run.stdout:
+        raise RuntimeError(f"h2load failed: {' '.join(cmd)}\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+    durations = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines() if line.strip())
+    done = len(durations)
+    return {"throughput": done / seconds, "p50_us": durations[done // 2], "p99_us": durations[int(done * 0.99)],
+            "requests": done, "command": shlex.join(cmd[1:])}
+
+
+# --- one measurement ----------------------------------------------------------------------------------------
+
+def measure(server, load, http_port, model):
+    before_cpu, before = server.cpu_seconds(), server_stats(http_port, model) if http_port else None
+    result = load()
+    after_cpu, after = server.cpu_seconds(), server_stats(http_port, model) if http_port else None
+    requests_done = result.get("requests")
+    if before and after:
+        requests_done = after["success"][0] - before["success"][0]
+        n = max(1, requests_done)
+        result["server_us"] = (after["success"][1] - before["success"][1]) / n / 1000
+        result["compute_us"] = (after["compute_infer"][1] - before["compute_infer"][1]) / n / 1000
+        result["overhead_us"] = result["server_us"] - result["compute_us"]
+    result["cpu_s_per_1000"] = (after_cpu - before_cpu) / max(1, requests_done) * 1000
+    return result
+
+
+def run_ours(name, batching, models, concurrency, seconds, work, results):
+    http, grpc_port, metrics = free_port(), free_port(), free_port()
+    repo = repository(work / f"repo-{name}", batching)
+    log = open(work / f"{name}.log", "wb")
+    server = Process(name, [str(ROOT / "build" / "inference-server"), "--model-repository", str(repo),
+                            "--host", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc_port),
+                            "--metrics-port", str(metrics), "--access-log-sample-rate", "0"], http_ready(http), log)
+    try:
+        for model in models:
+            for c in concurrency:
+                for protocol, load in (
+                        ("v2 gRPC", lambda: perf_analyzer(model, f"127.0.0.1:{grpc_port}", "grpc", c, seconds, work)),
+                        ("v2 REST", lambda: perf_analyzer(model, f"127.0.0.1:{http}", "http", c, seconds, work)),
+                        ("/v1 gRPC", lambda: h2load(model, grpc_port, c, seconds, work))):
+                    results.append({"system": name, "protocol": protocol, "model": model, "concurrency": c,
+                                    **measure(server, load, http, model)})
+        results.append({"system": name, "model": "*", "peak_rss_mib": server.peak_rss_mib()})
+    finally:
+        server.stop()
+
+
+def run_triton(models, concurrency, seconds, work, results):
+    http, grpc_port, metrics = free_port(), free_port(), free_port()
+    repo = repository(work / "repo-triton", batching=True)
+    log = open(work / "triton.log", "wb")
+    server = Process("triton", ["bash", str(TRITON), str(repo), str(http), str(grpc_port), str(metrics)],
+                     http_ready(http), log)
+    try:
+        for model in models:
+            for c in concurrency:
+                for protocol, load in (
+                        ("v2 gRPC", lambda: perf_analyzer(model, f"127.0.0.1:{grpc_port}", "grpc", c, seconds, work)),
+                        ("v2 REST", lambda: perf_analyzer(model, f"127.0.0.1:{http}", "http", c, seconds, work))):
+                    results.append({"system": "Triton 2.51 + ORT backend, batching", "protocol": protocol,
+                                    "model": model, "concurrency": c, **measure(server, load, http, model)})
+        results.append({"system": "Triton 2.51 + ORT backend, batching", "model": "*",
+                        "peak_rss_mib": server.peak_rss_mib()})
+    finally:
+        server.stop()
+
+
+def run_seed(models, concurrency, seconds, work, results):
+    port = free_port()
+    repo = repository(work / "repo-seed", batching=False)
+    args = [sys.executable, str(ROOT / "bench" / "peers" / "seed_server.py"), str(port)]
+    args += [f"{m}={repo / m / '1' / 'model.onnx'}" for m in models]
+    server = Process("seed", args, grpc_ready(port), open(work / "seed.log", "wb"))
+    try:
+        for model in models:
+            for c in concurrency:
+                results.append({"system": "seed design (Python grpcio)", "protocol": "/v1 gRPC", "model": model,
+                                "concurrency": c,
+                                **measure(server, lambda: h2load(model, port, c, seconds, work), None, model)})
+        results.append({"system": "seed design (Python grpcio)", "model": "*", "peak_rss_mib": server.peak_rss_mib()})
+    finally:
+        server.stop()
+
+
+def median_of(runs):
+    """One row per (system, protocol, model, concurrency): the median of each number over the repeats."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["system"], r.get("protocol"), r["model"], r.get("concurrency")), []).append(r)
+    out = []
+    for key, rows in groups.items():
+        merged = dict(rows[0])
+        for field in rows[0]:
+            values = [r[field] for r in rows if isinstance(r.get(field), (int, float)) and field != "concurrency"]
+            if len(values) == len(rows) and field != "concurrency":
+                merged[field] = statistics.median(values)
+        merged["repeats"] = len(rows)
+        out.append(merged)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0, help="per measurement window (perf_analyzer: 3 windows)")
+    ap.add_argument("--concurrency", default="1,8,64")
+    ap.add_argument("--models", default="breast_cancer,mlp")
+    ap.add_argument("--out", default=str(DOCS / "benchmarks"))
+    args = ap.parse_args()
+    concurrency = [int(c) for c in args.concurrency.split(",")]
+    models = args.models.split(",")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-"))
+    runs = []
+    started = time.time()
+    for repeat in range(args.repeats):
+        print(f"bench: repeat {repeat + 1}/{args.repeats}", flush=True)
+        run_ours("this server, batching off", False, models, concurrency, args.seconds, work, runs)
+        run_ours("this server, batching on", True, models, concurrency, args.seconds, work, runs)
+        if TRITON.exists():
+            run_triton(models, concurrency, args.seconds, work, runs)
+        else:
+            print(f"bench: Triton peer not found at {TRITON} (set TRITON_PEER): left out", flush=True)
+        run_seed(models, concurrency, args.seconds, work, runs)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    machine = {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+                           platform.processor()),
+               "cores": os.cpu_count(), "kernel": platform.release(), "date": time.strftime("%Y-%m-%d"),
+               "minutes": round((time.time() - started) / 60, 1), "args": vars(args)}
+    (out / "results.json").write_text(json.dumps({"machine": machine, "runs": runs,
+                                                  "median": median_of(runs)}, indent=1))
+    print(f"bench: {len(runs)} measurements in {machine['minutes']} min -> {out / 'results.json'}")
+    subprocess.run([sys.executable, str(ROOT / "bench" / "report.py"), str(out / "results.json")], check=True)
+
+
+if __name__ == "__main__":
+    main()
