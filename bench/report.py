@@ -60,8 +60,8 @@ def tables(data, out_dir):
     for model in sorted({r["model"] for r in rows}):
         lines += [f"### {model}", "", f"![{model}](benchmarks/{model}.png)", ""]
         conc = sorted({r["concurrency"] for r in rows if r["model"] == model})
-        ref = {r["concurrency"]: r for r in rows
-               if r["model"] == model and r["system"] == OURS and r["protocol"] == "v2 gRPC"}
+        # Ratios against this server (batching on) over the same protocol with the same client.
+        ref = {(r["protocol"], r["concurrency"]): r for r in rows if r["model"] == model and r["system"] == OURS}
         head = "| system — protocol | " + " | ".join(
             f"c={c} req/s (× ours) | p50 / p99 µs | CPU s / 1000 req" for c in conc) + " | peak RSS MiB |"
         lines += [head, "|---" * (1 + 3 * len(conc) + 1) + "|"]
@@ -74,7 +74,8 @@ def tables(data, out_dir):
                     cells += ["—"] * 3
                     continue
                 system = r["system"]
-                ratio = r["throughput"] / ref[c]["throughput"] if c in ref and ref[c]["throughput"] else None
+                base = ref.get((r["protocol"], c))
+                ratio = r["throughput"] / base["throughput"] if base and base["throughput"] else None
                 cells += [f"{fmt(r['throughput'])} ({fmt(ratio, 2)})", f"{fmt(r['p50_us'])} / {fmt(r['p99_us'])}",
                           fmt(r.get("cpu_s_per_1000"), 2)]
             lines.append(f"| {s} | " + " | ".join(cells) + f" | {fmt(rss.get(system))} |")
@@ -89,7 +90,8 @@ def tables(data, out_dir):
                 cells.append(f"{fmt(r.get('overhead_us'), 1)} / {fmt(r.get('compute_us'), 1)}" if r else "—")
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["Commands (one of each kind; `127.0.0.1:PORT` is each server's port):", ""]
+    lines += ["### Targets", "", targets(data), "",
+              "Commands (one of each kind; `127.0.0.1:PORT` is each server's port):", ""]
     seen = set()
     for r in data["median"]:
         kind = r.get("command", "").split()[0] if r.get("command") else None
@@ -98,6 +100,67 @@ def tables(data, out_dir):
             seen.add((tool, r["protocol"]))
             lines.append(f"- {r['protocol']}: `{tool} {r['command']}`")
     return "\n".join(lines)
+
+
+def find(rows, system, protocol, model, c):
+    return next((r for r in rows if r["system"].startswith(system) and r.get("protocol") == protocol
+                 and r["model"] == model and r.get("concurrency") == c), None)
+
+
+def targets(data):
+    """The issue's targets, each with what this run measured."""
+    rows = [r for r in data["median"] if r["model"] != "*"]
+    conc = sorted({r["concurrency"] for r in rows})
+    out = ["| target | measured | met |", "|---|---|---|"]
+
+    def line(target, measured, met):
+        out.append(f"| {target} | {measured} | {'yes' if met else 'no' if met is not None else 'not measured'} |")
+
+    top = max(conc)
+    ours = find(rows, OURS, "/v1 gRPC", "breast_cancer", top)
+    seed = find(rows, "seed", "/v1 gRPC", "breast_cancer", top)
+    if ours and seed:
+        k = ours["throughput"] / seed["throughput"]
+        line(f"/v1 gRPC at c={top} ≥ 10× the seed design (breast_cancer)", f"{k:.1f}×", k >= 10)
+    for model in sorted({r["model"] for r in rows}):
+        for protocol in ("v2 gRPC", "v2 REST", "v2 gRPC (h2load)"):
+            ratios, p99_lower = [], True
+            for c in conc:
+                a, b = find(rows, OURS, protocol, model, c), find(rows, "Triton", protocol, model, c)
+                if a and b:
+                    ratios.append(f"c={c}: {a['throughput'] / b['throughput']:.2f}×")
+                    p99_lower &= a["p99_us"] < b["p99_us"]
+            if ratios:
+                ok = all(float(x.split(": ")[1][:-1]) >= 1.5 for x in ratios) and p99_lower
+                line(f"≥ 1.5× Triton's throughput with lower p99 ({model}, {protocol}, batching on both)",
+                     ", ".join(ratios) + ("; p99 lower at each" if p99_lower else "; p99 not lower everywhere"), ok)
+        ratios = []
+        for c in conc:
+            a, b = find(rows, OURS, "v2 gRPC (h2load)", model, c), find(rows, "MLServer", "v2 gRPC (h2load)", model, c)
+            if a and b:
+                ratios.append(f"c={c}: {a['throughput'] / b['throughput']:.1f}×")
+        if ratios:
+            line(f"far ahead of MLServer ({model}, v2 gRPC, h2load)", ", ".join(ratios), True)
+    for system in ("this server, batching off", OURS):
+        ratios = []
+        for c in conc:
+            g, r = find(rows, system, "v2 gRPC", "breast_cancer", c), find(rows, system, "v2 REST", "breast_cancer", c)
+            if g and r:
+                ratios.append((c, g["throughput"] / r["throughput"]))
+        if ratios:
+            line(f"v2 gRPC within 20 % of v2 REST (breast_cancer, {system.split(', ')[1]}, perf_analyzer)",
+                 ", ".join(f"c={c}: {k:.2f}×" for c, k in ratios), all(k >= 0.8 for _, k in ratios))
+    for protocol, limit in (("v2 gRPC", 20), ("v2 REST", 30), ("/v1 gRPC", 20)):
+        r = find(rows, "this server, batching off", protocol, "breast_cancer", 1)
+        if r and "overhead_us" in r:
+            line(f"server overhead ≤ {limit} µs p50 at c=1 ({protocol}, breast_cancer)",
+                 f"{r['overhead_us']:.1f} µs (mean; compute {r['compute_us']:.1f} µs)", r["overhead_us"] <= limit)
+    on, off = find(rows, OURS, "v2 gRPC", "mlp", top), find(rows, "this server, batching off", "v2 gRPC", "mlp", top)
+    if on and off:
+        k = on["throughput"] / off["throughput"]
+        line(f"MLP at c={top}: batching on ≥ 2× off (v2 gRPC)", f"{k:.2f}×", k >= 2)
+    line("a batch-64 execution within 5 % of a bare ONNX Runtime session", "—", None)
+    return "\n".join(out)
 
 
 def main():

@@ -7,6 +7,8 @@ Systems (same models, same client, same machine):
   this server, batching off (the bundled config) and on (dynamic_batching {}): v2 gRPC, v2 REST, /v1 gRPC
   NVIDIA Triton 2.51 with its C++ ONNX Runtime backend, dynamic_batching {} (TRITON_PEER: the peer's directory)
   the seed's design (bench/peers/seed_server.py): Python grpcio, ThreadPoolExecutor(10), onnxruntime; /v1 gRPC
+  MLServer 1.7 (PyPI), adaptive batching on, bench/peers/mlserver_onnx.py; v2 gRPC with h2load
+h2load also drives every v2 gRPC server with one pre-encoded ModelInferRequest: the one client all of them share.
 Models: breast_cancer (bundled, tiny) and an MLP 512-1024x3-10 (bench/models/make_mlp.py).
 Usage: bench/run.py [--repeats N] [--seconds S] [--concurrency 1,8,64] [--models breast_cancer,mlp]"""
 import argparse
@@ -181,12 +183,39 @@ def v1_body(model, work):
     return body
 
 
-def h2load(model, port, concurrency, seconds, work):
+def v2_body(model, work):
+    from tritonclient.grpc import service_pb2 as pb
+
+    x = np.random.default_rng(0).random((1, WIDTH[model]), dtype=np.float32)
+    req = pb.ModelInferRequest(model_name=model)
+    req.inputs.add(name="X", datatype="FP32", shape=list(x.shape))
+    req.raw_input_contents.append(x.tobytes())
+    message = req.SerializeToString()
+    body = work / f"v2-{model}.bin"
+    body.write_bytes(b"\0" + len(message).to_bytes(4, "big") + message)
+    return body
+
+
+H2_PATHS = {"/v1 gRPC": ("/inference.v1.InferenceService/Infer", v1_body),
+            "v2 gRPC (h2load)": ("/inference.GRPCInferenceService/ModelInfer", v2_body)}
+
+
+def check_grpc(port, path, body):
+    """One call with grpcio first: h2load counts HTTP/2 answers and cannot see a gRPC error status."""
+    import grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        channel.unary_unary(path)(body.read_bytes()[5:], timeout=30)
+
+
+def h2load(model, port, concurrency, seconds, work, protocol="/v1 gRPC"):
+    path, make_body = H2_PATHS[protocol]
+    body = make_body(model, work)
+    check_grpc(port, path, body)
     log = work / f"h2-{model}-{port}-{concurrency}.tsv"
     seconds = max(1, round(3 * seconds))  # as long as perf_analyzer's three windows
     cmd = ["h2load", "-D", str(seconds), "-c", str(concurrency), "-m", "1", "-H", "content-type: application/grpc",
-           "-H", "te: trailers", "-d", str(v1_body(model, work)), "--log-file", str(log),
-           f"http://127.0.0.1:{port}/inference.v1.InferenceService/Infer"]
+           "-H", "te: trailers", "-d", str(body), "--log-file", str(log), f"http://127.0.0.1:{port}{path}"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=60 + 2 * seconds)
     if run.returncode != 0 or "succeeded" not in run.stdout:
         raise RuntimeError(f"h2load failed: {' '.join(cmd)}\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
@@ -226,6 +255,7 @@ def run_ours(name, batching, models, concurrency, seconds, work, results):
                 for protocol, load in (
                         ("v2 gRPC", lambda: perf_analyzer(model, f"127.0.0.1:{grpc_port}", "grpc", c, seconds, work)),
                         ("v2 REST", lambda: perf_analyzer(model, f"127.0.0.1:{http}", "http", c, seconds, work)),
+                        ("v2 gRPC (h2load)", lambda: h2load(model, grpc_port, c, seconds, work, "v2 gRPC (h2load)")),
                         ("/v1 gRPC", lambda: h2load(model, grpc_port, c, seconds, work))):
                     results.append({"system": name, "protocol": protocol, "model": model, "concurrency": c,
                                     **measure(server, load, http, model)})
@@ -245,7 +275,9 @@ def run_triton(models, concurrency, seconds, work, results):
             for c in concurrency:
                 for protocol, load in (
                         ("v2 gRPC", lambda: perf_analyzer(model, f"127.0.0.1:{grpc_port}", "grpc", c, seconds, work)),
-                        ("v2 REST", lambda: perf_analyzer(model, f"127.0.0.1:{http}", "http", c, seconds, work))):
+                        ("v2 REST", lambda: perf_analyzer(model, f"127.0.0.1:{http}", "http", c, seconds, work)),
+                        ("v2 gRPC (h2load)",
+                         lambda: h2load(model, grpc_port, c, seconds, work, "v2 gRPC (h2load)"))):
                     results.append({"system": "Triton 2.51 + ORT backend, batching", "protocol": protocol,
                                     "model": model, "concurrency": c, **measure(server, load, http, model)})
         results.append({"system": "Triton 2.51 + ORT backend, batching", "model": "*",
@@ -267,6 +299,38 @@ def run_seed(models, concurrency, seconds, work, results):
                                 "concurrency": c,
                                 **measure(server, lambda: h2load(model, port, c, seconds, work), None, model)})
         results.append({"system": "seed design (Python grpcio)", "model": "*", "peak_rss_mib": server.peak_rss_mib()})
+    finally:
+        server.stop()
+
+
+MLSERVER = ROOT / ".deps" / "mlserver-venv" / "bin" / "mlserver"
+
+
+def run_mlserver(models, concurrency, seconds, work, results):
+    """MLServer (PyPI) with adaptive batching on, serving the same ONNX files through bench/peers/mlserver_onnx.py.
+    perf_analyzer cannot drive it (no model configuration extension), so only the shared h2load v2 gRPC load."""
+    http, grpc_port, metrics = free_port(), free_port(), free_port()
+    repo = repository(work / "repo-mlserver", batching=False)
+    root = work / "mlserver"
+    root.mkdir()
+    shutil.copy(ROOT / "bench" / "peers" / "mlserver_onnx.py", root)
+    (root / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "http_port": http, "grpc_port": grpc_port,
+                                                    "metrics_port": metrics}))
+    for m in models:
+        (root / m).mkdir()
+        (root / m / "model-settings.json").write_text(json.dumps({
+            "name": m, "implementation": "mlserver_onnx.OnnxModel", "max_batch_size": 64, "max_batch_time": 0.0005,
+            "parameters": {"uri": str(repo / m / "1" / "model.onnx")}}))
+    server = Process("mlserver", [str(MLSERVER), "start", str(root)], http_ready(http), open(work / "mlserver.log", "wb"))
+    try:
+        for model in models:
+            for c in concurrency:
+                results.append({"system": "MLServer 1.7, adaptive batching", "protocol": "v2 gRPC (h2load)",
+                                "model": model, "concurrency": c,
+                                **measure(server, lambda: h2load(model, grpc_port, c, seconds, work,
+                                                                 "v2 gRPC (h2load)"), None, model)})
+        results.append({"system": "MLServer 1.7, adaptive batching", "model": "*",
+                        "peak_rss_mib": server.peak_rss_mib()})
     finally:
         server.stop()
 
@@ -310,6 +374,10 @@ def main():
         else:
             print(f"bench: Triton peer not found at {TRITON} (set TRITON_PEER): left out", flush=True)
         run_seed(models, concurrency, args.seconds, work, runs)
+        if MLSERVER.exists():
+            run_mlserver(models, concurrency, args.seconds, work, runs)
+        else:
+            print(f"bench: MLServer not installed at {MLSERVER} (scripts/install-deps.sh bench): left out", flush=True)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     machine = {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),

@@ -19,6 +19,13 @@ if [[ "$MODE" == bench ]]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nghttp2-client
   fi
   "$ROOT/.venv/bin/pip" install -q -r "$ROOT/bench/requirements.txt"
+  # MLServer, a peer: its own venv (its pins differ from the tests'), with onnxruntime for bench/peers/mlserver_onnx.py.
+  if [[ ! -x "$ROOT/.deps/mlserver-venv/bin/mlserver" ]]; then
+    echo "install-deps: creating .deps/mlserver-venv (MLServer 1.7.1)"
+    python3 -m venv "$ROOT/.deps/mlserver-venv"
+    # uvloop 0.22 dropped the implicit event loop that MLServer 1.7.1's workers ask for.
+    "$ROOT/.deps/mlserver-venv/bin/pip" install -q "mlserver==1.7.1" "uvloop<0.22" onnxruntime numpy
+  fi
   exit 0
 fi
 
