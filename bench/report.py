@@ -49,11 +49,24 @@ def plots(rows, out):
     return names
 
 
+def open_loop_table(data):
+    rows = [r for r in data["median"] if r.get("rate")]
+    if not rows:
+        return []
+    lines = ["### Open loop", "", "perf_analyzer offering a fixed rate over v2 gRPC (constant and Poisson arrivals), "
+             "below every server's peak: the latency a service sees at a given load.", "",
+             "| model | offered | system | achieved req/s | p50 µs | p99 µs | CPU s / 1000 req |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["model"], r["distribution"], r["system"])):
+        lines.append(f"| {r['model']} | {r['rate']}/s {r['distribution']} | {r['system']} | {fmt(r['throughput'])} | "
+                     f"{fmt(r['p50_us'])} | {fmt(r['p99_us'])} | {fmt(r.get('cpu_s_per_1000'), 2)} |")
+    return lines + [""]
+
+
 def tables(data, out_dir):
-    rows = [r for r in data["median"] if r["model"] != "*"]
+    rows = [r for r in data["median"] if r["model"] != "*" and not r.get("rate")]
     rss = {r["system"]: r["peak_rss_mib"] for r in data["median"] if r["model"] == "*"}
     m = data["machine"]
-    lines = [f"Run of {m['date']} on {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}: "
+    lines = [f"Run of {m['date']} (commit {m.get('commit', '?')}) on {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}: "
              f"median of {m['args']['repeats']} repeats, {m['minutes']} minutes in all "
              f"(`bench/run.py --repeats {m['args']['repeats']} --seconds {m['args']['seconds']} "
              f"--concurrency {m['args']['concurrency']} --models {m['args']['models']}`).", ""]
@@ -90,6 +103,7 @@ def tables(data, out_dir):
                 cells.append(f"{fmt(r.get('overhead_us'), 1)} / {fmt(r.get('compute_us'), 1)}" if r else "—")
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += open_loop_table(data)
     lines += ["### Targets", "", targets(data), "",
               "Commands (one of each kind; `127.0.0.1:PORT` is each server's port):", ""]
     seen = set()
@@ -109,7 +123,7 @@ def find(rows, system, protocol, model, c):
 
 def targets(data):
     """The issue's targets, each with what this run measured."""
-    rows = [r for r in data["median"] if r["model"] != "*"]
+    rows = [r for r in data["median"] if r["model"] != "*" and not r.get("rate")]
     conc = sorted({r["concurrency"] for r in rows})
     out = ["| target | measured | met |", "|---|---|---|"]
 
@@ -166,7 +180,7 @@ def targets(data):
 def main():
     results = pathlib.Path(sys.argv[1])
     data = json.loads(results.read_text())
-    plots([r for r in data["median"] if r["model"] != "*"], results.parent)
+    plots([r for r in data["median"] if r["model"] != "*" and not r.get("rate")], results.parent)
     text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)

@@ -10,6 +10,7 @@ Systems (same models, same client, same machine):
   MLServer 1.7 (PyPI), adaptive batching on, bench/peers/mlserver_onnx.py; v2 gRPC with h2load
 h2load also drives every v2 gRPC server with one pre-encoded ModelInferRequest: the one client all of them share.
 Models: breast_cancer (bundled, tiny) and an MLP 512-1024x3-10 (bench/models/make_mlp.py).
+Loads: closed loop at each concurrency; open loop (perf_analyzer, v2 gRPC) at a fixed rate, constant and Poisson.
 Usage: bench/run.py [--repeats N] [--seconds S] [--concurrency 1,8,64] [--models breast_cancer,mlp]"""
 import argparse
 import csv
@@ -130,6 +131,7 @@ THREADS = ('parameters { key: "intra_op_thread_count" value: { string_value: "1"
 
 def repository(path, batching):
     """breast_cancer and mlp, two instances of one intra-op thread each on both servers (2 cores)."""
+    shutil.rmtree(path, ignore_errors=True)  # the previous repeat's
     bc = path / "breast_cancer"
     shutil.copytree(ROOT / "models" / "repository" / "breast_cancer", bc)
     config = (bc / "config.pbtxt").read_text()
@@ -160,12 +162,15 @@ def server_stats(http_port, model):
         return None
 
 
-def perf_analyzer(model, url, protocol, concurrency, seconds, work):
-    out = work / f"pa-{model}-{protocol}-{concurrency}.csv"
+def perf_analyzer(model, url, protocol, concurrency, seconds, work, rate=None, distribution="constant"):
+    """Closed loop at `concurrency`, or open loop at `rate` requests/s (constant or Poisson arrivals)."""
+    out = work / f"pa-{model}-{protocol}-{concurrency}-{rate}-{distribution}.csv"
+    load = (["--request-rate-range", str(rate), "--request-distribution", distribution, "--max-threads", "16"]
+            if rate else ["--concurrency-range", str(concurrency)])
     cmd = [shutil.which("perf_analyzer") or str(ROOT / ".deps" / "bin" / "perf_analyzer"), "-m", model, "-u", url,
-           "-i", protocol, "--concurrency-range", str(concurrency), "--measurement-interval", str(int(seconds * 1000)),
-           "--stability-percentage", "999", "--max-trials", "3", "-f", str(out), "--verbose-csv"]
-    if concurrency > 4:
+           "-i", protocol, *load, "--measurement-interval", str(int(seconds * 1000)),
+           "--stability-percentage", "999", "--max-trials", "3", "--input-data", "zero", "-f", str(out), "--verbose-csv"]
+    if not rate and concurrency > 4:
         cmd += ["--max-threads", str(concurrency)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=30 + 6 * seconds)
     if run.returncode != 0:
@@ -212,7 +217,8 @@ def h2load(model, port, concurrency, seconds, work, protocol="/v1 gRPC"):
     path, make_body = H2_PATHS[protocol]
     body = make_body(model, work)
     check_grpc(port, path, body)
-    log = work / f"h2-{model}-{port}-{concurrency}.tsv"
+    log = work / f"h2-{model}-{port}-{concurrency}-{path.rsplit('/', 1)[1]}.tsv"
+    log.unlink(missing_ok=True)  # h2load appends
     seconds = max(1, round(3 * seconds))  # as long as perf_analyzer's three windows
     cmd = ["h2load", "-D", str(seconds), "-c", str(concurrency), "-m", "1", "-H", "content-type: application/grpc",
            "-H", "te: trailers", "-d", str(body), "--log-file", str(log), f"http://127.0.0.1:{port}{path}"]
@@ -242,6 +248,17 @@ def measure(server, load, http_port, model):
     return result
 
 
+RATES = {"breast_cancer": 2000, "mlp": 1000}  # requests/s offered in the open-loop runs: below every v2 server's peak
+
+
+def open_loop(system, model, url, seconds, work, results, server, http):
+    for distribution in ("constant", "poisson"):
+        results.append({"system": system, "protocol": f"v2 gRPC, {RATES[model]}/s {distribution}", "model": model,
+                        "rate": RATES[model], "distribution": distribution,
+                        **measure(server, lambda: perf_analyzer(model, url, "grpc", None, seconds, work,
+                                                                RATES[model], distribution), http, model)})
+
+
 def run_ours(name, batching, models, concurrency, seconds, work, results):
     http, grpc_port, metrics = free_port(), free_port(), free_port()
     repo = repository(work / f"repo-{name}", batching)
@@ -259,6 +276,7 @@ def run_ours(name, batching, models, concurrency, seconds, work, results):
                         ("/v1 gRPC", lambda: h2load(model, grpc_port, c, seconds, work))):
                     results.append({"system": name, "protocol": protocol, "model": model, "concurrency": c,
                                     **measure(server, load, http, model)})
+            open_loop(name, model, f"127.0.0.1:{grpc_port}", seconds, work, results, server, http)
         results.append({"system": name, "model": "*", "peak_rss_mib": server.peak_rss_mib()})
     finally:
         server.stop()
@@ -280,6 +298,8 @@ def run_triton(models, concurrency, seconds, work, results):
                          lambda: h2load(model, grpc_port, c, seconds, work, "v2 gRPC (h2load)"))):
                     results.append({"system": "Triton 2.51 + ORT backend, batching", "protocol": protocol,
                                     "model": model, "concurrency": c, **measure(server, load, http, model)})
+            open_loop("Triton 2.51 + ORT backend, batching", model, f"127.0.0.1:{grpc_port}", seconds, work, results,
+                      server, http)
         results.append({"system": "Triton 2.51 + ORT backend, batching", "model": "*",
                         "peak_rss_mib": server.peak_rss_mib()})
     finally:
@@ -312,6 +332,7 @@ def run_mlserver(models, concurrency, seconds, work, results):
     http, grpc_port, metrics = free_port(), free_port(), free_port()
     repo = repository(work / "repo-mlserver", batching=False)
     root = work / "mlserver"
+    shutil.rmtree(root, ignore_errors=True)
     root.mkdir()
     shutil.copy(ROOT / "bench" / "peers" / "mlserver_onnx.py", root)
     (root / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "http_port": http, "grpc_port": grpc_port,
@@ -383,7 +404,9 @@ def main():
     machine = {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                            platform.processor()),
                "cores": os.cpu_count(), "kernel": platform.release(), "date": time.strftime("%Y-%m-%d"),
-               "minutes": round((time.time() - started) / 60, 1), "args": vars(args)}
+               "minutes": round((time.time() - started) / 60, 1), "args": vars(args),
+               "commit": subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                                        text=True).stdout.strip()}
     (out / "results.json").write_text(json.dumps({"machine": machine, "runs": runs,
                                                   "median": median_of(runs)}, indent=1))
     print(f"bench: {len(runs)} measurements in {machine['minutes']} min -> {out / 'results.json'}")

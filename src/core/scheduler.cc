@@ -39,7 +39,8 @@ Scheduler::Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, 
       max_rows_(config_->max_batch_size),
       preferred_(PreferredSizes(*config_)),
       max_delay_(Micros(config_->config.dynamic_batching().max_queue_delay_microseconds())),
-      preserve_ordering_(config_->config.dynamic_batching().preserve_ordering()) {
+      preserve_ordering_(config_->config.dynamic_batching().preserve_ordering()),
+      hand_off_(!config_->config.has_dynamic_batching()) {
   const auto& b = config_->config.dynamic_batching();
   const auto policy = [](const config::ModelQueuePolicy& p, size_t fallback) {
     Policy out;
@@ -84,6 +85,7 @@ Status Scheduler::Enqueue(Job&& job) {
   std::chrono::microseconds timeout = l.policy.timeout;
   const auto asked = Micros(job.request.timeout_us);
   if (l.policy.allow_override && asked.count() > 0 && (timeout.count() == 0 || asked < timeout)) timeout = asked;
+  bool here = false;  // run on this thread (see Hand-off)
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (l.size >= l.policy.max_size)
@@ -93,9 +95,24 @@ Status Scheduler::Enqueue(Job&& job) {
     job.timeout_at = Later(job.enqueued, timeout);
     job.level = level;
     job.sequence = next_sequence_++;
-    next_expiry_ = std::min({next_expiry_, job.timeout_at, job.request.deadline});
-    l.queue.push_back(std::move(job));
-    ++l.size;
+    here = hand_off_ && !stopping_ && busy_ < config_->instance_count && forming_.empty() && l.queue.empty() &&
+           Cheap(RequestRows(job.request));
+    if (here) {
+      ++busy_;
+    } else {
+      next_expiry_ = std::min({next_expiry_, job.timeout_at, job.request.deadline});
+      l.queue.push_back(std::move(job));
+      ++l.size;
+    }
+  }
+  if (here) {
+    std::vector<Job> batch;
+    batch.push_back(std::move(job));
+    Run(batch);
+    std::lock_guard<std::mutex> lock(mu_);
+    --busy_;
+    cv_.notify_one();  // a worker may be waiting for this instance
+    return Status::Ok();
   }
   if (series_) series_->queue_depth->Increment();
   cv_.notify_one();
@@ -121,6 +138,7 @@ void Scheduler::WorkerLoop() {
     if (!batch.empty()) Run(batch);
     if (done) return;
     lock.lock();
+    if (!batch.empty()) --busy_;
   }
 }
 
@@ -130,8 +148,9 @@ bool Scheduler::NextWork(std::unique_lock<std::mutex>& lock, std::vector<Job>* b
     if (now >= next_expiry_) Expire(now, failed);
     if (!failed->empty()) return false;  // answer those first, then come back
     const bool blocked = Extend();
-    if (forming_.empty()) {
-      if (stopping_) return true;
+    // Nothing to run, or no instance to run it on (callers hold them all): wait for news or the next expiry.
+    if (forming_.empty() || busy_ >= config_->instance_count) {
+      if (forming_.empty() && stopping_) return true;
       if (next_expiry_ == Clock::time_point::max()) {
         cv_.wait(lock);
       } else {
@@ -140,6 +159,7 @@ bool Scheduler::NextWork(std::unique_lock<std::mutex>& lock, std::vector<Job>* b
       continue;
     }
     if (const size_t n = Ready(now, blocked); n > 0) {
+      ++busy_;
       for (size_t i = 0; i < n; ++i) {
         Job& job = forming_.front();
         forming_rows_ -= RequestRows(job.request);
@@ -228,6 +248,11 @@ size_t Scheduler::Ready(Clock::time_point now, bool blocked) const {
   return 0;
 }
 
+bool Scheduler::Cheap(int64_t rows) const {
+  const int64_t per_row = row_ns_.load(std::memory_order_relaxed);
+  return per_row >= 0 && per_row * rows < std::chrono::nanoseconds(kInlineBudget).count();
+}
+
 Status Scheduler::Doomed(const Job& job, Clock::time_point now, FailReason* reason) const {
   *reason = FailReason::kRejected;
   if (now > job.request.deadline)
@@ -283,6 +308,11 @@ void Scheduler::Run(std::vector<Job>& batch) {
   std::vector<Tensor> results;
   Status s = model_->Execute(inputs, outputs, &results);
   const auto executed = Clock::now();
+  if (rows > 0) {
+    const int64_t per_row = std::chrono::duration_cast<std::chrono::nanoseconds>(executed - stacked_at).count() / rows;
+    const int64_t old = row_ns_.load(std::memory_order_relaxed);
+    row_ns_.store(old < 0 ? per_row : (7 * old + per_row) / 8, std::memory_order_relaxed);
+  }
   if (series_) {
     series_->compute_duration->Observe(Seconds(executed - stacked_at));
     series_->executions->Increment();

@@ -13,6 +13,11 @@
 // max_queue_delay_microseconds; otherwise it waits for more. Outputs are sliced back per request. Without
 // dynamic_batching every request is its own execution, in arrival order.
 //
+// Hand-off: without dynamic_batching, a request that finds the queue empty and an instance free runs on the
+// calling thread (the frontend's), sparing the wake-up of a worker, when the model's measured time for its
+// rows is under kInlineBudget (a slow model never holds a frontend thread; until a worker has timed the
+// model, every request goes through a worker).
+//
 // Requests past their deadline are failed with DEADLINE_EXCEEDED, and those whose client has gone with
 // CANCELLED, instead of being run: neither occupies an instance. With preserve_ordering, replies are handed
 // back in the order the requests were queued.
@@ -22,6 +27,7 @@
 // worker thread (ModelRepository destroys versions from its own thread once nobody holds them).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -56,9 +62,12 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues a job (`job` untouched when refused): RESOURCE_EXHAUSTED when its priority level's queue is full,
-  // INVALID_ARGUMENT for a priority outside the model's levels.
+  // Queues a job, or runs it before returning (see Hand-off); `job` untouched when refused:
+  // RESOURCE_EXHAUSTED when its priority level's queue is full, INVALID_ARGUMENT for a priority outside the
+  // model's levels.
   Status Enqueue(Job&& job);
+  // The most a request's rows may take, by the model's measured time per row, to run on the calling thread.
+  static constexpr std::chrono::microseconds kInlineBudget{100};
   size_t queue_depth() const;
 
  private:
@@ -94,6 +103,8 @@ class Scheduler {
   // Why a job must not run (deadline, client gone, queue timeout); OK when it may.
   Status Doomed(const Job& job, Clock::time_point now, FailReason* reason) const;
   void Run(std::vector<Job>& batch);
+  // Whether `rows` rows of this model are known to take less than kInlineBudget.
+  bool Cheap(int64_t rows) const;
   void Fail(Job& job, Status status, FailReason reason);
   // Hands a reply back, in queue order with preserve_ordering.
   void Complete(Job& job, StatusOr<InferResponse> result);
@@ -107,7 +118,9 @@ class Scheduler {
   const std::vector<int64_t> preferred_;  // descending
   const std::chrono::microseconds max_delay_;
   const bool preserve_ordering_;
+  const bool hand_off_;  // no dynamic_batching: requests may run on the calling thread
   size_t default_level_ = 0;
+  std::atomic<int64_t> row_ns_{-1};  // a moving average of execution time per row; -1 until measured
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -117,6 +130,7 @@ class Scheduler {
   Clock::time_point next_expiry_ = Clock::time_point::max();  // guarded by mu_
   uint64_t next_sequence_ = 0;                                // guarded by mu_
   bool stopping_ = false;                                     // guarded by mu_
+  uint32_t busy_ = 0;  // instances executing (workers and callers); guarded by mu_
 
   std::mutex order_mu_;
   std::map<uint64_t, std::function<void()>> parked_;  // replies waiting for earlier ones; guarded by order_mu_

@@ -354,5 +354,58 @@ TEST_F(SchedulerTest, PreserveOrderingHandsRepliesBackInQueueOrder) {
   }
 }
 
+// --- hand-off: a cheap request on a model without dynamic_batching runs on the calling thread ---
+
+TEST_F(SchedulerTest, ACheapRequestRunsOnTheCallingThreadOnceTheModelIsTimed) {
+  auto scheduler = Make();
+  ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // not timed yet: a worker runs it
+  WaitFinished(1);
+  ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());  // the queue is empty, the instance free, the model fast
+  ASSERT_EQ(Finished().size(), 2u) << "answered before Enqueue returned";
+  const auto threads = model_.threads();
+  EXPECT_NE(threads[0], std::this_thread::get_id());
+  EXPECT_EQ(threads[1], std::this_thread::get_id());
+}
+
+TEST_F(SchedulerTest, ASlowModelAlwaysRunsOnAWorker) {
+  auto scheduler = Make();
+  gate_.Close();
+  ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
+  WaitExecuting();
+  std::this_thread::sleep_for(Scheduler::kInlineBudget * 3);  // the first execution takes longer than the budget
+  gate_.Open();
+  WaitFinished(1);
+  ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());
+  WaitFinished(2);
+  for (const auto& id : model_.threads()) EXPECT_NE(id, std::this_thread::get_id());
+}
+
+TEST_F(SchedulerTest, RequestsRunningOnCallersCountAgainstTheInstances) {
+  auto scheduler = Make();
+  ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // times the model
+  WaitFinished(1);
+  model_.HoldOnly(1);
+  gate_.Close();
+  std::thread caller([&] { ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok()); });  // runs on `caller`, held
+  WaitExecuting();
+  ASSERT_TRUE(scheduler->Enqueue(Job(2)).ok());  // the only instance is busy: queued, not run
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(model_.batches().size(), 2u) << "a worker ran a request while the caller held the only instance";
+  gate_.Open();
+  caller.join();
+  WaitFinished(3);
+  EXPECT_EQ(model_.max_running(), 1);
+  EXPECT_EQ(Order(), (std::vector<float>{0, 1, 2}));
+}
+
+TEST_F(SchedulerTest, DynamicBatchingNeverRunsOnTheCallingThread) {
+  auto scheduler = MakeBatching(8, "");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(scheduler->Enqueue(Job(static_cast<float>(i))).ok());
+    WaitFinished(static_cast<size_t>(i) + 1);
+  }
+  for (const auto& id : model_.threads()) EXPECT_NE(id, std::this_thread::get_id());
+}
+
 }  // namespace
 }  // namespace serving

@@ -2,12 +2,14 @@
 // model has input X FP32 [-1,2] and output Y = 2*X, and blocks in Execute while `gate` is closed.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "core/backend.h"
@@ -52,13 +54,29 @@ class FakeModel : public Model {
     std::lock_guard<std::mutex> l(mu_);
     return batches_;
   }
+  // The thread of each execution so far, in order.
+  std::vector<std::thread::id> threads() {
+    std::lock_guard<std::mutex> l(mu_);
+    return threads_;
+  }
+  // The most executions that ever ran at once.
+  int max_running() {
+    std::lock_guard<std::mutex> l(mu_);
+    return max_running_;
+  }
   Status Execute(std::span<const Tensor> inputs, std::span<const std::string>, std::vector<Tensor>* out) override {
     const auto* x = reinterpret_cast<const float*>(inputs[0].data);
     {
       std::lock_guard<std::mutex> l(mu_);
       batches_.push_back(inputs[0].shape.empty() ? 1 : inputs[0].shape[0]);
+      threads_.push_back(std::this_thread::get_id());
+      max_running_ = std::max(max_running_, ++running_);
     }
     if (gate_ && (!hold_only_ || (inputs[0].byte_size >= 4 && x[0] == *hold_only_))) gate_->Pass();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      --running_;
+    }
     std::vector<std::byte> bytes(inputs[0].byte_size);
     auto* y = reinterpret_cast<float*>(bytes.data());
     for (size_t i = 0; i < inputs[0].byte_size / 4; ++i) y[i] = 2 * x[i];
@@ -72,6 +90,8 @@ class FakeModel : public Model {
   std::optional<float> hold_only_;
   std::mutex mu_;
   std::vector<int64_t> batches_;
+  std::vector<std::thread::id> threads_;
+  int running_ = 0, max_running_ = 0;
 };
 
 class FakeBackend : public Backend {
