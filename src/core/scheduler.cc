@@ -86,6 +86,7 @@ Status Scheduler::Enqueue(Job&& job) {
   const auto asked = Micros(job.request.timeout_us);
   if (l.policy.allow_override && asked.count() > 0 && (timeout.count() == 0 || asked < timeout)) timeout = asked;
   bool here = false;  // run on this thread (see Hand-off)
+  std::vector<Job> mine;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (l.size >= l.policy.max_size)
@@ -99,6 +100,7 @@ Status Scheduler::Enqueue(Job&& job) {
            Cheap(RequestRows(job.request));
     if (here) {
       ++busy_;
+      mine.push_back(std::move(job));
     } else {
       next_expiry_ = std::min({next_expiry_, job.timeout_at, job.request.deadline});
       l.queue.push_back(std::move(job));
@@ -106,9 +108,7 @@ Status Scheduler::Enqueue(Job&& job) {
     }
   }
   if (here) {
-    std::vector<Job> batch;
-    batch.push_back(std::move(job));
-    Run(batch);
+    Run(mine);
     std::lock_guard<std::mutex> lock(mu_);
     --busy_;
     cv_.notify_one();  // a worker may be waiting for this instance
