@@ -87,9 +87,13 @@ def tables(data, out_dir):
                     cells += ["—"] * 3
                     continue
                 system = r["system"]
+                if r.get("throughput") is None:
+                    cells += ["failed: " + r.get("error", "?")[:60], "—", "—"]
+                    continue
                 base = ref.get((r["protocol"], c))
                 ratio = r["throughput"] / base["throughput"] if base and base["throughput"] else None
-                cells += [f"{fmt(r['throughput'])} ({fmt(ratio, 2)})", f"{fmt(r['p50_us'])} / {fmt(r['p99_us'])}",
+                failed = f", {r['failed']} of {r['repeats']} runs failed" if r.get("failed") else ""
+                cells += [f"{fmt(r['throughput'])} ({fmt(ratio, 2)}{failed})", f"{fmt(r['p50_us'])} / {fmt(r['p99_us'])}",
                           fmt(r.get("cpu_s_per_1000"), 2)]
             lines.append(f"| {s} | " + " | ".join(cells) + f" | {fmt(rss.get(system))} |")
         lines += ["", "Server-side time per request (this server's statistics; overhead = received → reply handed "
@@ -118,7 +122,7 @@ def tables(data, out_dir):
 
 def find(rows, system, protocol, model, c):
     return next((r for r in rows if r["system"].startswith(system) and r.get("protocol") == protocol
-                 and r["model"] == model and r.get("concurrency") == c), None)
+                 and r["model"] == model and r.get("concurrency") == c and r.get("throughput")), None)
 
 
 def targets(data):

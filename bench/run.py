@@ -172,7 +172,7 @@ def perf_analyzer(model, url, protocol, concurrency, seconds, work, rate=None, d
            "--stability-percentage", "999", "--max-trials", "3", "--input-data", "zero", "-f", str(out), "--verbose-csv"]
     if not rate and concurrency > 4:
         cmd += ["--max-threads", str(concurrency)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=30 + 6 * seconds)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=60 + 6 * seconds)
     if run.returncode != 0:
         raise RuntimeError(f"perf_analyzer failed: {' '.join(cmd)}\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
     (row,) = list(csv.DictReader(out.open()))
@@ -235,7 +235,11 @@ def h2load(model, port, concurrency, seconds, work, protocol="/v1 gRPC"):
 
 def measure(server, load, http_port, model):
     before_cpu, before = server.cpu_seconds(), server_stats(http_port, model) if http_port else None
-    result = load()
+    try:
+        result = load()
+    except (RuntimeError, subprocess.TimeoutExpired) as e:  # a peer that stalls fails its cell, not the run
+        print(f"bench: {server.name}: {str(e).splitlines()[0][:300]}", flush=True)
+        return {"throughput": None, "p50_us": None, "p99_us": None, "error": str(e).splitlines()[0][:300]}
     after_cpu, after = server.cpu_seconds(), server_stats(http_port, model) if http_port else None
     requests_done = result.get("requests")
     if before and after:
@@ -366,9 +370,12 @@ def median_of(runs):
         merged = dict(rows[0])
         for field in rows[0]:
             values = [r[field] for r in rows if isinstance(r.get(field), (int, float)) and field != "concurrency"]
-            if len(values) == len(rows) and field != "concurrency":
-                merged[field] = statistics.median(values)
+            if values and field != "concurrency":
+                merged[field] = statistics.median(values)  # over the repeats that did not fail
         merged["repeats"] = len(rows)
+        merged["failed"] = sum(1 for r in rows if r.get("error"))
+        if merged["failed"] < len(rows):
+            merged.pop("error", None)
         out.append(merged)
     return out
 
@@ -394,6 +401,7 @@ def main():
             run_triton(models, concurrency, args.seconds, work, runs)
         else:
             print(f"bench: Triton peer not found at {TRITON} (set TRITON_PEER): left out", flush=True)
+        (work / "partial.json").write_text(json.dumps(runs))
         run_seed(models, concurrency, args.seconds, work, runs)
         if MLSERVER.exists():
             run_mlserver(models, concurrency, args.seconds, work, runs)

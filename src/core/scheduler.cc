@@ -250,7 +250,7 @@ size_t Scheduler::Ready(Clock::time_point now, bool blocked) const {
 
 bool Scheduler::Cheap(int64_t rows) const {
   const int64_t per_row = row_ns_.load(std::memory_order_relaxed);
-  return per_row >= 0 && per_row * rows < std::chrono::nanoseconds(kInlineBudget).count();
+  return per_row >= 0 && per_row * rows < inline_budget_ns_.load(std::memory_order_relaxed);
 }
 
 Status Scheduler::Doomed(const Job& job, Clock::time_point now, FailReason* reason) const {

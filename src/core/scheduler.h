@@ -68,6 +68,8 @@ class Scheduler {
   Status Enqueue(Job&& job);
   // The most a request's rows may take, by the model's measured time per row, to run on the calling thread.
   static constexpr std::chrono::microseconds kInlineBudget{100};
+  // Tests under emulation, where every execution is slow, widen it.
+  void set_inline_budget(std::chrono::nanoseconds budget) { inline_budget_ns_.store(budget.count()); }
   size_t queue_depth() const;
 
  private:
@@ -121,6 +123,7 @@ class Scheduler {
   const bool hand_off_;  // no dynamic_batching: requests may run on the calling thread
   size_t default_level_ = 0;
   std::atomic<int64_t> row_ns_{-1};  // a moving average of execution time per row; -1 until measured
+  std::atomic<int64_t> inline_budget_ns_{std::chrono::nanoseconds(kInlineBudget).count()};
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

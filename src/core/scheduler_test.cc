@@ -358,6 +358,7 @@ TEST_F(SchedulerTest, PreserveOrderingHandsRepliesBackInQueueOrder) {
 
 TEST_F(SchedulerTest, ACheapRequestRunsOnTheCallingThreadOnceTheModelIsTimed) {
   auto scheduler = Make();
+  scheduler->set_inline_budget(1s);              // the fake model is cheap, even under qemu
   ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // not timed yet: a worker runs it
   WaitFinished(1);
   ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());  // the queue is empty, the instance free, the model fast
@@ -382,6 +383,7 @@ TEST_F(SchedulerTest, ASlowModelAlwaysRunsOnAWorker) {
 
 TEST_F(SchedulerTest, RequestsRunningOnCallersCountAgainstTheInstances) {
   auto scheduler = Make();
+  scheduler->set_inline_budget(1s);
   ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // times the model
   WaitFinished(1);
   model_.HoldOnly(1);
