@@ -28,12 +28,14 @@ def plots(rows, out):
     for model in sorted({r["model"] for r in rows}):
         fig, (tp, p99) = plt.subplots(1, 2, figsize=(12, 4.5))
         series = sorted({label(r) for r in rows if r["model"] == model})
-        for s in series:
-            pts = sorted((r["concurrency"], r) for r in rows if r["model"] == model and label(r) == s)
+        for i, s in enumerate(series):
+            pts = sorted((r["concurrency"], r) for r in rows
+                         if r["model"] == model and label(r) == s and r.get("throughput"))
             xs = [c for c, _ in pts]
-            style = "-" if s.startswith("this server") else "--"
-            tp.plot(xs, [r["throughput"] for _, r in pts], style, marker="o", label=s)
-            p99.plot(xs, [r["p99_us"] / 1000 for _, r in pts], style, marker="o", label=s)
+            style = dict(linestyle="-" if s.startswith("this server") else "--", marker="o", label=s,
+                         color=plt.cm.tab20(i % 20))
+            tp.plot(xs, [r["throughput"] for _, r in pts], **style)
+            p99.plot(xs, [r["p99_us"] / 1000 for _, r in pts], **style)
         for ax, title in ((tp, "throughput (requests/s)"), (p99, "p99 latency (ms)")):
             ax.set_xscale("log", base=2)
             ax.set_xlabel("concurrency (clients)")
@@ -112,8 +114,7 @@ def tables(data, out_dir):
               "Commands (one of each kind; `127.0.0.1:PORT` is each server's port):", ""]
     seen = set()
     for r in data["median"]:
-        kind = r.get("command", "").split()[0] if r.get("command") else None
-        tool = "h2load" if r.get("protocol") == "/v1 gRPC" else "perf_analyzer"
+        tool = "h2load" if r.get("protocol") == "/v1 gRPC" or "h2load" in r.get("protocol", "") else "perf_analyzer"
         if r.get("command") and (tool, r["protocol"]) not in seen:
             seen.add((tool, r["protocol"]))
             lines.append(f"- {r['protocol']}: `{tool} {r['command']}`")

@@ -279,12 +279,12 @@ TEST_F(SchedulerTest, ARejectQueuePolicyFailsRequestsThatTimeOutWithoutRunningTh
 
 TEST_F(SchedulerTest, ADelayQueuePolicyRunsTimedOutRequestsAfterTheOthers) {
   auto scheduler =
-      MakeBatching(1, "default_queue_policy { timeout_action: DELAY default_timeout_microseconds: 20000 }");
+      MakeBatching(1, "default_queue_policy { timeout_action: DELAY default_timeout_microseconds: 200000 }");
   gate_.Close();
   ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
   WaitExecuting();
   ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());
-  std::this_thread::sleep_for(50ms);  // 1 times out
+  std::this_thread::sleep_for(300ms);  // 1 times out; 2 has 200 ms of margin, even under qemu
   ASSERT_TRUE(scheduler->Enqueue(Job(2)).ok());
   gate_.Open();
   WaitFinished(3);
