@@ -263,6 +263,26 @@ def open_loop(system, model, url, seconds, work, results, server, http):
                                                                 RATES[model], distribution), http, model)})
 
 
+def measure_v2_server(system, server, http, grpc_port, models, concurrency, seconds, work, results, v1=False):
+    """Every closed-loop load (perf_analyzer over gRPC and REST, h2load over v2 gRPC and, for this server, /v1
+    gRPC) at each concurrency, then the open-loop runs, then the peak RSS."""
+    try:
+        for model in models:
+            for c in concurrency:
+                loads = [("v2 gRPC", lambda: perf_analyzer(model, f"127.0.0.1:{grpc_port}", "grpc", c, seconds, work)),
+                         ("v2 REST", lambda: perf_analyzer(model, f"127.0.0.1:{http}", "http", c, seconds, work)),
+                         ("v2 gRPC (h2load)", lambda: h2load(model, grpc_port, c, seconds, work, "v2 gRPC (h2load)"))]
+                if v1:
+                    loads.append(("/v1 gRPC", lambda: h2load(model, grpc_port, c, seconds, work)))
+                for protocol, load in loads:
+                    results.append({"system": system, "protocol": protocol, "model": model, "concurrency": c,
+                                    **measure(server, load, http, model)})
+            open_loop(system, model, f"127.0.0.1:{grpc_port}", seconds, work, results, server, http)
+        results.append({"system": system, "model": "*", "peak_rss_mib": server.peak_rss_mib()})
+    finally:
+        server.stop()
+
+
 def run_ours(name, batching, models, concurrency, seconds, work, results):
     http, grpc_port, metrics = free_port(), free_port(), free_port()
     repo = repository(work / f"repo-{name}", batching)
@@ -270,20 +290,7 @@ def run_ours(name, batching, models, concurrency, seconds, work, results):
     server = Process(name, [str(ROOT / "build" / "inference-server"), "--model-repository", str(repo),
                             "--host", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc_port),
                             "--metrics-port", str(metrics), "--access-log-sample-rate", "0"], http_ready(http), log)
-    try:
-        for model in models:
-            for c in concurrency:
-                for protocol, load in (
-                        ("v2 gRPC", lambda: perf_analyzer(model, f"127.0.0.1:{grpc_port}", "grpc", c, seconds, work)),
-                        ("v2 REST", lambda: perf_analyzer(model, f"127.0.0.1:{http}", "http", c, seconds, work)),
-                        ("v2 gRPC (h2load)", lambda: h2load(model, grpc_port, c, seconds, work, "v2 gRPC (h2load)")),
-                        ("/v1 gRPC", lambda: h2load(model, grpc_port, c, seconds, work))):
-                    results.append({"system": name, "protocol": protocol, "model": model, "concurrency": c,
-                                    **measure(server, load, http, model)})
-            open_loop(name, model, f"127.0.0.1:{grpc_port}", seconds, work, results, server, http)
-        results.append({"system": name, "model": "*", "peak_rss_mib": server.peak_rss_mib()})
-    finally:
-        server.stop()
+    measure_v2_server(name, server, http, grpc_port, models, concurrency, seconds, work, results, v1=True)
 
 
 def run_triton(models, concurrency, seconds, work, results):
@@ -292,22 +299,8 @@ def run_triton(models, concurrency, seconds, work, results):
     log = open(work / "triton.log", "wb")
     server = Process("triton", ["bash", str(TRITON), str(repo), str(http), str(grpc_port), str(metrics)],
                      http_ready(http), log)
-    try:
-        for model in models:
-            for c in concurrency:
-                for protocol, load in (
-                        ("v2 gRPC", lambda: perf_analyzer(model, f"127.0.0.1:{grpc_port}", "grpc", c, seconds, work)),
-                        ("v2 REST", lambda: perf_analyzer(model, f"127.0.0.1:{http}", "http", c, seconds, work)),
-                        ("v2 gRPC (h2load)",
-                         lambda: h2load(model, grpc_port, c, seconds, work, "v2 gRPC (h2load)"))):
-                    results.append({"system": "Triton 2.51 + ORT backend, batching", "protocol": protocol,
-                                    "model": model, "concurrency": c, **measure(server, load, http, model)})
-            open_loop("Triton 2.51 + ORT backend, batching", model, f"127.0.0.1:{grpc_port}", seconds, work, results,
-                      server, http)
-        results.append({"system": "Triton 2.51 + ORT backend, batching", "model": "*",
-                        "peak_rss_mib": server.peak_rss_mib()})
-    finally:
-        server.stop()
+    measure_v2_server("Triton 2.51 + ORT backend, batching", server, http, grpc_port, models, concurrency, seconds,
+                      work, results)
 
 
 def run_seed(models, concurrency, seconds, work, results):
