@@ -85,8 +85,7 @@ Status Scheduler::Enqueue(Job&& job) {
   std::chrono::microseconds timeout = l.policy.timeout;
   const auto asked = Micros(job.request.timeout_us);
   if (l.policy.allow_override && asked.count() > 0 && (timeout.count() == 0 || asked < timeout)) timeout = asked;
-  bool here = false;  // run on this thread (see Hand-off)
-  std::vector<Job> mine;
+  std::vector<Job> mine;  // the job, when it runs on this thread (see Hand-off)
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (l.size >= l.policy.max_size)
@@ -96,9 +95,8 @@ Status Scheduler::Enqueue(Job&& job) {
     job.timeout_at = Later(job.enqueued, timeout);
     job.level = level;
     job.sequence = next_sequence_++;
-    here = hand_off_ && !stopping_ && busy_ < config_->instance_count && forming_.empty() && l.queue.empty() &&
-           Cheap(RequestRows(job.request));
-    if (here) {
+    if (hand_off_ && !stopping_ && busy_ < config_->instance_count && forming_.empty() && l.queue.empty() &&
+        Cheap(RequestRows(job.request))) {
       ++busy_;
       mine.push_back(std::move(job));
     } else {
@@ -107,7 +105,7 @@ Status Scheduler::Enqueue(Job&& job) {
       ++l.size;
     }
   }
-  if (here) {
+  if (!mine.empty()) {
     Run(mine);
     std::lock_guard<std::mutex> lock(mu_);
     --busy_;
