@@ -157,12 +157,12 @@ Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& dec
   return ValidateRequest(mv.signature(), mv.config().max_batch_size, &request);
 }
 
-void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, const InferCallback& done) {
+void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, ResponseEncoder encoder) {
   if (request.trace_id.empty()) request.trace_id = NewTraceId();
   if (!Admit()) {
     const Status closed = Unavailable("the server is shutting down");
     if (request.id.empty()) request.id = RandomHex(16);
-    done(closed);
+    encoder.send(closed);
     Finish(request, nullptr, closed, /*queued=*/false);
     return;
   }
@@ -172,7 +172,7 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   if (!status.ok()) {
     (void)CheckRequestId(request.id);  // a parse that failed may have left a long one: cut for the log line
     if (mv && mv->series()) mv->series()->stats.Fail(FailReason::kOther, Clock::now() - request.received);
-    done(status);
+    encoder.send(status);
     Finish(request, mv.get(), status, /*queued=*/false);
     Release();
     return;
@@ -194,24 +194,25 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   // `mv` keeps the version (and its scheduler) alive until the reply has been handed back, and is let go
   // before the request stops counting as in flight: once the server is idle no worker holds a version, so
   // the repository's reference is the last one and a worker never destroys the scheduler it runs on.
-  job.done = [this, mv, meta, done](StatusOr<InferResponse> result) mutable {
+  job.done = [this, mv, meta, encoder = std::move(encoder)](StatusOr<InferResponse> result) mutable {
+    if (result.ok() && encoder.encode) {
+      const auto encode_start = Clock::now();
+      encoder.encode(*result);
+      Metrics::ModelSeries* series = mv->series();
+      if (series) series->output_conversion->Observe(Seconds(Clock::now() - encode_start));
+    }
     const Status status = result.status();
-    const auto encode_start = Clock::now();
-    done(std::move(result));
-    Metrics::ModelSeries* series = mv->series();
-    if (series && status.ok()) series->output_conversion->Observe(Seconds(Clock::now() - encode_start));
+    encoder.send(std::move(result));
     Finish(meta, mv.get(), status, /*queued=*/true);
     mv.reset();
     Release();
   };
-  status = scheduler.Enqueue(std::move(job));
+  status = scheduler.Enqueue(job);
   if (!status.ok()) {
     const FailReason reason =
         status.code() == StatusCode::kResourceExhausted ? FailReason::kRejected : FailReason::kOther;
     if (mv->series()) mv->series()->stats.Fail(reason, Clock::now() - meta.received);
-    done(status);
-    Finish(meta, mv.get(), status, /*queued=*/true);
-    Release();
+    job.done(status);  // a job Enqueue refuses is left as it was
   }
 }
 
@@ -219,13 +220,20 @@ void InferenceServer::Finish(const InferRequest& request, const ModelVersion* ve
                              bool queued) {
   const auto elapsed = Clock::now() - request.received;
   const double seconds = Seconds(elapsed);
-  const std::string model = version ? version->config().name : "";
-  const std::string ver = version ? std::to_string(version->version()) : "";
+  Metrics::ModelSeries* series = version ? version->series() : nullptr;
   if (metrics_) {
-    metrics_->CountRequest(model.empty() ? "_unknown" : model, ver, request.protocol, StatusCodeName(status.code()));
-    if (queued && version->series()) version->series()->request_duration->Observe(seconds);
+    if (series) {
+      metrics_->CountRequest(*series, request.protocol, StatusCodeName(status.code()));
+    } else {
+      const std::string model = version ? version->config().name : "_unknown";
+      metrics_->CountRequest(model, version ? std::to_string(version->version()) : "", request.protocol,
+                             StatusCodeName(status.code()));
+    }
+    if (queued && series) series->request_duration->Observe(seconds);
   }
   if (!status.ok() || Sampled(options_.access_log_sample_rate)) {
+    const std::string model = version ? version->config().name : "";
+    const std::string ver = version ? std::to_string(version->version()) : "";
     logging::Log(status.ok() ? logging::Level::kInfo : logging::Level::kWarn, "request",
                  {{"request_id", request.id},
                   {"model", model},

@@ -59,6 +59,14 @@ struct RequestDecoder {
   std::function<Status(const ModelView&, InferRequest&)> decode;
 };
 
+// How a frontend answers. `encode` (optional) turns a successful response into the frontend's wire message,
+// which the frontend keeps; `send` then hands the outcome to the transport. The core times `encode` alone as
+// the output conversion, so that histogram holds no transport time (a gRPC Finish, an HTTP write).
+struct ResponseEncoder {
+  std::function<void(const InferResponse&)> encode;
+  InferCallback send;
+};
+
 class InferenceServer {
  public:
   struct Options {
@@ -69,12 +77,16 @@ class InferenceServer {
   // `metrics` may be null.
   InferenceServer(Options options, ModelRepository* repository, Metrics* metrics);
 
-  // Asynchronous; `done` runs exactly once, possibly before Infer returns (on errors) or on a worker
-  // thread. `request` carries the transport's part (protocol, trace_id, received, deadline, cancelled);
-  // `decoder` fills in the rest. An empty request id or trace id is generated.
-  void Infer(InferRequest request, const RequestDecoder& decoder, const InferCallback& done);
-  // A request already decoded (tests, tools).
-  void Infer(InferRequest request, const InferCallback& done) { Infer(std::move(request), RequestDecoder{}, done); }
+  // Asynchronous; `encoder.send` runs exactly once, possibly before Infer returns (on errors) or on a worker
+  // thread, after `encoder.encode` when the request succeeded. `request` carries the transport's part
+  // (protocol, trace_id, received, deadline, cancelled); `decoder` fills in the rest. An empty request id or
+  // trace id is generated.
+  void Infer(InferRequest request, const RequestDecoder& decoder, ResponseEncoder encoder);
+  // Without a wire encoding (tests, tools): `done` gets the response itself.
+  void Infer(InferRequest request, const RequestDecoder& decoder, InferCallback done) {
+    Infer(std::move(request), decoder, ResponseEncoder{nullptr, std::move(done)});
+  }
+  void Infer(InferRequest request, InferCallback done) { Infer(std::move(request), RequestDecoder{}, std::move(done)); }
 
   // `model` empty: the default model; `version` empty: the newest ready one. NOT_FOUND for unknown
   // models/versions, UNAVAILABLE when the version exists but is not ready.

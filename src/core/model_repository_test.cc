@@ -4,9 +4,12 @@
 
 #include <fstream>
 #include <future>
+#include <map>
+#include <thread>
 
 #include "core/inference_server.h"
 #include "core/testing/fake_backend.h"
+#include "observability/metrics.h"
 
 namespace serving {
 namespace {
@@ -312,6 +315,45 @@ TEST_F(RepositoryTest, CloseWaitsForRequestsInFlightThenAdmitsNoMore) {
   EXPECT_EQ(late.code(), StatusCode::kUnavailable);
   EXPECT_EQ(late.message(), "the server is shutting down");
   EXPECT_EQ(server.inflight(), 0);
+}
+
+// The output conversion histogram holds the frontend's encoding and nothing of its transport; every finished
+// request is counted once under its protocol and code, whether its counter was cached or looked up.
+TEST_F(RepositoryTest, TheOutputConversionTimesTheEncodingAloneAndEveryRequestIsCounted) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  Metrics metrics("test");
+  ModelRepository repo(ModelRepository::Options{root_, std::chrono::milliseconds(0)}, &backends_, &metrics);
+  repo.Poll();
+  InferenceServer server({}, &repo, &metrics);
+  for (const char* protocol : {"grpc-v2", "grpc-v2", "elsewhere"}) {
+    InferRequest request = OneRow();
+    request.protocol = protocol;
+    ResponseEncoder encoder;
+    encoder.encode = [](const InferResponse&) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); };
+    encoder.send = [](const StatusOr<InferResponse>& result) {
+      EXPECT_TRUE(result.ok()) << result.status().message();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    };
+    server.Infer(std::move(request), RequestDecoder{}, std::move(encoder));
+    ASSERT_TRUE(server.WaitIdle(Clock::now() + std::chrono::seconds(10)));
+  }
+  double encoding = -1;
+  std::map<std::string, double> requests;  // protocol -> count
+  for (const auto& family : metrics.registry()->Collect()) {
+    for (const auto& metric : family.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : metric.label) labels[l.name] = l.value;
+      if (family.name == "inference_conversion_duration_seconds" && labels["direction"] == "output")
+        encoding = metric.histogram.sample_sum;
+      if (family.name == "inference_requests_total" && labels["model"] == "m" && labels["code"] == "OK")
+        requests[labels["protocol"]] += metric.counter.value;
+    }
+  }
+  EXPECT_GE(encoding, 0.06);
+  EXPECT_LT(encoding, 0.2) << "the histogram counted the transport's send";
+  EXPECT_EQ(requests["grpc-v2"], 2);
+  EXPECT_EQ(requests["elsewhere"], 1);
 }
 
 TEST_F(RepositoryTest, AnIdleServerHoldsNoVersion) {

@@ -70,7 +70,7 @@ Scheduler::~Scheduler() {
   for (auto& w : workers_) w.join();
 }
 
-Status Scheduler::Enqueue(Job&& job) {
+Status Scheduler::Enqueue(Job& job) {
   size_t level = default_level_;
   const uint64_t priority = job.request.priority;
   if (priority != 0 && config_->config.dynamic_batching().priority_levels() > 0) {

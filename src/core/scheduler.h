@@ -62,10 +62,11 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues a job, or runs it before returning (see Hand-off); `job` untouched when refused:
-  // RESOURCE_EXHAUSTED when its priority level's queue is full, INVALID_ARGUMENT for a priority outside the
-  // model's levels.
-  Status Enqueue(Job&& job);
+  // Queues a job, or runs it before returning (see Hand-off), taking it from `job`; refused, `job` is left as it
+  // was for the caller to answer: RESOURCE_EXHAUSTED when its priority level's queue is full, INVALID_ARGUMENT
+  // for a priority outside the model's levels.
+  Status Enqueue(Job& job);
+  Status Enqueue(Job&& job) { return Enqueue(job); }
   // The most a request's rows may take, by the model's measured time per row, to run on the calling thread.
   static constexpr std::chrono::microseconds kInlineBudget{100};
   // Tests under emulation, where every execution is slow, widen it.

@@ -1,5 +1,7 @@
 #include "observability/metrics.h"
 
+#include <algorithm>
+
 namespace serving {
 namespace {
 
@@ -97,6 +99,8 @@ std::shared_ptr<Metrics::ModelSeries> Metrics::ForModel(const std::string& model
   if (auto existing = slot.lock()) return existing;
   const prometheus::Labels labels = {{"model", model}, {"version", version}};
   auto* series = new ModelSeries{
+      model,
+      version,
       &request_duration_->Add(labels, LatencyBuckets()),
       &queue_duration_->Add(labels, LatencyBuckets()),
       &compute_duration_->Add(labels, LatencyBuckets()),
@@ -106,6 +110,7 @@ std::shared_ptr<Metrics::ModelSeries> Metrics::ForModel(const std::string& model
       &conversion_->Add({{"model", model}, {"version", version}, {"direction", "input"}}, LatencyBuckets()),
       &conversion_->Add({{"model", model}, {"version", version}, {"direction", "output"}}, LatencyBuckets()),
       &queue_depth_->Add(labels),
+      {},
       {}};
   std::shared_ptr<ModelSeries> shared(series,
                                       [this, model, version](ModelSeries* s) { RemoveSeries(model, version, s); });
@@ -171,6 +176,20 @@ void Metrics::AddHttpConnections(int delta) { transport_.http_connections->Incre
 void Metrics::CountRequest(const std::string& model, const std::string& version, const std::string& protocol,
                            const std::string& code) {
   requests_->Add({{"model", model}, {"version", version}, {"protocol", protocol}, {"code", code}}).Increment();
+}
+
+void Metrics::CountRequest(ModelSeries& series, const std::string& protocol, const std::string& code) {
+  const auto known = std::find(kProtocols.begin(), kProtocols.end(), protocol);
+  if (code != "OK" || known == kProtocols.end()) return CountRequest(series.model, series.version, protocol, code);
+  std::atomic<prometheus::Counter*>& slot = series.ok_requests[known - kProtocols.begin()];
+  prometheus::Counter* counter = slot.load(std::memory_order_acquire);
+  if (!counter) {
+    // Racing threads get the same counter from the family: whichever stores last stores the same pointer.
+    counter =
+        &requests_->Add({{"model", series.model}, {"version", series.version}, {"protocol", protocol}, {"code", code}});
+    slot.store(counter, std::memory_order_release);
+  }
+  counter->Increment();
 }
 
 void Metrics::SetModelState(const std::string& model, const std::string& version, const std::string& state) {

@@ -9,10 +9,13 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "observability/model_statistics.h"
@@ -26,6 +29,7 @@ class Metrics final : public TransportMetrics {
   // copy it replaces); when the last holder lets go, every series labelled with that model version leaves
   // /metrics, its inference_requests_total included.
   struct ModelSeries {
+    std::string model, version;  // the label values
     prometheus::Histogram* request_duration;
     prometheus::Histogram* queue_duration;
     prometheus::Histogram* compute_duration;
@@ -37,7 +41,12 @@ class Metrics final : public TransportMetrics {
     prometheus::Gauge* queue_depth;
     // Triton's statistics extension and nv_inference_* metrics read these (lock-free counters).
     ModelStatistics stats;
+    // inference_requests_total{code="OK"} per protocol (kProtocols), found once: a look-up by labels builds
+    // a label map and takes the family's lock, on every request otherwise.
+    std::array<std::atomic<prometheus::Counter*>, 4> ok_requests{};
   };
+  // The protocols whose successful requests have a cached counter; others are counted by their labels.
+  static constexpr std::array<std::string_view, 4> kProtocols = {"grpc-v1", "grpc-v2", "http-v1", "http-v2"};
 
   // The transports' own protection against hostile or broken clients (docs/reliability.md).
   struct TransportSeries {
@@ -64,6 +73,7 @@ class Metrics final : public TransportMetrics {
   // One finished request. `code` is the status code name ("OK", "INVALID_ARGUMENT", ...).
   void CountRequest(const std::string& model, const std::string& version, const std::string& protocol,
                     const std::string& code);
+  void CountRequest(ModelSeries& series, const std::string& protocol, const std::string& code);
   // state: LOADING, READY, UNAVAILABLE, FAILED. Sets 1 on that state's series, 0 on the others.
   void SetModelState(const std::string& model, const std::string& version, const std::string& state);
   // An explicit load/unload request (action "load" or "unload") and its status code name.

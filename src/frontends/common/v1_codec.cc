@@ -89,8 +89,8 @@ void EncodeV1Response(const InferResponse& r, inference::v1::InferResponse* out)
 }
 
 void RunV1Infer(InferenceServer& server, InferRequest request, std::shared_ptr<V1Call> call,
-                const std::function<Status(inference::v1::InferRequest*)>& read,
-                std::function<void(const V1Call&, const Status&)> done) {
+                const std::function<Status(inference::v1::InferRequest*)>& read, std::function<void(V1Call&)> write,
+                std::function<void(V1Call&, const Status&)> send) {
   RequestDecoder decoder;
   decoder.parse = [&](InferRequest& r) {
     if (Status s = read(&call->in); !s.ok()) return s;
@@ -100,10 +100,15 @@ void RunV1Infer(InferenceServer& server, InferRequest request, std::shared_ptr<V
     return Status::Ok();
   };
   decoder.decode = [&](const ModelView& model, InferRequest& r) { return DecodeV1Rows(call->in, model, r); };
-  server.Infer(std::move(request), decoder, [call, done = std::move(done)](StatusOr<InferResponse> result) {
-    if (result.ok()) EncodeV1Response(*result, &call->out);
-    done(*call, result.status());
-  });
+  ResponseEncoder encoder;
+  encoder.encode = [call, write = std::move(write)](const InferResponse& response) {
+    EncodeV1Response(response, &call->out);
+    write(*call);
+  };
+  encoder.send = [call, send = std::move(send)](const StatusOr<InferResponse>& result) {
+    send(*call, result.status());
+  };
+  server.Infer(std::move(request), decoder, std::move(encoder));
 }
 
 void ListModelsV1(const InferenceServer& server, inference::v1::ListModelsResponse* out) {

@@ -15,11 +15,10 @@ class V1Service final : public inference::v1::InferenceService::WithRawCallbackM
                                   grpc::ByteBuffer* raw_response) override {
     auto* reactor = new CancellableReactor();
     auto read = [this, raw](inference::v1::InferRequest* in) { return ParseMessage(transport_, *raw, in); };
-    RunV1Infer(*server_, TransportRequest(ctx, "grpc-v1", *reactor), std::make_shared<V1Call>(), read,
-               [reactor, raw_response](const V1Call& call, const Status& status) {
-                 if (status.ok()) SerializeMessage(call.out, raw_response);
-                 reactor->Finish(ToGrpc(status));
-               });
+    RunV1Infer(
+        *server_, TransportRequest(ctx, "grpc-v1", *reactor), std::make_shared<V1Call>(), read,
+        [raw_response](V1Call& call) { SerializeMessage(call.out, raw_response); },
+        [reactor](V1Call&, const Status& status) { reactor->Finish(ToGrpc(status)); });
     return reactor;
   }
 

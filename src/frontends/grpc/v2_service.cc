@@ -101,14 +101,13 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
       return DecodeV2Request(call->request, r);
     };
     // The request's tensors borrow from `call->request`, which the callback keeps alive.
-    server_->Infer(TransportRequest(ctx, "grpc-v2", *reactor), decoder,
-                   [reactor, call, raw_response](StatusOr<InferResponse> result) {
-                     if (result.ok()) {
-                       EncodeV2Response(*result, &call->response);
-                       SerializeMessage(call->response, raw_response);
-                     }
-                     reactor->Finish(ToGrpc(result.status()));
-                   });
+    ResponseEncoder encoder;
+    encoder.encode = [call, raw_response](const InferResponse& response) {
+      EncodeV2Response(response, &call->response);
+      SerializeMessage(call->response, raw_response);
+    };
+    encoder.send = [reactor](const StatusOr<InferResponse>& result) { reactor->Finish(ToGrpc(result.status())); };
+    server_->Infer(TransportRequest(ctx, "grpc-v2", *reactor), decoder, std::move(encoder));
     return reactor;
   }
 

@@ -29,11 +29,13 @@ void AddV1Routes(HttpServer* http, InferenceServer* server) {
       [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
         if (req.method != "POST") return WrongMethod(*reply, req, "POST");
         auto read = [&req](inference::v1::InferRequest* in) { return ProtoFromJson(req.body, in, kV1RequestDepth); };
-        RunV1Infer(*server, TransportRequest(req, "http-v1"), std::make_shared<V1Call>(), read,
-                   [reply](const V1Call& call, const Status& status) {
-                     if (!status.ok()) return ReplyStatus(*reply, status);
-                     reply->Json(200, ProtoToJson(call.out));
-                   });
+        RunV1Infer(
+            *server, TransportRequest(req, "http-v1"), std::make_shared<V1Call>(), read,
+            [](V1Call& call) { call.wire = ProtoToJson(call.out); },
+            [reply](V1Call& call, const Status& status) {
+              if (!status.ok()) return ReplyStatus(*reply, status);
+              reply->Json(200, std::move(call.wire));
+            });
       },
       HttpServer::RunOn::kWorker);
 

@@ -49,33 +49,40 @@ StatusOr<std::optional<size_t>> BodyFraming(const HttpRequest& req) {
 
 void Infer(InferenceServer* server, const HttpRequest& req, const std::string& model, const std::string& version,
            const std::shared_ptr<HttpReply>& reply) {
-  auto call = std::make_shared<V2HttpInfer>();
+  struct Call {
+    V2HttpInfer in;
+    V2HttpBody out;
+  };
+  auto call = std::make_shared<Call>();
   RequestDecoder decoder;
   decoder.parse = [&](InferRequest& r) {
     auto framing = BodyFraming(req);
     if (!framing.ok()) return framing.status();
     auto parsed = ParseV2InferBody(req.body, *framing, req.body_readable);
     if (!parsed.ok()) return parsed.status();
-    *call = std::move(parsed).value();
-    r.id = std::move(call->request.id);
-    r.inputs = std::move(call->request.inputs);
-    r.requested_outputs = std::move(call->request.requested_outputs);
-    r.priority = call->request.priority;
-    r.timeout_us = call->request.timeout_us;
+    call->in = std::move(parsed).value();
+    r.id = std::move(call->in.request.id);
+    r.inputs = std::move(call->in.request.inputs);
+    r.requested_outputs = std::move(call->in.request.requested_outputs);
+    r.priority = call->in.request.priority;
+    r.timeout_us = call->in.request.timeout_us;
     return Status::Ok();
   };
   InferRequest request = TransportRequest(req, "http-v2");
   request.model = model;
   request.version = version;
   // Binary inputs borrow from the request body, which the connection keeps until the reply is sent.
-  server->Infer(std::move(request), decoder, [call, reply](StatusOr<InferResponse> result) {
+  ResponseEncoder encoder;
+  encoder.encode = [call](const InferResponse& response) { call->out = EncodeV2InferResponse(response, call->in); };
+  encoder.send = [reply, call](const StatusOr<InferResponse>& result) {
     if (!result.ok()) return ReplyError(*reply, result.status());
-    V2HttpBody body = EncodeV2InferResponse(*result, *call);
+    V2HttpBody& body = call->out;
     if (!body.header_length) return reply->Json(200, std::move(body.bytes));
     reply->Send(200, std::move(body.bytes),
                 {{"Content-Type", "application/octet-stream"},
                  {"Inference-Header-Content-Length", std::to_string(*body.header_length)}});
-  });
+  };
+  server->Infer(std::move(request), decoder, std::move(encoder));
 }
 
 void Models(InferenceServer* server, const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
