@@ -110,6 +110,7 @@ def tables(data, out_dir):
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += open_loop_table(data)
+    lines += execution_table(data)
     lines += ["### Targets", "", targets(data), "",
               "Commands (one of each kind; `127.0.0.1:PORT` is each server's port):", ""]
     seen = set()
@@ -178,8 +179,45 @@ def targets(data):
     if on and off:
         k = on["throughput"] / off["throughput"]
         line(f"MLP at c={top}: batching on ≥ 2× off (v2 gRPC)", f"{k:.2f}×", k >= 2)
-    line("a batch-64 execution within 5 % of a bare ONNX Runtime session", "—", None)
+    execution = (data.get("execution") or {}).get("rows", [])
+    ratios = []
+    for model in sorted({r["model"] for r in execution}):
+        a, b = (next((r for r in execution if r["model"] == model and r["kind"] == kind and r["batch"] == 64), None)
+                for kind in ("server_execution", "bare_ort_server_options"))
+        if a and b:
+            ratios.append((model, a["us"] / b["us"]))
+    if ratios:
+        line("a batch-64 execution within 5 % of a bare ONNX Runtime session (same session options)",
+             ", ".join(f"{m}: {k:.2f}×" for m, k in ratios), all(k <= 1.05 for _, k in ratios))
+    else:
+        line("a batch-64 execution within 5 % of a bare ONNX Runtime session", "—", None)
     return "\n".join(out)
+
+
+def execution_table(data):
+    """One execution of this server next to bare ONNX Runtime runs on the same input (bench/execution_bench.cc)."""
+    execution = data.get("execution")
+    if not execution:
+        return []
+    kinds = [("server_execution", "this server: stack + execute + slice"),
+             ("bare_ort_server_options", "bare ORT, the server's session options"),
+             ("bare_ort_defaults", "bare ORT, ORT's default options")]
+    rows = execution["rows"]
+    lines = ["### One execution next to bare ONNX Runtime", "",
+             "Wall time per execution, µs (median of 9 repetitions in random order; one-row requests stacked into one input; "
+             f"commit {data['machine'].get('execution_commit', data['machine'].get('commit', '?'))}):", "",
+             "| model | batch | " + " | ".join(name for _, name in kinds) + " | this server ÷ bare (server's options) |",
+             "|---|---|" + "---|" * (len(kinds) + 1)]
+    for model in sorted({r["model"] for r in rows}):
+        for batch in sorted({r["batch"] for r in rows if r["model"] == model}):
+            cell = {k: next((r["us"] for r in rows if r["model"] == model and r["kind"] == k and r["batch"] == batch),
+                            None) for k, _ in kinds}
+            ratio = (cell["server_execution"] / cell["bare_ort_server_options"]
+                     if cell["server_execution"] and cell["bare_ort_server_options"] else None)
+            lines.append(f"| {model} | {batch} | " + " | ".join(fmt(cell[k], 1) for k, _ in kinds) +
+                         f" | {fmt(ratio, 2)}× |")
+    lines += ["", f"`{execution['command']}`", ""]
+    return lines
 
 
 def main():

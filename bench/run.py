@@ -11,7 +11,8 @@ Systems (same models, same client, same machine):
 h2load also drives every v2 gRPC server with one pre-encoded ModelInferRequest: the one client all of them share.
 Models: breast_cancer (bundled, tiny) and an MLP 512-1024x3-10 (bench/models/make_mlp.py).
 Loads: closed loop at each concurrency; open loop (perf_analyzer, v2 gRPC) at a fixed rate, constant and Poisson.
-Usage: bench/run.py [--repeats N] [--seconds S] [--concurrency 1,8,64] [--models breast_cancer,mlp]"""
+One execution: this server's stack + Model::Execute + slice next to a bare ONNX Runtime run (bench/execution_bench.cc).
+Usage: bench/run.py [--repeats N] [--seconds S] [--concurrency 1,8,64] [--models breast_cancer,mlp] [--execution-only]"""
 import argparse
 import csv
 import json
@@ -353,6 +354,37 @@ def run_mlserver(models, concurrency, seconds, work, results):
         server.stop()
 
 
+EXECUTION_BENCH = ROOT / "build" / "execution_bench"
+
+
+def run_execution(work):
+    """One execution of this server (stack 1 or 64 one-row requests, Model::Execute, slice the rows back out) next
+    to a bare ONNX Runtime Session::Run on the same stacked input (bench/execution_bench.cc, Google Benchmark):
+    the median of 9 repetitions run in random order (so that drift on a shared machine does not favour one), wall time per execution."""
+    if not EXECUTION_BENCH.exists():
+        print(f"bench: {EXECUTION_BENCH} not built (needs libbenchmark-dev): executions left out", flush=True)
+        return None
+    mlp = work / "execution" / "mlp" / "1" / "model.onnx"
+    mlp.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, str(ROOT / "bench" / "models" / "make_mlp.py"), str(mlp)], check=True)
+    command = [str(EXECUTION_BENCH), str(ROOT / "models" / "repository" / "breast_cancer" / "1" / "model.onnx"), str(mlp),
+               "--benchmark_repetitions=9", "--benchmark_enable_random_interleaving=true",
+               "--benchmark_report_aggregates_only=true", "--benchmark_min_time=0.5",
+               "--benchmark_format=json"]
+    print("bench: one execution next to bare ONNX Runtime", flush=True)
+    out = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+    rows = []
+    for b in out["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        model, kind, batch = b["run_name"].split("/")[:3]
+        rows.append({"model": model, "kind": kind, "batch": int(batch),
+                     "us": b["real_time"] * scale[b["time_unit"]], "cpu_us": b["cpu_time"] * scale[b["time_unit"]]})
+    command[2] = "mlp/1/model.onnx"  # a temporary path: bench/models/make_mlp.py writes it
+    return {"rows": rows, "command": " ".join(shlex.quote(c) for c in command).replace(str(ROOT) + "/", "")}
+
+
 def median_of(runs):
     """One row per (system, protocol, model, concurrency): the median of each number over the repeats."""
     groups = {}
@@ -373,6 +405,11 @@ def median_of(runs):
     return out
 
 
+def commit():
+    return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
@@ -380,12 +417,22 @@ def main():
     ap.add_argument("--concurrency", default="1,8,64")
     ap.add_argument("--models", default="breast_cancer,mlp")
     ap.add_argument("--out", default=str(DOCS / "benchmarks"))
+    ap.add_argument("--execution-only", action="store_true",
+                    help="measure only one execution next to bare ONNX Runtime; keep the other results of --out")
     args = ap.parse_args()
     concurrency = [int(c) for c in args.concurrency.split(",")]
     models = args.models.split(",")
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-"))
     runs = []
     started = time.time()
+    out = pathlib.Path(args.out)
+    if args.execution_only:
+        data = json.loads((out / "results.json").read_text())
+        data["execution"] = run_execution(work)
+        data["machine"]["execution_commit"] = commit()
+        (out / "results.json").write_text(json.dumps(data, indent=1))
+        subprocess.run([sys.executable, str(ROOT / "bench" / "report.py"), str(out / "results.json")], check=True)
+        return
     for repeat in range(args.repeats):
         print(f"bench: repeat {repeat + 1}/{args.repeats}", flush=True)
         run_ours("this server, batching off", False, models, concurrency, args.seconds, work, runs)
@@ -400,16 +447,15 @@ def main():
             run_mlserver(models, concurrency, args.seconds, work, runs)
         else:
             print(f"bench: MLServer not installed at {MLSERVER} (scripts/install-deps.sh bench): left out", flush=True)
-    out = pathlib.Path(args.out)
+    execution = run_execution(work)
     out.mkdir(parents=True, exist_ok=True)
     machine = {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                            platform.processor()),
                "cores": os.cpu_count(), "kernel": platform.release(), "date": time.strftime("%Y-%m-%d"),
                "minutes": round((time.time() - started) / 60, 1), "args": vars(args),
-               "commit": subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
-                                        text=True).stdout.strip()}
-    (out / "results.json").write_text(json.dumps({"machine": machine, "runs": runs,
-                                                  "median": median_of(runs)}, indent=1))
+               "commit": commit()}
+    (out / "results.json").write_text(json.dumps({"machine": machine, "runs": runs, "median": median_of(runs),
+                                                  "execution": execution}, indent=1))
     print(f"bench: {len(runs)} measurements in {machine['minutes']} min -> {out / 'results.json'}")
     subprocess.run([sys.executable, str(ROOT / "bench" / "report.py"), str(out / "results.json")], check=True)
 
