@@ -35,9 +35,9 @@ class Backend {
   // Loads `model_file` (inside a version directory) under `config`. Catches its engine's exceptions.
   virtual StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config,
                                                 const std::filesystem::path& model_file) = 0;
-  // The model file's default name inside a version directory, e.g. "model.onnx" (a config's
-  // default_model_filename overrides it).
-  virtual std::string model_filename() const = 0;
+  // The model file's default name inside `version_dir` for `config`, e.g. "model.onnx" (a config's
+  // default_model_filename overrides it). A backend taking several formats may look at what the directory holds.
+  virtual std::string model_filename(const ModelSettings& config, const std::filesystem::path& version_dir) const = 0;
 };
 
 // Backends by config name ("onnxruntime"). Filled once at startup, read-only afterwards.

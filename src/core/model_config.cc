@@ -214,6 +214,21 @@ StatusOr<uint32_t> ThreadCount(const std::string& key, const std::string& value)
 }
 
 // The parameters this server reads (docs/model-repository.md); other keys are reported and ignored.
+// Triton FIL's parameters that decide what a tree model predicts (the trees backend reads them), and the ones
+// that only tune FIL's GPU kernels.
+const std::set<std::string> kTreeParameters = {"model_type", "output_class", "is_classifier", "predict_proba",
+                                               "threshold"};
+const std::set<std::string> kFilTuning = {"algo",
+                                          "storage_type",
+                                          "blocks_per_sm",
+                                          "threads_per_tree",
+                                          "transfer_threshold",
+                                          "use_experimental_optimizations",
+                                          "layout",
+                                          "align_bytes",
+                                          "chunk_size",
+                                          "cpu_nthread"};
+
 Status ReadParameters(const config::ModelConfig& c, ModelSettings& s, Ignored& ignored) {
   for (const auto& [key, param] : c.parameters()) {
     const std::string& v = param.string_value();
@@ -232,6 +247,10 @@ Status ReadParameters(const config::ModelConfig& c, ModelSettings& s, Ignored& i
       std::set<std::string> unique(s.feature_names.begin(), s.feature_names.end());
       if (unique.size() != s.feature_names.size())
         return InvalidArgument("parameters['feature_names'] names a feature twice");
+    } else if (kTreeParameters.contains(key)) {
+      // read by the trees backend (backends/trees), which checks their values
+    } else if (kFilTuning.contains(key)) {
+      ignored.emplace_back("parameters['" + key + "']", "a GPU tuning knob of Triton's FIL backend");
     } else {
       ignored.emplace_back("parameters['" + key + "']", "not a parameter this server reads");
     }
@@ -422,6 +441,7 @@ Status ReconcileSignature(const ModelSignature& signature, ModelSettings* s) {
       return InvalidArgument("parameters['scores_output'] '" + s->scores_output + "' is not an output of the model");
   }
   if (auto it = s->output_labels.find(s->scores_output); it != s->output_labels.end()) s->labels = it->second;
+  if (s->feature_names.empty()) s->feature_names = signature.feature_names;
   if (!s->feature_names.empty()) {
     if (signature.inputs.size() != 1 || signature.inputs[0].shape.size() != 2)
       return InvalidArgument("parameters['feature_names'] needs a model with one input of shape [batch, features]");

@@ -61,8 +61,8 @@ std::set<int64_t> SelectVersions(const config::ModelVersionPolicy& policy, const
 }
 
 // The config's default_model_filename, else the backend's.
-std::string ModelFileName(const ModelSettings& settings, const Backend& backend) {
-  return settings.model_filename.empty() ? backend.model_filename() : settings.model_filename;
+std::string ModelFileName(const ModelSettings& settings, const Backend& backend, const fs::path& version_dir) {
+  return settings.model_filename.empty() ? backend.model_filename(settings, version_dir) : settings.model_filename;
 }
 
 }  // namespace
@@ -188,7 +188,7 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
   for (const auto& d : fs::directory_iterator(dir, ec)) {
     int64_t v;
     if (!d.is_directory(ec) || !ParseVersion(d.path().filename().string(), &v)) continue;
-    fs::path file = d.path() / ModelFileName(cfg, *backend);
+    fs::path file = d.path() / ModelFileName(cfg, *backend, d.path());
     if (!InsideRoot(file, canonical_root_)) continue;
     on_disk[v] = e->config_fingerprint + "|" + Fingerprint(file);
   }
@@ -233,7 +233,7 @@ void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& ba
   const auto start = Clock::now();
   std::shared_ptr<ModelVersion> loaded;
   Status status;
-  auto model = backend.Load(*e.parsed, dir / ModelFileName(*e.parsed, backend));
+  auto model = backend.Load(*e.parsed, dir / ModelFileName(*e.parsed, backend, dir));
   if (model.ok()) {
     auto reconciled = std::make_shared<ModelSettings>(*e.parsed);
     status = ReconcileSignature((*model)->signature(), reconciled.get());

@@ -44,9 +44,11 @@ Status CheckInput(const TensorSpec& spec, const Tensor& t) {
   return Status::Ok();
 }
 
-// NaN and infinities are not numbers a model was trained on: a classifier given them still answers with a
-// confident label. They can arrive as "NaN"/"Infinity" in /v1 JSON or as raw bytes in v2 binary data.
-Status CheckFinite(const Tensor& t) {
+// NaN and infinities are not numbers a model was trained on (unless its signature says so: tree ensembles read
+// NaN as missing): a classifier given them still answers with a confident label. They can arrive as "NaN"/"Infinity" in
+// /v1 JSON or as raw bytes in v2 binary data.
+Status CheckFinite(const TensorSpec& spec, const Tensor& t) {
+  if (spec.nan_allowed && spec.infinity_allowed) return Status::Ok();
   return VisitDataType(t.dtype, [&](auto type) {
     using T = typename decltype(type)::type;
     if constexpr (kIsFloating<T>) {
@@ -55,9 +57,14 @@ Status CheckFinite(const Tensor& t) {
         T v;
         std::memcpy(&v, t.data + i * sizeof(T), sizeof(T));  // binary data need not be aligned
         const double d = ToDouble(v);
-        if (!std::isfinite(d))
-          return InvalidArgument("input " + Quote(t.name) + ": element " + std::to_string(i) + " is " +
-                                 (std::isnan(d) ? "NaN" : "infinite") + "; the model takes finite numbers only");
+        if (std::isnan(d) && !spec.nan_allowed)
+          return InvalidArgument("input " + Quote(t.name) + ": element " + std::to_string(i) +
+                                 " is NaN; the model takes " +
+                                 (spec.infinity_allowed ? "no NaN" : "finite numbers only"));
+        if (std::isinf(d) && !spec.infinity_allowed)
+          return InvalidArgument(
+              "input " + Quote(t.name) + ": element " + std::to_string(i) + " is infinite; the model " +
+              (spec.nan_allowed ? "takes NaN for a missing value, no infinities" : "takes finite numbers only"));
       }
     }
     return Status::Ok();
@@ -75,7 +82,7 @@ Status ValidateRequest(const ModelSignature& sig, uint32_t max_batch_size, Infer
                            [&](const Tensor& o) { return o.name == t.name; });
     if (n > 1) return InvalidArgument("input " + Quote(t.name) + " is given more than once");
     SERVING_RETURN_IF_ERROR(CheckInput(*spec, t));
-    SERVING_RETURN_IF_ERROR(CheckFinite(t));
+    SERVING_RETURN_IF_ERROR(CheckFinite(*spec, t));
   }
   for (const auto& spec : sig.inputs) {
     bool present = std::any_of(request->inputs.begin(), request->inputs.end(),

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "backends/onnxruntime/onnxruntime_backend.h"
+#include "backends/trees/trees_backend.h"
 #include "core/inference_server.h"
 #include "core/model_repository.h"
 #include "frontends/grpc/grpc_server.h"
@@ -152,6 +153,7 @@ int RunServer(const ServerOptions& o) {
   BackendRegistry backends;
   onnxruntime::Register(&backends,
                         {static_cast<uint32_t>(o.ort_intra_op_threads), static_cast<uint32_t>(o.ort_inter_op_threads)});
+  trees::Register(&backends);
   ModelRepository repository({o.model_repository, std::chrono::milliseconds(o.repository_poll_ms)}, &backends,
                              &metrics);
   InferenceServer server({o.default_model, o.access_log_sample_rate}, &repository, &metrics);

@@ -214,7 +214,7 @@ class OnnxBackend : public Backend {
  public:
   explicit OnnxBackend(BackendOptions options) : options_(options) {}
 
-  std::string model_filename() const override { return "model.onnx"; }
+  std::string model_filename(const ModelSettings&, const std::filesystem::path&) const override { return "model.onnx"; }
 
   StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config, const std::filesystem::path& path) override {
     try {

@@ -97,7 +97,7 @@ class FakeModel : public Model {
 class FakeBackend : public Backend {
  public:
   explicit FakeBackend(Gate* gate = nullptr) : gate_(gate) {}
-  std::string model_filename() const override { return "model.txt"; }
+  std::string model_filename(const ModelSettings&, const std::filesystem::path&) const override { return "model.txt"; }
   StatusOr<std::unique_ptr<Model>> Load(const ModelSettings&, const std::filesystem::path& file) override {
     std::ifstream in(file);
     std::stringstream text;

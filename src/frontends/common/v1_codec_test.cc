@@ -9,7 +9,7 @@ namespace {
 // A model as the core shows it to a decode step: no repository, no version, no scheduler.
 struct FakeModelView {
   std::shared_ptr<ModelSettings> config = std::make_shared<ModelSettings>();
-  ModelSignature signature{{{"X", DataType::kFp32, {-1, 2}}}, {{"Y", DataType::kFp32, {-1, 2}}}};
+  ModelSignature signature{{{"X", DataType::kFp32, {-1, 2}}}, {{"Y", DataType::kFp32, {-1, 2}}}, {}};
   FakeModelView() {
     config->name = "m";
     config->feature_names = {"a", "b"};

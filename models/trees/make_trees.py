@@ -1,0 +1,141 @@
+"""The tree models the `trees` backend is tested against, trained with LightGBM and XGBoost (PyPI) on datasets
+scikit-learn ships (and synthetic data from a fixed seed), saved as the libraries save them:
+models/trees/<name>/model.txt (LightGBM text) or model.json (XGBoost JSON). The files are committed; the tests
+compare the server's predictions with the library's predict() on these files (tests/e2e/test_trees.py).
+
+Usage: .venv/bin/python models/trees/make_trees.py   (rewrites every model; needs lightgbm and xgboost)"""
+import pathlib
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def with_nans(x, fraction=0.15, seed=1):
+    x = np.array(x, dtype=np.float32)
+    x[np.random.default_rng(seed).random(x.shape) < fraction] = np.nan
+    return x
+
+
+def breast_cancer():
+    from sklearn.datasets import load_breast_cancer
+    d = load_breast_cancer()
+    return d.data.astype(np.float32), d.target
+
+
+def breast_cancer_nan():
+    x, y = breast_cancer()
+    return with_nans(x), y
+
+
+def wine():
+    from sklearn.datasets import load_wine
+    d = load_wine()
+    return d.data.astype(np.float32), d.target
+
+
+def iris():
+    from sklearn.datasets import load_iris
+    d = load_iris()
+    return d.data.astype(np.float32), d.target
+
+
+def diabetes():
+    from sklearn.datasets import load_diabetes
+    d = load_diabetes()
+    return d.data.astype(np.float32), d.target
+
+
+def diabetes_zeros():
+    """diabetes with a quarter of its values set to 0: for LightGBM's zero_as_missing."""
+    x, y = diabetes()
+    x = x.copy()
+    x[np.random.default_rng(2).random(x.shape) < 0.25] = 0
+    return x, y
+
+
+def counts():
+    """Poisson counts from three features (fixed seed)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1500, 3)).astype(np.float32)
+    y = rng.poisson(np.exp(0.5 * x[:, 0] - 0.3 * x[:, 1] + 0.2))
+    return x, y
+
+
+def categories():
+    """Two categorical columns (40 and 5 categories, as floats) and two numeric ones (fixed seed)."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    a = rng.integers(0, 40, n)
+    b = rng.integers(0, 5, n)
+    u, v = rng.normal(size=n), rng.normal(size=n)
+    logit = np.where(np.isin(a, [1, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]), 1.5, -1.0) + 0.8 * (b == 2) + u
+    y = (logit + rng.logistic(size=n) > 0).astype(int)
+    return np.column_stack([a, b, u, v]).astype(np.float32), y
+
+
+# name -> (library, data, training parameters, rounds, early stopping)
+MODELS = {
+    "lgb_binary": ("lightgbm", breast_cancer, {"objective": "binary", "num_leaves": 15}, 40, False),
+    "lgb_multiclass": ("lightgbm", wine, {"objective": "multiclass", "num_class": 3, "num_leaves": 7}, 30, False),
+    "lgb_multiclassova": ("lightgbm", iris, {"objective": "multiclassova", "num_class": 3, "num_leaves": 5}, 20, False),
+    "lgb_regression": ("lightgbm", diabetes, {"objective": "regression", "num_leaves": 15}, 40, False),
+    "lgb_poisson": ("lightgbm", counts, {"objective": "poisson", "num_leaves": 7}, 30, False),
+    "lgb_categorical": ("lightgbm", categories, {"objective": "binary", "num_leaves": 15,
+                                                 "categorical_feature": [0, 1], "min_data_per_group": 5,
+                                                 "cat_smooth": 1}, 30, False),
+    "lgb_nan": ("lightgbm", breast_cancer_nan, {"objective": "binary", "num_leaves": 15}, 40, False),
+    "lgb_zero_as_missing": ("lightgbm", diabetes_zeros, {"objective": "regression", "num_leaves": 7,
+                                                         "zero_as_missing": True}, 30, False),
+    "lgb_early_stopping": ("lightgbm", breast_cancer, {"objective": "binary", "num_leaves": 31,
+                                                       "learning_rate": 0.3}, 200, True),
+    "lgb_rf": ("lightgbm", diabetes, {"objective": "regression", "boosting": "rf", "num_leaves": 15,
+                                      "bagging_freq": 1, "bagging_fraction": 0.7, "feature_fraction": 0.8}, 20, False),
+    "xgb_binary": ("xgboost", breast_cancer, {"objective": "binary:logistic", "max_depth": 4}, 40, False),
+    "xgb_multiclass": ("xgboost", wine, {"objective": "multi:softprob", "num_class": 3, "max_depth": 3}, 30, False),
+    "xgb_softmax": ("xgboost", iris, {"objective": "multi:softmax", "num_class": 3, "max_depth": 3}, 20, False),
+    "xgb_regression": ("xgboost", diabetes, {"objective": "reg:squarederror", "max_depth": 4}, 40, False),
+    "xgb_poisson": ("xgboost", counts, {"objective": "count:poisson", "max_depth": 3}, 30, False),
+    "xgb_nan": ("xgboost", breast_cancer_nan, {"objective": "binary:logistic", "max_depth": 4}, 40, False),
+    "xgb_early_stopping": ("xgboost", breast_cancer, {"objective": "binary:logistic", "max_depth": 6, "eta": 0.5},
+                           200, True),
+}
+
+
+def file_of(name):
+    return HERE / name / ("model.txt" if MODELS[name][0] == "lightgbm" else "model.json")
+
+
+def train(name):
+    library, data, params, rounds, early = MODELS[name]
+    x, y = data()
+    split = len(x) * 3 // 4
+    out = file_of(name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if library == "lightgbm":
+        import lightgbm as lgb
+        params = dict(params, seed=0, num_threads=1, deterministic=True, verbose=-1)
+        categorical = params.pop("categorical_feature", "auto")
+        train_set = lgb.Dataset(x[:split] if early else x, y[:split] if early else y, categorical_feature=categorical)
+        kwargs = {}
+        if early:
+            kwargs = {"valid_sets": [lgb.Dataset(x[split:], y[split:], reference=train_set)],
+                      "callbacks": [lgb.early_stopping(5, verbose=False)]}
+        booster = lgb.train(params, train_set, num_boost_round=rounds, **kwargs)
+        booster.save_model(str(out))  # with early stopping: the trees up to the best iteration
+    else:
+        import xgboost as xgb
+        params = dict(params, seed=0, nthread=1)
+        dtrain = xgb.DMatrix(x[:split] if early else x, label=y[:split] if early else y)
+        kwargs = {}
+        if early:
+            kwargs = {"evals": [(xgb.DMatrix(x[split:], label=y[split:]), "valid")], "early_stopping_rounds": 5,
+                      "verbose_eval": False}
+        booster = xgb.train(params, dtrain, num_boost_round=rounds, **kwargs)
+        booster.save_model(str(out))  # every tree, and best_iteration when early stopping ran
+    print(f"{name}: {out.relative_to(HERE.parent.parent)} ({out.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    for model in MODELS:
+        train(model)

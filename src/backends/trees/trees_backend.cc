@@ -1,0 +1,217 @@
+#include "backends/trees/trees_backend.h"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "backends/trees/lightgbm_model.h"
+#include "backends/trees/xgboost_model.h"
+#include "observability/logger.h"
+
+namespace serving::trees {
+namespace {
+
+// Model files past this size are refused before they are read (the largest forests are tens of megabytes).
+constexpr std::uintmax_t kMaxFileBytes = 1ull << 30;
+
+enum class Format { kLightGbm, kXgboostJson };
+
+struct Options {
+  Format format = Format::kLightGbm;
+  bool output_class = false;  // the class index (or, with predict_proba, per-class probabilities)
+  bool predict_proba = false;
+  double threshold = 0.5;
+};
+
+std::string Parameter(const ModelSettings& s, const std::string& key) {
+  auto it = s.config.parameters().find(key);
+  return it == s.config.parameters().end() ? "" : it->second.string_value();
+}
+
+StatusOr<bool> Flag(const ModelSettings& s, const std::string& key, bool fallback) {
+  const std::string v = Parameter(s, key);
+  if (v.empty()) return fallback;
+  if (v == "true" || v == "True" || v == "1") return true;
+  if (v == "false" || v == "False" || v == "0") return false;
+  return InvalidArgument("parameters['" + key + "'] is '" + v.substr(0, 64) + "', not true or false");
+}
+
+// FIL's model_type, else the file's extension.
+StatusOr<Format> FormatOf(const ModelSettings& s, const std::filesystem::path& file) {
+  const std::string type = Parameter(s, "model_type");
+  if (type == "lightgbm") return Format::kLightGbm;
+  if (type == "xgboost_json") return Format::kXgboostJson;
+  if (!type.empty())
+    return InvalidArgument("parameters['model_type'] '" + type.substr(0, 64) +
+                           "' is not supported (lightgbm and xgboost_json are)");
+  if (file.extension() == ".json") return Format::kXgboostJson;
+  return Format::kLightGbm;
+}
+
+StatusOr<std::string> ReadFile(const std::filesystem::path& file) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) return NotFound("cannot read " + file.string() + ": " + ec.message());
+  if (size > kMaxFileBytes)
+    return InvalidArgument(file.string() + " is " + std::to_string(size) + " bytes, more than the " +
+                           std::to_string(kMaxFileBytes) + " a tree model may have");
+  std::ifstream in(file, std::ios::binary);
+  std::string text(size, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(size))) return NotFound("cannot read " + file.string());
+  return text;
+}
+
+class TreesModel : public Model {
+ public:
+  TreesModel(Forest forest, Options options, ModelSignature signature)
+      : forest_(std::move(forest)), options_(options), signature_(std::move(signature)) {}
+
+  const ModelSignature& signature() const override { return signature_; }
+
+  Status Execute(std::span<const Tensor> inputs, std::span<const std::string> outputs,
+                 std::vector<Tensor>* results) override {
+    const Tensor& x = inputs[0];  // validated: FP32 [rows, features]
+    const auto rows = static_cast<size_t>(x.shape[0]);
+    const size_t k = forest_.num_outputs;
+    std::vector<float> features(rows * forest_.num_features);
+    if (!features.empty()) std::memcpy(features.data(), x.data, features.size() * sizeof(float));
+    std::vector<double> margins(rows * k);
+    forest_.Margins(features, rows, margins);
+    results->clear();
+    for (const std::string& name : outputs) {
+      if (name == kMargin) {
+        results->push_back(Floats(name, margins, rows, k));
+        continue;
+      }
+      std::vector<double> predicted(rows * forest_.prediction_width());
+      forest_.Transform(margins, rows, predicted);
+      results->push_back(Prediction(name, predicted, rows));
+    }
+    return Status::Ok();
+  }
+
+  static constexpr const char* kMargin = "margin";
+
+  // The prediction's width under `options` (see the header).
+  static int64_t Width(const Forest& f, const Options& o) {
+    if (!o.output_class) return f.prediction_width();
+    if (!o.predict_proba) return 1;
+    return f.num_outputs == 1 ? 2 : f.num_outputs;
+  }
+
+ private:
+  static Tensor Floats(const std::string& name, std::span<const double> values, size_t rows, size_t width) {
+    std::vector<std::byte> bytes(values.size() * sizeof(float));
+    auto* out = reinterpret_cast<float*>(bytes.data());
+    for (size_t i = 0; i < values.size(); ++i) out[i] = static_cast<float>(values[i]);
+    return Tensor::Owning(name, DataType::kFp32, {static_cast<int64_t>(rows), static_cast<int64_t>(width)},
+                          std::move(bytes));
+  }
+
+  Tensor Prediction(const std::string& name, const std::vector<double>& predicted, size_t rows) const {
+    const size_t width = forest_.prediction_width();
+    if (!options_.output_class) return Floats(name, predicted, rows, width);
+    const auto out_width = static_cast<size_t>(Width(forest_, options_));
+    std::vector<double> out(rows * out_width);
+    for (size_t r = 0; r < rows; ++r) {
+      const double* p = predicted.data() + r * width;
+      double* o = out.data() + r * out_width;
+      if (width == 1 && options_.predict_proba) {
+        o[0] = 1.0 - p[0];
+        o[1] = p[0];
+      } else if (options_.predict_proba) {
+        std::copy(p, p + width, o);
+      } else if (width == 1) {
+        // One column: a binary probability against the threshold, or already a class index (multi:softmax).
+        o[0] = forest_.link == Link::kArgmax ? p[0] : (p[0] > options_.threshold ? 1.0 : 0.0);
+      } else {
+        o[0] = static_cast<double>(std::max_element(p, p + width) - p);
+      }
+    }
+    return Floats(name, out, rows, out_width);
+  }
+
+  const Forest forest_;
+  const Options options_;
+  const ModelSignature signature_;
+};
+
+class TreesBackend : public Backend {
+ public:
+  // FIL's default names by model_type; without one, model.txt (LightGBM), else model.json or xgboost.json.
+  std::string model_filename(const ModelSettings& config, const std::filesystem::path& version_dir) const override {
+    const std::string type = Parameter(config, "model_type");
+    if (type == "xgboost_json") return "xgboost.json";
+    if (!type.empty()) return "model.txt";
+    std::error_code ec;
+    for (const char* name : {"model.txt", "model.json", "xgboost.json"})
+      if (std::filesystem::exists(version_dir / name, ec)) return name;
+    return "model.txt";
+  }
+
+  StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config, const std::filesystem::path& path) override {
+    const std::filesystem::path& file = path;
+    Options o;
+    auto format = FormatOf(config, file);
+    if (!format.ok()) return format.status();
+    o.format = *format;
+    auto text = ReadFile(file);
+    if (!text.ok()) return text.status();
+    auto forest = o.format == Format::kLightGbm ? ParseLightGbm(*text) : ParseXgboostJson(*text);
+    if (!forest.ok()) return InvalidArgument(file.string() + ": " + forest.status().message());
+    auto output_class = Flag(config, "output_class", false);
+    if (!output_class.ok()) return output_class.status();
+    auto is_classifier = Flag(config, "is_classifier", *output_class);
+    if (!is_classifier.ok()) return is_classifier.status();
+    o.output_class = *is_classifier;
+    auto proba = Flag(config, "predict_proba", false);
+    if (!proba.ok()) return proba.status();
+    o.predict_proba = *proba;
+    if (const std::string t = Parameter(config, "threshold"); !t.empty()) {
+      char* end = nullptr;
+      o.threshold = std::strtod(t.c_str(), &end);
+      if (end != t.c_str() + t.size() || !std::isfinite(o.threshold))
+        return InvalidArgument("parameters['threshold'] is '" + t.substr(0, 64) + "', not a number");
+    }
+    if (o.output_class && !forest->classifier)
+      return InvalidArgument("output_class is true but the model's objective '" + forest->objective +
+                             "' does not predict classes");
+
+    ModelSignature sig;
+    const std::string input = config.config.input_size() > 0 ? config.config.input(0).name() : "input__0";
+    std::string output = "output__0";
+    for (const auto& out : config.config.output())
+      if (out.name() != TreesModel::kMargin) {
+        output = out.name();
+        break;
+      }
+    // NaN is a missing value to LightGBM and XGBoost; LightGBM compares infinities like any number, XGBoost
+    // refuses them ("Input data contains `inf`"), and so does the server for its models.
+    sig.inputs.push_back({input,
+                          DataType::kFp32,
+                          {-1, static_cast<int64_t>(forest->num_features)},
+                          true,
+                          forest->library == Library::kLightGbm});
+    sig.outputs.push_back({output, DataType::kFp32, {-1, TreesModel::Width(*forest, o)}});
+    sig.outputs.push_back({TreesModel::kMargin, DataType::kFp32, {-1, static_cast<int64_t>(forest->num_outputs)}});
+    sig.feature_names = forest->feature_names;
+    logging::Info("tree model loaded", {{"model", config.name},
+                                        {"file", file.string()},
+                                        {"trees", static_cast<int64_t>(forest->trees.size())},
+                                        {"features", static_cast<int64_t>(forest->num_features)},
+                                        {"outputs", static_cast<int64_t>(forest->num_outputs)},
+                                        {"objective", forest->objective}});
+    return std::unique_ptr<Model>(std::make_unique<TreesModel>(std::move(forest).value(), o, std::move(sig)));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> CreateBackend() { return std::make_unique<TreesBackend>(); }
+
+void Register(BackendRegistry* registry) {
+  registry->Register("trees", CreateBackend());
+  registry->Register("fil", CreateBackend());
+}
+
+}  // namespace serving::trees

@@ -1,0 +1,276 @@
+#include "backends/trees/xgboost_model.h"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace serving::trees {
+namespace {
+
+using nlohmann::json;
+
+// XGBoost's model files nest about 6 deep; a file nesting far deeper is not one.
+constexpr int kMaxDepth = 32;
+
+std::string Cut(const std::string& s) { return s.substr(0, 64) + (s.size() > 64 ? "..." : ""); }
+
+const json* Member(const json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+// XGBoost writes its parameters as strings ("30", "5E-1", in 3.x also "[5E-1]"); numbers are taken too.
+StatusOr<std::vector<double>> Numbers(const json* value, const std::string& what) {
+  if (!value) return InvalidArgument("the model has no " + what);
+  if (value->is_number()) return std::vector<double>{value->get<double>()};
+  if (!value->is_string()) return InvalidArgument(what + " is not a number");
+  std::string text = value->get<std::string>();
+  if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
+  std::vector<double> out;
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    std::string word = text.substr(i, j - i);
+    while (!word.empty() && word.front() == ' ') word.erase(0, 1);
+    while (!word.empty() && word.back() == ' ') word.pop_back();
+    double v = 0;
+    auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), v);
+    if (word.empty() || ec != std::errc() || ptr != word.data() + word.size())
+      return InvalidArgument(what + " '" + Cut(value->get<std::string>()) + "' is not a number");
+    out.push_back(v);
+    i = j + 1;
+  }
+  return out;
+}
+
+StatusOr<int64_t> Count(const json* value, const std::string& what, int64_t limit) {
+  auto n = Numbers(value, what);
+  if (!n.ok()) return n.status();
+  const double v = n->front();
+  if (n->size() != 1 || !(v >= 0 && v <= static_cast<double>(limit)) || v != std::floor(v))
+    return InvalidArgument(what + " is not a count up to " + std::to_string(limit));
+  return static_cast<int64_t>(v);
+}
+
+// The objective's link and how its base score becomes a margin (XGBoost's ProbToMargin, in float32).
+struct Objective {
+  Link link;
+  enum class Base { kAsIs, kLogit, kLog } base;
+  bool classifier;
+};
+
+StatusOr<Objective> ReadObjective(const std::string& name) {
+  using B = Objective::Base;
+  if (name == "binary:logistic" || name == "reg:logistic") return Objective{Link::kSigmoid, B::kLogit, true};
+  if (name == "binary:logitraw") return Objective{Link::kIdentity, B::kLogit, true};
+  if (name == "binary:hinge") return Objective{Link::kHinge, B::kAsIs, true};
+  if (name == "multi:softprob") return Objective{Link::kSoftmax, B::kAsIs, true};
+  if (name == "multi:softmax") return Objective{Link::kArgmax, B::kAsIs, true};
+  if (name == "count:poisson" || name == "reg:gamma" || name == "reg:tweedie")
+    return Objective{Link::kExp, B::kLog, false};
+  if (name == "reg:squarederror" || name == "reg:squaredlogerror" || name == "reg:pseudohubererror" ||
+      name == "reg:absoluteerror" || name == "reg:quantileerror" || name == "rank:pairwise" || name == "rank:ndcg" ||
+      name == "rank:map")
+    return Objective{Link::kIdentity, B::kAsIs, false};
+  return InvalidArgument("objective '" + Cut(name) + "' is not supported");
+}
+
+float BaseMargin(float base_score, Objective::Base kind) {
+  switch (kind) {
+    case Objective::Base::kLogit: return -std::log(1.0f / base_score - 1.0f);
+    case Objective::Base::kLog: return std::log(base_score);
+    case Objective::Base::kAsIs: break;
+  }
+  return base_score;
+}
+
+template <typename T>
+StatusOr<std::vector<T>> Array(const json& tree, const char* key, size_t count, const std::string& where) {
+  const json* a = Member(tree, key);
+  if (!a || !a->is_array()) return InvalidArgument(where + " has no " + key + " array");
+  if (a->size() != count)
+    return InvalidArgument(where + ": " + key + " has " + std::to_string(a->size()) + " values for " +
+                           std::to_string(count) + " nodes");
+  std::vector<T> out;
+  out.reserve(count);
+  for (const json& v : *a) {
+    if (v.is_boolean()) {
+      out.push_back(static_cast<T>(v.get<bool>()));
+    } else if (v.is_number()) {
+      out.push_back(v.get<T>());
+    } else {
+      return InvalidArgument(where + ": " + key + " holds a value that is not a number");
+    }
+  }
+  return out;
+}
+
+StatusOr<Tree> ReadTree(const json& t, const std::string& where) {
+  const json* param = Member(t, "tree_param");
+  auto nodes = Count(param ? Member(*param, "num_nodes") : nullptr, where + " num_nodes", 1 << 30);
+  if (!nodes.ok()) return nodes.status();
+  if (const json* leaf_vector = param ? Member(*param, "size_leaf_vector") : nullptr) {
+    auto size = Count(leaf_vector, where + " size_leaf_vector", 1 << 20);
+    if (!size.ok()) return size.status();
+    if (*size > 1) return InvalidArgument(where + " has vector leaves (multi_output_tree): not supported");
+  }
+  const auto n = static_cast<size_t>(*nodes);
+  auto left = Array<int64_t>(t, "left_children", n, where);
+  if (!left.ok()) return left.status();
+  auto right = Array<int64_t>(t, "right_children", n, where);
+  if (!right.ok()) return right.status();
+  auto index = Array<int64_t>(t, "split_indices", n, where);
+  if (!index.ok()) return index.status();
+  auto condition = Array<double>(t, "split_conditions", n, where);
+  if (!condition.ok()) return condition.status();
+  auto default_left = Array<int64_t>(t, "default_left", n, where);
+  if (!default_left.ok()) return default_left.status();
+  if (Member(t, "split_type")) {
+    auto type = Array<int64_t>(t, "split_type", n, where);
+    if (!type.ok()) return type.status();
+    for (size_t i = 0; i < n; ++i)
+      if ((*type)[i] != 0 && (*left)[i] != -1)
+        return InvalidArgument(where + " node " + std::to_string(i) +
+                               " is a categorical split: XGBoost categorical splits are not supported");
+  }
+  Tree tree;
+  tree.nodes.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    Node& node = tree.nodes[i];
+    // XGBoost keeps its thresholds and leaf values as float32: the JSON text round-trips to the same float.
+    const double value = static_cast<float>((*condition)[i]);
+    if ((*left)[i] == -1) {
+      node.value = value;
+      continue;
+    }
+    const auto in_range = [&](int64_t c) {
+      return c >= 0 && c < static_cast<int64_t>(n) ? static_cast<int32_t>(c) : -1;
+    };
+    if ((*index)[i] < 0 || (*index)[i] > INT32_MAX)
+      return InvalidArgument(where + " node " + std::to_string(i) + " splits on feature " +
+                             std::to_string((*index)[i]));
+    node.feature = static_cast<int32_t>((*index)[i]);
+    node.left = in_range((*left)[i]);
+    node.right = in_range((*right)[i]);
+    node.threshold = value;
+    node.missing = Missing::kNaN;
+    node.default_left = (*default_left)[i] != 0;
+  }
+  return tree;
+}
+
+}  // namespace
+
+StatusOr<Forest> ParseXgboostJson(std::string_view text, bool use_best_iteration) {
+  bool too_deep = false;
+  json doc = json::parse(
+      text.begin(), text.end(),
+      [&](int depth, json::parse_event_t, json&) {
+        too_deep |= depth > kMaxDepth;
+        return !too_deep;
+      },
+      /*allow_exceptions=*/false);
+  if (too_deep) return InvalidArgument("the JSON nests deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (doc.is_discarded()) return InvalidArgument("not valid JSON");
+  const json* learner = Member(doc, "learner");
+  if (!learner) return InvalidArgument("not an XGBoost JSON model (no 'learner')");
+  const json* param = Member(*learner, "learner_model_param");
+  if (!param) return InvalidArgument("the model has no learner_model_param");
+  const json* booster = Member(*learner, "gradient_booster");
+  const json* booster_name = booster ? Member(*booster, "name") : nullptr;
+  if (!booster_name || !booster_name->is_string()) return InvalidArgument("the model has no gradient_booster");
+  if (*booster_name == "dart")
+    booster = Member(*booster, "gbtree");
+  else if (*booster_name != "gbtree")
+    return InvalidArgument("booster '" + Cut(booster_name->dump()) + "' is not supported (gbtree and dart are)");
+  const json* model = booster ? Member(*booster, "model") : nullptr;
+  const json* trees = model ? Member(*model, "trees") : nullptr;
+  const json* tree_info = model ? Member(*model, "tree_info") : nullptr;
+  if (!trees || !trees->is_array() || !tree_info || !tree_info->is_array())
+    return InvalidArgument("the model has no gbtree trees and tree_info");
+  if (tree_info->size() != trees->size())
+    return InvalidArgument("tree_info lists " + std::to_string(tree_info->size()) + " trees, the model has " +
+                           std::to_string(trees->size()));
+
+  Forest f;
+  f.library = Library::kXgboost;
+  const json* objective = Member(*learner, "objective");
+  const json* objective_name = objective ? Member(*objective, "name") : nullptr;
+  if (!objective_name || !objective_name->is_string()) return InvalidArgument("the model has no objective name");
+  f.objective = objective_name->get<std::string>();
+  auto kind = ReadObjective(f.objective);
+  if (!kind.ok()) return kind.status();
+  f.link = kind->link;
+  f.classifier = kind->classifier;
+  auto num_class = Count(Member(*param, "num_class"), "num_class", 1 << 20);
+  if (!num_class.ok()) return num_class.status();
+  auto num_feature = Count(Member(*param, "num_feature"), "num_feature", 1 << 24);
+  if (!num_feature.ok()) return num_feature.status();
+  int64_t num_target = 1;
+  if (const json* t = Member(*param, "num_target")) {
+    auto n = Count(t, "num_target", 1 << 20);
+    if (!n.ok()) return n.status();
+    num_target = std::max<int64_t>(1, *n);
+  }
+  if (*num_class > 1 && num_target > 1) return InvalidArgument("a model with both classes and targets");
+  f.num_outputs = static_cast<uint32_t>(std::max(*num_class, num_target));
+  if ((f.link == Link::kSoftmax || f.link == Link::kArgmax) && f.num_outputs < 2)
+    return InvalidArgument("objective " + f.objective + " with num_class " + std::to_string(*num_class));
+  f.num_features = static_cast<uint32_t>(*num_feature);
+  auto base_score = Numbers(Member(*param, "base_score"), "base_score");
+  if (!base_score.ok()) return base_score.status();
+  if (base_score->size() != 1 && base_score->size() != f.num_outputs)
+    return InvalidArgument("base_score has " + std::to_string(base_score->size()) + " values for " +
+                           std::to_string(f.num_outputs) + " outputs");
+  for (uint32_t k = 0; k < f.num_outputs; ++k) {
+    const auto score = static_cast<float>((*base_score)[base_score->size() == 1 ? 0 : k]);
+    const float margin = BaseMargin(score, kind->base);
+    if (!std::isfinite(margin)) return InvalidArgument("base_score " + std::to_string(score) + " has no margin");
+    f.base_margin.push_back(margin);
+  }
+  if (const json* names = Member(*learner, "feature_names"); names && names->is_array() && !names->empty()) {
+    for (const json& n : *names) {
+      if (!n.is_string()) return InvalidArgument("feature_names holds a value that is not a string");
+      f.feature_names.push_back(n.get<std::string>());
+    }
+  } else {
+    for (uint32_t i = 0; i < f.num_features; ++i) f.feature_names.push_back("f" + std::to_string(i));
+  }
+
+  // Early stopping: best_iteration counts iterations; each holds num_outputs x num_parallel_tree trees.
+  size_t keep = trees->size();
+  const json* attributes = Member(*learner, "attributes");
+  if (const json* best = attributes ? Member(*attributes, "best_iteration") : nullptr; best && use_best_iteration) {
+    auto iteration = Count(best, "best_iteration", INT32_MAX);
+    if (!iteration.ok()) return iteration.status();
+    int64_t parallel = 1;
+    const json* gbtree_param = Member(*model, "gbtree_model_param");
+    if (const json* p = gbtree_param ? Member(*gbtree_param, "num_parallel_tree") : nullptr) {
+      auto n = Count(p, "num_parallel_tree", 1 << 20);
+      if (!n.ok()) return n.status();
+      parallel = std::max<int64_t>(1, *n);
+    }
+    const auto per_iteration = static_cast<size_t>(parallel) * f.num_outputs;
+    keep = std::min(keep, static_cast<size_t>(*iteration + 1) * per_iteration);
+  }
+  for (size_t i = 0; i < keep; ++i) {
+    const std::string where = "tree " + std::to_string(i);
+    auto tree = ReadTree((*trees)[i], where);
+    if (!tree.ok()) return tree.status();
+    const json& group = (*tree_info)[i];
+    if (!group.is_number_integer() || group.get<int64_t>() < 0 || group.get<int64_t>() >= f.num_outputs)
+      return InvalidArgument(where + ": tree_info names output " + Cut(group.dump()) + " of " +
+                             std::to_string(f.num_outputs));
+    tree->output = static_cast<uint32_t>(group.get<int64_t>());
+    f.trees.push_back(std::move(tree).value());
+  }
+  if (Status s = f.Check(); !s.ok()) return s;
+  return f;
+}
+
+}  // namespace serving::trees
