@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize mutations test-arm64 clean models monitor \
-  bench bench-statistics test-triton
+  bench bench-statistics test-triton fuzz
 
 all: build
 
@@ -55,6 +55,11 @@ lint: deps-test build
 
 format:
 	git ls-files 'src/*.cc' 'src/*.h' | xargs clang-format -i
+
+# libFuzzer on the tree model parsers (clang, ASan, UBSan), FUZZ_SECONDS (60) per parser from the committed seed
+# corpus (tests/fuzz; docs/testing.md#fuzzing). CI runs it.
+fuzz: deps-test
+	./scripts/fuzz.sh
 
 # Breaks key behaviours one at a time in the source and requires the test pinning each to fail
 # (tests/mutations.py; docs/testing.md). Restores the source and the build afterwards. CI runs it.

@@ -34,7 +34,8 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
   golang-github-gogo-googleapis-dev prometheus-cpp-dev libevent-dev nlohmann-json3-dev libsimdjson-dev
   libhttp-parser-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
-TEST_PKGS=(python3 python3-venv curl prometheus nginx-light shellcheck clang-format clang-tidy libb64-0d)
+TEST_PKGS=(python3 python3-venv curl prometheus nginx-light shellcheck clang-format clang-tidy libb64-0d
+  clang-14 libclang-rt-14-dev)  # the last two: libFuzzer for make fuzz
 
 SUDO=""
 if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi

@@ -42,7 +42,7 @@ def test_hadolint_passes_the_dockerfile():
 
 
 @pytest.mark.parametrize("script", ["scripts/restart.sh", "scripts/install-deps.sh", "scripts/fetch-onnxruntime.sh",
-                                    ".ci/run"])
+                                    "scripts/fuzz.sh", ".ci/run"])
 def test_shellcheck(script):
     out = subprocess.run([need("shellcheck"), str(ROOT / script)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# make fuzz: builds the libFuzzer targets of the tree model parsers (clang, AddressSanitizer, UBSan) and runs each
+# for FUZZ_SECONDS (default 60) from its committed seed corpus (tests/fuzz/corpus/*). New inputs found go to a
+# scratch copy of the corpus, not into git; a crash leaves its input in build-fuzz/ and fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH="${FUZZ_SECONDS:-60}"
+OUT=build-fuzz
+CXX="${FUZZ_CXX:-clang++-14}"
+mkdir -p "$OUT"
+SOURCES=(src/backends/trees/forest.cc src/backends/trees/lightgbm_model.cc src/backends/trees/xgboost_model.cc
+  src/core/status.cc tests/fuzz/trees_fuzz.cc)
+for target in lightgbm xgboost; do
+  define="FUZZ_$(echo "$target" | tr '[:lower:]' '[:upper:]')"
+  echo "fuzz: building ${target}_fuzz"
+  "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D"$define" -Isrc \
+    "${SOURCES[@]}" -o "$OUT/${target}_fuzz"
+done
+for target in lightgbm xgboost; do
+  work="$OUT/corpus-$target"
+  rm -rf "$work" && mkdir -p "$work"
+  cp tests/fuzz/corpus/"$target"/* "$work"/
+  echo "fuzz: ${target}_fuzz for ${SECONDS_EACH}s"
+  # The fuzzer's own exit status is not the verdict: the artifacts it leaves are (checked below).
+  (
+    cd "$OUT"
+    ASAN_OPTIONS=detect_leaks=1 "./${target}_fuzz" -max_total_time="$SECONDS_EACH" -max_len=65536 \
+      -rss_limit_mb=2048 -print_final_stats=1 "corpus-$target" > "fuzz-$target.log" 2>&1 || true
+  )
+  grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Test unit written" "$OUT/fuzz-$target.log" || true
+  if compgen -G "$OUT/crash-*" > /dev/null || compgen -G "$OUT/leak-*" > /dev/null || compgen -G "$OUT/oom-*" > /dev/null ||
+    compgen -G "$OUT/timeout-*" > /dev/null; then
+    echo "fuzz: ${target}_fuzz found a failing input: $(ls "$OUT"/crash-* "$OUT"/leak-* "$OUT"/oom-* "$OUT"/timeout-* 2>/dev/null)" >&2
+    exit 1
+  fi
+done
+echo "fuzz: no crash"
