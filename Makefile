@@ -56,7 +56,7 @@ lint: deps-test build
 format:
 	git ls-files 'src/*.cc' 'src/*.h' | xargs clang-format -i
 
-# libFuzzer on the tree model parsers (clang, ASan, UBSan), FUZZ_SECONDS (60) per parser from the committed seed
+# libFuzzer on the tree model parsers (clang, ASan, UBSan), FUZZ_SECONDS (45) per parser from the committed seed
 # corpus (tests/fuzz; docs/testing.md#fuzzing). CI runs it.
 fuzz: deps-test
 	./scripts/fuzz.sh

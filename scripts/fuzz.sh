@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
 # make fuzz: builds the libFuzzer targets of the tree model parsers (clang, AddressSanitizer, UBSan) and runs each
-# for FUZZ_SECONDS (default 60) from its committed seed corpus (tests/fuzz/corpus/*). New inputs found go to a
+# for FUZZ_SECONDS (default 45) from its committed seed corpus (tests/fuzz/corpus/*). New inputs found go to a
 # scratch copy of the corpus, not into git; a crash leaves its input in build-fuzz/ and fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_EACH="${FUZZ_SECONDS:-60}"
+SECONDS_EACH="${FUZZ_SECONDS:-45}"
 OUT=build-fuzz
 CXX="${FUZZ_CXX:-clang++-14}"
 mkdir -p "$OUT"
 SOURCES=(src/backends/trees/forest.cc src/backends/trees/lightgbm_model.cc src/backends/trees/xgboost_model.cc
   src/core/status.cc tests/fuzz/trees_fuzz.cc)
-for target in lightgbm xgboost; do
+for target in lightgbm xgboost xgboost_ubj; do
   define="FUZZ_$(echo "$target" | tr '[:lower:]' '[:upper:]')"
   echo "fuzz: building ${target}_fuzz"
   "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D"$define" -Isrc \
     "${SOURCES[@]}" -o "$OUT/${target}_fuzz"
 done
-for target in lightgbm xgboost; do
+for target in lightgbm xgboost xgboost_ubj; do
   work="$OUT/corpus-$target"
   rm -rf "$work" && mkdir -p "$work"
   cp tests/fuzz/corpus/"$target"/* "$work"/

@@ -1,9 +1,9 @@
 """The tree models the `trees` backend is tested against, trained with LightGBM and XGBoost (PyPI) on datasets
 scikit-learn ships (and synthetic data from a fixed seed), saved as the libraries save them:
-models/trees/<name>/model.txt (LightGBM text) or model.json (XGBoost JSON). The files are committed; the tests
+models/trees/<name>/model.txt (LightGBM text), model.json (XGBoost JSON) or model.ubj (XGBoost UBJSON). The files are committed; the tests
 compare the server's predictions with the library's predict() on these files (tests/e2e/test_trees.py).
 
-Usage: .venv/bin/python models/trees/make_trees.py   (rewrites every model; needs lightgbm and xgboost)"""
+Usage: .venv/bin/python models/trees/make_trees.py [NAME...]   (default: every model; needs lightgbm, xgboost)"""
 import pathlib
 
 import numpy as np
@@ -97,13 +97,16 @@ MODELS = {
     "xgb_regression": ("xgboost", diabetes, {"objective": "reg:squarederror", "max_depth": 4}, 40, False),
     "xgb_poisson": ("xgboost", counts, {"objective": "count:poisson", "max_depth": 3}, 30, False),
     "xgb_nan": ("xgboost", breast_cancer_nan, {"objective": "binary:logistic", "max_depth": 4}, 40, False),
+    "xgb_ubj": ("xgboost", wine, {"objective": "multi:softprob", "num_class": 3, "max_depth": 3}, 20, False),
     "xgb_early_stopping": ("xgboost", breast_cancer, {"objective": "binary:logistic", "max_depth": 6, "eta": 0.5},
                            200, True),
 }
 
 
 def file_of(name):
-    return HERE / name / ("model.txt" if MODELS[name][0] == "lightgbm" else "model.json")
+    if MODELS[name][0] == "lightgbm":
+        return HERE / name / "model.txt"
+    return HERE / name / ("model.ubj" if name.endswith("_ubj") else "model.json")
 
 
 def train(name):
@@ -137,5 +140,6 @@ def train(name):
 
 
 if __name__ == "__main__":
-    for model in MODELS:
+    import sys
+    for model in sys.argv[1:] or MODELS:
         train(model)

@@ -44,7 +44,8 @@ def thresholds(name):
             elif key in ("split_feature", "threshold", "decision_type"):
                 tree[key] = value
     else:
-        model = json.loads(path.read_text())["learner"]["gradient_booster"]["model"]
+        text = path.read_text() if path.suffix == ".json" else xgboost.Booster(model_file=str(path)).save_raw("json")
+        model = json.loads(text)["learner"]["gradient_booster"]["model"]
         for t in model["trees"]:
             for left, f, c in zip(t["left_children"], t["split_indices"], t["split_conditions"]):
                 if left != -1:
@@ -216,7 +217,7 @@ def test_one_row_per_request_under_dynamic_batching(trees_server, name):
 
 
 make_trees_name = {"fil_lgb_proba": "lgb_binary", "fil_lgb_class": "lgb_binary", "fil_xgb_proba": "xgb_multiclass",
-                   "fil_xgb_class": "xgb_binary", "fil_lgb_regression": "lgb_regression"}
+                   "fil_xgb_class": "xgb_binary", "fil_lgb_regression": "lgb_regression", "fil_xgb_ubj": "xgb_ubj"}
 
 
 def test_a_repository_written_for_triton_fil_loads_unchanged(make_server, tmp_path):
@@ -229,6 +230,7 @@ def test_a_repository_written_for_triton_fil_loads_unchanged(make_server, tmp_pa
         "fil_xgb_proba": ("xgboost_json", "xgboost.json", {"output_class": "true", "predict_proba": "true"}, 3),
         "fil_xgb_class": ("xgboost_json", "xgboost.json", {"is_classifier": "true"}, 1),
         "fil_lgb_regression": ("lightgbm", "model.txt", {"output_class": "false"}, 1),
+        "fil_xgb_ubj": ("xgboost_ubj", "xgboost.ubj", {"output_class": "true", "predict_proba": "true"}, 3),
     }
     for name, (model_type, file_name, params, width) in cases.items():
         d = repo / name

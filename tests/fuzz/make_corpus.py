@@ -14,9 +14,9 @@ import make_trees  # noqa: E402
 
 
 def main():
-    out_l, out_x = HERE / "corpus" / "lightgbm", HERE / "corpus" / "xgboost"
-    out_l.mkdir(parents=True, exist_ok=True)
-    out_x.mkdir(parents=True, exist_ok=True)
+    out_l, out_x, out_u = HERE / "corpus" / "lightgbm", HERE / "corpus" / "xgboost", HERE / "corpus" / "xgboost_ubj"
+    for d in (out_l, out_x, out_u):
+        d.mkdir(parents=True, exist_ok=True)
     cases = {"binary": (make_trees.breast_cancer_nan, "binary", "binary:logistic", 0),
              "multiclass": (make_trees.iris, "multiclass", "multi:softprob", 3),
              "regression": (make_trees.diabetes_zeros, "regression", "reg:squarederror", 0)}
@@ -31,13 +31,15 @@ def main():
         xparams = {"objective": xgb_objective, "max_depth": 2, "seed": 0, "nthread": 1}
         if classes:
             xparams["num_class"] = classes
-        xgb.train(xparams, xgb.DMatrix(x, label=y), num_boost_round=2).save_model(str(out_x / f"{name}.json"))
+        booster = xgb.train(xparams, xgb.DMatrix(x, label=y), num_boost_round=2)
+        booster.save_model(str(out_x / f"{name}.json"))
+        booster.save_model(str(out_u / f"{name}.ubj"))
     x, y = make_trees.categories()
     params = {"objective": "binary", "num_leaves": 4, "verbose": -1, "seed": 0, "num_threads": 1,
               "min_data_per_group": 5, "cat_smooth": 1}
     lgb.train(params, lgb.Dataset(x, y, categorical_feature=[0, 1]), num_boost_round=2).save_model(
         str(out_l / "categorical.txt"))
-    for p in sorted(out_l.iterdir()) + sorted(out_x.iterdir()):
+    for p in sorted(out_l.iterdir()) + sorted(out_x.iterdir()) + sorted(out_u.iterdir()):
         print(p.relative_to(HERE), p.stat().st_size)
 
 

@@ -1,7 +1,8 @@
 // libFuzzer targets for the tree model parsers (make fuzz; docs/testing.md#fuzzing). Whatever the bytes, a
 // parser either refuses them with a Status or returns a Forest that Check() accepted; such a forest is then
 // evaluated on rows with NaN, infinities, zeros and huge values, under AddressSanitizer and UBSan, so an index
-// the checks missed is an out-of-bounds read here. Built twice: -DFUZZ_LIGHTGBM and -DFUZZ_XGBOOST.
+// the checks missed is an out-of-bounds read here. Built three times: -DFUZZ_LIGHTGBM, -DFUZZ_XGBOOST,
+// -DFUZZ_XGBOOST_UBJ.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -14,14 +15,25 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-#ifdef FUZZ_LIGHTGBM
+#if defined(FUZZ_LIGHTGBM)
   auto forest = serving::trees::ParseLightGbm(text);
+#elif defined(FUZZ_XGBOOST_UBJ)
+  auto forest = serving::trees::ParseXgboostUbjson(text);
 #else
   auto forest = serving::trees::ParseXgboostJson(text);
 #endif
   if (!forest.ok() || forest->num_features > 4096 || forest->num_outputs > 4096) return 0;
-  const float values[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 1e-35f, 1e20f, -1e20f, 2147483648.0f,
-                          std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+  const float values[] = {0.0f,
+                          -0.0f,
+                          1.0f,
+                          -1.0f,
+                          0.5f,
+                          1e-35f,
+                          1e20f,
+                          -1e20f,
+                          2147483648.0f,
+                          std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::infinity(),
                           -std::numeric_limits<float>::infinity()};
   constexpr size_t kRows = sizeof(values) / sizeof(values[0]);
   std::vector<float> rows(kRows * forest->num_features);

@@ -14,7 +14,7 @@ namespace {
 // Model files past this size are refused before they are read (the largest forests are tens of megabytes).
 constexpr std::uintmax_t kMaxFileBytes = 1ull << 30;
 
-enum class Format { kLightGbm, kXgboostJson };
+enum class Format { kLightGbm, kXgboostJson, kXgboostUbjson };
 
 struct Options {
   Format format = Format::kLightGbm;
@@ -41,10 +41,12 @@ StatusOr<Format> FormatOf(const ModelSettings& s, const std::filesystem::path& f
   const std::string type = Parameter(s, "model_type");
   if (type == "lightgbm") return Format::kLightGbm;
   if (type == "xgboost_json") return Format::kXgboostJson;
+  if (type == "xgboost_ubj") return Format::kXgboostUbjson;
   if (!type.empty())
     return InvalidArgument("parameters['model_type'] '" + type.substr(0, 64) +
-                           "' is not supported (lightgbm and xgboost_json are)");
+                           "' is not supported (lightgbm, xgboost_json and xgboost_ubj are)");
   if (file.extension() == ".json") return Format::kXgboostJson;
+  if (file.extension() == ".ubj") return Format::kXgboostUbjson;
   return Format::kLightGbm;
 }
 
@@ -138,13 +140,14 @@ class TreesModel : public Model {
 
 class TreesBackend : public Backend {
  public:
-  // FIL's default names by model_type; without one, model.txt (LightGBM), else model.json or xgboost.json.
+  // FIL's default names by model_type; without one, model.txt (LightGBM), else the first XGBoost file there.
   std::string model_filename(const ModelSettings& config, const std::filesystem::path& version_dir) const override {
     const std::string type = Parameter(config, "model_type");
     if (type == "xgboost_json") return "xgboost.json";
+    if (type == "xgboost_ubj") return "xgboost.ubj";
     if (!type.empty()) return "model.txt";
     std::error_code ec;
-    for (const char* name : {"model.txt", "model.json", "xgboost.json"})
+    for (const char* name : {"model.txt", "model.json", "model.ubj", "xgboost.json", "xgboost.ubj"})
       if (std::filesystem::exists(version_dir / name, ec)) return name;
     return "model.txt";
   }
@@ -157,7 +160,9 @@ class TreesBackend : public Backend {
     o.format = *format;
     auto text = ReadFile(file);
     if (!text.ok()) return text.status();
-    auto forest = o.format == Format::kLightGbm ? ParseLightGbm(*text) : ParseXgboostJson(*text);
+    auto forest = o.format == Format::kLightGbm      ? ParseLightGbm(*text)
+                  : o.format == Format::kXgboostJson ? ParseXgboostJson(*text)
+                                                     : ParseXgboostUbjson(*text);
     if (!forest.ok()) return InvalidArgument(file.string() + ": " + forest.status().message());
     auto output_class = Flag(config, "output_class", false);
     if (!output_class.ok()) return output_class.status();

@@ -190,5 +190,18 @@ TEST(Xgboost, HostileFilesAreRefusedWithAReason) {
   refused(text.replace(text.find(R"("name":"gbtree")"), 15, R"("name":"gblinear")"), "not supported");
 }
 
+TEST(Xgboost, HostileUbjsonIsRefusedWithoutRecursingOrGrowingWithoutBound) {
+  const auto refused = [](const std::string& bytes, const std::string& words) {
+    auto f = ParseXgboostUbjson(bytes);
+    ASSERT_FALSE(f.ok()) << words;
+    EXPECT_NE(f.status().message().find(words), std::string::npos) << words << " | " << f.status().message();
+  };
+  refused(std::string(1000000, '['), "nests deeper");
+  // A typed array of 2^62 nulls: no bytes per element.
+  refused(std::string("[$Z#L\x40\0\0\0\0\0\0\0", 13), "more values than bytes");
+  refused("{i\x07learner", "not valid UBJSON");
+  refused("{}", "no 'learner'");
+}
+
 }  // namespace
 }  // namespace serving::trees

@@ -164,19 +164,68 @@ StatusOr<Tree> ReadTree(const json& t, const std::string& where) {
   return tree;
 }
 
-}  // namespace
+// nlohmann's DOM builder behind a bound: its binary readers recurse once per nesting level and a typed UBJSON
+// array of nulls takes no input bytes per element, so a tiny file could nest or grow without limit. This stops
+// at kMaxDepth levels and at more values than the input has bytes.
+class BoundedDom {
+ public:
+  BoundedDom(json& root, size_t bytes) : dom_(root, /*allow_exceptions=*/false), budget_(bytes + 16) {}
+  std::string error;
 
-StatusOr<Forest> ParseXgboostJson(std::string_view text, bool use_best_iteration) {
-  bool too_deep = false;
-  json doc = json::parse(
-      text.begin(), text.end(),
-      [&](int depth, json::parse_event_t, json&) {
-        too_deep |= depth > kMaxDepth;
-        return !too_deep;
-      },
-      /*allow_exceptions=*/false);
-  if (too_deep) return InvalidArgument("the JSON nests deeper than " + std::to_string(kMaxDepth) + " levels");
-  if (doc.is_discarded()) return InvalidArgument("not valid JSON");
+  bool null() { return Value() && dom_.null(); }
+  bool boolean(bool v) { return Value() && dom_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return Value() && dom_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return Value() && dom_.number_unsigned(v); }
+  bool number_float(json::number_float_t v, const std::string& s) { return Value() && dom_.number_float(v, s); }
+  bool string(std::string& v) { return Value() && dom_.string(v); }
+  bool binary(json::binary_t& v) { return Value() && dom_.binary(v); }
+  bool key(std::string& v) { return Value() && dom_.key(v); }
+  bool start_object(std::size_t n) { return Enter(n) && dom_.start_object(n); }
+  bool end_object() { return Leave() && dom_.end_object(); }
+  bool start_array(std::size_t n) { return Enter(n) && dom_.start_array(n); }
+  bool end_array() { return Leave() && dom_.end_array(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    error = e.what();
+    return false;
+  }
+
+ private:
+  bool Value() {
+    if (budget_ == 0) error = "the file holds more values than bytes";
+    return budget_-- > 0;
+  }
+  // `n`: the count a UBJSON container declares (unknown: size_t(-1)).
+  bool Enter(std::size_t n) {
+    if (++depth_ > kMaxDepth) error = "the model nests deeper than " + std::to_string(kMaxDepth) + " levels";
+    if (n != static_cast<std::size_t>(-1) && n > budget_) error = "the file holds more values than bytes";
+    return error.empty() && Value();
+  }
+  bool Leave() {
+    --depth_;
+    return true;
+  }
+
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  size_t budget_;
+  int depth_ = 0;
+};
+
+StatusOr<json> Document(std::string_view text, json::input_format_t format) {
+  json doc;
+  BoundedDom dom(doc, text.size());
+  bool ok = false;
+  try {
+    ok = json::sax_parse(text.begin(), text.end(), &dom, format, /*strict=*/true);
+  } catch (const json::exception& e) {  // the DOM builder throws for sizes past its limits whatever it was told
+    dom.error = e.what();
+  }
+  if (!ok || !dom.error.empty())
+    return InvalidArgument(std::string(format == json::input_format_t::json ? "not valid JSON" : "not valid UBJSON") +
+                           (dom.error.empty() ? "" : ": " + Cut(dom.error)));
+  return doc;
+}
+
+StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
   const json* learner = Member(doc, "learner");
   if (!learner) return InvalidArgument("not an XGBoost JSON model (no 'learner')");
   const json* param = Member(*learner, "learner_model_param");
@@ -271,6 +320,20 @@ StatusOr<Forest> ParseXgboostJson(std::string_view text, bool use_best_iteration
   }
   if (Status s = f.Check(); !s.ok()) return s;
   return f;
+}
+
+}  // namespace
+
+StatusOr<Forest> ParseXgboostJson(std::string_view text, bool use_best_iteration) {
+  auto doc = Document(text, json::input_format_t::json);
+  if (!doc.ok()) return doc.status();
+  return FromDocument(*doc, use_best_iteration);
+}
+
+StatusOr<Forest> ParseXgboostUbjson(std::string_view text, bool use_best_iteration) {
+  auto doc = Document(text, json::input_format_t::ubjson);
+  if (!doc.ok()) return doc.status();
+  return FromDocument(*doc, use_best_iteration);
 }
 
 }  // namespace serving::trees
