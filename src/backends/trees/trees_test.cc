@@ -201,6 +201,11 @@ TEST(Xgboost, HostileUbjsonIsRefusedWithoutRecursingOrGrowingWithoutBound) {
   refused(std::string("[$Z#L\x40\0\0\0\0\0\0\0", 13), "more values than bytes");
   refused("{i\x07learner", "not valid UBJSON");
   refused("{}", "no 'learner'");
+  // A booster name that is not UTF-8 (found by make fuzz: printing it threw).
+  const std::string name = "\xff\xfe";
+  refused(
+      "{i\x07learner{i\x13learner_model_param{}i\x10gradient_booster{i\x04nameS" + std::string("i\x02") + name + "}}}",
+      "is not supported");
 }
 
 }  // namespace

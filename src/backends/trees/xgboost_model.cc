@@ -17,6 +17,10 @@ constexpr int kMaxDepth = 32;
 
 std::string Cut(const std::string& s) { return s.substr(0, 64) + (s.size() > 64 ? "..." : ""); }
 
+// A value for an error message. UBJSON strings need not be UTF-8, and dump() throws on those unless told to
+// replace what is not (found by make fuzz).
+std::string Show(const json& value) { return Cut(value.dump(-1, ' ', false, json::error_handler_t::replace)); }
+
 const json* Member(const json& object, const char* key) {
   if (!object.is_object()) return nullptr;
   auto it = object.find(key);
@@ -236,7 +240,7 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
   if (*booster_name == "dart")
     booster = Member(*booster, "gbtree");
   else if (*booster_name != "gbtree")
-    return InvalidArgument("booster '" + Cut(booster_name->dump()) + "' is not supported (gbtree and dart are)");
+    return InvalidArgument("booster '" + Show(*booster_name) + "' is not supported (gbtree and dart are)");
   const json* model = booster ? Member(*booster, "model") : nullptr;
   const json* trees = model ? Member(*model, "trees") : nullptr;
   const json* tree_info = model ? Member(*model, "tree_info") : nullptr;
@@ -313,7 +317,7 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
     if (!tree.ok()) return tree.status();
     const json& group = (*tree_info)[i];
     if (!group.is_number_integer() || group.get<int64_t>() < 0 || group.get<int64_t>() >= f.num_outputs)
-      return InvalidArgument(where + ": tree_info names output " + Cut(group.dump()) + " of " +
+      return InvalidArgument(where + ": tree_info names output " + Show(group) + " of " +
                              std::to_string(f.num_outputs));
     tree->output = static_cast<uint32_t>(group.get<int64_t>());
     f.trees.push_back(std::move(tree).value());
