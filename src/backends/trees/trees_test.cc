@@ -12,6 +12,12 @@
 namespace serving::trees {
 namespace {
 
+// A parse that must fail with `words` in its reason.
+void ExpectRefused(const StatusOr<Forest>& f, const std::string& words) {
+  ASSERT_FALSE(f.ok()) << words;
+  EXPECT_NE(f.status().message().find(words), std::string::npos) << words << " | " << f.status().message();
+}
+
 // One LightGBM tree of three leaves: node 0 splits feature 0 at `threshold` with `decision_type`; its right
 // child, node 1, splits feature 1 at 0.5. Leaves: 10 (left of node 0), 20, 30.
 std::string LightGbm(const std::string& threshold, int decision_type, const std::string& objective = "regression",
@@ -80,9 +86,7 @@ TEST(LightGbm, CategoricalBitsets) {
 TEST(LightGbm, HostileFilesAreRefusedWithAReason) {
   const std::string good = LightGbm("0.5", 0);
   const auto refused = [](const std::string& text, const std::string& words) {
-    auto f = ParseLightGbm(text);
-    ASSERT_FALSE(f.ok()) << words;
-    EXPECT_NE(f.status().message().find(words), std::string::npos) << words << " | " << f.status().message();
+    ExpectRefused(ParseLightGbm(text), words);
   };
   refused("", "not a LightGBM");
   refused(good.substr(0, good.size() / 2), "end of trees");
@@ -161,9 +165,7 @@ TEST(Xgboost, BaseScoreBecomesAMargin) {
 
 TEST(Xgboost, HostileFilesAreRefusedWithAReason) {
   const auto refused = [](const std::string& text, const std::string& words) {
-    auto f = ParseXgboostJson(text);
-    ASSERT_FALSE(f.ok()) << words;
-    EXPECT_NE(f.status().message().find(words), std::string::npos) << words << " | " << f.status().message();
+    ExpectRefused(ParseXgboostJson(text), words);
   };
   refused("", "not valid JSON");
   refused("{}", "no 'learner'");
@@ -192,9 +194,7 @@ TEST(Xgboost, HostileFilesAreRefusedWithAReason) {
 
 TEST(Xgboost, HostileUbjsonIsRefusedWithoutRecursingOrGrowingWithoutBound) {
   const auto refused = [](const std::string& bytes, const std::string& words) {
-    auto f = ParseXgboostUbjson(bytes);
-    ASSERT_FALSE(f.ok()) << words;
-    EXPECT_NE(f.status().message().find(words), std::string::npos) << words << " | " << f.status().message();
+    ExpectRefused(ParseXgboostUbjson(bytes), words);
   };
   refused(std::string(1000000, '['), "nests deeper");
   // A typed array of 2^62 nulls: no bytes per element.
