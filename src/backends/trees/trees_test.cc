@@ -12,6 +12,11 @@
 namespace serving::trees {
 namespace {
 
+// `text` with the first `from` replaced by `to`.
+std::string Replaced(std::string text, const std::string& from, const std::string& to) {
+  return text.replace(text.find(from), from.size(), to);
+}
+
 // A parse that must fail with `words` in its reason.
 void ExpectRefused(const StatusOr<Forest>& f, const std::string& words) {
   ASSERT_FALSE(f.ok()) << words;
@@ -95,22 +100,14 @@ TEST(LightGbm, HostileFilesAreRefusedWithAReason) {
   refused(LightGbm("0.5", 3 << 2), "no missing type");
   refused(LightGbm("7", 1, "regression", "cat_boundaries=0 2\ncat_threshold=2 2\n"), "names bitset");
   refused(LightGbm("0", 1, "regression", "cat_boundaries=0 9\ncat_threshold=2 2\n"), "cat_boundaries");
-  std::string text = good;
-  refused(text.replace(text.find("left_child=-1 -2"), 16, "left_child=-1 -9"), "outside the tree");
-  text = good;
-  refused(text.replace(text.find("right_child=1 -3"), 16, "right_child=1 -2"), "reached twice");
-  text = good;
-  refused(text.replace(text.find("right_child=1 -3"), 16, "right_child=0 -3"), "outside the tree");
-  text = good;
-  refused(text.replace(text.find("split_feature=0 1"), 17, "split_feature=0 2"), "splits on feature 2 of 2");
-  text = good;
-  refused(text.replace(text.find("leaf_value=10 20 30"), 19, "leaf_value=10 20"), "values, not 3");
-  text = good;
-  refused(text.replace(text.find("leaf_value=10 20 30"), 19, "leaf_value=10 20 inf"), "not finite");
-  text = good;
-  refused(text.replace(text.find("is_linear=0"), 11, "is_linear=1"), "linear trees are not supported");
-  text = good;
-  refused(text.replace(text.find("num_tree_per_iteration=1"), 24, "num_tree_per_iteration=2"), "not a multiple");
+  refused(Replaced(good, "left_child=-1 -2", "left_child=-1 -9"), "outside the tree");
+  refused(Replaced(good, "right_child=1 -3", "right_child=1 -2"), "reached twice");
+  refused(Replaced(good, "right_child=1 -3", "right_child=0 -3"), "outside the tree");
+  refused(Replaced(good, "split_feature=0 1", "split_feature=0 2"), "splits on feature 2 of 2");
+  refused(Replaced(good, "leaf_value=10 20 30", "leaf_value=10 20"), "values, not 3");
+  refused(Replaced(good, "leaf_value=10 20 30", "leaf_value=10 20 inf"), "not finite");
+  refused(Replaced(good, "is_linear=0", "is_linear=1"), "linear trees are not supported");
+  refused(Replaced(good, "num_tree_per_iteration=1", "num_tree_per_iteration=2"), "not a multiple");
 }
 
 TEST(LightGbm, Objectives) {
@@ -174,22 +171,14 @@ TEST(Xgboost, HostileFilesAreRefusedWithAReason) {
   refused(Xgboost("0.1", 0, "reg:squarederror", "\"x\""), "base_score");
   refused(Xgboost("\"a\"", 0), "not a number");
   const std::string good = Xgboost("0.1", 0);
-  std::string text = good;
-  refused(text.replace(text.find("\"left_children\":[1,-1,-1]"), 25, "\"left_children\":[7,-1,-1]"), "outside");
-  text = good;
-  refused(text.replace(text.find("\"left_children\":[1,-1,-1]"), 25, "\"left_children\":[0,-1,-1]"), "outside");
-  text = good;
-  refused(text.replace(text.find("\"right_children\":[2,-1,-1]"), 26, "\"right_children\":[1,-1,-1]"), "twice");
-  text = good;
-  refused(text.replace(text.find("\"split_indices\":[0,0,0]"), 23, "\"split_indices\":[5,0,0]"), "feature 5 of 2");
-  text = good;
-  refused(text.replace(text.find(R"("num_nodes":"3")"), 15, R"("num_nodes":"4")"), "for 4 nodes");
-  text = good;
-  refused(text.replace(text.find("\"split_type\":[0,0,0]"), 20, "\"split_type\":[1,0,0]"), "categorical");
-  text = good;
-  refused(text.replace(text.find("\"tree_info\":[0]"), 15, "\"tree_info\":[3]"), "tree_info");
-  text = good;
-  refused(text.replace(text.find(R"("name":"gbtree")"), 15, R"("name":"gblinear")"), "not supported");
+  refused(Replaced(good, "\"left_children\":[1,-1,-1]", "\"left_children\":[7,-1,-1]"), "outside");
+  refused(Replaced(good, "\"left_children\":[1,-1,-1]", "\"left_children\":[0,-1,-1]"), "outside");
+  refused(Replaced(good, "\"right_children\":[2,-1,-1]", "\"right_children\":[1,-1,-1]"), "twice");
+  refused(Replaced(good, "\"split_indices\":[0,0,0]", "\"split_indices\":[5,0,0]"), "feature 5 of 2");
+  refused(Replaced(good, R"("num_nodes":"3")", R"("num_nodes":"4")"), "for 4 nodes");
+  refused(Replaced(good, "\"split_type\":[0,0,0]", "\"split_type\":[1,0,0]"), "categorical");
+  refused(Replaced(good, "\"tree_info\":[0]", "\"tree_info\":[3]"), "tree_info");
+  refused(Replaced(good, R"("name":"gbtree")", R"("name":"gblinear")"), "not supported");
 }
 
 TEST(Xgboost, HostileUbjsonIsRefusedWithoutRecursingOrGrowingWithoutBound) {
