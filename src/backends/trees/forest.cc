@@ -24,34 +24,29 @@ bool CategoryGoesLeft(const Forest& f, const Node& n, double x) {
   return (f.bitsets[n.bitset_begin + word] >> (category % 32)) & 1u;
 }
 
-// LightGBM: NumericalDecision / CategoricalDecision of its Tree.
-int32_t NextLightGbm(const Forest& f, const Node& n, float feature) {
-  double x = feature;
-  if (n.categorical) return CategoryGoesLeft(f, n, x) ? n.left : n.right;
-  if (std::isnan(x) && n.missing != Missing::kNaN) x = 0.0;
-  if ((n.missing == Missing::kZero && x >= -kZeroThreshold && x <= kZeroThreshold) ||
-      (n.missing == Missing::kNaN && std::isnan(x)))
-    return n.default_left ? n.left : n.right;
-  return x <= n.threshold ? n.left : n.right;
-}
-
-// XGBoost: NaN is missing and takes the default child; otherwise float32 `value < threshold` goes left.
-int32_t NextXgboost(const Node& n, float feature) {
-  if (std::isnan(feature)) return n.default_left ? n.left : n.right;
-  return feature < static_cast<float>(n.threshold) ? n.left : n.right;
-}
-
-template <Library kLibrary>
 double Leaf(const Forest& f, const Tree& t, const float* row) {
   const Node* n = &t.nodes[0];
-  while (n->feature >= 0) {
-    const float x = row[n->feature];
-    n = &t.nodes[kLibrary == Library::kLightGbm ? NextLightGbm(f, *n, x) : NextXgboost(*n, x)];
-  }
+  while (n->feature >= 0) n = &t.nodes[f.GoesLeft(*n, row[n->feature]) ? n->left : n->right];
   return n->value;
 }
 
 }  // namespace
+
+bool Forest::GoesLeft(const Node& n, float feature) const {
+  if (library == Library::kXgboost) {
+    // XGBoost: NaN is missing and takes the default child; otherwise float32 `value < threshold` goes left.
+    if (std::isnan(feature)) return n.default_left;
+    return feature < static_cast<float>(n.threshold);
+  }
+  // LightGBM: NumericalDecision / CategoricalDecision of its Tree.
+  double x = feature;
+  if (n.categorical) return CategoryGoesLeft(*this, n, x);
+  if (std::isnan(x) && n.missing != Missing::kNaN) x = 0.0;
+  if ((n.missing == Missing::kZero && x >= -kZeroThreshold && x <= kZeroThreshold) ||
+      (n.missing == Missing::kNaN && std::isnan(x)))
+    return n.default_left;
+  return x <= n.threshold;
+}
 
 Status Forest::Check() const {
   if (num_outputs == 0) return InvalidArgument("the model has no outputs");
@@ -59,6 +54,9 @@ Status Forest::Check() const {
     return InvalidArgument("the model has " + std::to_string(base_margin.size()) + " base margins for " +
                            std::to_string(num_outputs) + " outputs");
   if (trees.empty()) return InvalidArgument("the model has no trees");
+  if (num_features > kMaxFeatures)
+    return InvalidArgument("the model has " + std::to_string(num_features) + " features, more than the " +
+                           std::to_string(kMaxFeatures) + " supported");
   if (feature_names.size() != num_features)
     return InvalidArgument("the model names " + std::to_string(feature_names.size()) + " features but has " +
                            std::to_string(num_features));
@@ -113,11 +111,11 @@ void Forest::Margins(std::span<const float> features, size_t rows, std::span<dou
     double* out = margins.data() + r * num_outputs;
     if (library == Library::kLightGbm) {
       for (uint32_t k = 0; k < num_outputs; ++k) out[k] = base_margin[k];
-      for (const Tree& t : trees) out[t.output] += Leaf<Library::kLightGbm>(*this, t, row);
+      for (const Tree& t : trees) out[t.output] += Leaf(*this, t, row);
     } else {
       // XGBoost's CPU predictor adds each tree's leaf to a float32 sum that starts at the base margin.
       for (uint32_t k = 0; k < num_outputs; ++k) acc[k] = static_cast<float>(base_margin[k]);
-      for (const Tree& t : trees) acc[t.output] += static_cast<float>(Leaf<Library::kXgboost>(*this, t, row));
+      for (const Tree& t : trees) acc[t.output] += static_cast<float>(Leaf(*this, t, row));
       for (uint32_t k = 0; k < num_outputs; ++k) out[k] = acc[k];
     }
   }

@@ -54,6 +54,8 @@ struct Tree {
 };
 
 struct Forest {
+  static constexpr uint32_t kMaxFeatures = (1u << 24) - 1;  // the evaluator packs a feature index in 24 bits
+
   Library library = Library::kLightGbm;
   std::vector<Tree> trees;
   std::vector<uint32_t> bitsets;  // LightGBM categorical splits, 32 categories a word
@@ -71,8 +73,12 @@ struct Forest {
   // range. A parser calls it last; a Forest that fails it is never evaluated.
   Status Check() const;
 
+  // Whether `feature` goes to the node's left child, by the library's rule (the node must be a split).
+  bool GoesLeft(const Node& n, float feature) const;
+
   // Margins of `rows` rows of num_features values each, row-major: rows x num_outputs, trees summed in file
-  // order from base_margin (LightGBM: in double; XGBoost: in float32): the libraries' raw scores.
+  // order from base_margin (LightGBM: in double; XGBoost: in float32): the libraries' raw scores. The
+  // reference evaluation, one row and one node at a time; Evaluator (evaluator.h) is the fast one.
   void Margins(std::span<const float> features, size_t rows, std::span<double> margins) const;
   // The library's prediction from margins (averaged first when `average`): rows x prediction_width() values.
   void Transform(std::span<const double> margins, size_t rows, std::span<double> out) const;

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "backends/trees/evaluator.h"
 #include "backends/trees/lightgbm_model.h"
 #include "backends/trees/xgboost_model.h"
 #include "observability/logger.h"
@@ -66,7 +67,7 @@ StatusOr<std::string> ReadFile(const std::filesystem::path& file) {
 class TreesModel : public Model {
  public:
   TreesModel(Forest forest, Options options, ModelSignature signature)
-      : forest_(std::move(forest)), options_(options), signature_(std::move(signature)) {}
+      : forest_(std::move(forest)), evaluator_(forest_), options_(options), signature_(std::move(signature)) {}
 
   const ModelSignature& signature() const override { return signature_; }
 
@@ -78,7 +79,7 @@ class TreesModel : public Model {
     std::vector<float> features(rows * forest_.num_features);
     if (!features.empty()) std::memcpy(features.data(), x.data, features.size() * sizeof(float));
     std::vector<double> margins(rows * k);
-    forest_.Margins(features, rows, margins);
+    evaluator_.Margins(features, rows, margins);
     results->clear();
     for (const std::string& name : outputs) {
       if (name == kMargin) {
@@ -134,6 +135,7 @@ class TreesModel : public Model {
   }
 
   const Forest forest_;
+  const Evaluator evaluator_;  // reads forest_
   const Options options_;
   const ModelSignature signature_;
 };
