@@ -85,50 +85,89 @@ int32_t Evaluator::Pack(const Tree& tree) {
   return root;
 }
 
+template <bool kSpecials>
 inline int32_t Evaluator::Next(const PackedNode& n, float x) const {
-  if (n.feature & kSpecial) [[unlikely]] {
-    return forest_.GoesLeft(*specials_[std::bit_cast<uint32_t>(n.threshold)], x) ? n.left : n.right;
+  if constexpr (kSpecials) {
+    if (n.feature & kSpecial) [[unlikely]]
+      return forest_.GoesLeft(*specials_[std::bit_cast<uint32_t>(n.threshold)], x) ? n.left : n.right;
   }
-  const bool left = x <= n.threshold || ((n.feature & kNanLeft) != 0 && std::isnan(x));
+  // Bitwise, not short-circuit: no branch to mispredict on the data.
+  const bool left = (x <= n.threshold) | ((n.feature >> 31) & static_cast<uint32_t>(std::isnan(x)));
   return left ? n.left : n.right;
 }
 
 // Adds every tree's leaf to `sums` (count x num_outputs, already holding the base margins) for `count` rows.
-template <typename Sum>
+template <bool kSpecials, typename Sum>
 void Evaluator::Block(const float* rows, size_t count, Sum* sums) const {
   const size_t width = forest_.num_features;
   const size_t k = forest_.num_outputs;
+  const size_t whole = count - count % kLanes;  // rows in whole groups of kLanes
   for (const PackedTree& t : trees_) {
     if (t.root < 0) {
       const auto leaf = static_cast<Sum>(leaves_[static_cast<size_t>(~t.root)]);
-      for (size_t r = 0; r < count; ++r) sums[r * k + t.output] += leaf;
+      for (size_t r = 0; r < whole; ++r) sums[r * k + t.output] += leaf;
       continue;
     }
     size_t r = 0;
-    for (; r + kLanes <= count; r += kLanes) {
+    // kLanes rows walk the tree together; a row that has reached its leaf stays there (re-reading the root,
+    // its result discarded) until the deepest one has, so no lane branches on where its row went.
+    for (; r < whole; r += kLanes) {
       int32_t at[kLanes];
       for (size_t l = 0; l < kLanes; ++l) at[l] = t.root;
       for (bool walking = true; walking;) {
         walking = false;
         for (size_t l = 0; l < kLanes; ++l) {
-          if (at[l] < 0) continue;
-          const PackedNode& n = nodes_[static_cast<size_t>(at[l])];
-          at[l] = Next(n, rows[(r + l) * width + (n.feature & kFeatureMask)]);
+          const bool done = at[l] < 0;
+          const PackedNode& n = nodes_[static_cast<size_t>(done ? t.root : at[l])];
+          const int32_t next = Next<kSpecials>(n, rows[(r + l) * width + (n.feature & kFeatureMask)]);
+          at[l] = done ? at[l] : next;
           walking |= at[l] >= 0;
         }
       }
       for (size_t l = 0; l < kLanes; ++l)
         sums[(r + l) * k + t.output] += static_cast<Sum>(leaves_[static_cast<size_t>(~at[l])]);
     }
-    for (; r < count; ++r) {
-      const float* row = rows + r * width;
-      int32_t at = t.root;
+  }
+  // The rows left over (a batch of one, say) walk kLanes trees at once instead, in the same lock-step; their
+  // leaves are then added in tree order.
+  // (A finished lane re-reads nodes_[0], which exists unless every tree is a single leaf.)
+  for (size_t r = whole; r < count; ++r) {
+    const float* row = rows + r * width;
+    Sum* sum = sums + r * k;
+    size_t first = 0;
+    for (; !nodes_.empty() && first + kLanes <= trees_.size(); first += kLanes) {
+      int32_t at[kLanes];
+      for (size_t l = 0; l < kLanes; ++l) at[l] = trees_[first + l].root;
+      for (bool walking = true; walking;) {
+        walking = false;
+        for (size_t l = 0; l < kLanes; ++l) {
+          const bool done = at[l] < 0;
+          const PackedNode& n = nodes_[static_cast<size_t>(done ? 0 : at[l])];
+          const int32_t next = Next<kSpecials>(n, row[n.feature & kFeatureMask]);
+          at[l] = done ? at[l] : next;
+          walking |= at[l] >= 0;
+        }
+      }
+      for (size_t l = 0; l < kLanes; ++l)
+        sum[trees_[first + l].output] += static_cast<Sum>(leaves_[static_cast<size_t>(~at[l])]);
+    }
+    for (; first < trees_.size(); ++first) {
+      int32_t at = trees_[first].root;
       while (at >= 0) {
         const PackedNode& n = nodes_[static_cast<size_t>(at)];
-        at = Next(n, row[n.feature & kFeatureMask]);
+        at = Next<kSpecials>(n, row[n.feature & kFeatureMask]);
       }
-      sums[r * k + t.output] += static_cast<Sum>(leaves_[static_cast<size_t>(~at)]);
+      sum[trees_[first].output] += static_cast<Sum>(leaves_[static_cast<size_t>(~at)]);
     }
+  }
+}
+
+template <typename Sum>
+void Evaluator::AddTrees(const float* rows, size_t count, Sum* sums) const {
+  if (specials_.empty()) {
+    Block<false>(rows, count, sums);
+  } else {
+    Block<true>(rows, count, sums);
   }
 }
 
@@ -143,11 +182,11 @@ void Evaluator::Margins(std::span<const float> features, size_t rows, std::span<
     double* out = margins.data() + begin * k;
     if (forest_.library == Library::kLightGbm) {
       for (size_t r = 0; r < count; ++r) std::copy(forest_.base_margin.begin(), forest_.base_margin.end(), out + r * k);
-      Block(block, count, out);
+      AddTrees(block, count, out);
     } else {
       for (size_t r = 0; r < count; ++r)
         for (size_t i = 0; i < k; ++i) sums[r * k + i] = static_cast<float>(forest_.base_margin[i]);
-      Block(block, count, sums.data());
+      AddTrees(block, count, sums.data());
       std::copy(sums.begin(), sums.begin() + static_cast<std::ptrdiff_t>(count * k), out);
     }
   }

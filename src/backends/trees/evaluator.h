@@ -44,9 +44,12 @@ class Evaluator {
   static constexpr uint32_t kFeatureMask = Forest::kMaxFeatures;
 
   int32_t Pack(const Tree& tree);
+  template <bool kSpecials>
   int32_t Next(const PackedNode& n, float x) const;
-  template <typename Sum>
+  template <bool kSpecials, typename Sum>
   void Block(const float* rows, size_t count, Sum* sums) const;
+  template <typename Sum>
+  void AddTrees(const float* rows, size_t count, Sum* sums) const;
 
   const Forest& forest_;
   std::vector<PackedNode> nodes_;
