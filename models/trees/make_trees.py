@@ -74,6 +74,30 @@ def categories():
     return np.column_stack([a, b, u, v]).astype(np.float32), y
 
 
+def relevance():
+    """Ranking: 60 queries of 20 documents, relevance 0-3 from five features (fixed seed)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1200, 5)).astype(np.float32)
+    score = x[:, 0] - 0.5 * x[:, 1] + 0.3 * rng.normal(size=len(x))
+    y = np.digitize(score, [-0.5, 0.5, 1.5])
+    return x, y
+
+
+def positive_targets():
+    """diabetes' target is positive throughout: for gamma."""
+    return diabetes()
+
+
+def probabilities():
+    """Labels in [0, 1] (not only 0 and 1) for LightGBM's cross-entropy objectives (fixed seed)."""
+    x, y = breast_cancer()
+    rng = np.random.default_rng(6)
+    return x, np.clip(y * 0.8 + rng.random(len(y)) * 0.2, 0, 1)
+
+
+# Ranking models are trained on groups of this many rows (queries).
+QUERY = 20
+
 # name -> (library, data, training parameters, rounds, early stopping)
 MODELS = {
     "lgb_binary": ("lightgbm", breast_cancer, {"objective": "binary", "num_leaves": 15}, 40, False),
@@ -91,6 +115,14 @@ MODELS = {
                                                        "learning_rate": 0.3}, 200, True),
     "lgb_rf": ("lightgbm", diabetes, {"objective": "regression", "boosting": "rf", "num_leaves": 15,
                                       "bagging_freq": 1, "bagging_fraction": 0.7, "feature_fraction": 0.8}, 20, False),
+    "lgb_lambdarank": ("lightgbm", relevance, {"objective": "lambdarank", "num_leaves": 7}, 20, False),
+    "lgb_rank_xendcg": ("lightgbm", relevance, {"objective": "rank_xendcg", "num_leaves": 7}, 20, False),
+    "lgb_gamma": ("lightgbm", positive_targets, {"objective": "gamma", "num_leaves": 7}, 20, False),
+    "lgb_tweedie": ("lightgbm", counts, {"objective": "tweedie", "num_leaves": 7}, 20, False),
+    "lgb_cross_entropy": ("lightgbm", probabilities, {"objective": "cross_entropy", "num_leaves": 7}, 20, False),
+    "lgb_cross_entropy_lambda": ("lightgbm", probabilities, {"objective": "cross_entropy_lambda", "num_leaves": 7},
+                                 20, False),
+    "lgb_sqrt": ("lightgbm", diabetes, {"objective": "regression", "reg_sqrt": True, "num_leaves": 7}, 20, False),
     "xgb_binary": ("xgboost", breast_cancer, {"objective": "binary:logistic", "max_depth": 4}, 40, False),
     "xgb_multiclass": ("xgboost", wine, {"objective": "multi:softprob", "num_class": 3, "max_depth": 3}, 30, False),
     "xgb_softmax": ("xgboost", iris, {"objective": "multi:softmax", "num_class": 3, "max_depth": 3}, 20, False),
@@ -98,6 +130,11 @@ MODELS = {
     "xgb_poisson": ("xgboost", counts, {"objective": "count:poisson", "max_depth": 3}, 30, False),
     "xgb_nan": ("xgboost", breast_cancer_nan, {"objective": "binary:logistic", "max_depth": 4}, 40, False),
     "xgb_ubj": ("xgboost", wine, {"objective": "multi:softprob", "num_class": 3, "max_depth": 3}, 20, False),
+    "xgb_hinge": ("xgboost", breast_cancer, {"objective": "binary:hinge", "max_depth": 3}, 20, False),
+    "xgb_logitraw": ("xgboost", breast_cancer, {"objective": "binary:logitraw", "max_depth": 3}, 20, False),
+    "xgb_gamma": ("xgboost", positive_targets, {"objective": "reg:gamma", "max_depth": 3}, 20, False),
+    "xgb_tweedie": ("xgboost", counts, {"objective": "reg:tweedie", "max_depth": 3}, 20, False),
+    "xgb_rank": ("xgboost", relevance, {"objective": "rank:ndcg", "max_depth": 3}, 20, False),
     "xgb_early_stopping": ("xgboost", breast_cancer, {"objective": "binary:logistic", "max_depth": 6, "eta": 0.5},
                            200, True),
 }
@@ -119,7 +156,8 @@ def train(name):
         import lightgbm as lgb
         params = dict(params, seed=0, num_threads=1, deterministic=True, verbose=-1)
         categorical = params.pop("categorical_feature", "auto")
-        train_set = lgb.Dataset(x[:split] if early else x, y[:split] if early else y, categorical_feature=categorical)
+        train_set = lgb.Dataset(x[:split] if early else x, y[:split] if early else y, categorical_feature=categorical,
+                                group=[QUERY] * (len(x) // QUERY) if data is relevance else None)
         kwargs = {}
         if early:
             kwargs = {"valid_sets": [lgb.Dataset(x[split:], y[split:], reference=train_set)],
@@ -130,6 +168,8 @@ def train(name):
         import xgboost as xgb
         params = dict(params, seed=0, nthread=1)
         dtrain = xgb.DMatrix(x[:split] if early else x, label=y[:split] if early else y)
+        if data is relevance:
+            dtrain.set_group([QUERY] * (len(x) // QUERY))
         kwargs = {}
         if early:
             kwargs = {"evals": [(xgb.DMatrix(x[split:], label=y[split:]), "valid")], "early_stopping_rounds": 5,

@@ -71,7 +71,8 @@ struct Objective {
 StatusOr<Objective> ReadObjective(const std::string& name) {
   using B = Objective::Base;
   if (name == "binary:logistic" || name == "reg:logistic") return Objective{Link::kSigmoid, B::kLogit, true};
-  if (name == "binary:logitraw") return Objective{Link::kIdentity, B::kLogit, true};
+  // Its base score is already a margin (XGBoost 1.4 on, dmlc/xgboost#6517).
+  if (name == "binary:logitraw") return Objective{Link::kIdentity, B::kAsIs, true};
   if (name == "binary:hinge") return Objective{Link::kHinge, B::kAsIs, true};
   if (name == "multi:softprob") return Objective{Link::kSoftmax, B::kAsIs, true};
   if (name == "multi:softmax") return Objective{Link::kArgmax, B::kAsIs, true};
