@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize mutations test-arm64 clean models monitor \
-  bench bench-statistics test-triton fuzz
+  bench bench-statistics bench-trees test-triton fuzz
 
 all: build
 
@@ -43,6 +43,12 @@ test-triton: deps-test build
 bench: build
 	scripts/install-deps.sh bench
 	TRITON_PEER=$(TRITON_PEER) PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" .venv/bin/python bench/run.py $(BENCH_ARGS)
+
+# Tree ensembles (#13): this server's tree engine next to LightGBM, XGBoost, ONNX Runtime, treelite and lleaves,
+# one thread, batch 1/64/4096 (docs/benchmarks.md#tree-ensembles). The first run trains the models (minutes).
+bench-trees: build
+	scripts/install-deps.sh bench
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python bench/trees/run.py $(BENCH_ARGS)
 
 # Per-request cost of the statistics behind Triton's statistics extension and metric names, next to the
 # Prometheus calls the request path already makes (docs/metrics.md#cost).

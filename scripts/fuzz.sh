@@ -8,7 +8,7 @@ SECONDS_EACH="${FUZZ_SECONDS:-45}"
 OUT=build-fuzz
 CXX="${FUZZ_CXX:-clang++-14}"
 mkdir -p "$OUT"
-SOURCES=(src/backends/trees/forest.cc src/backends/trees/lightgbm_model.cc src/backends/trees/xgboost_model.cc
+SOURCES=(src/backends/trees/forest.cc src/backends/trees/evaluator.cc src/backends/trees/lightgbm_model.cc src/backends/trees/xgboost_model.cc
   src/core/status.cc tests/fuzz/trees_fuzz.cc)
 for target in lightgbm xgboost xgboost_ubj; do
   define="FUZZ_$(echo "$target" | tr '[:lower:]' '[:upper:]')"

@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh build   apt packages for the C++ build + ONNX Runtime
 #   scripts/install-deps.sh test    the above + test tools (Prometheus, nginx, grpcurl, ...) + Python test venv (.venv)
 #   scripts/install-deps.sh monitor Prometheus only (for `make monitor`)
-#   scripts/install-deps.sh bench   the test set + h2load (apt nghttp2-client) + matplotlib (for `make bench`)
+#   scripts/install-deps.sh bench   the test set + h2load (apt nghttp2-client) + matplotlib + the tree evaluators
+#                                   (for `make bench` and `make bench-trees`)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODE="${1:-build}"
@@ -18,7 +19,7 @@ if [[ "$MODE" == bench ]]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nghttp2-client
   fi
-  "$ROOT/.venv/bin/pip" install -q -r "$ROOT/bench/requirements.txt"
+  "$ROOT/.venv/bin/pip" install -q -r "$ROOT/bench/requirements.txt" -r "$ROOT/bench/trees/requirements.txt"
   # MLServer, a peer: its own venv (its pins differ from the tests'), with onnxruntime for bench/peers/mlserver_onnx.py.
   if [[ ! -x "$ROOT/.deps/mlserver-venv/bin/mlserver" ]]; then
     echo "install-deps: creating .deps/mlserver-venv (MLServer 1.7.1)"

@@ -1,0 +1,86 @@
+// The tree engine behind a C interface, so bench/trees/run.py can time it from Python through ctypes in the
+// same loop as LightGBM, XGBoost, treelite, lleaves and ONNX Runtime. A prediction is what the trees backend
+// computes for an execution: the evaluator's margins, then the library's link (Forest::Transform).
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "backends/trees/evaluator.h"
+#include "backends/trees/lightgbm_model.h"
+#include "backends/trees/xgboost_model.h"
+
+namespace {
+
+struct Engine {
+  explicit Engine(serving::trees::Forest f) : forest(std::move(f)), evaluator(forest) {}
+  serving::trees::Forest forest;
+  serving::trees::Evaluator evaluator;
+  std::vector<double> margins;
+};
+
+}  // namespace
+
+extern "C" {
+
+// Loads LightGBM text (.txt), XGBoost JSON (.json) or UBJSON (.ubj); nullptr with the reason in `error`.
+void* trees_load(const char* path, char* error, size_t error_size) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string file = path;
+  auto forest = file.ends_with(".txt")   ? serving::trees::ParseLightGbm(text.str())
+                : file.ends_with(".ubj") ? serving::trees::ParseXgboostUbjson(text.str())
+                                         : serving::trees::ParseXgboostJson(text.str());
+  if (!forest.ok()) {
+    std::snprintf(error, error_size, "%s", forest.status().message().c_str());
+    return nullptr;
+  }
+  return new Engine(std::move(*forest));
+}
+
+size_t trees_width(void* engine) { return static_cast<Engine*>(engine)->forest.prediction_width(); }
+
+// rows x num_features floats in, rows x trees_width() predictions out.
+void trees_predict(void* engine, const float* features, size_t rows, double* out) {
+  auto* e = static_cast<Engine*>(engine);
+  const auto& f = e->forest;
+  e->margins.resize(rows * f.num_outputs);
+  e->evaluator.Margins({features, rows * f.num_features}, rows, e->margins);
+  f.Transform(e->margins, rows, {out, rows * f.prediction_width()});
+}
+
+// The reference evaluation (Forest::Margins), for the benchmark's "before" row.
+void trees_predict_reference(void* engine, const float* features, size_t rows, double* out) {
+  auto* e = static_cast<Engine*>(engine);
+  const auto& f = e->forest;
+  e->margins.resize(rows * f.num_outputs);
+  f.Margins({features, rows * f.num_features}, rows, e->margins);
+  f.Transform(e->margins, rows, {out, rows * f.prediction_width()});
+}
+
+// Rows per second of trees_predict (or, with `reference`, trees_predict_reference) timed in C++ for at least
+// `seconds`: batches of `batch` rows taken in turn from `rows` rows, each predicted whole.
+double trees_rows_per_second(void* engine, const float* features, size_t rows, size_t batch, double seconds,
+                             int reference) {
+  auto* e = static_cast<Engine*>(engine);
+  std::vector<double> out(batch * e->forest.prediction_width());
+  const auto start = std::chrono::steady_clock::now();
+  size_t done = 0;
+  for (size_t at = 0;; at = at + 2 * batch > rows ? 0 : at + batch) {
+    const float* x = features + at * e->forest.num_features;
+    if (reference) {
+      trees_predict_reference(engine, x, batch, out.data());
+    } else {
+      trees_predict(engine, x, batch, out.data());
+    }
+    done += batch;
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    if (elapsed.count() >= seconds) return static_cast<double>(done) / elapsed.count();
+  }
+}
+
+void trees_free(void* engine) { delete static_cast<Engine*>(engine); }
+}
