@@ -32,30 +32,28 @@ constexpr size_t kLanes = 8;
 
 Evaluator::Evaluator(const Forest& forest) : forest_(forest) {
   trees_.reserve(forest.trees.size());
-  for (const Tree& t : forest.trees) trees_.push_back({Pack(t), t.output});
+  for (const Tree& t : forest.trees) trees_.push_back(Pack(t));
 }
 
-// Packs the tree's internal nodes depth-first (a node's left subtree follows it) without recursion (a checked
-// tree may still be a chain as deep as it has nodes) and returns the root as a child index.
-int32_t Evaluator::Pack(const Tree& tree) {
+// Packs the tree depth-first (a node's left subtree follows it) without recursion (a checked tree may still
+// be a chain as deep as it has nodes).
+Evaluator::PackedTree Evaluator::Pack(const Tree& tree) {
   struct Pending {
     int32_t at;      // the reference node
     int32_t parent;  // the packed parent, -1 for the root
     bool left;       // which of the parent's children it is
+    uint32_t depth;
   };
-  int32_t root = 0;
-  std::vector<Pending> stack = {{0, -1, false}};
+  PackedTree packed_tree{static_cast<int32_t>(nodes_.size()), tree.output, 0};
+  std::vector<Pending> stack = {{0, -1, false, 0}};
   const bool lightgbm = forest_.library == Library::kLightGbm;
   while (!stack.empty()) {
     const Pending p = stack.back();
     stack.pop_back();
     const Node& n = tree.nodes[static_cast<size_t>(p.at)];
-    int32_t index = 0;
-    if (n.feature < 0) {
-      leaves_.push_back(n.value);
-      index = ~static_cast<int32_t>(leaves_.size() - 1);
-    } else {
-      PackedNode packed{};
+    const auto index = static_cast<int32_t>(nodes_.size());
+    PackedNode packed{0, 0, {index, index}};  // a leaf: its own children
+    if (n.feature >= 0) {
       packed.feature = static_cast<uint32_t>(n.feature);
       if (n.categorical || (lightgbm && n.missing == Missing::kZero)) {
         packed.feature |= kSpecial;
@@ -70,104 +68,102 @@ int32_t Evaluator::Pack(const Tree& tree) {
         packed.threshold = FloatBelow(static_cast<float>(n.threshold));
         if (n.default_left) packed.feature |= kNanLeft;
       }
-      index = static_cast<int32_t>(nodes_.size());
-      nodes_.push_back(packed);
-      stack.push_back({n.right, index, false});  // popped after the whole left subtree
-      stack.push_back({n.left, index, true});
-    }
-    if (p.parent < 0) {
-      root = index;
+      stack.push_back({n.right, index, false, p.depth + 1});  // popped after the whole left subtree
+      stack.push_back({n.left, index, true, p.depth + 1});
     } else {
+      packed_tree.depth = std::max(packed_tree.depth, p.depth);
+    }
+    nodes_.push_back(packed);
+    values_.push_back(n.feature >= 0 ? 0.0 : n.value);
+    if (p.parent >= 0) {
       PackedNode& parent = nodes_[static_cast<size_t>(p.parent)];
-      (p.left ? parent.left : parent.right) = index;
+      parent.child[p.left ? 0 : 1] = index;
     }
   }
-  return root;
+  return packed_tree;
 }
 
-template <bool kSpecials>
+template <bool kSpecials, bool kNan>
 inline int32_t Evaluator::Next(const PackedNode& n, float x) const {
   if constexpr (kSpecials) {
     if (n.feature & kSpecial) [[unlikely]]
-      return forest_.GoesLeft(*specials_[std::bit_cast<uint32_t>(n.threshold)], x) ? n.left : n.right;
+      return n.child[forest_.GoesLeft(*specials_[std::bit_cast<uint32_t>(n.threshold)], x) ? 0 : 1];
   }
-  // Bitwise, not short-circuit: no branch to mispredict on the data.
-  const bool left = (x <= n.threshold) | ((n.feature >> 31) & static_cast<uint32_t>(std::isnan(x)));
-  return left ? n.left : n.right;
+  // Bitwise, not short-circuit: no branch to mispredict on the data. (A leaf goes to itself either way.)
+  uint32_t left = static_cast<uint32_t>(x <= n.threshold);
+  if constexpr (kNan) left |= (n.feature >> 31) & static_cast<uint32_t>(std::isnan(x));
+  return n.child[left ^ 1u];
 }
 
 // Adds every tree's leaf to `sums` (count x num_outputs, already holding the base margins) for `count` rows.
-template <bool kSpecials, typename Sum>
+template <bool kSpecials, bool kNan, typename Sum>
 void Evaluator::Block(const float* rows, size_t count, Sum* sums) const {
   const size_t width = forest_.num_features;
   const size_t k = forest_.num_outputs;
   const size_t whole = count - count % kLanes;  // rows in whole groups of kLanes
   for (const PackedTree& t : trees_) {
-    if (t.root < 0) {
-      const auto leaf = static_cast<Sum>(leaves_[static_cast<size_t>(~t.root)]);
+    if (t.depth == 0) {
+      const auto leaf = static_cast<Sum>(values_[static_cast<size_t>(t.root)]);
       for (size_t r = 0; r < whole; ++r) sums[r * k + t.output] += leaf;
       continue;
     }
-    size_t r = 0;
-    // kLanes rows walk the tree together; a row that has reached its leaf stays there (re-reading the root,
-    // its result discarded) until the deepest one has, so no lane branches on where its row went.
-    for (; r < whole; r += kLanes) {
+    // kLanes rows walk the tree together, depth steps each; one that reaches its leaf early stays there.
+    for (size_t r = 0; r < whole; r += kLanes) {
       int32_t at[kLanes];
       for (size_t l = 0; l < kLanes; ++l) at[l] = t.root;
-      for (bool walking = true; walking;) {
-        walking = false;
+      for (uint32_t step = 0; step < t.depth; ++step) {
         for (size_t l = 0; l < kLanes; ++l) {
-          const bool done = at[l] < 0;
-          const PackedNode& n = nodes_[static_cast<size_t>(done ? t.root : at[l])];
-          const int32_t next = Next<kSpecials>(n, rows[(r + l) * width + (n.feature & kFeatureMask)]);
-          at[l] = done ? at[l] : next;
-          walking |= at[l] >= 0;
+          const PackedNode& n = nodes_[static_cast<size_t>(at[l])];
+          at[l] = Next<kSpecials, kNan>(n, rows[(r + l) * width + (n.feature & kFeatureMask)]);
         }
       }
       for (size_t l = 0; l < kLanes; ++l)
-        sums[(r + l) * k + t.output] += static_cast<Sum>(leaves_[static_cast<size_t>(~at[l])]);
+        sums[(r + l) * k + t.output] += static_cast<Sum>(values_[static_cast<size_t>(at[l])]);
     }
   }
-  // The rows left over (a batch of one, say) walk kLanes trees at once instead, in the same lock-step; their
-  // leaves are then added in tree order.
-  // (A finished lane re-reads nodes_[0], which exists unless every tree is a single leaf.)
+  // The rows left over (a batch of one, say) walk kLanes trees at once instead, as many steps as the deepest
+  // of them; their leaves are then added in tree order.
   for (size_t r = whole; r < count; ++r) {
     const float* row = rows + r * width;
     Sum* sum = sums + r * k;
     size_t first = 0;
-    for (; !nodes_.empty() && first + kLanes <= trees_.size(); first += kLanes) {
+    for (; first + kLanes <= trees_.size(); first += kLanes) {
       int32_t at[kLanes];
-      for (size_t l = 0; l < kLanes; ++l) at[l] = trees_[first + l].root;
-      for (bool walking = true; walking;) {
-        walking = false;
+      uint32_t depth = 0;
+      for (size_t l = 0; l < kLanes; ++l) {
+        at[l] = trees_[first + l].root;
+        depth = std::max(depth, trees_[first + l].depth);
+      }
+      for (uint32_t step = 0; step < depth; ++step) {
         for (size_t l = 0; l < kLanes; ++l) {
-          const bool done = at[l] < 0;
-          const PackedNode& n = nodes_[static_cast<size_t>(done ? 0 : at[l])];
-          const int32_t next = Next<kSpecials>(n, row[n.feature & kFeatureMask]);
-          at[l] = done ? at[l] : next;
-          walking |= at[l] >= 0;
+          const PackedNode& n = nodes_[static_cast<size_t>(at[l])];
+          at[l] = Next<kSpecials, kNan>(n, row[n.feature & kFeatureMask]);
         }
       }
       for (size_t l = 0; l < kLanes; ++l)
-        sum[trees_[first + l].output] += static_cast<Sum>(leaves_[static_cast<size_t>(~at[l])]);
+        sum[trees_[first + l].output] += static_cast<Sum>(values_[static_cast<size_t>(at[l])]);
     }
     for (; first < trees_.size(); ++first) {
       int32_t at = trees_[first].root;
-      while (at >= 0) {
+      for (uint32_t step = 0; step < trees_[first].depth; ++step) {
         const PackedNode& n = nodes_[static_cast<size_t>(at)];
-        at = Next<kSpecials>(n, row[n.feature & kFeatureMask]);
+        at = Next<kSpecials, kNan>(n, row[n.feature & kFeatureMask]);
       }
-      sum[trees_[first].output] += static_cast<Sum>(leaves_[static_cast<size_t>(~at)]);
+      sum[trees_[first].output] += static_cast<Sum>(values_[static_cast<size_t>(at)]);
     }
   }
 }
 
 template <typename Sum>
 void Evaluator::AddTrees(const float* rows, size_t count, Sum* sums) const {
-  if (specials_.empty()) {
-    Block<false>(rows, count, sums);
+  const size_t values = count * forest_.num_features;
+  const bool nan = std::any_of(rows, rows + values, [](float v) { return std::isnan(v); });
+  if (!specials_.empty()) {
+    Block<true, true>(rows, count, sums);
+  } else if (nan) {
+    Block<false, true>(rows, count, sums);
   } else {
-    Block<true>(rows, count, sums);
+    Block<false, false>(rows, count, sums);
   }
 }
 

@@ -5,11 +5,13 @@
 //   when x is at most the largest float not above the threshold, XGBoost's `x < threshold` when x is at most
 //   the float just below it; where NaN goes is one flag per node. Splits that need more (LightGBM categorical
 //   bitsets, missing_type Zero) are marked and decided by the reference rule.
-// - Nodes are 16 bytes, internal nodes only, each tree's in depth-first order; a child index below zero
-//   names a leaf value. Leaves live in their own array.
+// - Nodes are 16 bytes, each tree's in depth-first order. A leaf is a node whose children are itself, so a
+//   walk can take a fixed number of steps, the tree's depth, without asking whether it has arrived; its value
+//   is in a parallel array.
 // - Rows are evaluated a block at a time, tree by tree, so a tree stays in cache while the block's rows walk
-//   it; several rows walk the same tree at once to overlap their memory reads. Each row still adds its trees
-//   in file order, so sums round exactly as the library's do.
+//   it; 8 rows walk the same tree in lock-step, without a branch on the data, to overlap their memory reads
+//   (rows left over walk 8 trees at once instead). Blocks without NaN skip the NaN rule. Each row still adds
+//   its trees in file order, so sums round exactly as the library's do.
 #pragma once
 
 #include <cstdint>
@@ -31,29 +33,29 @@ class Evaluator {
  private:
   struct PackedNode {
     float threshold;   // go left when x <= threshold; for a special node, its index into specials_
-    uint32_t feature;  // the feature, with kNanLeft / kSpecial in its top bits
-    int32_t left;      // >= 0: a node of nodes_; < 0: ~index into leaves_
-    int32_t right;
+    uint32_t feature;  // the feature, with kNanLeft / kSpecial in its top bits (a leaf: 0)
+    int32_t child[2];  // left, right: indices into nodes_ (a leaf: its own); indexed by the test, not branched on
   };
   struct PackedTree {
-    int32_t root;  // as a child index: a tree that is a single leaf has root < 0
+    int32_t root;
     uint32_t output;
+    uint32_t depth;  // steps from the root to its deepest leaf (0: the tree is a single leaf)
   };
   static constexpr uint32_t kNanLeft = 1u << 31;
   static constexpr uint32_t kSpecial = 1u << 30;
   static constexpr uint32_t kFeatureMask = Forest::kMaxFeatures;
 
-  int32_t Pack(const Tree& tree);
-  template <bool kSpecials>
+  PackedTree Pack(const Tree& tree);
+  template <bool kSpecials, bool kNan>
   int32_t Next(const PackedNode& n, float x) const;
-  template <bool kSpecials, typename Sum>
+  template <bool kSpecials, bool kNan, typename Sum>
   void Block(const float* rows, size_t count, Sum* sums) const;
   template <typename Sum>
   void AddTrees(const float* rows, size_t count, Sum* sums) const;
 
   const Forest& forest_;
   std::vector<PackedNode> nodes_;
-  std::vector<double> leaves_;
+  std::vector<double> values_;         // per node: a leaf's value (0 for splits)
   std::vector<const Node*> specials_;  // the reference nodes of special splits: their rule decides
   std::vector<PackedTree> trees_;
 };
