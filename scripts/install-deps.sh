@@ -21,11 +21,14 @@ if [[ "$MODE" == bench ]]; then
   fi
   "$ROOT/.venv/bin/pip" install -q -r "$ROOT/bench/requirements.txt" -r "$ROOT/bench/trees/requirements.txt"
   # MLServer, a peer: its own venv (its pins differ from the tests'), with onnxruntime for bench/peers/mlserver_onnx.py.
-  if [[ ! -x "$ROOT/.deps/mlserver-venv/bin/mlserver" ]]; then
-    echo "install-deps: creating .deps/mlserver-venv (MLServer 1.7.1)"
+  # Its LightGBM and XGBoost runtimes are the tree benchmark's server peers (bench/trees/run.py --servers).
+  if [[ ! -x "$ROOT/.deps/mlserver-venv/bin/mlserver" ]] ||
+    ! "$ROOT/.deps/mlserver-venv/bin/python" -c "import mlserver_lightgbm, mlserver_xgboost" 2>/dev/null; then
+    echo "install-deps: creating .deps/mlserver-venv (MLServer 1.7.1 and its LightGBM and XGBoost runtimes)"
     python3 -m venv "$ROOT/.deps/mlserver-venv"
     # uvloop 0.22 dropped the implicit event loop that MLServer 1.7.1's workers ask for.
-    "$ROOT/.deps/mlserver-venv/bin/pip" install -q "mlserver==1.7.1" "uvloop<0.22" onnxruntime numpy
+    "$ROOT/.deps/mlserver-venv/bin/pip" install -q "mlserver==1.7.1" "mlserver-lightgbm==1.7.1" \
+      "mlserver-xgboost==1.7.1" "uvloop<0.22" onnxruntime numpy
   fi
   exit 0
 fi

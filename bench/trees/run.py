@@ -12,6 +12,10 @@ Engines (each labelled as exactly what runs):
   lleaves              lleaves' LLVM-compiled LightGBM model, n_jobs = 1
 Every engine's predictions are compared with the library's before it is timed (the largest absolute
 difference is reported). Each cell: REPEATS runs of SECONDS in random order, median rows/s.
+
+With --servers, the same models are also served, one at a time, by this server (trees backend, one instance)
+and by MLServer 1.7.1 with its LightGBM / XGBoost runtimes (.deps/mlserver-venv), and one client
+(tritonclient, KServe v2 gRPC, inputs as raw bytes) sends requests of 1, 64 and 4096 rows back to back.
 """
 import argparse
 import ctypes
@@ -113,6 +117,94 @@ def lleaves_engine(path, work):
     return lambda x: model.predict(x, n_jobs=1)
 
 
+def server_bench_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("server_bench", ROOT / "bench" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def grpc_predict(port, model, output):
+    import tritonclient.grpc as tg
+    client = tg.InferenceServerClient(f"127.0.0.1:{port}")
+
+    def predict(x):
+        inp = tg.InferInput("input__0", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        result = client.infer(model, [inp], outputs=[tg.InferRequestedOutput(output)])
+        return result.as_numpy(output)
+    return predict
+
+
+def serve_ours(sb, models_dir, names, work):
+    repo = work / "repo-ours"
+    import shutil
+    shutil.rmtree(repo, ignore_errors=True)
+    for name in names:
+        (repo / name / "1").mkdir(parents=True)
+        source = models_dir / name
+        for f in source.iterdir():
+            shutil.copy(f, repo / name / "1")
+        (repo / name / "config.pbtxt").write_text(
+            'backend: "trees"\nmax_batch_size: 4096\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n')
+    http, grpc_port, metrics = sb.free_port(), sb.free_port(), sb.free_port()
+    server = sb.Process("inference-server", [str(ROOT / "build" / "inference-server"), "--model-repository", str(repo),
+                                             "--host", "127.0.0.1", "--http-port", str(http), "--grpc-port",
+                                             str(grpc_port), "--metrics-port", str(metrics),
+                                             "--access-log-sample-rate", "0"],
+                        sb.http_ready(http), open(work / "ours.log", "wb"))
+    return server, grpc_port, "output__0"
+
+
+def serve_mlserver(sb, models_dir, names, models, work):
+    import shutil
+    root = work / "mlserver-trees"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    http, grpc_port, metrics = sb.free_port(), sb.free_port(), sb.free_port()
+    (root / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "http_port": http, "grpc_port": grpc_port,
+                                                    "metrics_port": metrics, "parallel_workers": 0}))
+    for name in names:
+        lightgbm = models[name]["library"] == "lightgbm"
+        (root / name).mkdir()
+        (root / name / "model-settings.json").write_text(json.dumps({
+            "name": name,
+            "implementation": "mlserver_lightgbm.LightGBMModel" if lightgbm else "mlserver_xgboost.XGBoostModel",
+            "parameters": {"uri": str(models_dir / name / ("model.txt" if lightgbm else "model.json"))}}))
+    server = sb.Process("mlserver", [str(sb.MLSERVER), "start", str(root)], sb.http_ready(http),
+                        open(work / "mlserver-trees.log", "wb"))
+    return server, grpc_port, None
+
+
+def run_servers(models_dir, models, names, x, args, work, results):
+    sb = server_bench_module()
+    for label, start in (("this server (trees backend), v2 gRPC", lambda: serve_ours(sb, models_dir, names, work)),
+                         ("MLServer 1.7.1 (mlserver-lightgbm / mlserver-xgboost), v2 gRPC",
+                          lambda: serve_mlserver(sb, models_dir, names, models, work))):
+        try:
+            server, port, output = start()
+        except Exception as e:
+            results["servers"][label] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+            print(label, results["servers"][label], flush=True)
+            continue
+        try:
+            for name in names:
+                predict = grpc_predict(port, name, output or "predict")  # MLServer's runtimes answer "predict"
+                got = np.asarray(predict(x[:256]), dtype=np.float64).reshape(256, -1)
+                results["servers"].setdefault(label, {})[name] = {"first_output_columns": got.shape[1]}
+                cells = [b for b in BATCHES] * args.repeats
+                random.Random(2).shuffle(cells)
+                measured = {}
+                for b in cells:
+                    measured.setdefault(b, []).append(rows_per_second(predict, x, b, args.seconds))
+                results["servers"][label][name]["rows_per_s"] = {b: statistics.median(measured[b]) for b in BATCHES}
+                print(label, name, {b: round(v) for b, v in results["servers"][label][name]["rows_per_s"].items()},
+                      flush=True)
+        finally:
+            server.stop()
+
+
 def rows_per_second(predict, x, batch, seconds):
     batches = [np.ascontiguousarray(x[i:i + batch]) for i in range(0, x.shape[0] - batch + 1, batch)]
     rows = 0
@@ -134,6 +226,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default="", help="comma-separated subset")
     parser.add_argument("--engines", default="", help="comma-separated subset")
+    parser.add_argument("--servers", action="store_true", help="also through this server and MLServer")
+    parser.add_argument("--server-models", default="lgb_small_binary,xgb_small_binary,lgb_large_10class",
+                        help="the models served in the --servers part")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     models_dir = out / "models"
@@ -144,7 +239,7 @@ def main():
                        check=True)
     models = json.loads((models_dir / "models.json").read_text())
     x = np.load(models_dir / "rows.npy")
-    results = {"batches": BATCHES, "seconds": args.seconds, "repeats": args.repeats, "models": {}}
+    results = {"batches": BATCHES, "seconds": args.seconds, "repeats": args.repeats, "models": {}, "servers": {}}
     for name, info in models.items():
         if args.models and name not in args.models.split(","):
             continue
@@ -197,6 +292,10 @@ def main():
         for label in engines:
             print(name, label, {b: round(results["models"][name]["engines"][label]["rows_per_s"][b])
                                 for b in BATCHES}, flush=True)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    if args.servers:
+        run_servers(models_dir, models, [n for n in args.server_models.split(",") if n in models], x, args, work,
+                    results)
         (out / "results.json").write_text(json.dumps(results, indent=1))
     print("results:", out / "results.json")
 
