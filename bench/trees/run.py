@@ -20,8 +20,10 @@ and by MLServer 1.7.1 with its LightGBM / XGBoost runtimes (.deps/mlserver-venv)
 import argparse
 import ctypes
 import json
+import os
 import pathlib
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -90,15 +92,28 @@ def onnx_engine(library, path, features, work):
     return lambda x: session.run([output], {"x": x})[0]
 
 
+TL2CGEN_COMPILE_S = 300
+
+
 def tl2cgen_engine(library, path, work):
+    """tl2cgen generates C for the model and gcc compiles it (parallel_comp: 16 files at once on the cores);
+    a compilation that takes over TL2CGEN_COMPILE_S is reported instead of waited for."""
     import tl2cgen
-    import treelite
-    model = (treelite.frontend.load_lightgbm_model(str(path)) if library == "lightgbm"
-             else treelite.frontend.load_xgboost_model(str(path)))
     lib = work / (path.parent.name + ".so")
     if not lib.exists():
-        tl2cgen.export_lib(model, toolchain="gcc", libpath=str(lib), params={"parallel_comp": 16},
-                           nthread=2)
+        load = "load_lightgbm_model" if library == "lightgbm" else "load_xgboost_model"
+        script = (f"import tl2cgen, treelite\nm = treelite.frontend.{load}({str(path)!r})\n"
+                  f"tl2cgen.export_lib(m, toolchain='gcc', libpath={str(lib)!r}, params={{'parallel_comp': 16}}, "
+                  f"nthread=2)\n")
+        child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if child.wait(timeout=TL2CGEN_COMPILE_S) != 0:
+                raise RuntimeError("tl2cgen's export failed")
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)  # its gcc processes too
+            child.wait()
+            raise RuntimeError(f"tl2cgen's gcc build did not finish within {TL2CGEN_COMPILE_S} s") from None
     predictor = tl2cgen.Predictor(str(lib), nthread=1)
     return lambda x: predictor.predict(tl2cgen.DMatrix(x))
 
