@@ -92,28 +92,18 @@ def onnx_engine(library, path, features, work):
     return lambda x: session.run([output], {"x": x})[0]
 
 
-TL2CGEN_COMPILE_S = 300
+COMPILE_S = 300
 
 
 def tl2cgen_engine(library, path, work):
-    """tl2cgen generates C for the model and gcc compiles it (parallel_comp: 16 files at once on the cores);
-    a compilation that takes over TL2CGEN_COMPILE_S is reported instead of waited for."""
+    """tl2cgen generates C for the model and gcc compiles it (parallel_comp: 16 files, two at a time)."""
     import tl2cgen
     lib = work / (path.parent.name + ".so")
     if not lib.exists():
         load = "load_lightgbm_model" if library == "lightgbm" else "load_xgboost_model"
-        script = (f"import tl2cgen, treelite\nm = treelite.frontend.{load}({str(path)!r})\n"
-                  f"tl2cgen.export_lib(m, toolchain='gcc', libpath={str(lib)!r}, params={{'parallel_comp': 16}}, "
-                  f"nthread=2)\n")
-        child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            if child.wait(timeout=TL2CGEN_COMPILE_S) != 0:
-                raise RuntimeError("tl2cgen's export failed")
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)  # its gcc processes too
-            child.wait()
-            raise RuntimeError(f"tl2cgen's gcc build did not finish within {TL2CGEN_COMPILE_S} s") from None
+        compile_bounded(f"import tl2cgen, treelite\nm = treelite.frontend.{load}({str(path)!r})\n"
+                        f"tl2cgen.export_lib(m, toolchain='gcc', libpath={str(lib)!r}, params={{'parallel_comp': 16}}, "
+                        f"nthread=2)\n", "tl2cgen's gcc build")
     predictor = tl2cgen.Predictor(str(lib), nthread=1)
     return lambda x: predictor.predict(tl2cgen.DMatrix(x))
 
@@ -125,10 +115,28 @@ def gtil_engine(library, path):
     return lambda x: treelite.gtil.predict(model, x, nthread=1)
 
 
+def compile_bounded(script, what):
+    """Runs a compiler's Python `script` in its own process group, killed (with its compilers) after
+    COMPILE_S: a compilation that takes longer is reported instead of waited for."""
+    child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if child.wait(timeout=COMPILE_S) != 0:
+            raise RuntimeError(f"{what} failed")
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise RuntimeError(f"{what} did not finish within {COMPILE_S} s") from None
+
+
 def lleaves_engine(path, work):
     import lleaves
+    cache = work / (path.parent.name + ".lleaves.o")
+    if not cache.exists():
+        compile_bounded(f"import lleaves\nlleaves.Model(model_file={str(path)!r}).compile(cache={str(cache)!r})\n",
+                        "lleaves' LLVM compilation")
     model = lleaves.Model(model_file=str(path))
-    model.compile(cache=str(work / (path.parent.name + ".lleaves.o")))
+    model.compile(cache=str(cache))
     return lambda x: model.predict(x, n_jobs=1)
 
 
@@ -242,6 +250,7 @@ def main():
     parser.add_argument("--models", default="", help="comma-separated subset")
     parser.add_argument("--engines", default="", help="comma-separated subset")
     parser.add_argument("--servers", action="store_true", help="also through this server and MLServer")
+    parser.add_argument("--resume", action="store_true", help="keep the models already in results.json")
     parser.add_argument("--server-models", default="lgb_small_binary,xgb_small_binary,lgb_large_10class",
                         help="the models served in the --servers part")
     args = parser.parse_args()
@@ -255,8 +264,11 @@ def main():
     models = json.loads((models_dir / "models.json").read_text())
     x = np.load(models_dir / "rows.npy")
     results = {"batches": BATCHES, "seconds": args.seconds, "repeats": args.repeats, "models": {}, "servers": {}}
+    if args.resume and (out / "results.json").exists():
+        results = json.loads((out / "results.json").read_text())
+        results["batches"] = BATCHES
     for name, info in models.items():
-        if args.models and name not in args.models.split(","):
+        if (args.models and name not in args.models.split(",")) or name in results["models"]:
             continue
         library = info["library"]
         path = models_dir / name / ("model.txt" if library == "lightgbm" else "model.json")
