@@ -24,9 +24,10 @@ float FloatBelow(float t) {
   return std::nextafter(t, -kInf);
 }
 
-// Rows evaluated together, and rows that walk one tree at the same time.
-constexpr size_t kBlockRows = 64;
-constexpr size_t kLanes = 8;
+// Rows evaluated together (a block: its rows and the trees in cache), and rows that walk one tree at the same
+// time (more overlap their reads; chosen by measurement, docs/benchmarks.md#tree-ensembles).
+constexpr size_t kBlockRows = 256;
+constexpr size_t kLanes = 16;
 
 }  // namespace
 

@@ -9,8 +9,8 @@
 //   walk can take a fixed number of steps, the tree's depth, without asking whether it has arrived; its value
 //   is in a parallel array.
 // - Rows are evaluated a block at a time, tree by tree, so a tree stays in cache while the block's rows walk
-//   it; 8 rows walk the same tree in lock-step, without a branch on the data, to overlap their memory reads
-//   (rows left over walk 8 trees at once instead). Blocks without NaN skip the NaN rule. Each row still adds
+//   it; 16 rows walk the same tree in lock-step, without a branch on the data, to overlap their memory reads
+//   (rows left over walk 16 trees at once instead). Blocks without NaN skip the NaN rule. Each row still adds
 //   its trees in file order, so sums round exactly as the library's do.
 #pragma once
 

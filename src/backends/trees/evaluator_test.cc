@@ -89,8 +89,8 @@ TEST(Evaluator, EqualsTheReferenceOnEveryCommittedModel) {
       auto forest = Load(file.path());
       ASSERT_TRUE(forest.ok()) << file.path() << ": " << forest.status().message();
       std::mt19937 random(7);
-      // Batches that end before, on and after the evaluator's lanes (8) and blocks (64).
-      for (const size_t rows : {1, 7, 8, 9, 63, 64, 65, 200}) {
+      // Batches that end before, on and after the evaluator's lanes (16) and blocks (256).
+      for (const size_t rows : {1, 7, 15, 16, 17, 255, 256, 257, 300}) {
         const auto x = Rows(*forest, rows, random);
         ExpectSameMargins(*forest, x, rows, file.path().string() + " batch " + std::to_string(rows));
       }
