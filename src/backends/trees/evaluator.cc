@@ -12,7 +12,7 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // The largest float f with f <= t: for a float x, (double)x <= t exactly when x <= f.
 float FloatAtOrBelow(double t) {
-  float f = static_cast<float>(t);
+  auto f = static_cast<float>(t);
   if (static_cast<double>(f) > t) f = std::nextafter(f, -kInf);
   return f;
 }
@@ -91,7 +91,7 @@ inline int32_t Evaluator::Next(const PackedNode& n, float x) const {
       return n.child[forest_.GoesLeft(*specials_[std::bit_cast<uint32_t>(n.threshold)], x) ? 0 : 1];
   }
   // Bitwise, not short-circuit: no branch to mispredict on the data. (A leaf goes to itself either way.)
-  uint32_t left = static_cast<uint32_t>(x <= n.threshold);
+  auto left = static_cast<uint32_t>(x <= n.threshold);
   if constexpr (kNan) left |= (n.feature >> 31) & static_cast<uint32_t>(std::isnan(x));
   return n.child[left ^ 1u];
 }
@@ -111,7 +111,7 @@ void Evaluator::Block(const float* rows, size_t count, Sum* sums) const {
     // kLanes rows walk the tree together, depth steps each; one that reaches its leaf early stays there.
     for (size_t r = 0; r < whole; r += kLanes) {
       int32_t at[kLanes];
-      for (size_t l = 0; l < kLanes; ++l) at[l] = t.root;
+      std::fill(at, at + kLanes, t.root);
       for (uint32_t step = 0; step < t.depth; ++step) {
         for (size_t l = 0; l < kLanes; ++l) {
           const PackedNode& n = nodes_[static_cast<size_t>(at[l])];
@@ -136,9 +136,9 @@ void Evaluator::Block(const float* rows, size_t count, Sum* sums) const {
         depth = std::max(depth, trees_[first + l].depth);
       }
       for (uint32_t step = 0; step < depth; ++step) {
-        for (size_t l = 0; l < kLanes; ++l) {
-          const PackedNode& n = nodes_[static_cast<size_t>(at[l])];
-          at[l] = Next<kSpecials, kNan>(n, row[n.feature & kFeatureMask]);
+        for (int32_t& a : at) {
+          const PackedNode& n = nodes_[static_cast<size_t>(a)];
+          a = Next<kSpecials, kNan>(n, row[n.feature & kFeatureMask]);
         }
       }
       for (size_t l = 0; l < kLanes; ++l)
