@@ -254,7 +254,7 @@ def main():
     parser.add_argument("--server-models", default="lgb_small_binary,xgb_small_binary,lgb_large_10class",
                         help="the models served in the --servers part")
     args = parser.parse_args()
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(args.out).resolve()  # MLServer resolves a relative model uri against its settings
     models_dir = out / "models"
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
