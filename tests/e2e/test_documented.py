@@ -9,13 +9,16 @@ import numpy as np
 import requests
 from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-from conftest import MODELS, identity_model, metric_sum, wait_for
+from conftest import EMULATED, MODELS, identity_model, metric_sum, wait_for
 from test_lifecycle import inflight, slow_model
 
 
 def slow_repository(tmp_path, extra=""):
     repo = tmp_path / "repo"
-    slow_model(repo / "slow" / "1" / "model.onnx", depth=1024)  # over a second a request on this machine
+    # Over a second a request natively. Under emulation four times the usual share of layers (~20 s a request):
+    # there a /metrics scrape is slow enough that the running request could finish between the test seeing the
+    # queue full and its next request arriving (seen once in CI).
+    slow_model(repo / "slow" / "1" / "model.onnx", depth=4096 if EMULATED else 1024)
     (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n' + extra)
     return repo
 
