@@ -152,6 +152,19 @@ TEST(Evaluator, EqualsTheReferenceAtEdgeThresholds) {
         }
 }
 
+// The evaluator packs a feature index into 24 bits: a model with more features is refused at load, by Check().
+TEST(Evaluator, ModelsWithMoreFeaturesThanItCanIndexAreRefused) {
+  Forest f;
+  f.num_features = Forest::kMaxFeatures + 1;
+  f.base_margin = {0};
+  Node leaf;
+  leaf.value = 1;
+  f.trees.push_back({{leaf}, 0});
+  const Status status = f.Check();
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("more than the 16777215 supported"), std::string::npos) << status.message();
+}
+
 // A tree that is a chain as deep as it has nodes (Check() allows it) is packed without recursion.
 TEST(Evaluator, PacksADeepChainWithoutRecursion) {
   Forest f;
