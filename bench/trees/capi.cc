@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 
@@ -20,6 +21,20 @@ struct Engine {
   serving::trees::Evaluator evaluator;
   std::vector<double> margins;
 };
+
+// rows x num_features floats in, rows x trees_width() predictions out; the margins from the fast evaluator, or
+// with `reference` from Forest::Margins (the benchmark's "before" row).
+void Predict(Engine* e, const float* features, size_t rows, double* out, bool reference) {
+  const auto& f = e->forest;
+  e->margins.resize(rows * f.num_outputs);
+  const std::span<const float> x(features, rows * f.num_features);
+  if (reference) {
+    f.Margins(x, rows, e->margins);
+  } else {
+    e->evaluator.Margins(x, rows, e->margins);
+  }
+  f.Transform(e->margins, rows, {out, rows * f.prediction_width()});
+}
 
 }  // namespace
 
@@ -43,22 +58,12 @@ void* trees_load(const char* path, char* error, size_t error_size) {
 
 size_t trees_width(void* engine) { return static_cast<Engine*>(engine)->forest.prediction_width(); }
 
-// rows x num_features floats in, rows x trees_width() predictions out.
 void trees_predict(void* engine, const float* features, size_t rows, double* out) {
-  auto* e = static_cast<Engine*>(engine);
-  const auto& f = e->forest;
-  e->margins.resize(rows * f.num_outputs);
-  e->evaluator.Margins({features, rows * f.num_features}, rows, e->margins);
-  f.Transform(e->margins, rows, {out, rows * f.prediction_width()});
+  Predict(static_cast<Engine*>(engine), features, rows, out, false);
 }
 
-// The reference evaluation (Forest::Margins), for the benchmark's "before" row.
 void trees_predict_reference(void* engine, const float* features, size_t rows, double* out) {
-  auto* e = static_cast<Engine*>(engine);
-  const auto& f = e->forest;
-  e->margins.resize(rows * f.num_outputs);
-  f.Margins({features, rows * f.num_features}, rows, e->margins);
-  f.Transform(e->margins, rows, {out, rows * f.prediction_width()});
+  Predict(static_cast<Engine*>(engine), features, rows, out, true);
 }
 
 // Rows per second of trees_predict (or, with `reference`, trees_predict_reference) timed in C++ for at least
@@ -70,12 +75,7 @@ double trees_rows_per_second(void* engine, const float* features, size_t rows, s
   const auto start = std::chrono::steady_clock::now();
   size_t done = 0;
   for (size_t at = 0;; at = at + 2 * batch > rows ? 0 : at + batch) {
-    const float* x = features + at * e->forest.num_features;
-    if (reference) {
-      trees_predict_reference(engine, x, batch, out.data());
-    } else {
-      trees_predict(engine, x, batch, out.data());
-    }
+    Predict(e, features + at * e->forest.num_features, batch, out.data(), reference != 0);
     done += batch;
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
     if (elapsed.count() >= seconds) return static_cast<double>(done) / elapsed.count();
