@@ -31,9 +31,14 @@ constexpr size_t kLanes = 16;
 
 }  // namespace
 
-Evaluator::Evaluator(const Forest& forest) : forest_(forest) {
+Evaluator::Evaluator(const Forest& forest, size_t max_nodes) : forest_(forest) {
+  size_t nodes = 0;
+  for (const Tree& t : forest.trees) nodes += t.nodes.size();
+  if (nodes > std::min(max_nodes, kMaxNodes)) return;  // Margins falls back to the reference evaluation
+  nodes_.reserve(nodes);
   trees_.reserve(forest.trees.size());
   for (const Tree& t : forest.trees) trees_.push_back(Pack(t));
+  packed_ = true;
 }
 
 // Packs the tree depth-first (a node's left subtree follows it) without recursion (a checked tree may still
@@ -45,17 +50,17 @@ Evaluator::PackedTree Evaluator::Pack(const Tree& tree) {
     bool left;       // which of the parent's children it is
     uint32_t depth;
   };
-  PackedTree packed_tree{static_cast<int32_t>(nodes_.size()), tree.output, 0};
+  PackedTree packed_tree{Offset(nodes_.size()), tree.output, 0};
   std::vector<Pending> stack = {{0, -1, false, 0}};
   const bool lightgbm = forest_.library == Library::kLightGbm;
   while (!stack.empty()) {
     const Pending p = stack.back();
     stack.pop_back();
     const Node& n = tree.nodes[static_cast<size_t>(p.at)];
-    const auto index = static_cast<int32_t>(nodes_.size());
-    PackedNode packed{0, 0, {index, index}};  // a leaf: its own children
+    const uint32_t self = Offset(nodes_.size());
+    PackedNode packed{0, 0, {self, self}};  // a leaf: its own children
     if (n.feature >= 0) {
-      packed.feature = static_cast<uint32_t>(n.feature);
+      packed.feature = static_cast<uint32_t>(n.feature) * kLanes;
       if (n.categorical || (lightgbm && n.missing == Missing::kZero)) {
         packed.feature |= kSpecial;
         packed.threshold = std::bit_cast<float>(static_cast<uint32_t>(specials_.size()));
@@ -69,121 +74,116 @@ Evaluator::PackedTree Evaluator::Pack(const Tree& tree) {
         packed.threshold = FloatBelow(static_cast<float>(n.threshold));
         if (n.default_left) packed.feature |= kNanLeft;
       }
-      stack.push_back({n.right, index, false, p.depth + 1});  // popped after the whole left subtree
-      stack.push_back({n.left, index, true, p.depth + 1});
+      stack.push_back({n.right, static_cast<int32_t>(nodes_.size()), false, p.depth + 1});  // after the left subtree
+      stack.push_back({n.left, static_cast<int32_t>(nodes_.size()), true, p.depth + 1});
     } else {
       packed_tree.depth = std::max(packed_tree.depth, p.depth);
     }
     nodes_.push_back(packed);
     values_.push_back(n.feature >= 0 ? 0.0 : n.value);
-    if (p.parent >= 0) {
-      PackedNode& parent = nodes_[static_cast<size_t>(p.parent)];
-      parent.child[p.left ? 0 : 1] = index;
-    }
+    if (p.parent >= 0) nodes_[static_cast<size_t>(p.parent)].child[p.left ? 0 : 1] = self;
   }
   return packed_tree;
 }
 
-template <bool kSpecials, bool kNan>
-inline int32_t Evaluator::Next(const PackedNode& n, float x) const {
+template <bool kSpecials, bool kNan, size_t kStride>
+inline uint32_t Evaluator::Next(uint32_t at, const float* x) const {
+  const PackedNode& n = At(at);
+  const float v = x[(n.feature & kFeatureMask) / kStride];
   if constexpr (kSpecials) {
     if (n.feature & kSpecial) [[unlikely]]
-      return n.child[forest_.GoesLeft(*specials_[std::bit_cast<uint32_t>(n.threshold)], x) ? 0 : 1];
+      return n.child[forest_.GoesLeft(*specials_[std::bit_cast<uint32_t>(n.threshold)], v) ? 0 : 1];
   }
   // Bitwise, not short-circuit: no branch to mispredict on the data. (A leaf goes to itself either way.)
-  auto left = static_cast<uint32_t>(x <= n.threshold);
-  if constexpr (kNan) left |= (n.feature >> 31) & static_cast<uint32_t>(std::isnan(x));
+  auto left = static_cast<uint32_t>(v <= n.threshold);
+  if constexpr (kNan) left |= (n.feature >> 31) & static_cast<uint32_t>(std::isnan(v));
   return n.child[left ^ 1u];
 }
 
 // Adds every tree's leaf to `sums` (count x num_outputs, already holding the base margins) for `count` rows.
+// `lanes` has room for the rows in whole groups of kLanes, interleaved: a group's feature f of lane l at
+// f * kLanes + l, so a lane reads its value at the node's (scaled) feature plus a constant.
 template <bool kSpecials, bool kNan, typename Sum>
-void Evaluator::Block(const float* rows, size_t count, Sum* sums) const {
+void Evaluator::Block(const float* rows, size_t count, float* lanes, Sum* sums) const {
   const size_t width = forest_.num_features;
   const size_t k = forest_.num_outputs;
-  const size_t whole = count - count % kLanes;  // rows in whole groups of kLanes
+  const size_t groups = count / kLanes;
+  for (size_t g = 0; g < groups; ++g)
+    for (size_t l = 0; l < kLanes; ++l)
+      for (size_t f = 0; f < width; ++f) lanes[(g * width + f) * kLanes + l] = rows[(g * kLanes + l) * width + f];
   for (const PackedTree& t : trees_) {
-    if (t.depth == 0) {
-      const auto leaf = static_cast<Sum>(values_[static_cast<size_t>(t.root)]);
-      for (size_t r = 0; r < whole; ++r) sums[r * k + t.output] += leaf;
-      continue;
-    }
     // kLanes rows walk the tree together, depth steps each; one that reaches its leaf early stays there.
-    for (size_t r = 0; r < whole; r += kLanes) {
-      int32_t at[kLanes];
+    for (size_t g = 0; g < groups; ++g) {
+      const float* x = lanes + g * width * kLanes;
+      uint32_t at[kLanes];
       std::fill(at, at + kLanes, t.root);
       for (uint32_t step = 0; step < t.depth; ++step) {
-        for (size_t l = 0; l < kLanes; ++l) {
-          const PackedNode& n = nodes_[static_cast<size_t>(at[l])];
-          at[l] = Next<kSpecials, kNan>(n, rows[(r + l) * width + (n.feature & kFeatureMask)]);
-        }
+#pragma GCC unroll 16
+        for (size_t l = 0; l < kLanes; ++l) at[l] = Next<kSpecials, kNan, 1>(at[l], x + l);
       }
-      for (size_t l = 0; l < kLanes; ++l)
-        sums[(r + l) * k + t.output] += static_cast<Sum>(values_[static_cast<size_t>(at[l])]);
+      for (size_t l = 0; l < kLanes; ++l) sums[(g * kLanes + l) * k + t.output] += static_cast<Sum>(Value(at[l]));
     }
   }
   // The rows left over (a batch of one, say) walk kLanes trees at once instead, as many steps as the deepest
-  // of them; their leaves are then added in tree order.
-  for (size_t r = whole; r < count; ++r) {
+  // of them; their leaves are then added in tree order. (A row's own values are read at feature * kLanes.)
+  for (size_t r = groups * kLanes; r < count; ++r) {
     const float* row = rows + r * width;
+    std::vector<float>::size_type unused = 0;
+    (void)unused;
     Sum* sum = sums + r * k;
     size_t first = 0;
     for (; first + kLanes <= trees_.size(); first += kLanes) {
-      int32_t at[kLanes];
+      uint32_t at[kLanes];
       uint32_t depth = 0;
       for (size_t l = 0; l < kLanes; ++l) {
         at[l] = trees_[first + l].root;
         depth = std::max(depth, trees_[first + l].depth);
       }
       for (uint32_t step = 0; step < depth; ++step) {
-        for (int32_t& a : at) {
-          const PackedNode& n = nodes_[static_cast<size_t>(a)];
-          a = Next<kSpecials, kNan>(n, row[n.feature & kFeatureMask]);
-        }
+#pragma GCC unroll 16
+        for (uint32_t& a : at) a = Next<kSpecials, kNan, kLanes>(a, row);
       }
-      for (size_t l = 0; l < kLanes; ++l)
-        sum[trees_[first + l].output] += static_cast<Sum>(values_[static_cast<size_t>(at[l])]);
+      for (size_t l = 0; l < kLanes; ++l) sum[trees_[first + l].output] += static_cast<Sum>(Value(at[l]));
     }
     for (; first < trees_.size(); ++first) {
-      int32_t at = trees_[first].root;
-      for (uint32_t step = 0; step < trees_[first].depth; ++step) {
-        const PackedNode& n = nodes_[static_cast<size_t>(at)];
-        at = Next<kSpecials, kNan>(n, row[n.feature & kFeatureMask]);
-      }
-      sum[trees_[first].output] += static_cast<Sum>(values_[static_cast<size_t>(at)]);
+      uint32_t at = trees_[first].root;
+      for (uint32_t step = 0; step < trees_[first].depth; ++step) at = Next<kSpecials, kNan, kLanes>(at, row);
+      sum[trees_[first].output] += static_cast<Sum>(Value(at));
     }
   }
 }
-
 template <typename Sum>
-void Evaluator::AddTrees(const float* rows, size_t count, Sum* sums) const {
+void Evaluator::AddTrees(const float* rows, size_t count, float* lanes, Sum* sums) const {
   const size_t values = count * forest_.num_features;
   const bool nan = std::any_of(rows, rows + values, [](float v) { return std::isnan(v); });
   if (!specials_.empty()) {
-    Block<true, true>(rows, count, sums);
+    Block<true, true>(rows, count, lanes, sums);
   } else if (nan) {
-    Block<false, true>(rows, count, sums);
+    Block<false, true>(rows, count, lanes, sums);
   } else {
-    Block<false, false>(rows, count, sums);
+    Block<false, false>(rows, count, lanes, sums);
   }
 }
 
 void Evaluator::Margins(std::span<const float> features, size_t rows, std::span<double> margins) const {
+  if (!packed_) return forest_.Margins(features, rows, margins);
   const size_t k = forest_.num_outputs;
   const size_t width = forest_.num_features;
+  const size_t block_rows = std::min(kBlockRows, rows);
+  std::vector<float> lanes(block_rows / kLanes * kLanes * width);
   // LightGBM sums in double (straight into the margins); XGBoost in float32, from its base margin.
-  std::vector<float> sums(forest_.library == Library::kXgboost ? kBlockRows * k : 0);
+  std::vector<float> sums(forest_.library == Library::kXgboost ? block_rows * k : 0);
   for (size_t begin = 0; begin < rows; begin += kBlockRows) {
     const size_t count = std::min(kBlockRows, rows - begin);
     const float* block = features.data() + begin * width;
     double* out = margins.data() + begin * k;
     if (forest_.library == Library::kLightGbm) {
       for (size_t r = 0; r < count; ++r) std::copy(forest_.base_margin.begin(), forest_.base_margin.end(), out + r * k);
-      AddTrees(block, count, out);
+      AddTrees(block, count, lanes.data(), out);
     } else {
       for (size_t r = 0; r < count; ++r)
         for (size_t i = 0; i < k; ++i) sums[r * k + i] = static_cast<float>(forest_.base_margin[i]);
-      AddTrees(block, count, sums.data());
+      AddTrees(block, count, lanes.data(), sums.data());
       std::copy(sums.begin(), sums.begin() + static_cast<std::ptrdiff_t>(count * k), out);
     }
   }

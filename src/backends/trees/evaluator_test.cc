@@ -70,10 +70,16 @@ std::vector<float> Rows(const Forest& f, size_t rows, std::mt19937& random) {
   return x;
 }
 
-void ExpectSameMargins(const Forest& f, const std::vector<float>& x, size_t rows, const std::string& what) {
+void ExpectSameMargins(const Forest& f, const std::vector<float>& x, size_t rows, const std::string& what,
+                       size_t max_nodes = Evaluator::kMaxNodes) {
   std::vector<double> reference(rows * f.num_outputs), fast(rows * f.num_outputs);
   f.Margins(x, rows, reference);
-  Evaluator(f).Margins(x, rows, fast);
+  const Evaluator evaluator(f, max_nodes);
+  // Packed unless the forest has more nodes than allowed (then Margins is the reference itself).
+  size_t nodes = 0;
+  for (const Tree& t : f.trees) nodes += t.nodes.size();
+  ASSERT_EQ(evaluator.packed(), nodes <= max_nodes) << what;
+  evaluator.Margins(x, rows, fast);
   for (size_t i = 0; i < reference.size(); ++i)
     ASSERT_EQ(std::bit_cast<uint64_t>(fast[i]), std::bit_cast<uint64_t>(reference[i]))
         << what << ": row " << i / f.num_outputs << " output " << i % f.num_outputs << ": " << fast[i] << " instead of "
@@ -163,6 +169,19 @@ TEST(Evaluator, ModelsWithMoreFeaturesThanItCanIndexAreRefused) {
   const Status status = f.Check();
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find("more than the 16777215 supported"), std::string::npos) << status.message();
+}
+
+// The packed layout addresses nodes by 32-bit byte offsets: a forest with more nodes than that is evaluated
+// by the reference instead (the bound lowered here, to test the fallback without gigabytes of nodes).
+TEST(Evaluator, FallsBackToTheReferenceBeyondItsNodeBound) {
+  auto forest = Load(std::filesystem::path(SERVING_SOURCE_DIR) / "models" / "trees" / "lgb_multiclass" / "model.txt");
+  ASSERT_TRUE(forest.ok()) << forest.status().message();
+  size_t nodes = 0;
+  for (const Tree& t : forest->trees) nodes += t.nodes.size();
+  std::mt19937 random(11);
+  const auto x = Rows(*forest, 40, random);
+  ExpectSameMargins(*forest, x, 40, "at the bound", nodes);
+  ExpectSameMargins(*forest, x, 40, "one node over the bound", nodes - 1);
 }
 
 // A tree that is a chain as deep as it has nodes (Check() allows it) is packed without recursion.
