@@ -132,6 +132,20 @@ def trees_server(tmp_path_factory):
     assert s.stop() == 0, s.log_text()[-4000:]
 
 
+def test_each_load_logs_the_forest_and_how_it_is_evaluated(trees_server):
+    """The load log line says what was loaded and how the evaluator laid it out: packed, its nodes, its
+    deepest walk, and the splits the reference rule decides (LightGBM categorical and missing_type Zero)."""
+    loaded = {l["model"]: l for l in trees_server.log_lines() if l.get("msg") == "tree model loaded"}
+    assert set(make_trees.MODELS) <= set(loaded), sorted(loaded)
+    for name in make_trees.MODELS:
+        line = loaded[name]
+        assert line["evaluator"] == "packed", line
+        assert line["trees"] > 0 and line["nodes"] >= line["trees"] and line["max_depth"] > 0, line
+    assert loaded["lgb_categorical"]["special_splits"] > 0, loaded["lgb_categorical"]
+    assert loaded["lgb_zero_as_missing"]["special_splits"] > 0, loaded["lgb_zero_as_missing"]
+    assert loaded["xgb_binary"]["special_splits"] == 0, loaded["xgb_binary"]
+
+
 def test_xgboost_models_refuse_infinities_as_xgboost_does(trees_server):
     import tritonclient.grpc as tg
     from tritonclient.utils import InferenceServerException

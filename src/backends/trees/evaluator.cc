@@ -41,6 +41,14 @@ Evaluator::Evaluator(const Forest& forest, size_t max_nodes) : forest_(forest) {
   packed_ = true;
 }
 
+Evaluator::Layout Evaluator::layout() const {
+  size_t nodes = 0;
+  for (const Tree& t : forest_.trees) nodes += t.nodes.size();
+  uint32_t depth = 0;
+  for (const PackedTree& t : trees_) depth = std::max(depth, t.depth);
+  return {packed_, nodes, depth, specials_.size()};
+}
+
 // Packs the tree depth-first (a node's left subtree follows it) without recursion (a checked tree may still
 // be a chain as deep as it has nodes).
 Evaluator::PackedTree Evaluator::Pack(const Tree& tree) {

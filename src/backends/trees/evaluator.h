@@ -40,6 +40,15 @@ class Evaluator {
   // Whether the forest was packed (false: Margins is the reference evaluation).
   bool packed() const { return packed_; }
 
+  // What the load log reports of the layout.
+  struct Layout {
+    bool packed;
+    size_t nodes;           // the forest's nodes
+    uint32_t max_depth;     // of its deepest tree (packed only): the longest walk
+    size_t special_splits;  // decided by the reference rule (categorical, missing_type Zero)
+  };
+  Layout layout() const;
+
  private:
   struct PackedNode {
     float threshold;    // go left when x <= threshold; for a special node, its index into specials_

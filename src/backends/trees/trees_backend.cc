@@ -70,6 +70,8 @@ class TreesModel : public Model {
       : forest_(std::move(forest)), evaluator_(forest_), options_(options), signature_(std::move(signature)) {}
 
   const ModelSignature& signature() const override { return signature_; }
+  const Forest& forest() const { return forest_; }
+  const Evaluator& evaluator() const { return evaluator_; }
 
   Status Execute(std::span<const Tensor> inputs, std::span<const std::string> outputs,
                  std::vector<Tensor>* results) override {
@@ -202,13 +204,20 @@ class TreesBackend : public Backend {
     sig.outputs.push_back({output, DataType::kFp32, {-1, TreesModel::Width(*forest, o)}});
     sig.outputs.push_back({TreesModel::kMargin, DataType::kFp32, {-1, static_cast<int64_t>(forest->num_outputs)}});
     sig.feature_names = forest->feature_names;
+    auto model = std::make_unique<TreesModel>(std::move(forest).value(), o, std::move(sig));
+    const Forest& f = model->forest();
+    const Evaluator::Layout layout = model->evaluator().layout();
     logging::Info("tree model loaded", {{"model", config.name},
                                         {"file", file.string()},
-                                        {"trees", static_cast<int64_t>(forest->trees.size())},
-                                        {"features", static_cast<int64_t>(forest->num_features)},
-                                        {"outputs", static_cast<int64_t>(forest->num_outputs)},
-                                        {"objective", forest->objective}});
-    return std::unique_ptr<Model>(std::make_unique<TreesModel>(std::move(forest).value(), o, std::move(sig)));
+                                        {"trees", static_cast<int64_t>(f.trees.size())},
+                                        {"features", static_cast<int64_t>(f.num_features)},
+                                        {"outputs", static_cast<int64_t>(f.num_outputs)},
+                                        {"objective", f.objective},
+                                        {"evaluator", layout.packed ? "packed" : "reference"},
+                                        {"nodes", static_cast<int64_t>(layout.nodes)},
+                                        {"max_depth", static_cast<int64_t>(layout.max_depth)},
+                                        {"special_splits", static_cast<int64_t>(layout.special_splits)}});
+    return std::unique_ptr<Model>(std::move(model));
   }
 };
 
