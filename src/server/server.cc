@@ -3,10 +3,14 @@
 #include <google/protobuf/stubs/logging.h>
 #include <grpc/support/log.h>
 #include <malloc.h>
+#include <netdb.h>
 #include <prometheus/exposer.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <csignal>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -101,6 +105,43 @@ StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetrics(const ServerOptions&
   }
 }
 
+// Opens and closes a TCP connection to host:port (a numeric address), ignoring failure.
+void Knock(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const bool connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    close(fd);
+    if (connected) break;
+  }
+  freeaddrinfo(found);
+}
+
+// Stops the /metrics endpoint. civetweb (under prometheus-cpp's Exposer) notices a stop only when its accept
+// loop's poll() returns, which with no client connecting takes its whole 2 s quantum (civetweb's
+// SOCKET_TIMEOUT_QUANTUM), so every shutdown would take 2 s longer than its drain. civetweb has no call that
+// wakes that loop; a connection does, so this connects to the port until the exposer has stopped.
+void StopMetrics(std::unique_ptr<prometheus::Exposer> exposer, const std::string& host) {
+  if (!exposer) return;
+  const std::vector<int> ports = exposer->GetListeningPorts();
+  std::atomic<bool> stopped = false;
+  std::thread stop([&] {
+    exposer.reset();
+    stopped = true;
+  });
+  const std::string target = host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host == "::" ? "::1" : host;
+  while (!stopped) {
+    for (const int port : ports) Knock(target, port);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stop.join();
+}
+
 frontends::HttpServer::Options HttpOptions(const ServerOptions& o, TransportMetrics* transport) {
   frontends::HttpServer::Options h;
   h.host = o.host;
@@ -184,6 +225,7 @@ int RunServer(const ServerOptions& o) {
   logging::Info("shutdown requested: readiness off, draining", {{"signal", sig}, {"inflight", server.inflight()}});
   const bool drained = Drain(o, server, grpc, http);
   repository.StopPolling();
+  if (drained) StopMetrics(std::move(exposer).value(), o.host);
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   logging::Info("shutdown complete", {{"drained", drained}, {"inflight", server.inflight()}, {"seconds", took}});
   if (!drained) {

@@ -5,6 +5,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import onnx
 import requests
 import tritonclient.grpc as tgrpc
@@ -298,3 +299,19 @@ def test_a_drain_that_runs_out_of_grace_exits_without_crashing(tmp_path, make_se
     done = [l for l in s.log_lines() if l["msg"] == "shutdown complete"]
     assert done and done[0]["drained"] is False and done[0]["inflight"] >= 1
     assert len(outcome) == 1 and isinstance(outcome[0], Exception)  # cut off, not answered wrongly
+
+
+@pytest.mark.not_under_emulation("a wall-clock bound on how long the process takes to exit")
+def test_an_idle_server_exits_at_once_on_sigterm(tmp_path, make_server):
+    """SIGTERM with nothing in flight: the process is gone well within a second, the /metrics endpoint
+    included. (civetweb, under prometheus-cpp, only notices a stop when its accept loop's 2 s poll returns,
+    and a scrape restarts that poll: the scrape just before SIGTERM made every such exit take ~2 s.)"""
+    s = make_server(MODELS)
+    assert "nv_inference_request_success" in s.metrics_text()
+    start = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=30) == 0
+    took = time.monotonic() - start
+    assert took < 1.0, f"exit took {took:.2f} s"
+    done = [l for l in s.log_lines() if l["msg"] == "shutdown complete"]
+    assert done and done[-1]["drained"] is True
