@@ -92,7 +92,7 @@ def onnx_engine(library, path, features, work):
     return lambda x: session.run([output], {"x": x})[0]
 
 
-COMPILE_S = 300
+COMPILE_S = 300  # --compile-s
 
 
 def tl2cgen_engine(library, path, work):
@@ -117,7 +117,8 @@ def gtil_engine(library, path):
 
 def compile_bounded(script, what):
     """Runs a compiler's Python `script` in its own process group, killed (with its compilers) after
-    COMPILE_S: a compilation that takes longer is reported instead of waited for."""
+    COMPILE_S: a compilation that takes longer is reported instead of waited for. What compiles is cached in
+    the work folder (the model's .so / .lleaves.o), so a later run reuses it."""
     child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -251,9 +252,13 @@ def main():
     parser.add_argument("--engines", default="", help="comma-separated subset")
     parser.add_argument("--servers", action="store_true", help="also through this server and MLServer")
     parser.add_argument("--resume", action="store_true", help="keep the models already in results.json")
+    parser.add_argument("--compile-s", type=int, default=COMPILE_S,
+                        help="how long tl2cgen's and lleaves' compilation of one model may take")
     parser.add_argument("--server-models", default="lgb_small_binary,xgb_small_binary,lgb_large_10class",
                         help="the models served in the --servers part")
     args = parser.parse_args()
+    global COMPILE_S
+    COMPILE_S = args.compile_s
     out = pathlib.Path(args.out).resolve()  # MLServer resolves a relative model uri against its settings
     models_dir = out / "models"
     work = out / "work"
