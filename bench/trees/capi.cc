@@ -4,14 +4,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <span>
-#include <sstream>
 #include <string>
 
 #include "backends/trees/evaluator.h"
-#include "backends/trees/lightgbm_model.h"
-#include "backends/trees/xgboost_model.h"
+#include "backends/trees/model_file.h"
 
 namespace {
 
@@ -42,13 +39,7 @@ extern "C" {
 
 // Loads LightGBM text (.txt), XGBoost JSON (.json) or UBJSON (.ubj); nullptr with the reason in `error`.
 void* trees_load(const char* path, char* error, size_t error_size) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string file = path;
-  auto forest = file.ends_with(".txt")   ? serving::trees::ParseLightGbm(text.str())
-                : file.ends_with(".ubj") ? serving::trees::ParseXgboostUbjson(text.str())
-                                         : serving::trees::ParseXgboostJson(text.str());
+  auto forest = serving::trees::LoadModelFile(path, serving::trees::FormatOfExtension(path));
   if (!forest.ok()) {
     std::snprintf(error, error_size, "%s", forest.status().message().c_str());
     return nullptr;

@@ -9,25 +9,15 @@
 #include <bit>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <random>
-#include <sstream>
 
-#include "backends/trees/lightgbm_model.h"
-#include "backends/trees/xgboost_model.h"
+#include "backends/trees/model_file.h"
 
 namespace serving::trees {
 namespace {
 
-StatusOr<Forest> Load(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (file.extension() == ".txt") return ParseLightGbm(text.str());
-  if (file.extension() == ".ubj") return ParseXgboostUbjson(text.str());
-  return ParseXgboostJson(text.str());
-}
+StatusOr<Forest> Load(const std::filesystem::path& file) { return LoadModelFile(file, FormatOfExtension(file)); }
 
 // Values worth testing for each feature: every threshold the model splits it at, as the float nearest to it
 // and the floats on either side, plus the values every rule treats specially.

@@ -1,21 +1,13 @@
 #include "backends/trees/trees_backend.h"
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "backends/trees/evaluator.h"
-#include "backends/trees/lightgbm_model.h"
-#include "backends/trees/xgboost_model.h"
+#include "backends/trees/model_file.h"
 #include "observability/logger.h"
 
 namespace serving::trees {
 namespace {
-
-// Model files past this size are refused before they are read (the largest forests are tens of megabytes).
-constexpr std::uintmax_t kMaxFileBytes = 1ull << 30;
-
-enum class Format { kLightGbm, kXgboostJson, kXgboostUbjson };
 
 struct Options {
   Format format = Format::kLightGbm;
@@ -46,22 +38,7 @@ StatusOr<Format> FormatOf(const ModelSettings& s, const std::filesystem::path& f
   if (!type.empty())
     return InvalidArgument("parameters['model_type'] '" + type.substr(0, 64) +
                            "' is not supported (lightgbm, xgboost_json and xgboost_ubj are)");
-  if (file.extension() == ".json") return Format::kXgboostJson;
-  if (file.extension() == ".ubj") return Format::kXgboostUbjson;
-  return Format::kLightGbm;
-}
-
-StatusOr<std::string> ReadFile(const std::filesystem::path& file) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(file, ec);
-  if (ec) return NotFound("cannot read " + file.string() + ": " + ec.message());
-  if (size > kMaxFileBytes)
-    return InvalidArgument(file.string() + " is " + std::to_string(size) + " bytes, more than the " +
-                           std::to_string(kMaxFileBytes) + " a tree model may have");
-  std::ifstream in(file, std::ios::binary);
-  std::string text(size, '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(size))) return NotFound("cannot read " + file.string());
-  return text;
+  return FormatOfExtension(file);
 }
 
 class TreesModel : public Model {
@@ -162,12 +139,8 @@ class TreesBackend : public Backend {
     auto format = FormatOf(config, file);
     if (!format.ok()) return format.status();
     o.format = *format;
-    auto text = ReadFile(file);
-    if (!text.ok()) return text.status();
-    auto forest = o.format == Format::kLightGbm      ? ParseLightGbm(*text)
-                  : o.format == Format::kXgboostJson ? ParseXgboostJson(*text)
-                                                     : ParseXgboostUbjson(*text);
-    if (!forest.ok()) return InvalidArgument(file.string() + ": " + forest.status().message());
+    auto forest = LoadModelFile(file, o.format);
+    if (!forest.ok()) return forest.status();
     auto output_class = Flag(config, "output_class", false);
     if (!output_class.ok()) return output_class.status();
     auto is_classifier = Flag(config, "is_classifier", *output_class);
