@@ -244,6 +244,7 @@ def rows_per_second(predict, x, batch, seconds):
 
 
 def main():
+    global COMPILE_S
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "build" / "bench-trees"))
     parser.add_argument("--seconds", type=float, default=0.4)
@@ -257,7 +258,6 @@ def main():
     parser.add_argument("--server-models", default="lgb_small_binary,xgb_small_binary,lgb_large_10class",
                         help="the models served in the --servers part")
     args = parser.parse_args()
-    global COMPILE_S
     COMPILE_S = args.compile_s
     out = pathlib.Path(args.out).resolve()  # MLServer resolves a relative model uri against its settings
     models_dir = out / "models"
