@@ -9,11 +9,13 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODE="${1:-build}"
+# Each step's line says when it began; this one how long the whole took (CI's budget is read from these).
+trap 'echo "install-deps: $MODE took ${SECONDS} s"' EXIT
 
 if [[ "$MODE" == bench ]]; then
   "$0" test
   if ! command -v h2load >/dev/null; then
-    echo "install-deps: apt-get install nghttp2-client"
+    echo "install-deps: [${SECONDS} s] apt-get install nghttp2-client"
     SUDO=""
     if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
@@ -24,7 +26,7 @@ if [[ "$MODE" == bench ]]; then
   # Its LightGBM and XGBoost runtimes are the tree benchmark's server peers (bench/trees/run.py --servers).
   if [[ ! -x "$ROOT/.deps/mlserver-venv/bin/mlserver" ]] ||
     ! "$ROOT/.deps/mlserver-venv/bin/python" -c "import mlserver_lightgbm, mlserver_xgboost" 2>/dev/null; then
-    echo "install-deps: creating .deps/mlserver-venv (MLServer 1.7.1 and its LightGBM and XGBoost runtimes)"
+    echo "install-deps: [${SECONDS} s] creating .deps/mlserver-venv (MLServer 1.7.1 and its LightGBM and XGBoost runtimes)"
     python3 -m venv "$ROOT/.deps/mlserver-venv"
     # uvloop 0.22 dropped the implicit event loop that MLServer 1.7.1's workers ask for.
     "$ROOT/.deps/mlserver-venv/bin/pip" install -q "mlserver==1.7.1" "mlserver-lightgbm==1.7.1" \
@@ -56,7 +58,7 @@ if command -v npm >/dev/null; then
   for i in "${!missing[@]}"; do [[ "${missing[$i]}" == npm ]] && unset 'missing[i]'; done
 fi
 if ((${#missing[@]})); then
-  echo "install-deps: apt-get install ${missing[*]}"
+  echo "install-deps: [${SECONDS} s] apt-get install ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
@@ -70,12 +72,12 @@ install_prometheus() {
   if [[ -x "$bin" && "$("$bin" --version 2>/dev/null | head -1)" == *" $PROMETHEUS_VERSION "* ]]; then return; fi
   command -v go >/dev/null || return 0
   IFS=. read -r major minor patch <<<"$PROMETHEUS_VERSION"
-  echo "install-deps: go install prometheus and promtool $PROMETHEUS_VERSION"
+  echo "install-deps: [${SECONDS} s] go install prometheus and promtool $PROMETHEUS_VERSION"
   GOBIN="$ROOT/.deps/bin" go install -tags remove_all_sd,enable_kubernetes_sd \
     -ldflags "-X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
     "github.com/prometheus/prometheus/cmd/prometheus@v0.$((major * 100 + minor)).$patch" \
     "github.com/prometheus/prometheus/cmd/promtool@v0.$((major * 100 + minor)).$patch" ||
-    echo "install-deps: warning: Prometheus $PROMETHEUS_VERSION could not be built; Debian's is used" >&2
+    echo "install-deps: [${SECONDS} s] warning: Prometheus $PROMETHEUS_VERSION could not be built; Debian's is used" >&2
 }
 
 if [[ "$MODE" == monitor ]]; then install_prometheus; exit 0; fi
@@ -88,7 +90,7 @@ if [[ "$MODE" == test ]]; then
   stamp="$ROOT/.venv/.requirements.sha256"
   sum="$(sha256sum "$ROOT/tests/requirements.txt" | cut -d' ' -f1)"
   if [[ ! -x "$ROOT/.venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
-    echo "install-deps: creating .venv for the tests"
+    echo "install-deps: [${SECONDS} s] creating .venv for the tests"
     python3 -m venv "$ROOT/.venv"
     "$ROOT/.venv/bin/pip" install -q --upgrade pip
     "$ROOT/.venv/bin/pip" install -q -r "$ROOT/tests/requirements.txt"
@@ -97,18 +99,18 @@ if [[ "$MODE" == test ]]; then
   export PATH="$ROOT/.venv/bin:$PATH" GOTOOLCHAIN=local
   # grpcurl (a third-party tool, built from the Go module proxy) for the reflection tests and README examples.
   if [[ ! -x "$ROOT/.deps/bin/grpcurl" ]]; then
-    echo "install-deps: go install grpcurl"
+    echo "install-deps: [${SECONDS} s] go install grpcurl"
     GOBIN="$ROOT/.deps/bin" go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
   fi
   install_prometheus
   # kube-score, the independent Kubernetes manifest check the deployment tests run.
   if [[ ! -x "$ROOT/.deps/bin/kube-score" ]]; then
-    echo "install-deps: go install kube-score"
+    echo "install-deps: [${SECONDS} s] go install kube-score"
     GOBIN="$ROOT/.deps/bin" go install github.com/zegl/kube-score/cmd/kube-score@v1.20.0
   fi
   # Grafana's dashboard schema (@grafana/schema) and TypeScript, for the dashboard schema test.
   if [[ ! -x "$ROOT/tools/grafana-schema-check/node_modules/.bin/tsc" ]]; then
-    echo "install-deps: npm ci tools/grafana-schema-check"
+    echo "install-deps: [${SECONDS} s] npm ci tools/grafana-schema-check"
     (cd "$ROOT/tools/grafana-schema-check" && npm ci --ignore-scripts --silent)
   fi
   # Triton's perf_analyzer, unchanged: no current PyPI package has it, but the tritonclient 2.47.0 manylinux
@@ -116,7 +118,7 @@ if [[ "$MODE" == test ]]; then
   # the CUDA runtime library, taken from PyPI's nvidia-cuda-runtime-cu12 (no GPU is used). `.deps/bin/perf_analyzer`
   # runs it with that library on its path.
   if [[ ! -x "$ROOT/.deps/perf_analyzer/perf_analyzer" ]]; then
-    echo "install-deps: perf_analyzer from the tritonclient 2.47.0 wheel"
+    echo "install-deps: [${SECONDS} s] perf_analyzer from the tritonclient 2.47.0 wheel"
     tmp="$(mktemp -d)"
     "$ROOT/.venv/bin/pip" download -q --no-deps "tritonclient==2.47.0" "nvidia-cuda-runtime-cu12==12.9.79" -d "$tmp"
     mkdir -p "$ROOT/.deps/perf_analyzer" "$ROOT/.deps/bin"
@@ -140,7 +142,7 @@ PY
   fi
   # checkov pins old versions of common packages (packaging, ...): it gets a venv of its own.
   if [[ ! -x "$ROOT/.deps/checkov-venv/bin/checkov" ]]; then
-    echo "install-deps: creating .deps/checkov-venv"
+    echo "install-deps: [${SECONDS} s] creating .deps/checkov-venv"
     python3 -m venv "$ROOT/.deps/checkov-venv"
     "$ROOT/.deps/checkov-venv/bin/pip" install -q "checkov>=3.2"
   fi
