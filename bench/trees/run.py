@@ -119,6 +119,8 @@ def compile_bounded(script, what):
     """Runs a compiler's Python `script` in its own process group, killed (with its compilers) after
     COMPILE_S: a compilation that takes longer is reported instead of waited for. What compiles is cached in
     the work folder (the model's .so / .lleaves.o), so a later run reuses it."""
+    if COMPILE_S <= 0:
+        raise RuntimeError(f"{what} not attempted (--compile-s 0)")
     child = subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -254,7 +256,7 @@ def main():
     parser.add_argument("--servers", action="store_true", help="also through this server and MLServer")
     parser.add_argument("--resume", action="store_true", help="keep the models already in results.json")
     parser.add_argument("--compile-s", type=int, default=COMPILE_S,
-                        help="how long tl2cgen's and lleaves' compilation of one model may take")
+                        help="how long tl2cgen's and lleaves' compilation of one model may take (0: not tried)")
     parser.add_argument("--server-models", default="lgb_small_binary,xgb_small_binary,lgb_large_10class",
                         help="the models served in the --servers part")
     args = parser.parse_args()
