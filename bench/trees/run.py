@@ -257,7 +257,7 @@ def main():
     parser.add_argument("--resume", action="store_true", help="keep the models already in results.json")
     parser.add_argument("--compile-s", type=int, default=COMPILE_S,
                         help="how long tl2cgen's and lleaves' compilation of one model may take (0: not tried)")
-    parser.add_argument("--server-models", default="lgb_small_binary,xgb_small_binary,lgb_large_10class",
+    parser.add_argument("--server-models", default="lgb_small_binary,xgb_small_binary,lgb_large_binary,xgb_large_10class",
                         help="the models served in the --servers part")
     args = parser.parse_args()
     COMPILE_S = args.compile_s
@@ -328,6 +328,7 @@ def main():
                                 for b in BATCHES}, flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=1))
     if args.servers:
+        results["servers"] = {}  # one run, even with --resume
         run_servers(models_dir, models, [n for n in args.server_models.split(",") if n in models], x, args, work,
                     results)
         (out / "results.json").write_text(json.dumps(results, indent=1))
