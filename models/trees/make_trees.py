@@ -135,6 +135,10 @@ MODELS = {
     "xgb_gamma": ("xgboost", positive_targets, {"objective": "reg:gamma", "max_depth": 3}, 20, False),
     "xgb_tweedie": ("xgboost", counts, {"objective": "reg:tweedie", "max_depth": 3}, 20, False),
     "xgb_rank": ("xgboost", relevance, {"objective": "rank:ndcg", "max_depth": 3}, 20, False),
+    # Partition splits on the 40-category column, one-hot splits on the 5-category one (max_cat_to_onehot).
+    "xgb_categorical": ("xgboost", categories, {"objective": "binary:logistic", "max_depth": 4, "tree_method": "hist",
+                                                "max_cat_to_onehot": 8, "feature_types": ["c", "c", "q", "q"]},
+                        30, False),
     "xgb_early_stopping": ("xgboost", breast_cancer, {"objective": "binary:logistic", "max_depth": 6, "eta": 0.5},
                            200, True),
 }
@@ -167,7 +171,9 @@ def train(name):
     else:
         import xgboost as xgb
         params = dict(params, seed=0, nthread=1)
-        dtrain = xgb.DMatrix(x[:split] if early else x, label=y[:split] if early else y)
+        types = params.pop("feature_types", None)
+        dtrain = xgb.DMatrix(x[:split] if early else x, label=y[:split] if early else y, feature_types=types,
+                             enable_categorical=types is not None)
         if data is relevance:
             dtrain.set_group([QUERY] * (len(x) // QUERY))
         kwargs = {}

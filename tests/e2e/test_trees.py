@@ -55,7 +55,7 @@ def thresholds(name):
 
 def hostile_rows(name, x):
     """Rows the training data does not hold: NaN and +-inf per column, values on and beside thresholds, and
-    for the categorical model categories LightGBM never saw."""
+    for the categorical models categories the library never saw."""
     base = np.nanmedian(x, axis=0).astype(np.float32)
     rows = []
     # XGBoost refuses infinities (so does the server for its models: test_xgboost_models_refuse_infinities).
@@ -72,8 +72,8 @@ def hostile_rows(name, x):
             r = base.copy()
             r[f] = v
             rows.append(r)
-    if name == "lgb_categorical":
-        for v in (-1, -0.5, 0.5, 39.5, 40, 63, 64, 1000, 2 ** 31, 1e20, -1e20):
+    if name in ("lgb_categorical", "xgb_categorical"):
+        for v in (-1, -0.5, 0.5, 39.5, 40, 63, 64, 1000, 2 ** 24 - 1, 2 ** 24, 2 ** 31, 1e20, -1e20):
             for j in (0, 1):
                 r = base.copy()
                 r[j] = v
@@ -96,7 +96,9 @@ def expected(name, x):
     booster = xgboost.Booster(model_file=path)
     best = booster.attr("best_iteration")
     span = (0, int(best) + 1) if best is not None else (0, 0)
-    d = xgboost.DMatrix(x)
+    types = booster.feature_types
+    categorical = bool(types) and "c" in types
+    d = xgboost.DMatrix(x, feature_types=types if categorical else None, enable_categorical=categorical)
     return booster.predict(d, iteration_range=span), booster.predict(d, iteration_range=span, output_margin=True)
 
 
@@ -143,6 +145,7 @@ def test_each_load_logs_the_forest_and_how_it_is_evaluated(trees_server):
         assert line["trees"] > 0 and line["nodes"] >= line["trees"] and line["max_depth"] > 0, line
     assert loaded["lgb_categorical"]["special_splits"] > 0, loaded["lgb_categorical"]
     assert loaded["lgb_zero_as_missing"]["special_splits"] > 0, loaded["lgb_zero_as_missing"]
+    assert loaded["xgb_categorical"]["special_splits"] > 0, loaded["xgb_categorical"]
     assert loaded["xgb_binary"]["special_splits"] == 0, loaded["xgb_binary"]
 
 

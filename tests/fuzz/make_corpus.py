@@ -39,6 +39,12 @@ def main():
               "min_data_per_group": 5, "cat_smooth": 1}
     lgb.train(params, lgb.Dataset(x, y, categorical_feature=[0, 1]), num_boost_round=2).save_model(
         str(out_l / "categorical.txt"))
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "seed": 0, "nthread": 1, "tree_method": "hist",
+                         "max_cat_to_onehot": 8},
+                        xgb.DMatrix(x, label=y, feature_types=["c", "c", "q", "q"], enable_categorical=True),
+                        num_boost_round=2)
+    booster.save_model(str(out_x / "categorical.json"))
+    booster.save_model(str(out_u / "categorical.ubj"))
     for p in sorted(out_l.iterdir()) + sorted(out_x.iterdir()) + sorted(out_u.iterdir()):
         print(p.relative_to(HERE), p.stat().st_size)
 

@@ -3,8 +3,8 @@
 //
 // - Every numerical split becomes one float32 test `x <= t`: LightGBM's `(double)x <= threshold` holds exactly
 //   when x is at most the largest float not above the threshold, XGBoost's `x < threshold` when x is at most
-//   the float just below it; where NaN goes is one flag per node. Splits that need more (LightGBM categorical
-//   bitsets, missing_type Zero) are marked and decided by the reference rule.
+//   the float just below it; where NaN goes is one flag per node. Splits that need more (categorical
+//   bitsets, LightGBM's missing_type Zero) are marked and decided by the reference rule.
 // - Nodes are 16 bytes, each tree's in depth-first order, and refer to their children by byte offset (no
 //   multiply per step). A leaf is a node whose children are itself, so a walk can take a fixed number of
 //   steps, the tree's depth, without asking whether it has arrived; its value is in a parallel array.
@@ -45,7 +45,7 @@ class Evaluator {
     bool packed;
     size_t nodes;           // the forest's nodes
     uint32_t max_depth;     // of its deepest tree (packed only): the longest walk
-    size_t special_splits;  // decided by the reference rule (categorical, missing_type Zero)
+    size_t special_splits;  // decided by the reference rule (categorical, LightGBM missing_type Zero)
   };
   Layout layout() const;
 

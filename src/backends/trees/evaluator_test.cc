@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <filesystem>
@@ -41,7 +42,12 @@ std::vector<std::vector<float>> Candidates(const Forest& f) {
   std::vector<std::vector<float>> values(f.num_features, special);
   for (const Tree& t : f.trees)
     for (const Node& n : t.nodes) {
-      if (n.feature < 0 || n.categorical) continue;
+      if (n.feature < 0) continue;
+      if (n.categorical) {  // the categories its bitset holds, one past them, and between them
+        for (uint32_t c = 0; c <= std::min(n.bitset_words * 32, 128u); ++c)
+          for (const float v : {static_cast<float>(c), c + 0.5f}) values[static_cast<size_t>(n.feature)].push_back(v);
+        continue;
+      }
       const auto near = static_cast<float>(n.threshold);
       for (const float v : {near, std::nextafter(near, -kInf), std::nextafter(near, kInf)})
         values[static_cast<size_t>(n.feature)].push_back(v);

@@ -15,13 +15,19 @@ std::string Where(size_t tree, size_t node) { return "tree " + std::to_string(tr
 
 // LightGBM's categorical decision: the category is the value truncated to int (as LightGBM's static_cast does;
 // values beyond int's range read as negative there, as on x86); negative and NaN go right.
+// Whether `category` is in the node's bitset.
+bool InBitset(const Forest& f, const Node& n, uint64_t category) {
+  const uint64_t word = category / 32;
+  return word < n.bitset_words && ((f.bitsets[n.bitset_begin + word] >> (category % 32)) & 1u);
+}
+
+// LightGBM's CategoricalDecision: the categories in the bitset go left; NaN, negative and out-of-int range
+// values go right.
 bool CategoryGoesLeft(const Forest& f, const Node& n, double x) {
   if (std::isnan(x) || !(x > -2147483649.0 && x < 2147483648.0)) return false;
   const auto category = static_cast<int64_t>(x);  // truncates toward zero, as static_cast<int> does
   if (category < 0) return false;
-  const uint64_t word = static_cast<uint64_t>(category) / 32;
-  if (word >= n.bitset_words) return false;
-  return (f.bitsets[n.bitset_begin + word] >> (category % 32)) & 1u;
+  return InBitset(f, n, static_cast<uint64_t>(category));
 }
 
 double Leaf(const Forest& f, const Tree& t, const float* row) {
@@ -36,6 +42,12 @@ bool Forest::GoesLeft(const Node& n, float feature) const {
   if (library == Library::kXgboost) {
     // XGBoost: NaN is missing and takes the default child; otherwise float32 `value < threshold` goes left.
     if (std::isnan(feature)) return n.default_left;
+    // A categorical split sends its listed categories right and every other value left, a negative one or
+    // one past XGBoost's categories included (its Decision); a category is the value truncated, as XGBoost's
+    // cast does.
+    if (n.categorical)
+      return feature < 0 || feature >= static_cast<float>(kXgboostCategories) ||
+             !InBitset(*this, n, static_cast<uint64_t>(static_cast<int32_t>(feature)));
     return feature < static_cast<float>(n.threshold);
   }
   // LightGBM: NumericalDecision / CategoricalDecision of its Tree.

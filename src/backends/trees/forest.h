@@ -44,7 +44,7 @@ struct Node {
   double value = 0;      // a leaf's value
   Missing missing = Missing::kNone;
   bool default_left = false;
-  bool categorical = false;                     // LightGBM: left when the category's bit is set in the node's bitset
+  bool categorical = false;  // LightGBM: left when the category's bit is set in the node's bitset; XGBoost: right
   uint32_t bitset_begin = 0, bitset_words = 0;  // into Forest::bitsets
 };
 
@@ -55,10 +55,14 @@ struct Tree {
 
 struct Forest {
   static constexpr uint32_t kMaxFeatures = (1u << 24) - 1;  // the evaluator packs a feature index in 24 bits
+  // XGBoost's categories are 0 to 2^24 - 1 (a larger or negative value goes left, as in XGBoost); the category
+  // bitsets of a model may take at most kMaxBitsetWords words, so that a small file cannot claim gigabytes.
+  static constexpr int64_t kXgboostCategories = int64_t{1} << 24;
+  static constexpr size_t kMaxBitsetWords = size_t{1} << 24;
 
   Library library = Library::kLightGbm;
   std::vector<Tree> trees;
-  std::vector<uint32_t> bitsets;  // LightGBM categorical splits, 32 categories a word
+  std::vector<uint32_t> bitsets;  // categorical splits' categories, 32 a word
   uint32_t num_features = 0;
   uint32_t num_outputs = 1;         // margins per row: 1, or the number of classes
   std::vector<double> base_margin;  // per output, added before the trees (XGBoost's base score as a margin)

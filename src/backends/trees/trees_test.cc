@@ -176,9 +176,62 @@ TEST(Xgboost, HostileFilesAreRefusedWithAReason) {
   refused(Replaced(good, "\"right_children\":[2,-1,-1]", "\"right_children\":[1,-1,-1]"), "twice");
   refused(Replaced(good, "\"split_indices\":[0,0,0]", "\"split_indices\":[5,0,0]"), "feature 5 of 2");
   refused(Replaced(good, R"("num_nodes":"3")", R"("num_nodes":"4")"), "for 4 nodes");
-  refused(Replaced(good, "\"split_type\":[0,0,0]", "\"split_type\":[1,0,0]"), "categorical");
+  refused(Replaced(good, "\"split_type\":[0,0,0]", "\"split_type\":[1,0,0]"), "no categories array");
+  refused(Replaced(good, "\"split_type\":[0,0,0]", "\"split_type\":[2,0,0]"), "split_type 2");
+  const auto categorical = [&](const std::string& fields) {
+    return Replaced(good, "\"split_type\":[0,0,0]", "\"split_type\":[1,0,0]," + fields);
+  };
+  const std::string lists = R"("categories_nodes":[0],"categories_segments":[0],"categories_sizes":[2])";
+  refused(categorical(R"("categories":[1,3],"categories_nodes":[],"categories_segments":[],"categories_sizes":[])"),
+          "categorical split without categories");
+  refused(categorical(R"("categories":[1,3],"categories_nodes":[1],"categories_segments":[0],"categories_sizes":[2])"),
+          "not a categorical split");
+  refused(categorical(R"("categories":[1,3],"categories_nodes":[0,0],"categories_segments":[0,0],)"
+                      R"("categories_sizes":[1,1])"),
+          "two category lists");
+  refused(categorical(R"("categories":[1,3],"categories_nodes":[0],"categories_segments":[1],"categories_sizes":[2])"),
+          "outside the tree's 2");
+  refused(categorical(R"("categories":[1,-3],)" + lists), "category -3");
+  refused(categorical(R"("categories":[1,16777216],)" + lists), "category 16777216");
+  refused(
+      categorical(R"("categories":[1,3],"categories_nodes":[0],"categories_segments":[0],"categories_sizes":[1,1])"),
+      "2 values for 1 nodes");
   refused(Replaced(good, "\"tree_info\":[0]", "\"tree_info\":[3]"), "tree_info");
   refused(Replaced(good, R"("name":"gbtree")", R"("name":"gblinear")"), "not supported");
+}
+
+// XGBoost's categorical split: the listed categories go right; every other value left, negative ones and
+// those from 2^24 on included; a value is truncated to its category; NaN takes the default child.
+TEST(Xgboost, CategoricalSplitsSendTheirCategoriesRight) {
+  const std::string text = Replaced(Xgboost("1E-45", 0), "\"split_type\":[0,0,0]",
+                                    R"("split_type":[1,0,0],"categories":[1,3,40],"categories_nodes":[0],)"
+                                    R"("categories_segments":[0],"categories_sizes":[3])");
+  auto f = ParseXgboostJson(text);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  for (const float right : {1.0f, 3.0f, 3.9f, 40.0f, 40.5f}) EXPECT_EQ(Predict(*f, right), 0.5 + 1) << right;
+  for (const float left : {0.0f, -0.0f, 2.0f, 0.5f, 39.0f, 41.0f, 64.0f, -1.0f, -0.5f, 16777216.0f, 1e20f, -1e20f})
+    EXPECT_EQ(Predict(*f, left), 0.5 - 1) << left;
+  EXPECT_EQ(Predict(*f, std::numeric_limits<float>::quiet_NaN()), 0.5 + 1);
+}
+
+// A category bitset takes a word per 32 categories: a file listing the largest category at many splits is
+// refused before it can claim gigabytes.
+TEST(Xgboost, CategoryBitsetsAreBounded) {
+  std::string trees, info;
+  for (int i = 0; i < 40; ++i) {
+    trees += std::string(i ? "," : "") +
+             R"({"tree_param":{"num_nodes":"3","size_leaf_vector":"1","num_feature":"2"},)"
+             R"("left_children":[1,-1,-1],"right_children":[2,-1,-1],"split_indices":[0,0,0],)"
+             R"("split_conditions":[0,-1,1],"default_left":[0,0,0],"split_type":[1,0,0],)"
+             R"("categories":[16777215],"categories_nodes":[0],"categories_segments":[0],"categories_sizes":[1]})";
+    info += std::string(i ? "," : "") + "0";
+  }
+  std::string text = Xgboost("0", 0);
+  const auto begin = text.find("\"trees\":[") + 9;
+  text = text.substr(0, begin) + trees + text.substr(text.find("]}}", begin));
+  text = Replaced(text, "\"tree_info\":[0]", "\"tree_info\":[" + info + "]");
+  text = Replaced(text, R"("num_trees":"1")", R"("num_trees":"40")");
+  ExpectRefused(ParseXgboostJson(text), "MiB of category bitsets");
 }
 
 TEST(Xgboost, HostileUbjsonIsRefusedWithoutRecursingOrGrowingWithoutBound) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <string>
@@ -94,15 +95,18 @@ float BaseMargin(float base_score, Objective::Base kind) {
   return base_score;
 }
 
+constexpr size_t kAnyCount = static_cast<size_t>(-1);
+
+// The array `key` of numbers (or booleans) in `tree`, of `count` values (kAnyCount: of any length).
 template <typename T>
 StatusOr<std::vector<T>> Array(const json& tree, const char* key, size_t count, const std::string& where) {
   const json* a = Member(tree, key);
   if (!a || !a->is_array()) return InvalidArgument(where + " has no " + key + " array");
-  if (a->size() != count)
+  if (count != kAnyCount && a->size() != count)
     return InvalidArgument(where + ": " + key + " has " + std::to_string(a->size()) + " values for " +
                            std::to_string(count) + " nodes");
   std::vector<T> out;
-  out.reserve(count);
+  out.reserve(a->size());
   for (const json& v : *a) {
     if (v.is_boolean()) {
       out.push_back(static_cast<T>(v.get<bool>()));
@@ -115,7 +119,61 @@ StatusOr<std::vector<T>> Array(const json& tree, const char* key, size_t count, 
   return out;
 }
 
-StatusOr<Tree> ReadTree(const json& t, const std::string& where) {
+// XGBoost's categorical splits (split_type 1): each lists the categories that go right, as a segment of the
+// tree's `categories` (categories_nodes / _segments / _sizes say whose segment is where). They become one
+// bitset per split in `bitsets`, read by Forest::GoesLeft.
+Status ReadCategories(const json& t, const std::string& where, const std::vector<int64_t>& type,
+                      std::vector<Node>& nodes, std::vector<uint32_t>& bitsets) {
+  auto categories = Array<int64_t>(t, "categories", kAnyCount, where);
+  if (!categories.ok()) return categories.status();
+  auto owners = Array<int64_t>(t, "categories_nodes", kAnyCount, where);
+  if (!owners.ok()) return owners.status();
+  auto segments = Array<int64_t>(t, "categories_segments", owners->size(), where);
+  if (!segments.ok()) return segments.status();
+  auto sizes = Array<int64_t>(t, "categories_sizes", owners->size(), where);
+  if (!sizes.ok()) return sizes.status();
+  for (size_t j = 0; j < owners->size(); ++j) {
+    const int64_t id = (*owners)[j];
+    if (id < 0 || static_cast<uint64_t>(id) >= nodes.size() || type[static_cast<size_t>(id)] != 1 ||
+        nodes[static_cast<size_t>(id)].feature < 0)
+      return InvalidArgument(where + ": categories_nodes names node " + std::to_string(id) +
+                             ", which is not a categorical split");
+    Node& node = nodes[static_cast<size_t>(id)];
+    if (node.categorical) return InvalidArgument(where + ": node " + std::to_string(id) + " has two category lists");
+    const int64_t begin = (*segments)[j], size = (*sizes)[j];
+    if (begin < 0 || size < 0 || static_cast<uint64_t>(begin) > categories->size() ||
+        static_cast<uint64_t>(size) > categories->size() - static_cast<uint64_t>(begin))
+      return InvalidArgument(where + ": node " + std::to_string(id) + "'s categories (from " + std::to_string(begin) +
+                             ", " + std::to_string(size) + " of them) are outside the tree's " +
+                             std::to_string(categories->size()));
+    int64_t largest = -1;
+    for (int64_t k = begin; k < begin + size; ++k) {
+      const int64_t c = (*categories)[static_cast<size_t>(k)];
+      if (c < 0 || c >= Forest::kXgboostCategories)
+        return InvalidArgument(where + ": node " + std::to_string(id) + " lists category " + std::to_string(c) +
+                               " (categories are 0 to " + std::to_string(Forest::kXgboostCategories - 1) + ")");
+      largest = std::max(largest, c);
+    }
+    const auto words = static_cast<size_t>(largest / 32 + 1);
+    if (words > Forest::kMaxBitsetWords - bitsets.size())
+      return InvalidArgument(where + ": the model's categorical splits need more than " +
+                             std::to_string(Forest::kMaxBitsetWords / (1 << 18)) + " MiB of category bitsets");
+    node.categorical = true;
+    node.bitset_begin = static_cast<uint32_t>(bitsets.size());
+    node.bitset_words = static_cast<uint32_t>(words);
+    bitsets.resize(bitsets.size() + node.bitset_words);
+    for (int64_t k = begin; k < begin + size; ++k) {
+      const auto c = static_cast<uint64_t>((*categories)[static_cast<size_t>(k)]);
+      bitsets[node.bitset_begin + c / 32] |= 1u << (c % 32);
+    }
+  }
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (type[i] == 1 && nodes[i].feature >= 0 && !nodes[i].categorical)
+      return InvalidArgument(where + ": node " + std::to_string(i) + " is a categorical split without categories");
+  return Status::Ok();
+}
+
+StatusOr<Tree> ReadTree(const json& t, const std::string& where, std::vector<uint32_t>& bitsets) {
   const json* param = Member(t, "tree_param");
   auto nodes = Count(param ? Member(*param, "num_nodes") : nullptr, where + " num_nodes", 1 << 30);
   if (!nodes.ok()) return nodes.status();
@@ -135,13 +193,15 @@ StatusOr<Tree> ReadTree(const json& t, const std::string& where) {
   if (!condition.ok()) return condition.status();
   auto default_left = Array<int64_t>(t, "default_left", n, where);
   if (!default_left.ok()) return default_left.status();
+  std::vector<int64_t> type(n, 0);  // 0: numerical, 1: categorical
   if (Member(t, "split_type")) {
-    auto type = Array<int64_t>(t, "split_type", n, where);
-    if (!type.ok()) return type.status();
+    auto types = Array<int64_t>(t, "split_type", n, where);
+    if (!types.ok()) return types.status();
+    type = std::move(*types);
     for (size_t i = 0; i < n; ++i)
-      if ((*type)[i] != 0 && (*left)[i] != -1)
-        return InvalidArgument(where + " node " + std::to_string(i) +
-                               " is a categorical split: XGBoost categorical splits are not supported");
+      if (type[i] != 0 && type[i] != 1)
+        return InvalidArgument(where + " node " + std::to_string(i) + " has split_type " + std::to_string(type[i]) +
+                               " (0 numerical and 1 categorical are known)");
   }
   Tree tree;
   tree.nodes.resize(n);
@@ -165,6 +225,10 @@ StatusOr<Tree> ReadTree(const json& t, const std::string& where) {
     node.threshold = value;
     node.missing = Missing::kNaN;
     node.default_left = (*default_left)[i] != 0;
+  }
+  if (std::find(type.begin(), type.end(), 1) != type.end()) {
+    Status categories = ReadCategories(t, where, type, tree.nodes, bitsets);
+    if (!categories.ok()) return categories;
   }
   return tree;
 }
@@ -314,7 +378,7 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
   }
   for (size_t i = 0; i < keep; ++i) {
     const std::string where = "tree " + std::to_string(i);
-    auto tree = ReadTree((*trees)[i], where);
+    auto tree = ReadTree((*trees)[i], where, f.bitsets);
     if (!tree.ok()) return tree.status();
     const json& group = (*tree_info)[i];
     if (!group.is_number_integer() || group.get<int64_t>() < 0 || group.get<int64_t>() >= f.num_outputs)

@@ -1,7 +1,7 @@
 // XGBoost's JSON and UBJSON model formats (Booster.save_model("model.json" / "model.ubj"), 2.x and 3.x): the learner's
 // parameters (classes, features, base score), its objective and the gbtree's trees, into a checked Forest.
-// A model the engine does not evaluate as XGBoost does (gblinear, categorical splits, vector leaves, an
-// unknown objective) is an error naming it.
+// Categorical splits (XGBoost's `categories` lists) become category bitsets. A model the engine does not
+// evaluate as XGBoost does (gblinear, vector leaves, an unknown objective) is an error naming it.
 #pragma once
 
 #include <string_view>
