@@ -242,7 +242,7 @@ def test_statistics_extension_counts_every_phase_over_rest_and_grpc(tmp_path, ma
     assert stats["success"]["count"] == 4 and stats["fail"]["count"] == 1
     for phase in ("queue", "compute_input", "compute_infer", "compute_output"):
         assert stats[phase]["count"] == 4, phase
-    for phase in ("success", "fail", "queue", "compute_input", "compute_infer"):
+    for phase in ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output"):
         assert stats[phase]["ns"] > 0, phase
     assert stats["success"]["ns"] >= stats["compute_infer"]["ns"] + stats["queue"]["ns"]
     by_size = {b["batch_size"]: b for b in rest["batch_stats"]}
