@@ -136,8 +136,6 @@ void Evaluator::Block(const float* rows, size_t count, float* lanes, Sum* sums) 
   // of them; their leaves are then added in tree order. (A row's own values are read at feature * kLanes.)
   for (size_t r = groups * kLanes; r < count; ++r) {
     const float* row = rows + r * width;
-    std::vector<float>::size_type unused = 0;
-    (void)unused;
     Sum* sum = sums + r * k;
     size_t first = 0;
     for (; first + kLanes <= trees_.size(); first += kLanes) {
@@ -160,6 +158,7 @@ void Evaluator::Block(const float* rows, size_t count, float* lanes, Sum* sums) 
     }
   }
 }
+
 template <typename Sum>
 void Evaluator::AddTrees(const float* rows, size_t count, float* lanes, Sum* sums) const {
   const size_t values = count * forest_.num_features;
