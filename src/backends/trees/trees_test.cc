@@ -173,6 +173,8 @@ TEST(Xgboost, HostileFilesAreRefusedWithAReason) {
   const std::string good = Xgboost("0.1", 0);
   refused(Replaced(good, "\"left_children\":[1,-1,-1]", "\"left_children\":[7,-1,-1]"), "outside");
   refused(Replaced(good, "\"left_children\":[1,-1,-1]", "\"left_children\":[0,-1,-1]"), "outside");
+  refused(Replaced(good, "\"left_children\":[1,-1,-1]", "\"left_children\":[1e300,-1,-1]"), "not an index");
+  refused(Replaced(good, "\"left_children\":[1,-1,-1]", "\"left_children\":[1.5,-1,-1]"), "not an index");
   refused(Replaced(good, "\"right_children\":[2,-1,-1]", "\"right_children\":[1,-1,-1]"), "twice");
   refused(Replaced(good, "\"split_indices\":[0,0,0]", "\"split_indices\":[5,0,0]"), "feature 5 of 2");
   refused(Replaced(good, R"("num_nodes":"3")", R"("num_nodes":"4")"), "for 4 nodes");

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace serving::trees {
@@ -110,6 +111,13 @@ StatusOr<std::vector<T>> Array(const json& tree, const char* key, size_t count, 
   for (const json& v : *a) {
     if (v.is_boolean()) {
       out.push_back(static_cast<T>(v.get<bool>()));
+    } else if (std::is_integral_v<T> && v.is_number_float()) {
+      // An index written as a float: converted only when it is a whole number in range (casting 1e300 to an
+      // integer is undefined; found by feeding the fuzz target such a file).
+      const double d = v.get<double>();
+      if (!(d >= -9.0e18 && d <= 9.0e18) || d != std::floor(d))
+        return InvalidArgument(where + ": " + key + " holds " + v.dump() + ", not an index");
+      out.push_back(static_cast<T>(d));
     } else if (v.is_number()) {
       out.push_back(v.get<T>());
     } else {
