@@ -124,6 +124,11 @@ size_t Scheduler::queue_depth() const {
   return n;
 }
 
+uint32_t Scheduler::busy_instances() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return busy_;
+}
+
 void Scheduler::WorkerLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {

@@ -72,6 +72,8 @@ class Scheduler {
   // Tests under emulation, where every execution is slow, widen it.
   void set_inline_budget(std::chrono::nanoseconds budget) { inline_budget_ns_.store(budget.count()); }
   size_t queue_depth() const;
+  // Instances executing now (a worker marks its instance free only after it has answered the batch).
+  uint32_t busy_instances() const;
 
  private:
   struct Policy {

@@ -361,6 +361,8 @@ TEST_F(SchedulerTest, ACheapRequestRunsOnTheCallingThreadOnceTheModelIsTimed) {
   scheduler->set_inline_budget(1s);              // the fake model is cheap, even under qemu
   ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // not timed yet: a worker runs it
   WaitFinished(1);
+  // The worker frees its instance just after answering (under qemu, once, only after the next Enqueue).
+  while (scheduler->busy_instances() > 0) std::this_thread::yield();
   ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());  // the queue is empty, the instance free, the model fast
   ASSERT_EQ(Finished().size(), 2u) << "answered before Enqueue returned";
   const auto threads = model_.threads();
@@ -386,6 +388,7 @@ TEST_F(SchedulerTest, RequestsRunningOnCallersCountAgainstTheInstances) {
   scheduler->set_inline_budget(1s);
   ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // times the model
   WaitFinished(1);
+  while (scheduler->busy_instances() > 0) std::this_thread::yield();  // its worker has let the instance go
   model_.HoldOnly(1);
   gate_.Close();
   std::thread caller([&] { ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok()); });  // runs on `caller`, held
