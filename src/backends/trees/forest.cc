@@ -13,16 +13,15 @@ constexpr double kZeroThreshold = 1e-35f;
 
 std::string Where(size_t tree, size_t node) { return "tree " + std::to_string(tree) + " node " + std::to_string(node); }
 
-// LightGBM's categorical decision: the category is the value truncated to int (as LightGBM's static_cast does;
-// values beyond int's range read as negative there, as on x86); negative and NaN go right.
 // Whether `category` is in the node's bitset.
 bool InBitset(const Forest& f, const Node& n, uint64_t category) {
   const uint64_t word = category / 32;
   return word < n.bitset_words && ((f.bitsets[n.bitset_begin + word] >> (category % 32)) & 1u);
 }
 
-// LightGBM's CategoricalDecision: the categories in the bitset go left; NaN, negative and out-of-int range
-// values go right.
+// LightGBM's categorical decision: the categories in the bitset go left. The category is the value truncated
+// to int (as LightGBM's static_cast does; values beyond int's range read as negative there, as on x86);
+// negative and NaN go right.
 bool CategoryGoesLeft(const Forest& f, const Node& n, double x) {
   if (std::isnan(x) || !(x > -2147483649.0 && x < 2147483648.0)) return false;
   const auto category = static_cast<int64_t>(x);  // truncates toward zero, as static_cast<int> does
