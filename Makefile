@@ -22,8 +22,10 @@ $(BUILD_DIR)/build.ninja:
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR)
 
+# Polls the repository, so a model dropped into it (or a new version) is served within two seconds. Repository
+# load/unload requests stay refused (--model-control-mode=explicit allows them; docs/security.md).
 run: build
-	./$(BUILD_DIR)/inference-server --model-repository $(MODEL_REPOSITORY) $(SERVER_ARGS)
+	./$(BUILD_DIR)/inference-server --model-repository $(MODEL_REPOSITORY) --model-control-mode poll $(SERVER_ARGS)
 
 test: deps-test build lint
 	ctest --test-dir $(BUILD_DIR) --output-on-failure

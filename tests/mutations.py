@@ -17,9 +17,18 @@ BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / "build"))
 
 # (what breaks, file, text to replace, replacement, pytest selection that must fail)
 MUTATIONS = [
-    ("an unloaded model stays unloaded while polling runs", "src/core/model_repository.cc",
-     "    if (e->unloaded_by_request) return;", "    if (false) return;",
-     ["tests/e2e/test_triton_config.py", "-k", "explicit_model_control"]),
+    ("repository load/unload is refused unless the model control mode is explicit", "src/core/inference_server.cc",
+     '  if (!options_.explicit_model_control) return ModelControl("unload", model, ModelControlDisabled());', "",
+     ["tests/e2e/test_model_control.py", "-k", "refused_unless_explicit"]),
+    ("every gRPC method asks the authorizer (one skipped)", "src/frontends/grpc/v2_service.cc",
+     '    if (auto* refused = gate_.Refuse(ctx, "ModelStatistics")) return refused;', "",
+     ["tests/e2e/test_auth.py", "-k", "every_grpc_method_is_refused"]),
+    ("every HTTP route says what it does (statistics passed off as health)", "src/frontends/http/v2_routes.cc",
+     '{"GET", base + "/stats", Category::kStatistics}', '{"GET", base + "/stats", Category::kHealth}',
+     ["tests/e2e/test_auth.py", "-k", "exactly_its_scopes"]),
+    ("an expired token is refused", "src/auth/authorizer.cc",
+     "  if (token->expires && *token->expires <= std::chrono::system_clock::now())", "  if (false)",
+     ["tests/e2e/test_auth.py", "-k", "expired"]),
     # (Mutated where the scheduler records it, not in model_statistics.h: a header most files include would
     # rebuild the server twice, ~4 minutes of CI.)
     ("every phase of an execution is in Triton's statistics", "src/core/scheduler.cc",

@@ -27,6 +27,10 @@ struct InferRequest {
   std::vector<std::string> requested_outputs;  // empty: every output
   std::string protocol;                        // "grpc-v1", "http-v2", ... for logs and metrics
   std::string trace_id;
+  // Who asked, for the access log: the authorized token's name (empty when none was needed) and the
+  // verified TLS client certificate's subject (empty without one).
+  std::string principal;
+  std::string tls_identity;
   Clock::time_point received = Clock::now();
   Clock::duration decode_time{};  // set by the core once decoded: for the statistics recorded at execution
   Clock::time_point deadline = Clock::time_point::max();

@@ -118,11 +118,24 @@ StatusOr<std::vector<VersionStatistics>> InferenceServer::Statistics(const std::
   return out;
 }
 
+namespace {
+
+// Triton's words, so tools that look for them recognise the refusal; then what to do about it.
+Status ModelControlDisabled() {
+  return FailedPrecondition(
+      "explicit model load / unload is not allowed if polling is enabled: this server's model control mode is not "
+      "explicit (start it with --model-control-mode=explicit to load and unload models by request)");
+}
+
+}  // namespace
+
 Status InferenceServer::LoadModel(const std::string& model) {
+  if (!options_.explicit_model_control) return ModelControl("load", model, ModelControlDisabled());
   return ModelControl("load", model, repository_->Load(model));
 }
 
 Status InferenceServer::UnloadModel(const std::string& model) {
+  if (!options_.explicit_model_control) return ModelControl("unload", model, ModelControlDisabled());
   return ModelControl("unload", model, repository_->Unload(model));
 }
 
@@ -186,6 +199,8 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   meta.id = request.id;
   meta.protocol = request.protocol;
   meta.trace_id = request.trace_id;
+  meta.principal = request.principal;
+  meta.tls_identity = request.tls_identity;
   meta.received = request.received;
 
   Scheduler& scheduler = mv->scheduler();
@@ -242,6 +257,8 @@ void InferenceServer::Finish(const InferRequest& request, const ModelVersion* ve
                   {"status", StatusCodeName(status.code())},
                   {"latency_us", static_cast<int64_t>(seconds * 1e6)},
                   {"trace_id", request.trace_id},
+                  {"principal", request.principal},
+                  {"tls_identity", request.tls_identity},
                   {"error", status.message()}});
   }
 }

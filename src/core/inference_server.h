@@ -72,6 +72,9 @@ class InferenceServer {
   struct Options {
     std::string default_model;            // empty: the alphabetically first model
     double access_log_sample_rate = 1.0;  // fraction of successful requests logged; failures always are
+    // Repository load/unload requests are served (Triton's --model-control-mode=explicit); otherwise they are
+    // refused with FAILED_PRECONDITION, counted and logged.
+    bool explicit_model_control = false;
   };
 
   // `metrics` may be null.
@@ -94,7 +97,8 @@ class InferenceServer {
   // OK with false for a known-but-unready version, NOT_FOUND for unknown models.
   StatusOr<bool> ModelReady(const std::string& model, const std::string& version) const;
   std::vector<ModelInfo> ListModels() const;
-  // Explicit model control (ModelRepository::Load/Unload), counted and logged.
+  // Explicit model control (ModelRepository::Load/Unload), counted and logged; FAILED_PRECONDITION unless
+  // Options::explicit_model_control.
   Status LoadModel(const std::string& model);
   Status UnloadModel(const std::string& model);
   // Statistics of the ready versions of `model` (empty: of every model); `version` narrows to one. NOT_FOUND

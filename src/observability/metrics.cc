@@ -66,6 +66,18 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
                         .Name("inference_model_control_requests_total")
                         .Help("Explicit model load/unload requests, by action and status code")
                         .Register(*registry_);
+  auth_failures_ = &BuildCounter()
+                        .Name("inference_auth_failures_total")
+                        .Help(
+                            "Requests refused by authorization before any work, by transport and reason "
+                            "(missing, malformed, invalid, expired, scope, restricted)")
+                        .Register(*registry_);
+  secret_reloads_ = &BuildCounter()
+                         .Name("inference_secret_reloads_total")
+                         .Help(
+                             "Tokens files and certificates re-read after they changed, by secret and result "
+                             "(error: the previous one stays in force)")
+                         .Register(*registry_);
   inflight_ = &BuildGauge()
                    .Name("inference_inflight_requests")
                    .Help("Inference requests accepted and not yet answered")
@@ -147,6 +159,14 @@ void Metrics::RemoveSeries(const std::string& model, const std::string& version,
 
 void Metrics::CountModelControl(const std::string& action, const std::string& code) {
   model_control_->Add({{"action", action}, {"code", code}}).Increment();
+}
+
+void Metrics::CountAuthFailure(std::string_view transport, std::string_view reason) {
+  auth_failures_->Add({{"transport", std::string(transport)}, {"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::CountSecretReload(std::string_view secret, bool ok) {
+  secret_reloads_->Add({{"secret", std::string(secret)}, {"result", ok ? "ok" : "error"}}).Increment();
 }
 
 void Metrics::ForgetModelVersion(const std::string& model, const std::string& version) {

@@ -19,11 +19,12 @@
 #include <vector>
 
 #include "observability/model_statistics.h"
+#include "observability/security_metrics.h"
 #include "observability/transport_metrics.h"
 
 namespace serving {
 
-class Metrics final : public TransportMetrics {
+class Metrics final : public TransportMetrics, public SecurityMetrics {
  public:
   // Per model version series, shared by the loaded copies of one model version (a reload overlaps the
   // copy it replaces); when the last holder lets go, every series labelled with that model version leaves
@@ -82,6 +83,8 @@ class Metrics final : public TransportMetrics {
   prometheus::Gauge& inflight() { return *inflight_; }
   void Count(TransportEvent event) override;
   void AddHttpConnections(int delta) override;
+  void CountAuthFailure(std::string_view transport, std::string_view reason) override;
+  void CountSecretReload(std::string_view secret, bool ok) override;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -97,6 +100,8 @@ class Metrics final : public TransportMetrics {
   prometheus::Family<prometheus::Gauge>* model_state_;
   prometheus::Family<prometheus::Gauge>* load_duration_;
   prometheus::Family<prometheus::Counter>* model_control_;
+  prometheus::Family<prometheus::Counter>* auth_failures_;
+  prometheus::Family<prometheus::Counter>* secret_reloads_;
   prometheus::Gauge* inflight_;
   TransportSeries transport_;
 

@@ -27,6 +27,32 @@ std::function<bool(const std::string&)> Text(std::string* out) {
   };
 }
 
+std::function<bool(const std::string&)> Append(std::vector<std::string>* out) {
+  return [out](const std::string& v) {
+    out->push_back(v);
+    return !v.empty();
+  };
+}
+
+std::function<bool(const std::string&)> Bool(bool* out) {
+  return [out](const std::string& v) {
+    if (v != "true" && v != "false" && v != "1" && v != "0") return false;
+    *out = v == "true" || v == "1";
+    return true;
+  };
+}
+
+// Triton's --repository-poll-secs, kept in milliseconds.
+std::function<bool(const std::string&)> PollSeconds(ServerOptions* o) {
+  return [o](const std::string& v) {
+    int secs = 0;
+    if (!Number(&secs)(v) || secs < 0 || secs > 86400) return false;
+    o->repository_poll_ms = secs * 1000;
+    o->repository_poll_set = true;
+    return true;
+  };
+}
+
 std::map<std::string, Flag> Flags(ServerOptions* o) {
   return {
       {"model-repository",
@@ -56,8 +82,21 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
         Number(&o->metrics_timeout_ms)}},
       {"max-request-bytes",
        {"largest request body / gRPC message accepted (default 67108864)", Number(&o->max_request_bytes)}},
+      {"model-control-mode",
+       {"none (default): serve the models found at startup; poll: also rescan the repository every "
+        "--repository-poll-ms; explicit: load --load-model models at startup and allow repository load/unload "
+        "requests (refused in the other modes)",
+        Text(&o->model_control_mode)}},
+      {"load-model",
+       {"with --model-control-mode=explicit, a model to load at startup; repeatable; * loads every model",
+        Append(&o->load_models)}},
       {"repository-poll-ms",
-       {"how often to rescan the repository, 0 disables (default 2000)", Number(&o->repository_poll_ms)}},
+       {"with --model-control-mode=poll, how often to rescan the repository (default 2000)",
+        [o](const std::string& v) {
+          o->repository_poll_set = true;
+          return Number(&o->repository_poll_ms)(v);
+        }}},
+      {"repository-poll-secs", {"Triton's spelling of --repository-poll-ms, in seconds", PollSeconds(o)}},
       {"default-model", {"model used when a /v1 request names none (default: first by name)", Text(&o->default_model)}},
       {"grace-period-s",
        {"on SIGTERM, how long in-flight requests may take to finish (default 30)", Number(&o->grace_period_s)}},
@@ -68,6 +107,45 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
       {"log-format", {"json or text (default json)", Text(&o->log_format)}},
       {"access-log-sample-rate",
        {"fraction of successful requests logged, 0..1 (default 1)", Number(&o->access_log_sample_rate)}},
+      {"auth-tokens-file",
+       {"JSON file of bearer tokens with their scopes (docs/security.md); re-read when it changes. Unset: no "
+        "token is required",
+        Text(&o->auth_tokens_file)}},
+      {"auth-open",
+       {"categories that need no token when tokens are on: comma-separated from health, metadata, "
+        "model-config, inference, statistics, repository-index, model-control, metrics, or none (default "
+        "health,metrics)",
+        Text(&o->auth_open)}},
+      {"http-restricted-api",
+       {"Triton's <categories>:<header>=<value>: HTTP requests of those categories need that header; repeatable",
+        Append(&o->http_restricted_api)}},
+      {"grpc-restricted-protocol",
+       {"Triton's <categories>:<key>=<value>: gRPC calls of those categories need metadata "
+        "triton-grpc-protocol-<key>=<value>; repeatable",
+        Append(&o->grpc_restricted_protocol)}},
+      {"grpc-tls-cert", {"PEM certificate chain: serve gRPC over TLS (with --grpc-tls-key)", Text(&o->grpc_tls_cert)}},
+      {"grpc-tls-key", {"PEM private key of --grpc-tls-cert", Text(&o->grpc_tls_key)}},
+      {"grpc-tls-client-ca",
+       {"PEM CA bundle: gRPC clients must present a certificate it signed (mutual TLS)", Text(&o->grpc_tls_client_ca)}},
+      {"grpc-use-ssl", {"Triton's spelling: serve gRPC over TLS (true/false)", Bool(&o->grpc_use_ssl)}},
+      {"grpc-use-ssl-mutual",
+       {"Triton's spelling: require client certificates signed by --grpc-root-cert (true/false)",
+        Bool(&o->grpc_use_ssl_mutual)}},
+      {"grpc-server-cert", {"Triton's spelling of --grpc-tls-cert", Text(&o->grpc_tls_cert)}},
+      {"grpc-server-key", {"Triton's spelling of --grpc-tls-key", Text(&o->grpc_tls_key)}},
+      {"grpc-root-cert",
+       {"Triton's spelling: the client CA of --grpc-use-ssl-mutual (ignored without it, as in Triton)",
+        Text(&o->grpc_root_cert)}},
+      {"grpc-reflection", {"serve gRPC server reflection (default true)", Bool(&o->grpc_reflection)}},
+      {"tls-reload-s",
+       {"how often certificate, key and CA files are checked for changes, in seconds (default 1)",
+        Number(&o->tls_reload_s)}},
+      {"tls-handshake-timeout-s",
+       {"a connection that has not completed its TLS handshake within this long is closed (default 10)",
+        Number(&o->tls_handshake_timeout_s)}},
+      {"list-endpoints",
+       {"print every HTTP route and gRPC method with its authorization category as JSON, then exit (true/false)",
+        Bool(&o->list_endpoints)}},
       {"ort-intra-op-threads",
        {"ONNX Runtime intra-op threads per model instance unless its config says; 0 (default): the available "
         "cores divided by the model's instances",
@@ -112,7 +190,7 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
     if (it == flags.end()) return InvalidArgument("unknown flag --" + arg);
     if (!it->second.set(value)) return InvalidArgument("--" + arg + ": invalid value '" + value + "'");
   }
-  if (o.model_repository.empty()) return InvalidArgument("--model-repository is required");
+  if (o.model_repository.empty() && !o.list_endpoints) return InvalidArgument("--model-repository is required");
   for (int port : {o.grpc_port, o.http_port, o.metrics_port})
     if (port < 0 || port > 65535) return InvalidArgument("ports must be within 0..65535");
   if (o.max_request_bytes <= 0 || o.max_request_bytes > (1LL << 31) - 1)
@@ -128,6 +206,28 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
     return InvalidArgument("--metrics-threads must be within 1..256");
   if (o.metrics_timeout_ms < 1) return InvalidArgument("--metrics-timeout-ms must be at least 1");
   if (o.log_format != "json" && o.log_format != "text") return InvalidArgument("--log-format must be json or text");
+  if (o.model_control_mode != "none" && o.model_control_mode != "poll" && o.model_control_mode != "explicit")
+    return InvalidArgument("--model-control-mode must be none, poll or explicit");
+  if (o.model_control_mode == "poll" && (o.repository_poll_ms < 1 || o.repository_poll_ms > 86400000))
+    return InvalidArgument("--repository-poll-ms must be within 1..86400000 with --model-control-mode=poll");
+  if (o.model_control_mode != "poll" && o.repository_poll_set)
+    return InvalidArgument("--repository-poll-ms applies to --model-control-mode=poll only (the mode is " +
+                           o.model_control_mode + ")");
+  if (o.model_control_mode != "explicit" && !o.load_models.empty())
+    return InvalidArgument("--load-model applies to --model-control-mode=explicit only (the mode is " +
+                           o.model_control_mode + ")");
+  if (o.grpc_use_ssl && (o.grpc_tls_cert.empty() || o.grpc_tls_key.empty()))
+    return InvalidArgument("--grpc-use-ssl needs --grpc-server-cert and --grpc-server-key");
+  if (o.grpc_use_ssl_mutual && o.grpc_root_cert.empty())
+    return InvalidArgument("--grpc-use-ssl-mutual needs --grpc-root-cert");
+  if (o.grpc_use_ssl_mutual) o.grpc_tls_client_ca = o.grpc_root_cert;
+  if (o.grpc_tls_cert.empty() != o.grpc_tls_key.empty())
+    return InvalidArgument("gRPC TLS needs both --grpc-tls-cert and --grpc-tls-key");
+  if (!o.grpc_tls_client_ca.empty() && o.grpc_tls_cert.empty())
+    return InvalidArgument("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
+  if (o.tls_reload_s < 1 || o.tls_reload_s > 3600) return InvalidArgument("--tls-reload-s must be within 1..3600");
+  if (o.tls_handshake_timeout_s < 1 || o.tls_handshake_timeout_s > 600)
+    return InvalidArgument("--tls-handshake-timeout-s must be within 1..600");
   if (o.access_log_sample_rate < 0 || o.access_log_sample_rate > 1)
     return InvalidArgument("--access-log-sample-rate must be within 0..1");
   return o;

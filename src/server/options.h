@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -22,13 +23,35 @@ struct ServerOptions {
   int metrics_threads = 8;
   int metrics_timeout_ms = 5000;
   int64_t max_request_bytes = 64 << 20;
+  // Triton's model control modes. none: the models found at startup are served until exit; poll: the
+  // repository is rescanned every repository_poll_ms; explicit: only --load-model models are loaded at
+  // startup and the repository API loads and unloads. Repository load/unload is refused unless explicit.
+  std::string model_control_mode = "none";
+  std::vector<std::string> load_models;  // --load-model, repeatable; "*" loads every model
   int repository_poll_ms = 2000;
+  bool repository_poll_set = false;  // --repository-poll-ms or --repository-poll-secs was given
   std::string default_model;
   double grace_period_s = 30;
   double shutdown_delay_s = 0;
   std::string log_level = "info";
   std::string log_format = "json";
   double access_log_sample_rate = 1.0;
+  // Authorization (docs/security.md): bearer tokens, the categories open without one, Triton's restricted APIs.
+  std::string auth_tokens_file;
+  std::string auth_open = "health,metrics";
+  std::vector<std::string> http_restricted_api;
+  std::vector<std::string> grpc_restricted_protocol;
+  // gRPC TLS: certificate chain and key (PEM); with a client CA, clients must present a certificate it signed.
+  std::string grpc_tls_cert;
+  std::string grpc_tls_key;
+  std::string grpc_tls_client_ca;
+  bool grpc_use_ssl = false;         // Triton's --grpc-use-ssl
+  bool grpc_use_ssl_mutual = false;  // Triton's --grpc-use-ssl-mutual
+  std::string grpc_root_cert;        // Triton's --grpc-root-cert: the client CA, with --grpc-use-ssl-mutual only
+  bool grpc_reflection = true;
+  int tls_reload_s = 1;
+  int tls_handshake_timeout_s = 10;
+  bool list_endpoints = false;   // print the route table and gRPC methods with their categories, then exit
   int ort_intra_op_threads = 0;  // 0: cores / instances
   int ort_inter_op_threads = 1;
   bool help = false;

@@ -10,16 +10,20 @@
 #include <unistd.h>
 #include <csignal>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "auth/authorizer.h"
 #include "backends/onnxruntime/onnxruntime_backend.h"
 #include "backends/trees/trees_backend.h"
 #include "core/inference_server.h"
 #include "core/model_repository.h"
+#include "frontends/grpc/call_gate.h"
 #include "frontends/grpc/grpc_server.h"
 #include "frontends/http/routes.h"
 #include "observability/logger.h"
@@ -87,8 +91,27 @@ sigset_t PrepareProcess() {
 }
 
 // The /metrics endpoint (prometheus-cpp's civetweb): null when --metrics-port is 0.
+// The /metrics endpoint's one authorization step, through the same authorizer as every other route.
+// prometheus-cpp's civetweb offers HTTP Basic authentication only: the password is the bearer token (in
+// Prometheus: basic_auth with password_file), the user name is not looked at.
+void GuardMetrics(prometheus::Exposer& exposer, const auth::Authorizer& authorizer) {
+  exposer.RegisterAuth(
+      [&authorizer](const std::string&, const std::string& password) {
+        auth::RequestContext context;
+        context.transport = auth::Transport::kHttp;
+        context.operation = "GET /metrics";
+        context.category = auth::Category::kMetrics;
+        context.header = [&password](std::string_view name) {
+          return name == "authorization" ? "Bearer " + password : std::string();
+        };
+        return authorizer.Authorize(context).ok();
+      },
+      "metrics");
+}
+
 StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetrics(const ServerOptions& o, Metrics& metrics,
-                                                            const std::shared_ptr<ProcessMetrics>& process) {
+                                                            const std::shared_ptr<ProcessMetrics>& process,
+                                                            const auth::Authorizer& authorizer) {
   if (o.metrics_port <= 0) return std::unique_ptr<prometheus::Exposer>();
   try {
     // Enough threads that a few stalled clients cannot block the scrape, and a timeout that closes a
@@ -99,6 +122,7 @@ StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetrics(const ServerOptions&
     exposer->RegisterCollectable(metrics.registry());
     exposer->RegisterCollectable(process);
     exposer->RegisterCollectable(metrics.triton_names());
+    if (authorizer.NeedsToken(auth::Category::kMetrics)) GuardMetrics(*exposer, authorizer);
     return exposer;
   } catch (const std::exception& e) {
     return Unavailable(e.what());
@@ -142,7 +166,37 @@ void StopMetrics(std::unique_ptr<prometheus::Exposer> exposer, const std::string
   stop.join();
 }
 
-frontends::HttpServer::Options HttpOptions(const ServerOptions& o, TransportMetrics* transport) {
+// The one authorizer of both transports, from the auth flags.
+StatusOr<std::unique_ptr<auth::Authorizer>> MakeAuthorizer(const ServerOptions& o, SecurityMetrics* metrics) {
+  auth::Authorizer::Options a;
+  a.tokens_file = o.auth_tokens_file;
+  auto open = auth::ParseCategories(o.auth_open);
+  if (!open.ok()) return InvalidArgument("--auth-open: " + open.status().message());
+  a.open = *open;
+  for (const auto& v : o.http_restricted_api)
+    if (Status s = a.restricted.Add(auth::Transport::kHttp, v); !s.ok()) return s;
+  for (const auto& v : o.grpc_restricted_protocol)
+    if (Status s = a.restricted.Add(auth::Transport::kGrpc, v); !s.ok()) return s;
+  a.reload_interval = std::chrono::milliseconds(1000);
+  return auth::Authorizer::Create(std::move(a), metrics);
+}
+
+frontends::GrpcServer::Options GrpcOptions(const ServerOptions& o, const auth::Authorizer* authorizer) {
+  frontends::GrpcServer::Options g;
+  g.address = HostPort(o.host, o.grpc_port);
+  g.max_message_bytes = static_cast<int>(o.max_request_bytes);
+  g.authorizer = authorizer;
+  g.reflection = o.grpc_reflection;
+  g.tls_cert = o.grpc_tls_cert;
+  g.tls_key = o.grpc_tls_key;
+  g.tls_client_ca = o.grpc_tls_client_ca;
+  g.tls_reload_s = o.tls_reload_s;
+  g.handshake_timeout_s = o.tls_handshake_timeout_s;
+  return g;
+}
+
+frontends::HttpServer::Options HttpOptions(const ServerOptions& o, TransportMetrics* transport,
+                                           const auth::Authorizer* authorizer) {
   frontends::HttpServer::Options h;
   h.host = o.host;
   h.port = o.http_port;
@@ -153,7 +207,20 @@ frontends::HttpServer::Options HttpOptions(const ServerOptions& o, TransportMetr
   h.io_timeout_s = o.http_io_timeout_s;
   h.worker_threads = o.http_worker_threads;
   h.transport = transport;
+  h.authorizer = authorizer;
   return h;
+}
+
+// At startup: every model, except in explicit mode, where only the --load-model ones (all with "*").
+void LoadInitialModels(const ServerOptions& o, ModelRepository& repository) {
+  const auto& names = o.load_models;
+  if (o.model_control_mode != "explicit" || std::find(names.begin(), names.end(), "*") != names.end()) {
+    repository.Poll();
+    return;
+  }
+  for (const auto& name : names)
+    if (Status s = repository.Load(name); !s.ok())
+      logging::Error("cannot load a --load-model model", {{"model", name}, {"reason", s.message()}});
 }
 
 // SIGTERM: readiness off, then (after --shutdown-delay-s) no new connections, requests in flight finish
@@ -182,27 +249,48 @@ bool Drain(const ServerOptions& o, InferenceServer& server, frontends::GrpcServe
 
 }  // namespace
 
+int ListEndpoints() {
+  frontends::HttpServer http;
+  frontends::AddV1Routes(&http, nullptr);
+  frontends::AddV2Routes(&http, nullptr);
+  nlohmann::json out = {{"http", nlohmann::json::array()}, {"grpc", nlohmann::json::array()}};
+  for (const auto& r : http.routes())
+    out["http"].push_back({{"method", r.method}, {"pattern", r.pattern}, {"category", auth::CategoryName(r.category)}});
+  for (const auto& [name, method] : frontends::DescribedGrpcMethods())
+    out["grpc"].push_back({{"method", name}, {"category", method ? auth::CategoryName(method->category) : nullptr}});
+  std::puts(out.dump(2).c_str());
+  return 0;
+}
+
 int RunServer(const ServerOptions& o) {
+  if (o.list_endpoints) return ListEndpoints();
   sigset_t signals = PrepareProcess();
 
   Metrics metrics(SERVING_VERSION);
   // The exposer holds collectables by weak_ptr: both must live as long as it does.
   const auto process_metrics = std::make_shared<ProcessMetrics>();
-  auto exposer = StartMetrics(o, metrics, process_metrics);
+  auto authorizer = MakeAuthorizer(o, &metrics);
+  if (!authorizer.ok()) return Fail("cannot start authorization", authorizer.status());
+  (*authorizer)->StartReloading();
+  auto exposer = StartMetrics(o, metrics, process_metrics, **authorizer);
   if (!exposer.ok()) return Fail("cannot start the metrics endpoint", exposer.status());
 
   BackendRegistry backends;
   onnxruntime::Register(&backends,
                         {static_cast<uint32_t>(o.ort_intra_op_threads), static_cast<uint32_t>(o.ort_inter_op_threads)});
   trees::Register(&backends);
-  ModelRepository repository({o.model_repository, std::chrono::milliseconds(o.repository_poll_ms)}, &backends,
-                             &metrics);
-  InferenceServer server({o.default_model, o.access_log_sample_rate}, &repository, &metrics);
-  logging::Info("loading models", {{"model_repository", o.model_repository}});
-  repository.Poll();
+  const bool poll = o.model_control_mode == "poll";
+  const bool explicit_control = o.model_control_mode == "explicit";
+  ModelRepository repository({o.model_repository, std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)},
+                             &backends, &metrics);
+  InferenceServer server({o.default_model, o.access_log_sample_rate, explicit_control}, &repository, &metrics);
+  logging::Info("loading models", {{"model_repository", o.model_repository},
+                                   {"model_control_mode", o.model_control_mode},
+                                   {"poll_ms", poll ? o.repository_poll_ms : 0}});
+  LoadInitialModels(o, repository);
 
   frontends::GrpcServer grpc(&server, &metrics);
-  auto grpc_port = grpc.Start({HostPort(o.host, o.grpc_port), static_cast<int>(o.max_request_bytes)});
+  auto grpc_port = grpc.Start(GrpcOptions(o, authorizer->get()));
   if (!grpc_port.ok()) return Fail("cannot start gRPC", grpc_port.status());
   repository.SetOnChange([&grpc] { grpc.UpdateHealth(); });
   repository.StartPolling();
@@ -210,12 +298,15 @@ int RunServer(const ServerOptions& o) {
   frontends::HttpServer http;
   frontends::AddV1Routes(&http, &server);
   frontends::AddV2Routes(&http, &server);
-  auto http_port = http.Start(HttpOptions(o, &metrics));
+  auto http_port = http.Start(HttpOptions(o, &metrics, authorizer->get()));
   if (!http_port.ok()) return Fail("cannot start HTTP", http_port.status());
 
   logging::Info("server started", {{"grpc_port", *grpc_port},
                                    {"http_port", *http_port},
                                    {"metrics_port", o.metrics_port},
+                                   {"authorization", (*authorizer)->enabled()},
+                                   {"grpc_tls", !o.grpc_tls_cert.empty()},
+                                   {"grpc_mutual_tls", !o.grpc_tls_client_ca.empty()},
                                    {"ready", server.Ready()},
                                    {"default_model", server.DefaultModel()}});
 

@@ -2,8 +2,8 @@
 """Checks the seam between frontends and core (docs/architecture.md) on what the compiler really read.
 
 Every object built from src/frontends/ may include, of the project's own headers, only frontends/*,
-the core's seam (core/inference_server.h and the plain types it includes) and the prometheus-free
-observability headers; nothing of the repository, model versions, the scheduler, backends or
+the core's seam (core/inference_server.h and the plain types it includes), the authorization seam
+(auth/authorizer.h) and the prometheus-free observability headers; nothing of the repository, model versions, the scheduler, backends or
 prometheus-cpp, directly or through another header. The header lists come from Ninja's record of the
 last build (`ninja -t deps`), so an include hidden two headers deep is caught too. Run by ctest.
 """
@@ -25,6 +25,10 @@ ALLOWED_CORE = {
     "observability/logger.h",
     "observability/model_statistics.h",
     "observability/transport_metrics.h",
+    "observability/security_metrics.h",
+    "auth/authorizer.h",  # the authorization seam every route and RPC passes, and the types it includes
+    "auth/restricted_api.h",
+    "auth/token_file.h",
 }
 FORBIDDEN_OUTSIDE = re.compile(r"/prometheus/")
 

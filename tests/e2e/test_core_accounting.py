@@ -59,7 +59,7 @@ def test_requests_refused_while_their_body_is_read_are_counted_by_the_core(tmp_p
 def test_a_retired_versions_series_leave_metrics(tmp_path, make_server):
     repo = tmp_path / "repo"
     identity_model(repo, "m", [-1, 2])
-    server = make_server(repo, "--repository-poll-ms", "100")
+    server = make_server(repo, "--model-control-mode", "poll", "--repository-poll-ms", "100")
     body = {"inputs": [{"name": "X", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}
     assert requests.post(server.http + "/v2/models/m/infer", json=body, timeout=5).status_code == 200
     text = server.metrics_text()

@@ -32,9 +32,10 @@ def repo(tmp_path_factory):
 class Path:
     """Two servers behind one Envoy behind one nginx."""
 
-    def __init__(self, tmp, repo, leaving_args=()):
-        """`leaving_args`: extra flags for the second server, the one the lifecycle tests stop."""
-        self.servers = [Server(repo, args, tmp_path=tmp).wait_ready() for args in [(), leaving_args]]
+    def __init__(self, tmp, repo, leaving_args=(), args=()):
+        """`args`: extra flags for both servers; `leaving_args`: for the second server, the one the lifecycle tests
+        stop."""
+        self.servers = [Server(repo, [*args, *extra], tmp_path=tmp).wait_ready() for extra in [(), leaving_args]]
         self.envoy = Envoy(tmp, self.servers)
         self.envoy.wait_all_healthy(4)
         self.nginx = Nginx(tmp, self.envoy.target)
@@ -283,3 +284,63 @@ def test_readiness_off_takes_a_pod_out_before_it_stops_serving(tmp_path, repo):
         assert len(load.results) > 50 and failures == [], failures[:5]
     finally:
         p.stop()
+
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+CLIENT_TOKEN = "client-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def secured_path(tmp_path_factory, repo):
+    """Both servers with bearer tokens and model control by request allowed (explicit), behind Envoy and nginx."""
+    tmp = tmp_path_factory.mktemp("secured-path")
+    tokens = tmp / "tokens.json"
+    tokens.write_text(json.dumps({"tokens": [
+        {"name": "admin", "token": ADMIN_TOKEN, "scopes": ["model-control", "metadata"]},
+        {"name": "client", "token": CLIENT_TOKEN, "scopes": ["infer", "metadata"]}]}))
+    p = Path(tmp, repo, args=("--auth-tokens-file", str(tokens), "--model-control-mode", "explicit",
+                              "--load-model", "*"))
+    yield p
+    assert p.stop() == [0, 0]
+
+
+def test_model_control_is_not_reachable_through_the_ingress(secured_path):
+    """Even a server that allows repository load/unload, asked with a token that may, is out of reach from
+    outside: Envoy answers every /v2/repository path and the gRPC load/unload methods itself."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for target in ["/v2/repository/models/digits/unload", "/v2/repository/models/digits/load",
+                   "/v2/repository/index", "/v2/repository"]:
+        r = requests.post(secured_path.url + target, headers=admin)
+        assert r.status_code == 404 and "not served through the ingress" in r.text, (target, r.text)
+    client = tgrpc.InferenceServerClient(secured_path.envoy.target)
+    from tritonclient.utils import InferenceServerException
+    with pytest.raises(InferenceServerException) as e:
+        client.unload_model("digits", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert "UNIMPLEMENTED" in str(e.value.status()), e.value
+    for s in secured_path.servers:
+        assert requests.get(s.http + "/v2/models/digits/ready").status_code == 200, "still served"
+        assert not any(l.get("msg") == "model control" for l in s.log_lines()), "no call reached a server"
+    # The same request straight to a server is served: the refusal above was Envoy's.
+    direct = secured_path.servers[0]
+    assert requests.post(direct.http + "/v2/repository/models/digits/load", headers=admin).status_code == 200
+
+
+def test_the_bearer_token_reaches_the_server_through_the_transcoder(secured_path):
+    """Envoy's grpc_json_transcoder passes the Authorization header on as gRPC metadata: /v1 through the ingress is
+    refused without a token (UNAUTHENTICATED as 401) and served with one; /v2 REST and gRPC via Envoy alike."""
+    body = {"model": "digits", "rows": [{"values": [0.0] * 64}]}
+    r = requests.post(secured_path.url + "/v1/infer", json=body)
+    assert r.status_code == 401 and r.json()["code"] == 16 and "bearer token" in r.json()["message"], r.text
+    r = requests.post(secured_path.url + "/v1/infer", json=body, headers={"Authorization": "Bearer wrong-token-000000"})
+    assert r.status_code == 401 and "not valid" in r.json()["message"], r.text
+    r = requests.post(secured_path.url + "/v1/infer", json=body, headers={"Authorization": f"Bearer {CLIENT_TOKEN}"})
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 1, r.text
+    r = requests.get(secured_path.url + "/v2/models/digits")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer"), r.text
+    assert requests.get(secured_path.url + "/v2/models/digits",
+                        headers={"Authorization": f"Bearer {CLIENT_TOKEN}"}).status_code == 200
+    client = tgrpc.InferenceServerClient(secured_path.envoy.target)
+    assert client.get_model_metadata("digits", headers={"authorization": f"Bearer {CLIENT_TOKEN}"}).name == "digits"
+    lines = [l for s in secured_path.servers for l in s.log_lines()]
+    assert any(l.get("msg") == "request" and l.get("protocol") == "grpc-v1" and l.get("principal") == "client"
+               for l in lines)

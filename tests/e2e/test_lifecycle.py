@@ -93,7 +93,7 @@ def swap_probabilities(src, dst):
 def test_hot_reload_under_load_fails_no_request(tmp_path, make_server, reference, datasets):
     repo = tmp_path / "repo"
     shutil.copytree(MODELS / "breast_cancer", repo / "breast_cancer")
-    s = make_server(repo, "--repository-poll-ms", "100", "--access-log-sample-rate", "0")
+    s = make_server(repo, "--model-control-mode", "poll", "--repository-poll-ms", "100", "--access-log-sample-rate", "0")
     x = datasets["breast_cancer"].data[:16].astype(np.float32)
     v1 = reference("breast_cancer", x)["probabilities"]
     model_dir = repo / "breast_cancer"

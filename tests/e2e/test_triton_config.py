@@ -326,10 +326,10 @@ def test_tritons_metric_names_say_what_the_statistics_say(tmp_path, make_server)
     assert 0 < nv("nv_model_load_duration_secs") < 60
 
 
-def test_explicit_model_control_next_to_polling(tmp_path, make_server):
-    """Triton's repository extension: load/unload over REST and gRPC (tritonclient), with polling still on."""
+def test_explicit_model_control(tmp_path, make_server):
+    """Triton's repository extension: load/unload over REST and gRPC (tritonclient), in explicit mode with every
+    model loaded at startup (--load-model '*')."""
     import shutil
-    import time
 
     import tritonclient.grpc as tgrpc
     from tritonclient.utils import InferenceServerException
@@ -338,7 +338,7 @@ def test_explicit_model_control_next_to_polling(tmp_path, make_server):
 
     repo = tmp_path / "repo"
     shutil.copytree(MODELS, repo)
-    s = make_server(repo, "--repository-poll-ms", "200")
+    s = make_server(repo, "--model-control-mode", "explicit", "--load-model", "*")
     rest = thttp.InferenceServerClient(s.http.removeprefix("http://"))
     grpc_client = tgrpc.InferenceServerClient(s.grpc_target)
 
@@ -347,8 +347,6 @@ def test_explicit_model_control_next_to_polling(tmp_path, make_server):
     assert rest.is_server_ready(), "a model unloaded on request does not make the server unready"
     index = {m["name"]: m for m in rest.get_model_repository_index()}
     assert index["digits"]["state"] == "UNAVAILABLE" and index["digits"]["reason"] == "unloaded by request"
-    time.sleep(0.6)  # several polls: they leave it unloaded
-    assert not rest.is_model_ready("digits")
     x = np.zeros((1, 64), np.float32)
     inp = thttp.InferInput("X", [1, 64], "FP32")
     inp.set_data_from_numpy(x)
@@ -382,12 +380,12 @@ def test_explicit_model_control_next_to_polling(tmp_path, make_server):
     assert any(l["action"] == "load" and l["model"] == "broken" and l["status"] == "INVALID_ARGUMENT" for l in lines)
 
 
-def test_explicit_load_picks_up_a_model_added_while_polling_is_off(tmp_path, make_server):
+def test_explicit_load_picks_up_a_model_added_after_startup(tmp_path, make_server):
     from conftest import identity_model
 
     repo = tmp_path / "repo"
     identity_model(repo, "first", [None, 2], config="max_batch_size: 4\n")
-    s = make_server(repo, "--repository-poll-ms", "0")
+    s = make_server(repo, "--model-control-mode", "explicit", "--load-model", "first")
     identity_model(repo, "later", [None, 2], config="max_batch_size: 4\n")
     assert requests.get(s.http + "/v2/models/later/ready").status_code == 404
     assert requests.post(s.http + "/v2/repository/models/later/load").status_code == 200

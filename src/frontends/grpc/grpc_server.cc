@@ -2,7 +2,11 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
+#include "frontends/grpc/call_gate.h"
 #include "grpc/health/v1/health.pb.h"
 #include "observability/logger.h"
 
@@ -24,15 +28,35 @@ Clock::time_point DeadlineFrom(const grpc::CallbackServerContext* ctx) {
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(remaining);
 }
 
+// Plaintext, or TLS from files gRPC's own watcher re-reads when they change (it keeps the previous
+// certificate when a new file does not load, and logs why).
+StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const GrpcServer::Options& o) {
+  if (o.tls_cert.empty() && o.tls_key.empty()) return grpc::InsecureServerCredentials();
+  if (o.tls_cert.empty() || o.tls_key.empty()) return InvalidArgument("gRPC TLS needs both a certificate and a key");
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      o.tls_key, o.tls_cert, o.tls_client_ca, static_cast<unsigned int>(o.tls_reload_s));
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (!o.tls_client_ca.empty()) {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
+}
+
 }  // namespace
 
 InferRequest TransportRequest(const grpc::CallbackServerContext* ctx, const char* protocol,
-                              const CancellableReactor& reactor) {
+                              const CancellableReactor& reactor, std::string principal) {
   InferRequest request;
   request.protocol = protocol;
   request.trace_id = TraceIdFrom(ctx);
   request.deadline = DeadlineFrom(ctx);
   request.cancelled = reactor.cancelled;
+  request.principal = std::move(principal);
+  request.tls_identity = TlsIdentity(ctx);
   return request;
 }
 
@@ -51,12 +75,15 @@ StatusOr<int> GrpcServer::Start(const Options& options) {
   grpc::EnableDefaultHealthCheckService(true);
   // gRPC's health service is built without protobuf descriptors; linking ours lets reflection describe it.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  v1_ = NewV1Service(server_, transport_);
-  v2_ = NewV2Service(server_, transport_);
+  if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  v1_ = NewV1Service(server_, transport_, options.authorizer);
+  v2_ = NewV2Service(server_, transport_, options.authorizer);
+  auto credentials = Credentials(options);
+  if (!credentials.ok()) return credentials.status();
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.address, *credentials, &port);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, options.handshake_timeout_s * 1000);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(v1_.get());

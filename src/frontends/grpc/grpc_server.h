@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/authorizer.h"
 #include "core/inference_server.h"
 #include "observability/transport_metrics.h"
 
@@ -21,6 +22,16 @@ class GrpcServer {
   struct Options {
     std::string address = "0.0.0.0:50051";
     int max_message_bytes = 64 << 20;
+    const auth::Authorizer* authorizer = nullptr;  // optional: every call is allowed without one
+    bool reflection = true;                        // gRPC server reflection
+    // TLS: the server's certificate chain and key (PEM files); both empty: plaintext. With client_ca, a
+    // client must present a certificate that CA signed (mutual TLS). The files are watched and re-read when
+    // they change (a new connection gets the new certificate; open ones keep theirs).
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_client_ca;
+    int tls_reload_s = 1;
+    int handshake_timeout_s = 10;  // a connection that has not completed its TLS handshake by then is closed
   };
 
   // `transport` may be null (no metrics).
@@ -44,18 +55,21 @@ class GrpcServer {
   bool shut_down_ = false;  // guarded by health_mu_
 };
 
-// Services (v1_service.cc, v2_service.cc).
-std::unique_ptr<grpc::Service> NewV1Service(InferenceServer* server, TransportMetrics* transport);
-std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server, TransportMetrics* transport);
+// Services (v1_service.cc, v2_service.cc); `authorizer` may be null.
+std::unique_ptr<grpc::Service> NewV1Service(InferenceServer* server, TransportMetrics* transport,
+                                            const auth::Authorizer* authorizer);
+std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server, TransportMetrics* transport,
+                                            const auth::Authorizer* authorizer);
 
 // Shared by both services: the mapping of a core Status to a grpc::Status.
 grpc::Status ToGrpc(const Status& status);
 
 class CancellableReactor;
 // The transport's part of a core request: protocol, trace id from `traceparent` metadata, the call's
-// deadline, the receive time (now) and the reactor's cancellation flag.
+// deadline, the receive time (now), the reactor's cancellation flag, who the authorizer let in and the TLS
+// client identity.
 InferRequest TransportRequest(const grpc::CallbackServerContext* ctx, const char* protocol,
-                              const CancellableReactor& reactor);
+                              const CancellableReactor& reactor, std::string principal);
 
 // Counts a message that did not parse in inference_transport_rejected_total{protocol="grpc"}.
 void CountMalformed(TransportMetrics* transport);

@@ -1,5 +1,6 @@
 // KServe v2 GRPCInferenceService: decodes into the core request with frontends/common/v2_codec.
 #include "frontends/common/v2_codec.h"
+#include "frontends/grpc/call_gate.h"
 #include "frontends/grpc/grpc_server.h"
 #include "kserve/v2/grpc_predict_v2.grpc.pb.h"
 
@@ -22,22 +23,26 @@ std::vector<std::string> Keys(const Map& map) {
 class V2Service final : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
                             inference::GRPCInferenceService::CallbackService> {
  public:
-  V2Service(InferenceServer* server, TransportMetrics* transport) : server_(server), transport_(transport) {}
+  V2Service(InferenceServer* server, TransportMetrics* transport, const auth::Authorizer* authorizer)
+      : server_(server), transport_(transport), gate_(authorizer, "inference.GRPCInferenceService") {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const inference::ServerLiveRequest*,
                                        inference::ServerLiveResponse* response) override {
+    if (auto* refused = gate_.Refuse(ctx, "ServerLive")) return refused;
     response->set_live(server_->Live());
     return Done(ctx, Status::Ok());
   }
 
   grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* ctx, const inference::ServerReadyRequest*,
                                         inference::ServerReadyResponse* response) override {
+    if (auto* refused = gate_.Refuse(ctx, "ServerReady")) return refused;
     response->set_ready(server_->Ready());
     return Done(ctx, Status::Ok());
   }
 
   grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx, const inference::ModelReadyRequest* request,
                                        inference::ModelReadyResponse* response) override {
+    if (auto* refused = gate_.Refuse(ctx, "ModelReady")) return refused;
     auto ready = server_->ModelReady(request->name(), request->version());
     if (ready.ok()) response->set_ready(*ready);
     return Done(ctx, ready.status());
@@ -45,6 +50,7 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
 
   grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* ctx, const inference::ServerMetadataRequest*,
                                            inference::ServerMetadataResponse* response) override {
+    if (auto* refused = gate_.Refuse(ctx, "ServerMetadata")) return refused;
     ServerMetadataV2(response);
     return Done(ctx, Status::Ok());
   }
@@ -52,23 +58,27 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx,
                                           const inference::ModelMetadataRequest* request,
                                           inference::ModelMetadataResponse* response) override {
+    if (auto* refused = gate_.Refuse(ctx, "ModelMetadata")) return refused;
     return Done(ctx, ModelMetadataV2(*server_, request->name(), request->version(), response));
   }
 
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* ctx, const inference::ModelConfigRequest* request,
                                         inference::ModelConfigResponse* response) override {
+    if (auto* refused = gate_.Refuse(ctx, "ModelConfig")) return refused;
     return Done(ctx, ModelConfigV2(*server_, request->name(), request->version(), response));
   }
 
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx,
                                             const inference::ModelStatisticsRequest* request,
                                             inference::ModelStatisticsResponse* response) override {
+    if (auto* refused = gate_.Refuse(ctx, "ModelStatistics")) return refused;
     return Done(ctx, ModelStatisticsV2(*server_, request->name(), request->version(), response));
   }
 
   grpc::ServerUnaryReactor* RepositoryModelLoad(grpc::CallbackServerContext* ctx,
                                                 const inference::RepositoryModelLoadRequest* request,
                                                 inference::RepositoryModelLoadResponse*) override {
+    if (auto* refused = gate_.Refuse(ctx, "RepositoryModelLoad")) return refused;
     return Done(ctx, ModelControlV2(*server_, true, request->repository_name(), request->model_name(),
                                     Keys(request->parameters())));
   }
@@ -76,6 +86,7 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
   grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx,
                                                   const inference::RepositoryModelUnloadRequest* request,
                                                   inference::RepositoryModelUnloadResponse*) override {
+    if (auto* refused = gate_.Refuse(ctx, "RepositoryModelUnload")) return refused;
     return Done(ctx, ModelControlV2(*server_, false, request->repository_name(), request->model_name(),
                                     Keys(request->parameters())));
   }
@@ -83,12 +94,15 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
                                             const inference::RepositoryIndexRequest* request,
                                             inference::RepositoryIndexResponse* response) override {
+    if (auto* refused = gate_.Refuse(ctx, "RepositoryIndex")) return refused;
     RepositoryIndexV2(*server_, request->ready(), response);
     return Done(ctx, Status::Ok());
   }
 
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
                                        grpc::ByteBuffer* raw_response) override {
+    std::string principal;
+    if (auto* refused = gate_.Refuse(ctx, "ModelInfer", &principal)) return refused;
     struct Call {
       inference::ModelInferRequest request;
       inference::ModelInferResponse response;
@@ -107,19 +121,21 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
       SerializeMessage(call->response, raw_response);
     };
     encoder.send = [reactor](const StatusOr<InferResponse>& result) { reactor->Finish(ToGrpc(result.status())); };
-    server_->Infer(TransportRequest(ctx, "grpc-v2", *reactor), decoder, std::move(encoder));
+    server_->Infer(TransportRequest(ctx, "grpc-v2", *reactor, std::move(principal)), decoder, std::move(encoder));
     return reactor;
   }
 
  private:
   InferenceServer* const server_;
   TransportMetrics* const transport_;
+  const CallGate gate_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server, TransportMetrics* transport) {
-  return std::make_unique<V2Service>(server, transport);
+std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server, TransportMetrics* transport,
+                                            const auth::Authorizer* authorizer) {
+  return std::make_unique<V2Service>(server, transport, authorizer);
 }
 
 }  // namespace serving::frontends

@@ -6,6 +6,7 @@
 // Content-Length. The parsing itself is http-parser's.
 #include "frontends/http/http_connection.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -102,13 +103,20 @@ std::string HttpRequest::Header(std::string_view name) const {
   return "";
 }
 
-HttpConnection::HttpConnection(HttpLoop* loop, int fd) : loop_(loop) {
+std::string HttpRequest::Param(std::string_view name) const {
+  for (const auto& [k, v] : params)
+    if (k == name) return v;
+  return "";
+}
+
+HttpConnection::HttpConnection(HttpLoop* loop, int fd, std::string peer) : loop_(loop), peer_(std::move(peer)) {
   bev_ = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
   bufferevent_setcb(bev_, &OnRead, &OnWritten, &OnEvent, this);
   deadline_ = evtimer_new(loop->base, &OnDeadline, this);
   http_parser_init(&parser_, HTTP_REQUEST);
   parser_.data = this;
   current_ = std::make_shared<HttpExchange>();
+  current_->request.peer = peer_;
   loop->connections->fetch_add(1);
   if (loop->options->transport) loop->options->transport->AddHttpConnections(1);
 }
@@ -256,6 +264,7 @@ void HttpConnection::ParseBuffered() {
     close_after_ = close_after_ || !http_should_keep_alive(&parser_);
     auto exchange = std::move(current_);
     current_ = std::make_shared<HttpExchange>();
+    current_->request.peer = peer_;
     header_bytes_ = 0;
     in_value_ = false;
     exchange->request.body = exchange->body;
@@ -362,7 +371,23 @@ void OnAcceptError(evconnlistener* listener, void* arg) {
   evtimer_add(loop->resume_accept, &tv);
 }
 
-void OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+// "ip:port" ("[ip]:port" for IPv6) of an accepted connection, for logs and the authorizer.
+std::string PeerAddress(const sockaddr* addr) {
+  char host[INET6_ADDRSTRLEN] = "";
+  if (addr->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  if (addr->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  }
+  return "";
+}
+
+void OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   auto* loop = static_cast<HttpLoop*>(arg);
   if (loop->connections->load() >= loop->options->max_connections) {
     close(fd);
@@ -372,7 +397,7 @@ void OnAccept(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  auto connection = std::make_shared<HttpConnection>(loop, fd);
+  auto connection = std::make_shared<HttpConnection>(loop, fd, PeerAddress(addr));
   loop->open[connection.get()] = connection;
   connection->Start();
 }

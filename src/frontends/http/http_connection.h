@@ -43,7 +43,7 @@ struct HttpExchange {
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  HttpConnection(HttpLoop* loop, int fd);
+  HttpConnection(HttpLoop* loop, int fd, std::string peer);
   ~HttpConnection();
 
   // Starts reading; the loop's `open` map must already hold the connection.
@@ -80,6 +80,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool AddHeaderBytes(size_t n);
 
   HttpLoop* const loop_;
+  const std::string peer_;  // "ip:port"
   bufferevent* bev_ = nullptr;
   event* deadline_ = nullptr;
   http_parser parser_;

@@ -100,8 +100,133 @@ HttpServer::~HttpServer() {
   }
 }
 
-void HttpServer::Route(std::string prefix, HttpHandler handler, RunOn run_on) {
-  routes_.push_back({std::move(prefix), std::move(handler), run_on});
+namespace {
+
+// The path's segments; empty ones ("//", a trailing "/") are skipped.
+std::vector<std::string_view> Segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    if (end > start) out.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+bool IsParameter(std::string_view segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+// Whether `segments` (of a pattern) match `path`; a literal at segment i ranks above a parameter, so of two
+// matching patterns the one with the earlier literal wins: `rank` has a bit per segment, set for literals.
+bool Matches(const std::vector<std::string>& segments, const std::vector<std::string_view>& path, uint64_t* rank) {
+  if (segments.size() != path.size()) return false;
+  *rank = 0;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const bool literal = !IsParameter(segments[i]);
+    if (literal && segments[i] != path[i]) return false;
+    if (literal && i < 64) *rank |= uint64_t{1} << (63 - i);
+  }
+  return true;
+}
+
+}  // namespace
+
+void HttpServer::Route(HttpRoute route, HttpHandler handler, RunOn run_on) {
+  std::vector<std::string> segments;
+  for (auto segment : Segments(route.pattern)) segments.emplace_back(segment);
+  routes_.push_back({std::move(route), std::move(segments), std::move(handler), run_on});
+}
+
+void HttpServer::ErrorFormat(std::string prefix, std::function<std::string(const Status&)> format) {
+  error_formats_.emplace_back(std::move(prefix), std::move(format));
+}
+
+std::vector<HttpRoute> HttpServer::routes() const {
+  std::vector<HttpRoute> out;
+  for (const auto& entry : routes_) out.push_back(entry.route);
+  return out;
+}
+
+void HttpServer::ReplyError(const HttpRequest& request, HttpReply& reply, const Status& status, HttpHeaders headers,
+                            int http_status) const {
+  const std::function<std::string(const Status&)>* format = nullptr;
+  size_t longest = 0;
+  for (const auto& [prefix, fn] : error_formats_) {
+    const bool under = request.path.compare(0, prefix.size(), prefix) == 0 &&
+                       (request.path.size() == prefix.size() || request.path[prefix.size()] == '/');
+    if (under && prefix.size() >= longest) {
+      format = &fn;
+      longest = prefix.size();
+    }
+  }
+  headers.emplace_back("Content-Type", "application/json");
+  const int code = http_status ? http_status : HttpStatusFor(status.code());
+  if (code == 429) headers.emplace_back("Retry-After", "1");
+  reply.Send(code, format ? (*format)(status) : StatusToJson(status), std::move(headers));
+}
+
+const HttpServer::RouteEntry* HttpServer::Match(HttpRequest& request, HttpReply& reply) const {
+  const auto path = Segments(request.path);
+  const RouteEntry* best = nullptr;
+  uint64_t best_rank = 0;
+  uint64_t best_path_rank = 0;
+  bool path_matched = false;
+  std::string allow;
+  for (const auto& entry : routes_) {
+    uint64_t rank = 0;
+    if (!Matches(entry.segments, path, &rank)) continue;
+    // Of the patterns matching the path, only the most specific ones count (a method of /v2/models/stats
+    // is not offered because /v2/models/{model} takes it).
+    if (!path_matched || rank > best_path_rank) {
+      best_path_rank = rank;
+      allow.clear();
+    }
+    path_matched = true;
+    if (rank < best_path_rank) continue;
+    if (allow.find(entry.route.method) == std::string::npos) allow += (allow.empty() ? "" : ", ") + entry.route.method;
+    if (entry.route.method == request.method && (!best || rank > best_rank)) {
+      best = &entry;
+      best_rank = rank;
+    }
+  }
+  if (best && best_rank == best_path_rank) {
+    for (size_t i = 0; i < best->segments.size(); ++i)
+      if (IsParameter(best->segments[i]))
+        request.params.emplace_back(best->segments[i].substr(1, best->segments[i].size() - 2), path[i]);
+    return best;
+  }
+  if (!path_matched) {
+    ReplyError(request, reply, NotFound("no route for " + request.method + " " + Quote(request.path)));
+  } else {
+    ReplyError(request, reply,
+               Status(StatusCode::kUnimplemented,
+                      request.method + " " + Quote(request.path) + ": method not allowed, use " + allow),
+               {{"Allow", allow}}, 405);
+  }
+  return nullptr;
+}
+
+bool HttpServer::Authorized(HttpRequest& request, const RouteEntry& entry, HttpReply& reply) const {
+  if (!options_.authorizer) return true;
+  const std::string operation = entry.route.method + " " + entry.route.pattern;
+  auth::RequestContext context;
+  context.transport = auth::Transport::kHttp;
+  context.operation = operation;
+  context.category = entry.route.category;
+  context.peer = request.peer;
+  context.header = [&request](std::string_view name) { return request.Header(name); };
+  auth::Decision decision = options_.authorizer->Authorize(context);
+  if (decision.ok()) {
+    request.principal = std::move(decision.principal);
+    return true;
+  }
+  HttpHeaders headers;
+  if (!decision.challenge.empty()) headers.emplace_back("WWW-Authenticate", std::move(decision.challenge));
+  ReplyError(request, reply, decision.status, std::move(headers));
+  return false;
 }
 
 StatusOr<int> HttpServer::Start(const Options& options) {
@@ -132,15 +257,10 @@ StatusOr<int> HttpServer::Start(const Options& options) {
 }
 
 void HttpServer::Dispatch(HttpLoop* loop, const std::shared_ptr<HttpExchange>& exchange) {
-  const HttpRequest& r = exchange->request;
+  HttpRequest& r = exchange->request;
   auto reply = std::make_shared<HttpReply>(exchange, loop);
-  const RouteEntry* best = nullptr;
-  for (const auto& route : routes_) {
-    const std::string& prefix = route.prefix;
-    bool match = prefix.back() == '/' ? r.path.compare(0, prefix.size(), prefix) == 0 : r.path == prefix;
-    if (match && (!best || prefix.size() >= best->prefix.size())) best = &route;
-  }
-  if (!best) return reply->Json(404, StatusToJson(NotFound("no route for " + r.method + " " + Quote(r.path))));
+  const RouteEntry* best = Match(r, *reply);
+  if (!best || !Authorized(r, *best, *reply)) return;
   if (best->run_on == RunOn::kLoop || r.body.size() < options_.inline_body_bytes)
     return best->handler(r, std::move(reply));
   // The exchange (request and body) lives as long as the task and the reply hold it.
@@ -149,7 +269,7 @@ void HttpServer::Dispatch(HttpLoop* loop, const std::shared_ptr<HttpExchange>& e
     if (options_.transport) options_.transport->Count(TransportEvent::kHttpOverloaded);
     const char* why =
         accepting() ? "the server is busy decoding other requests; retry" : "the server is shutting down; retry";
-    reply->Send(503, StatusToJson(Unavailable(why)), {{"Content-Type", "application/json"}, {"Retry-After", "1"}});
+    ReplyError(r, *reply, Unavailable(why), {{"Retry-After", "1"}});
   }
 }
 
@@ -183,6 +303,7 @@ void AwaitFlushed(HttpLoop* loop, Clock::time_point deadline, const std::shared_
 void HttpServer::Stop(Clock::duration flush_timeout) {
   if (stopped_) return;
   stopped_ = true;
+  if (loops_.empty()) return;  // never started (e.g. --list-endpoints): nothing to stop, nothing to log
   // Handlers still queued run first; their replies go to the loops. Work arriving later is refused (503).
   if (workers_) workers_->Shutdown();
   // A barrier posted to each loop after those replies: it returns once the loop has written them.

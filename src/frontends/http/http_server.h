@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth/authorizer.h"
 #include "core/status.h"
 #include "frontends/http/worker_pool.h"
 #include "observability/transport_metrics.h"
@@ -38,8 +39,15 @@ struct HttpRequest {
   // Turns true when the client closes its connection before the reply (see InferRequest::cancelled).
   std::shared_ptr<const std::atomic<bool>> cancelled;
   std::chrono::steady_clock::time_point received;  // when the whole request had arrived
+  std::string peer;                                // the client's address, "ip:port"
+  // Set by the router: the values of the route's {parameters}, and who the authorizer let in (a token's
+  // name; empty when no token was needed).
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string principal;
   // Case-insensitive; empty when absent.
   std::string Header(std::string_view name) const;
+  // The value of route parameter {name}; empty when the route has none.
+  std::string Param(std::string_view name) const;
 };
 
 struct HttpLoop;      // one event loop thread (http_connection.h)
@@ -60,10 +68,6 @@ class HttpReply {
       return Send(status, std::move(body), {{"Content-Type", "application/json"}, {"Retry-After", "1"}});
     Send(status, std::move(body), {{"Content-Type", "application/json"}});
   }
-  // 405 with the methods the path takes in `allow` ("POST") and the route family's error JSON.
-  void MethodNotAllowed(std::string allow, std::string json_body) {
-    Send(405, std::move(json_body), {{"Content-Type", "application/json"}, {"Allow", std::move(allow)}});
-  }
 
  private:
   std::shared_ptr<HttpExchange> exchange_;
@@ -74,6 +78,15 @@ class HttpReply {
 
 using HttpHandler = std::function<void(const HttpRequest&, std::shared_ptr<HttpReply>)>;
 
+// One row of the route table. `pattern` is a path whose segments are literal or a {parameter}; a literal
+// segment wins over a parameter at the same place (so /v2/models/stats is not model "stats"). Every route
+// says what it does (`category`), which the authorizer decides on before the handler runs.
+struct HttpRoute {
+  std::string method;   // "GET", "POST"
+  std::string pattern;  // "/v2/models/{model}/versions/{version}/infer"
+  auth::Category category;
+};
+
 class HttpServer {
  public:
   struct Options {
@@ -81,13 +94,14 @@ class HttpServer {
     int port = 8080;
     int threads = 2;
     size_t max_body_bytes = 64 << 20;
-    size_t max_connections = 4096;          // more are closed as soon as they are accepted
-    double request_timeout_s = 60;          // from accept or the previous reply to a complete request
-    int io_timeout_s = 120;                 // reading a request or writing a reply stalls this long: closed
-    int worker_threads = 2;                 // for RunOn::kWorker handlers
-    size_t inline_body_bytes = 64 << 10;    // smaller bodies decode in microseconds: kWorker runs them inline
-    size_t max_queued = 1024;               // RunOn::kWorker requests waiting beyond this get 503
-    TransportMetrics* transport = nullptr;  // optional
+    size_t max_connections = 4096;                 // more are closed as soon as they are accepted
+    double request_timeout_s = 60;                 // from accept or the previous reply to a complete request
+    int io_timeout_s = 120;                        // reading a request or writing a reply stalls this long: closed
+    int worker_threads = 2;                        // for RunOn::kWorker handlers
+    size_t inline_body_bytes = 64 << 10;           // smaller bodies decode in microseconds: kWorker runs them inline
+    size_t max_queued = 1024;                      // RunOn::kWorker requests waiting beyond this get 503
+    TransportMetrics* transport = nullptr;         // optional
+    const auth::Authorizer* authorizer = nullptr;  // optional: every request is allowed without one
   };
   // kWorker: on the worker pool when the body is large (decoding it would hold the loop), else inline.
   enum class RunOn { kLoop, kWorker };
@@ -95,9 +109,13 @@ class HttpServer {
   HttpServer();
   ~HttpServer();
 
-  // `prefix` ending in '/' matches every path under it; otherwise the path must be equal. The longest
-  // match wins. Register before Start().
-  void Route(std::string prefix, HttpHandler handler, RunOn run_on = RunOn::kLoop);
+  // Register before Start(). A path no route matches gets 404, a path matched by routes of other methods
+  // 405 with Allow; their bodies, and a refusal by the authorizer, in the error format of the longest
+  // ErrorFormat prefix that matches the path (google.rpc.Status JSON without one).
+  void Route(HttpRoute route, HttpHandler handler, RunOn run_on = RunOn::kLoop);
+  void ErrorFormat(std::string prefix, std::function<std::string(const Status&)> format);
+  // The route table, in registration order.
+  std::vector<HttpRoute> routes() const;
   // Returns the bound port.
   StatusOr<int> Start(const Options& options);
   // Closes the listening sockets: new connections are refused, open ones keep being served, each reply
@@ -113,13 +131,21 @@ class HttpServer {
 
  private:
   struct RouteEntry {
-    std::string prefix;
+    HttpRoute route;
+    std::vector<std::string> segments;  // of the pattern; "{name}" for a parameter
     HttpHandler handler;
     RunOn run_on;
   };
+  // The best route for the request's path and method, with its parameters; null after replying 404/405.
+  const RouteEntry* Match(HttpRequest& request, HttpReply& reply) const;
+  bool Authorized(HttpRequest& request, const RouteEntry& entry, HttpReply& reply) const;
+  // `http_status` 0: the status code's (docs/api.md's table).
+  void ReplyError(const HttpRequest& request, HttpReply& reply, const Status& status, HttpHeaders headers = {},
+                  int http_status = 0) const;
 
   Options options_;
   std::vector<RouteEntry> routes_;
+  std::vector<std::pair<std::string, std::function<std::string(const Status&)>>> error_formats_;
   std::vector<std::unique_ptr<HttpLoop>> loops_;
   std::unique_ptr<WorkerPool> workers_;
   std::atomic<bool> accepting_{true};

@@ -8,6 +8,7 @@ InferRequest TransportRequest(const HttpRequest& req, const char* protocol) {
   request.trace_id = TraceIdFromTraceparent(req.Header("traceparent"));
   request.received = req.received;
   request.cancelled = req.cancelled;
+  request.principal = req.principal;
   return request;
 }
 

@@ -15,19 +15,13 @@ void ReplyStatus(HttpReply& reply, const Status& status) {
   reply.Json(HttpStatusFor(status.code()), StatusToJson(status));
 }
 
-void WrongMethod(HttpReply& reply, const HttpRequest& req, const char* allow) {
-  reply.MethodNotAllowed(allow,
-                         StatusToJson(Status(StatusCode::kUnimplemented,
-                                             req.method + " " + req.path + ": method not allowed, use " + allow)));
-}
-
 }  // namespace
 
 void AddV1Routes(HttpServer* http, InferenceServer* server) {
+  http->ErrorFormat("/v1", StatusToJson);
   http->Route(
-      "/v1/infer",
+      {"POST", "/v1/infer", auth::Category::kInference},
       [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-        if (req.method != "POST") return WrongMethod(*reply, req, "POST");
         auto read = [&req](inference::v1::InferRequest* in) { return ProtoFromJson(req.body, in, kV1RequestDepth); };
         RunV1Infer(
             *server, TransportRequest(req, "http-v1"), std::make_shared<V1Call>(), read,
@@ -39,16 +33,12 @@ void AddV1Routes(HttpServer* http, InferenceServer* server) {
       },
       HttpServer::RunOn::kWorker);
 
-  http->Route("/v1/models", [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-    if (req.method != "GET") return WrongMethod(*reply, req, "GET");
-    inference::v1::ListModelsResponse out;
-    ListModelsV1(*server, &out);
-    reply->Json(200, ProtoToJson(out));
-  });
-
-  http->Route("/v1/", [](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-    ReplyStatus(*reply, NotFound("no method for " + req.method + " " + Quote(req.path)));
-  });
+  http->Route({"GET", "/v1/models", auth::Category::kMetadata},
+              [server](const HttpRequest&, const std::shared_ptr<HttpReply>& reply) {
+                inference::v1::ListModelsResponse out;
+                ListModelsV1(*server, &out);
+                reply->Json(200, ProtoToJson(out));
+              });
 }
 
 }  // namespace serving::frontends

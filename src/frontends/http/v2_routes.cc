@@ -15,22 +15,6 @@ void ReplyError(HttpReply& reply, const Status& status) {
   reply.Json(HttpStatusFor(status.code()), ErrorJson(status.message()));
 }
 
-void WrongMethod(HttpReply& reply, const HttpRequest& req, const char* allow) {
-  reply.MethodNotAllowed(allow, ErrorJson(req.method + " " + Quote(req.path) + ": method not allowed, use " + allow));
-}
-
-std::vector<std::string> Split(const std::string& path) {
-  std::vector<std::string> parts;
-  size_t start = 1;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    if (end > start) parts.push_back(path.substr(start, end - start));
-    start = end + 1;
-  }
-  return parts;
-}
-
 // The headers that frame a v2 body: Inference-Header-Content-Length (the binary extension) and
 // Content-Encoding (only identity).
 StatusOr<std::optional<size_t>> BodyFraming(const HttpRequest& req) {
@@ -85,95 +69,106 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
   server->Infer(std::move(request), decoder, std::move(encoder));
 }
 
-void Models(InferenceServer* server, const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-  // /v2/models/{m}[/versions/{v}][/ready|/infer|/config|/stats], and /v2/models/stats (every model)
-  auto parts = Split(req.path);
-  if (parts.size() < 3) return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
-  const std::string& model = parts[2];
-  std::string version;
-  size_t next = 3;
-  if (parts.size() >= 5 && parts[3] == "versions") {
-    version = parts[4];
-    next = 5;
-  }
-  const std::string action = next < parts.size() ? parts[next] : "";
-  if (next + (action.empty() ? 0 : 1) != parts.size() ||
-      (action != "" && action != "ready" && action != "infer" && action != "config" && action != "stats"))
-    return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
+// The body of POST /v2/repository/index and /v2/repository/models/{m}/load|unload: an optional JSON object.
+StatusOr<nlohmann::json> OptionalObject(const HttpRequest& req, int max_depth) {
+  if (req.body.empty()) return nlohmann::json::object();
+  if (Status s = CheckJsonBody(req.body, max_depth); !s.ok()) return s;
+  auto body = nlohmann::json::parse(req.body.begin(), req.body.end(), nullptr, false);
+  if (body.is_discarded() || !body.is_object()) return InvalidArgument("request body must be a JSON object");
+  return body;
+}
 
-  if (action == "infer") {
-    if (req.method != "POST") return WrongMethod(*reply, req, "POST");
-    return Infer(server, req, model, version, reply);
+void RepositoryControl(InferenceServer* server, bool load, const HttpRequest& req, HttpReply& reply) {
+  auto body = OptionalObject(req, 4);  // {"parameters": {"config": "..."}}
+  if (!body.ok()) return ReplyError(reply, body.status());
+  std::vector<std::string> parameters;
+  if (auto p = body->find("parameters"); p != body->end()) {
+    if (!p->is_object()) return ReplyError(reply, InvalidArgument("parameters must be a JSON object"));
+    for (const auto& [key, _] : p->items()) parameters.push_back(key);
   }
-  if (req.method != "GET") return WrongMethod(*reply, req, "GET");
-  if (action == "ready") {
-    auto ready = server->ModelReady(model, version);
-    if (!ready.ok()) return ReplyError(*reply, ready.status());
-    return reply->Json(*ready ? 200 : 503,
-                       std::string(R"({"name":")") + model + R"(","ready":)" + (*ready ? "true" : "false") + "}");
-  }
-  if (action == "stats" || (model == "stats" && parts.size() == 3)) {
-    inference::ModelStatisticsResponse stats;
-    const std::string name = action == "stats" ? model : "";
-    if (Status s = ModelStatisticsV2(*server, name, version, &stats); !s.ok()) return ReplyError(*reply, s);
-    return reply->Json(200, ModelStatisticsJson(stats));
-  }
-  if (action == "config") {
-    inference::ModelConfigResponse config;
-    if (Status s = ModelConfigV2(*server, model, version, &config); !s.ok()) return ReplyError(*reply, s);
-    return reply->Json(200, ModelConfigJson(config));
-  }
-  inference::ModelMetadataResponse metadata;
-  Status s = ModelMetadataV2(*server, model, version, &metadata);
-  if (!s.ok()) return ReplyError(*reply, s);
-  reply->Json(200, MetadataJson(metadata));
+  Status s = ModelControlV2(*server, load, "", req.Param("model"), parameters);
+  if (!s.ok()) return ReplyError(reply, s);
+  reply.Json(200, "{}");
 }
 
 }  // namespace
 
 void AddV2Routes(HttpServer* http, InferenceServer* server) {
-  auto live = [server](const HttpRequest&, const std::shared_ptr<HttpReply>& reply) {
+  using auth::Category;
+  using Reply = std::shared_ptr<HttpReply>;
+  http->ErrorFormat("/v2", [](const Status& s) { return ErrorJson(s.message()); });
+  auto live = [server](const HttpRequest&, const Reply& reply) {
     reply->Json(server->Live() ? 200 : 503, server->Live() ? "{\"live\":true}" : "{\"live\":false}");
   };
-  auto ready = [server](const HttpRequest&, const std::shared_ptr<HttpReply>& reply) {
+  auto ready = [server](const HttpRequest&, const Reply& reply) {
     bool ok = server->Ready();
     reply->Json(ok ? 200 : 503, ok ? "{\"ready\":true}" : "{\"ready\":false}");
   };
-  http->Route("/v2/health/live", live);
-  http->Route("/v2/health/ready", ready);
-  http->Route("/healthz", live);
-  http->Route("/readyz", ready);
-  http->Route("/v2", [](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-    if (req.method != "GET") return WrongMethod(*reply, req, "GET");
+  http->Route({"GET", "/v2/health/live", Category::kHealth}, live);
+  http->Route({"GET", "/v2/health/ready", Category::kHealth}, ready);
+  http->Route({"GET", "/healthz", Category::kHealth}, live);
+  http->Route({"GET", "/readyz", Category::kHealth}, ready);
+  http->Route({"GET", "/v2", Category::kMetadata}, [](const HttpRequest&, const Reply& reply) {
     inference::ServerMetadataResponse m;
     ServerMetadataV2(&m);
     reply->Json(200, ServerMetadataJson(m));
   });
-  http->Route(
-      "/v2/models/",
-      [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) { Models(server, req, reply); },
-      HttpServer::RunOn::kWorker);
   // Not in the KServe spec, but users try it: the same list as the repository index.
-  http->Route("/v2/models", [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-    if (req.method != "GET") return WrongMethod(*reply, req, "GET");
+  http->Route({"GET", "/v2/models", Category::kMetadata}, [server](const HttpRequest&, const Reply& reply) {
     inference::RepositoryIndexResponse index;
     RepositoryIndexV2(*server, false, &index);
     reply->Json(200, RepositoryIndexJson(index));
   });
+  // Triton's statistics of every model; the one path where a literal outranks {model}.
+  http->Route({"GET", "/v2/models/stats", Category::kStatistics}, [server](const HttpRequest&, const Reply& reply) {
+    inference::ModelStatisticsResponse stats;
+    if (Status s = ModelStatisticsV2(*server, "", "", &stats); !s.ok()) return ReplyError(*reply, s);
+    reply->Json(200, ModelStatisticsJson(stats));
+  });
+  // Each model route with and without /versions/{version}.
+  for (const std::string base : {"/v2/models/{model}", "/v2/models/{model}/versions/{version}"}) {
+    http->Route({"GET", base, Category::kMetadata}, [server](const HttpRequest& req, const Reply& reply) {
+      inference::ModelMetadataResponse metadata;
+      Status s = ModelMetadataV2(*server, req.Param("model"), req.Param("version"), &metadata);
+      if (!s.ok()) return ReplyError(*reply, s);
+      reply->Json(200, MetadataJson(metadata));
+    });
+    http->Route({"GET", base + "/ready", Category::kHealth}, [server](const HttpRequest& req, const Reply& reply) {
+      const std::string model = req.Param("model");
+      auto ready = server->ModelReady(model, req.Param("version"));
+      if (!ready.ok()) return ReplyError(*reply, ready.status());
+      reply->Json(*ready ? 200 : 503,
+                  std::string(R"({"name":")") + model + R"(","ready":)" + (*ready ? "true" : "false") + "}");
+    });
+    http->Route({"GET", base + "/config", Category::kModelConfig},
+                [server](const HttpRequest& req, const Reply& reply) {
+                  inference::ModelConfigResponse config;
+                  Status s = ModelConfigV2(*server, req.Param("model"), req.Param("version"), &config);
+                  if (!s.ok()) return ReplyError(*reply, s);
+                  reply->Json(200, ModelConfigJson(config));
+                });
+    http->Route({"GET", base + "/stats", Category::kStatistics}, [server](const HttpRequest& req, const Reply& reply) {
+      inference::ModelStatisticsResponse stats;
+      Status s = ModelStatisticsV2(*server, req.Param("model"), req.Param("version"), &stats);
+      if (!s.ok()) return ReplyError(*reply, s);
+      reply->Json(200, ModelStatisticsJson(stats));
+    });
+    http->Route(
+        {"POST", base + "/infer", Category::kInference},
+        [server](const HttpRequest& req, const Reply& reply) {
+          Infer(server, req, req.Param("model"), req.Param("version"), reply);
+        },
+        HttpServer::RunOn::kWorker);
+  }
   http->Route(
-      "/v2/repository/index",
-      [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-        if (req.method != "POST") return WrongMethod(*reply, req, "POST");
+      {"POST", "/v2/repository/index", Category::kRepositoryIndex},
+      [server](const HttpRequest& req, const Reply& reply) {
+        auto body = OptionalObject(req, 2);  // {"ready": true}
+        if (!body.ok()) return ReplyError(*reply, body.status());
         bool ready_only = false;
-        if (!req.body.empty()) {
-          if (Status s = CheckJsonBody(req.body, 2); !s.ok()) return ReplyError(*reply, s);  // {"ready": true}
-          auto body = nlohmann::json::parse(req.body.begin(), req.body.end(), nullptr, false);
-          if (body.is_discarded() || !body.is_object())
-            return ReplyError(*reply, InvalidArgument("request body must be a JSON object"));
-          if (auto r = body.find("ready"); r != body.end()) {
-            if (!r->is_boolean()) return ReplyError(*reply, InvalidArgument("ready must be a boolean"));
-            ready_only = r->get<bool>();
-          }
+        if (auto r = body->find("ready"); r != body->end()) {
+          if (!r->is_boolean()) return ReplyError(*reply, InvalidArgument("ready must be a boolean"));
+          ready_only = r->get<bool>();
         }
         inference::RepositoryIndexResponse index;
         RepositoryIndexV2(*server, ready_only, &index);
@@ -182,32 +177,11 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
       HttpServer::RunOn::kWorker);
   // POST /v2/repository/models/{m}/load|unload, body optional: {"parameters": {...}}. Loading reads files:
   // on a worker thread.
-  http->Route(
-      "/v2/repository/models/",
-      [server](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-        auto parts = Split(req.path);
-        if (parts.size() != 5 || (parts[4] != "load" && parts[4] != "unload"))
-          return ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
-        if (req.method != "POST") return WrongMethod(*reply, req, "POST");
-        std::vector<std::string> parameters;
-        if (!req.body.empty()) {
-          if (Status s = CheckJsonBody(req.body, 4); !s.ok()) return ReplyError(*reply, s);
-          auto body = nlohmann::json::parse(req.body.begin(), req.body.end(), nullptr, false);
-          if (body.is_discarded() || !body.is_object())
-            return ReplyError(*reply, InvalidArgument("request body must be a JSON object"));
-          if (auto p = body.find("parameters"); p != body.end()) {
-            if (!p->is_object()) return ReplyError(*reply, InvalidArgument("parameters must be a JSON object"));
-            for (const auto& [key, _] : p->items()) parameters.push_back(key);
-          }
-        }
-        Status s = ModelControlV2(*server, parts[4] == "load", "", parts[3], parameters);
-        if (!s.ok()) return ReplyError(*reply, s);
-        reply->Json(200, "{}");
-      },
-      HttpServer::RunOn::kWorker);
-  http->Route("/v2/", [](const HttpRequest& req, const std::shared_ptr<HttpReply>& reply) {
-    ReplyError(*reply, NotFound("no route for " + req.method + " " + Quote(req.path)));
-  });
+  for (const bool load : {true, false})
+    http->Route(
+        {"POST", std::string("/v2/repository/models/{model}/") + (load ? "load" : "unload"), Category::kModelControl},
+        [server, load](const HttpRequest& req, const Reply& reply) { RepositoryControl(server, load, req, *reply); },
+        HttpServer::RunOn::kWorker);
 }
 
 }  // namespace serving::frontends

@@ -1,0 +1,92 @@
+#include "frontends/grpc/call_gate.h"
+
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/security/auth_context.h>
+
+#include "inference/v1/inference.grpc.pb.h"
+#include "kserve/v2/grpc_predict_v2.grpc.pb.h"
+
+namespace serving::frontends {
+
+using auth::Category;
+
+const std::vector<GrpcMethod>& GrpcMethods() {
+  static const std::vector<GrpcMethod> methods = {
+      {"/inference.v1.InferenceService/Infer", Category::kInference},
+      {"/inference.v1.InferenceService/ListModels", Category::kMetadata},
+      {"/inference.GRPCInferenceService/ServerLive", Category::kHealth},
+      {"/inference.GRPCInferenceService/ServerReady", Category::kHealth},
+      {"/inference.GRPCInferenceService/ModelReady", Category::kHealth},
+      {"/inference.GRPCInferenceService/ServerMetadata", Category::kMetadata},
+      {"/inference.GRPCInferenceService/ModelMetadata", Category::kMetadata},
+      {"/inference.GRPCInferenceService/ModelInfer", Category::kInference},
+      {"/inference.GRPCInferenceService/RepositoryIndex", Category::kRepositoryIndex},
+      {"/inference.GRPCInferenceService/ModelConfig", Category::kModelConfig},
+      {"/inference.GRPCInferenceService/ModelStatistics", Category::kStatistics},
+      {"/inference.GRPCInferenceService/RepositoryModelLoad", Category::kModelControl},
+      {"/inference.GRPCInferenceService/RepositoryModelUnload", Category::kModelControl},
+  };
+  return methods;
+}
+
+std::vector<std::pair<std::string, const GrpcMethod*>> DescribedGrpcMethods() {
+  std::vector<std::pair<std::string, const GrpcMethod*>> out;
+  for (const char* service :
+       {inference::v1::InferenceService::service_full_name(), inference::GRPCInferenceService::service_full_name()}) {
+    const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+    for (int i = 0; descriptor && i < descriptor->method_count(); ++i) {
+      std::string name = "/" + std::string(service) + "/" + std::string(descriptor->method(i)->name());
+      const GrpcMethod* known = nullptr;
+      for (const auto& m : GrpcMethods())
+        if (m.name == name) known = &m;
+      out.emplace_back(std::move(name), known);
+    }
+  }
+  return out;
+}
+
+std::string TlsIdentity(const grpc::ServerContextBase* ctx) {
+  const auto auth = ctx->auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return "";
+  for (const char* property : {"x509_subject", "x509_common_name"}) {
+    auto values = auth->FindPropertyValues(property);
+    if (!values.empty()) return std::string(values.front().data(), values.front().size());
+  }
+  return "";
+}
+
+grpc::ServerUnaryReactor* CallGate::Refuse(grpc::CallbackServerContext* ctx, std::string_view method,
+                                           std::string* principal) const {
+  if (!authorizer_ || !authorizer_->enabled()) return nullptr;
+  const std::string name = "/" + service_ + "/" + std::string(method);
+  const GrpcMethod* known = nullptr;
+  for (const auto& m : GrpcMethods())
+    if (m.name == name) known = &m;
+  auto* reactor = ctx->DefaultReactor();
+  if (!known) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, name + " has no authorization category"));
+    return reactor;
+  }
+  const std::string peer = ctx->peer();
+  const std::string identity = TlsIdentity(ctx);
+  auth::RequestContext context;
+  context.transport = auth::Transport::kGrpc;
+  context.operation = name;
+  context.category = known->category;
+  context.peer = peer;
+  context.tls_identity = identity;
+  context.header = [ctx](std::string_view key) {
+    auto [begin, end] = ctx->client_metadata().equal_range(grpc::string_ref(key.data(), key.size()));
+    if (begin == end) return std::string();
+    return std::string(begin->second.data(), begin->second.size());
+  };
+  auth::Decision decision = authorizer_->Authorize(context);
+  if (decision.ok()) {
+    if (principal) *principal = std::move(decision.principal);
+    return nullptr;
+  }
+  reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(decision.status.code()), decision.status.message()));
+  return reactor;
+}
+
+}  // namespace serving::frontends

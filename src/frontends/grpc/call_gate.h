@@ -1,0 +1,47 @@
+// The gRPC side of the one authorization seam: every method of our services asks its CallGate first, before
+// reading its request. The category of each method is in one table (kGrpcMethods), the same one
+// `inference-server --list-endpoints` prints; a method missing from it is refused, so the table cannot be
+// forgotten silently. gRPC's own health service stays open (as the probes of HTTP do by default) and server
+// reflection describes the API only (docs/security.md).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/authorizer.h"
+
+namespace serving::frontends {
+
+struct GrpcMethod {
+  std::string_view name;  // "/inference.GRPCInferenceService/ModelInfer"
+  auth::Category category;
+};
+// Every method of the services this server implements.
+const std::vector<GrpcMethod>& GrpcMethods();
+// The methods of the services this server registers as their protobuf descriptors list them, each with
+// its category from GrpcMethods() (null when the table lacks it: such a method is refused).
+std::vector<std::pair<std::string, const GrpcMethod*>> DescribedGrpcMethods();
+
+// The verified TLS client certificate's subject (or common name) of a call; empty without one.
+std::string TlsIdentity(const grpc::ServerContextBase* ctx);
+
+class CallGate {
+ public:
+  // `authorizer` may be null (everything is allowed). `service`: "inference.GRPCInferenceService".
+  CallGate(const auth::Authorizer* authorizer, std::string service)
+      : authorizer_(authorizer), service_(std::move(service)) {}
+
+  // Null when the call of `method` (its name within the service) may go on, with `*principal` (optional) set
+  // to the token's name; otherwise a reactor already finished with the refusal, for the handler to return.
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, std::string_view method,
+                                   std::string* principal = nullptr) const;
+
+ private:
+  const auth::Authorizer* const authorizer_;
+  const std::string service_;
+};
+
+}  // namespace serving::frontends

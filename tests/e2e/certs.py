@@ -1,0 +1,61 @@
+"""Certificates made at test time (Python's `cryptography`): a CA, and server or client certificates it signs,
+valid now, expired, or from another CA. Nothing is committed."""
+import datetime
+import ipaddress
+import pathlib
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write(path, cert, key):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    crt = path.with_suffix(".crt")
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path = path.with_suffix(".key")
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return crt, key_path
+
+
+class Authority:
+    """A CA whose certificate is at `<path>.crt`."""
+
+    def __init__(self, path, cn="test CA"):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
+                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                     .sign(self.key, hashes.SHA256()))
+        self.crt, _ = _write(path, self.cert, self.key)
+
+    def issue(self, path, cn, server=True, expired=False):
+        """A leaf certificate for `cn` (a server one names 127.0.0.1 and localhost); returns (crt, key) paths."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        start, end = (now - datetime.timedelta(days=3), now - datetime.timedelta(days=1)) if expired else \
+            (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1))
+        builder = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.cert.subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(start).not_valid_after(end)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else
+                                                         ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+        if server:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return _write(path, builder.sign(self.key, hashes.SHA256()), key)
+
+
+def common_name(der):
+    """The subject CN of a DER certificate."""
+    cert = x509.load_der_x509_certificate(der)
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value

@@ -1,0 +1,205 @@
+"""TLS and mutual TLS on the gRPC port with certificates made at test time: real clients (grpcio, tritonclient,
+grpcurl, perf_analyzer) with and without client certificates, the refusals (plaintext to a TLS port, a wrong CA,
+no or an expired client certificate, a handshake that never completes, garbage instead of a ClientHello) each
+closing that connection only, and certificate rotation by swapping the files as Kubernetes does, under load."""
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as tgrpc
+import tritonclient.grpc.service_pb2 as pb
+import tritonclient.grpc.service_pb2_grpc as pb_grpc
+
+from certs import Authority, common_name
+from conftest import EMULATED, MODELS, wait_for
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca, other = Authority(d / "ca"), Authority(d / "other-ca", cn="another CA")
+    return {
+        "dir": d, "ca": ca.crt, "other_ca": other.crt, "authority": ca,
+        "server": ca.issue(d / "server", "server-1"),
+        "client": ca.issue(d / "client", "client-1", server=False),
+        "expired_client": ca.issue(d / "expired-client", "old-client", server=False, expired=True),
+        "stranger": other.issue(d / "stranger", "stranger", server=False),
+    }
+
+
+def tls_args(pki, mutual=False):
+    crt, key = pki["server"]
+    args = ["--grpc-tls-cert", str(crt), "--grpc-tls-key", str(key), "--tls-handshake-timeout-s", "2"]
+    return args + (["--grpc-tls-client-ca", str(pki["ca"])] if mutual else [])
+
+
+def credentials(ca, client=None):
+    chain = key = None
+    if client:
+        chain, key = client[0].read_bytes(), client[1].read_bytes()
+    return grpc.ssl_channel_credentials(root_certificates=ca.read_bytes(), private_key=key, certificate_chain=chain)
+
+
+def server_metadata(target, creds=None, timeout=10):
+    """ServerMetadata over a fresh channel: the grpc.StatusCode it ends with."""
+    ch = grpc.secure_channel(target, creds) if creds else grpc.insecure_channel(target)
+    with ch:
+        try:
+            pb_grpc.GRPCInferenceServiceStub(ch).ServerMetadata(pb.ServerMetadataRequest(), timeout=timeout)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            return e.code()
+
+
+def peer_certificate_cn(port):
+    """The common name of the certificate a new TLS connection (ALPN h2) is given."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        return common_name(tls.getpeercert(binary_form=True))
+
+
+def test_grpc_over_tls_serves_real_clients_and_refuses_plaintext_and_wrong_cas(pki, make_server):
+    s = make_server(MODELS, *tls_args(pki))
+    assert server_metadata(s.grpc_target, credentials(pki["ca"])) == grpc.StatusCode.OK
+    client = tgrpc.InferenceServerClient(s.grpc_target, ssl=True, root_certificates=str(pki["ca"]))
+    x = tgrpc.InferInput("X", [2, 64], "FP32")
+    x.set_data_from_numpy(np.zeros((2, 64), np.float32))
+    assert client.infer("digits", [x]).as_numpy("probabilities").shape == (2, 10)
+    assert server_metadata(s.grpc_target, timeout=3) == grpc.StatusCode.UNAVAILABLE, "plaintext to a TLS port"
+    assert server_metadata(s.grpc_target, credentials(pki["other_ca"]), timeout=3) == grpc.StatusCode.UNAVAILABLE
+    assert server_metadata(s.grpc_target, credentials(pki["ca"])) == grpc.StatusCode.OK, "still serving"
+    started = next(l for l in s.log_lines() if l.get("msg") == "server started")
+    assert started["grpc_tls"] and not started["grpc_mutual_tls"]
+
+
+def test_mutual_tls_requires_a_client_certificate_from_the_ca_and_logs_its_subject(pki, make_server):
+    s = make_server(MODELS, *tls_args(pki, mutual=True))
+    assert server_metadata(s.grpc_target, credentials(pki["ca"]), timeout=3) == grpc.StatusCode.UNAVAILABLE
+    assert server_metadata(s.grpc_target, credentials(pki["ca"], pki["stranger"]), timeout=3) == \
+        grpc.StatusCode.UNAVAILABLE
+    assert server_metadata(s.grpc_target, credentials(pki["ca"], pki["expired_client"]), timeout=3) == \
+        grpc.StatusCode.UNAVAILABLE
+    client = tgrpc.InferenceServerClient(s.grpc_target, ssl=True, root_certificates=str(pki["ca"]),
+                                         private_key=str(pki["client"][1]), certificate_chain=str(pki["client"][0]))
+    x = tgrpc.InferInput("X", [1, 10], "FP32")
+    x.set_data_from_numpy(np.zeros((1, 10), np.float32))
+    assert client.infer("diabetes", [x]).as_numpy("variable").shape == (1, 1)
+    lines = s.wait_for_log(lambda l: l.get("msg") == "request" and "client-1" in l.get("tls_identity", ""))
+    assert any(l.get("msg") == "request" and "CN=client-1" in l["tls_identity"] for l in lines), lines[-3:]
+
+
+def test_triton_spellings_of_the_tls_flags_work(pki, make_server):
+    crt, key = pki["server"]
+    s = make_server(MODELS, "--grpc-use-ssl", "true", "--grpc-server-cert", str(crt), "--grpc-server-key", str(key),
+                    "--grpc-use-ssl-mutual", "true", "--grpc-root-cert", str(pki["ca"]))
+    assert server_metadata(s.grpc_target, credentials(pki["ca"]), timeout=3) == grpc.StatusCode.UNAVAILABLE
+    assert server_metadata(s.grpc_target, credentials(pki["ca"], pki["client"])) == grpc.StatusCode.OK
+
+
+def test_a_handshake_that_never_completes_or_garbage_is_closed_and_others_are_served(pki, make_server):
+    s = make_server(MODELS, *tls_args(pki))
+    silent = socket.create_connection(("127.0.0.1", s.grpc_port))
+    garbage = socket.create_connection(("127.0.0.1", s.grpc_port))
+    garbage.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(512))
+    assert server_metadata(s.grpc_target, credentials(pki["ca"])) == grpc.StatusCode.OK
+    for sock, what in [(garbage, "garbage"), (silent, "a silent client")]:
+        sock.settimeout(15)
+        start = time.time()
+        try:
+            data = sock.recv(4096)
+            while data:  # a TLS alert may come first
+                data = sock.recv(4096)
+        except ConnectionResetError:
+            pass
+        assert time.time() - start < 14, f"{what} was not closed"
+        sock.close()
+    assert server_metadata(s.grpc_target, credentials(pki["ca"])) == grpc.StatusCode.OK
+
+
+def test_tls_below_1_2_is_refused(pki, make_server):
+    s = make_server(MODELS, *tls_args(pki))
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname = False
+    old.verify_mode = ssl.CERT_NONE
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with socket.create_connection(("127.0.0.1", s.grpc_port), timeout=5) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionResetError)):
+            old.wrap_socket(raw)
+    assert peer_certificate_cn(s.grpc_port) == "server-1"  # TLS 1.2+ with ALPN h2 is served
+
+
+@pytest.mark.not_under_emulation("counts answers under load during a rotation, with a wall-clock budget")
+def test_certificates_rotate_without_a_restart_and_without_a_failed_request(pki, make_server, tmp_path):
+    """A Kubernetes Secret volume: tls.crt -> ..data/tls.crt, ..data -> a timestamped directory; the update swaps
+    ..data. New connections get the new certificate within the reload interval; open ones and requests in flight
+    are not disturbed."""
+    secret = tmp_path / "secret"
+
+    def publish(version, cn):
+        d = secret / f"..{version}"
+        crt, key = pki["authority"].issue(d / "tls", cn)
+        os.symlink(d.name, secret / "..data_tmp")
+        os.replace(secret / "..data_tmp", secret / "..data")
+
+    publish("v1", "server-1")
+    for name in ["tls.crt", "tls.key"]:
+        os.symlink(f"..data/{name}", secret / name)
+    s = make_server(MODELS, "--grpc-tls-cert", str(secret / "tls.crt"), "--grpc-tls-key", str(secret / "tls.key"),
+                    "--tls-reload-s", "1")
+    assert peer_certificate_cn(s.grpc_port) == "server-1"
+
+    failures, answers, stop = [], [0], threading.Event()
+    x = np.zeros((1, 64), np.float32)
+
+    def load(new_channels):
+        client = None
+        while not stop.is_set():
+            try:
+                if client is None or new_channels:
+                    client = tgrpc.InferenceServerClient(s.grpc_target, ssl=True, root_certificates=str(pki["ca"]))
+                inp = tgrpc.InferInput("X", [1, 64], "FP32")
+                inp.set_data_from_numpy(x)
+                client.infer("digits", [inp])
+                answers[0] += 1
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=load, args=(fresh,)) for fresh in (False, True)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    publish("v2", "server-2")
+    try:
+        wait_for(lambda: peer_certificate_cn(s.grpc_port) == "server-2", timeout=15, what="the new certificate")
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not failures, failures[:3]
+    assert answers[0] > 20
+
+
+def test_grpcurl_and_perf_analyzer_speak_tls_to_it(pki, make_server):
+    s = make_server(MODELS, *tls_args(pki))
+    out = subprocess.run(["grpcurl", "-cacert", str(pki["ca"]), s.grpc_target, "inference.GRPCInferenceService/ServerLive"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and '"live": true' in out.stdout, out.stdout + out.stderr
+    if EMULATED:
+        return  # perf_analyzer is an x86 binary timing the server: the native run covers it
+    out = subprocess.run(["perf_analyzer", "-m", "digits", "-i", "grpc", "-u", s.grpc_target, "--ssl-grpc-use-ssl",
+                          "--ssl-grpc-root-certifications-file", str(pki["ca"]), "--measurement-interval", "500",
+                          "--concurrency-range", "1", "--shape", "X:1,64", "--max-trials", "3", "-s", "50"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "Throughput" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
