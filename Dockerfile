@@ -30,7 +30,8 @@ FROM debian:12.12-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc++1.51=1.51.* libprotobuf32=3.21.* libprometheus-cpp-pull1.0=1.0.* libprometheus-cpp-core1.0=1.0.* \
-      libevent-2.1-7=2.1.* libevent-pthreads-2.1-7=2.1.* libsimdjson14=3.0.* libhttp-parser2.9=2.9.* \
+      libevent-2.1-7=2.1.* libevent-pthreads-2.1-7=2.1.* libevent-openssl-2.1-7=2.1.* libssl3=3.0.* \
+      libsimdjson14=3.0.* libhttp-parser2.9=2.9.* \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 inference \
  && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin inference

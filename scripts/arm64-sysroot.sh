@@ -50,7 +50,8 @@ private_apt() {
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
-if [[ ! -f "$SYSROOT/.complete" ]]; then
+# The sysroot is rebuilt when the package list changes (its stamp holds the list).
+if [[ "$(cat "$SYSROOT/.complete" 2>/dev/null)" != "${PKGS[*]}" ]]; then
   echo "arm64-sysroot: arm64 libraries into $SYSROOT"
   rm -rf "$SYSROOT"
   mkdir -p "$SYSROOT"
@@ -69,7 +70,7 @@ if [[ ! -f "$SYSROOT/.complete" ]]; then
     target="$(readlink "$link")"
     ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$SYSROOT$target")" "$link"
   done < <(find "$SYSROOT" -type l -lname '/*')
-  touch "$SYSROOT/.complete"
+  echo "${PKGS[*]}" >"$SYSROOT/.complete"
 fi
 
 if [[ ! -x "$DEST/qemu-aarch64" ]]; then

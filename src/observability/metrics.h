@@ -58,6 +58,8 @@ class Metrics final : public TransportMetrics, public SecurityMetrics {
     prometheus::Counter* http_malformed;      // rejected before routing (duplicate Content-Length, ...)
     prometheus::Counter* http_overloaded;     // 503: the decode queue was full
     prometheus::Counter* grpc_malformed;      // gRPC messages that did not parse
+    prometheus::Counter* http_tls_timed_out;  // no completed TLS handshake in time
+    prometheus::Counter* http_tls_failed;     // a failed TLS handshake
   };
 
   explicit Metrics(const std::string& server_version);

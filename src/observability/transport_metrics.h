@@ -11,6 +11,8 @@ enum class TransportEvent {
   kHttpMalformed,    // rejected before routing (duplicate Content-Length, ...)
   kHttpOverloaded,   // 503: the decode queue was full
   kGrpcMalformed,    // a gRPC message that did not parse
+  kHttpTlsTimedOut,  // closed: no completed TLS handshake within --tls-handshake-timeout-s
+  kHttpTlsFailed,    // the TLS handshake failed (not TLS, an old version, no or a bad client certificate)
 };
 
 class TransportMetrics {

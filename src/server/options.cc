@@ -137,6 +137,10 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
        {"Triton's spelling: the client CA of --grpc-use-ssl-mutual (ignored without it, as in Triton)",
         Text(&o->grpc_root_cert)}},
       {"grpc-reflection", {"serve gRPC server reflection (default true)", Bool(&o->grpc_reflection)}},
+      {"http-tls-cert", {"PEM certificate chain: serve HTTP over TLS (with --http-tls-key)", Text(&o->http_tls_cert)}},
+      {"http-tls-key", {"PEM private key of --http-tls-cert", Text(&o->http_tls_key)}},
+      {"http-tls-client-ca",
+       {"PEM CA bundle: HTTP clients must present a certificate it signed (mutual TLS)", Text(&o->http_tls_client_ca)}},
       {"tls-reload-s",
        {"how often certificate, key and CA files are checked for changes, in seconds (default 1)",
         Number(&o->tls_reload_s)}},
@@ -225,6 +229,10 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
     return InvalidArgument("gRPC TLS needs both --grpc-tls-cert and --grpc-tls-key");
   if (!o.grpc_tls_client_ca.empty() && o.grpc_tls_cert.empty())
     return InvalidArgument("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
+  if (o.http_tls_cert.empty() != o.http_tls_key.empty())
+    return InvalidArgument("HTTP TLS needs both --http-tls-cert and --http-tls-key");
+  if (!o.http_tls_client_ca.empty() && o.http_tls_cert.empty())
+    return InvalidArgument("--http-tls-client-ca needs --http-tls-cert and --http-tls-key");
   if (o.tls_reload_s < 1 || o.tls_reload_s > 3600) return InvalidArgument("--tls-reload-s must be within 1..3600");
   if (o.tls_handshake_timeout_s < 1 || o.tls_handshake_timeout_s > 600)
     return InvalidArgument("--tls-handshake-timeout-s must be within 1..600");

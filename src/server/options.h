@@ -49,6 +49,10 @@ struct ServerOptions {
   bool grpc_use_ssl_mutual = false;  // Triton's --grpc-use-ssl-mutual
   std::string grpc_root_cert;        // Triton's --grpc-root-cert: the client CA, with --grpc-use-ssl-mutual only
   bool grpc_reflection = true;
+  // HTTP TLS, the same way.
+  std::string http_tls_cert;
+  std::string http_tls_key;
+  std::string http_tls_client_ca;
   int tls_reload_s = 1;
   int tls_handshake_timeout_s = 10;
   bool list_endpoints = false;   // print the route table and gRPC methods with their categories, then exit

@@ -28,6 +28,7 @@
 #include "frontends/http/routes.h"
 #include "observability/logger.h"
 #include "observability/process_metrics.h"
+#include "tls/tls_context.h"
 
 namespace serving {
 namespace {
@@ -195,8 +196,18 @@ frontends::GrpcServer::Options GrpcOptions(const ServerOptions& o, const auth::A
   return g;
 }
 
+// A listener's TLS context, or null when its certificate flags are not given. Files that do not load stop the
+// server with the reason; later changes are re-read every --tls-reload-s.
+StatusOr<std::unique_ptr<tls::TlsContext>> MakeTls(const char* listener, const std::string& cert,
+                                                   const std::string& key, const std::string& client_ca,
+                                                   const ServerOptions& o, SecurityMetrics* metrics) {
+  if (cert.empty()) return std::unique_ptr<tls::TlsContext>();
+  tls::TlsFiles files{cert, key, client_ca, std::string(listener) == "http"};
+  return tls::TlsContext::Create(listener, std::move(files), std::chrono::seconds(o.tls_reload_s), metrics);
+}
+
 frontends::HttpServer::Options HttpOptions(const ServerOptions& o, TransportMetrics* transport,
-                                           const auth::Authorizer* authorizer) {
+                                           const auth::Authorizer* authorizer, const tls::TlsContext* tls) {
   frontends::HttpServer::Options h;
   h.host = o.host;
   h.port = o.http_port;
@@ -208,6 +219,8 @@ frontends::HttpServer::Options HttpOptions(const ServerOptions& o, TransportMetr
   h.worker_threads = o.http_worker_threads;
   h.transport = transport;
   h.authorizer = authorizer;
+  h.tls = tls;
+  h.handshake_timeout_s = o.tls_handshake_timeout_s;
   return h;
 }
 
@@ -272,6 +285,11 @@ int RunServer(const ServerOptions& o) {
   auto authorizer = MakeAuthorizer(o, &metrics);
   if (!authorizer.ok()) return Fail("cannot start authorization", authorizer.status());
   (*authorizer)->StartReloading();
+  // gRPC re-reads its own certificate files; this context checks them at startup and counts their reloads.
+  auto grpc_tls = MakeTls("grpc", o.grpc_tls_cert, o.grpc_tls_key, o.grpc_tls_client_ca, o, &metrics);
+  if (!grpc_tls.ok()) return Fail("cannot start gRPC TLS", grpc_tls.status());
+  auto http_tls = MakeTls("http", o.http_tls_cert, o.http_tls_key, o.http_tls_client_ca, o, &metrics);
+  if (!http_tls.ok()) return Fail("cannot start HTTP TLS", http_tls.status());
   auto exposer = StartMetrics(o, metrics, process_metrics, **authorizer);
   if (!exposer.ok()) return Fail("cannot start the metrics endpoint", exposer.status());
 
@@ -298,7 +316,7 @@ int RunServer(const ServerOptions& o) {
   frontends::HttpServer http;
   frontends::AddV1Routes(&http, &server);
   frontends::AddV2Routes(&http, &server);
-  auto http_port = http.Start(HttpOptions(o, &metrics, authorizer->get()));
+  auto http_port = http.Start(HttpOptions(o, &metrics, authorizer->get(), http_tls->get()));
   if (!http_port.ok()) return Fail("cannot start HTTP", http_port.status());
 
   logging::Info("server started", {{"grpc_port", *grpc_port},
@@ -307,6 +325,8 @@ int RunServer(const ServerOptions& o) {
                                    {"authorization", (*authorizer)->enabled()},
                                    {"grpc_tls", !o.grpc_tls_cert.empty()},
                                    {"grpc_mutual_tls", !o.grpc_tls_client_ca.empty()},
+                                   {"http_tls", !o.http_tls_cert.empty()},
+                                   {"http_mutual_tls", !o.http_tls_client_ca.empty()},
                                    {"ready", server.Ready()},
                                    {"default_model", server.DefaultModel()}});
 

@@ -3,6 +3,8 @@ valid now, expired, or from another CA. Nothing is committed."""
 import datetime
 import ipaddress
 import pathlib
+import socket
+import ssl
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -59,3 +61,55 @@ def common_name(der):
     """The subject CN of a DER certificate."""
     cert = x509.load_der_x509_certificate(der)
     return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def peer_certificate_cn(port, alpn):
+    """The common name of the certificate a new TLS connection to 127.0.0.1:`port`, offering ALPN `alpn`, is given
+    (not verified: this asks what the server presents)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols([alpn])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        return common_name(tls.getpeercert(binary_form=True))
+
+
+def make_pki(d):
+    """A CA and the certificates the TLS tests use: a server one, client ones (valid, expired, from another CA)."""
+    ca, other = Authority(d / "ca"), Authority(d / "other-ca", cn="another CA")
+    return {
+        "dir": d, "ca": ca.crt, "other_ca": other.crt, "authority": ca,
+        "server": ca.issue(d / "server", "server-1"),
+        "client": ca.issue(d / "client", "client-1", server=False),
+        "expired_client": ca.issue(d / "expired-client", "old-client", server=False, expired=True),
+        "stranger": other.issue(d / "stranger", "stranger", server=False),
+    }
+
+
+class SecretVolume:
+    """A directory laid out as Kubernetes mounts a Secret: each key a symlink `name -> ..data/name`, `..data` a
+    symlink to a timestamped directory. publish() writes a new directory and swaps `..data` atomically, which is
+    how an updated Secret reaches a running pod."""
+
+    def __init__(self, path, names):
+        self.path = pathlib.Path(path)
+        self.path.mkdir(parents=True)
+        self.names = names
+        self.version = 0
+
+    def publish(self, contents):
+        """`contents`: {name: bytes or a path whose bytes to copy}."""
+        self.version += 1
+        d = self.path / f"..{self.version}"
+        d.mkdir()
+        for name, value in contents.items():
+            (d / name).write_bytes(value if isinstance(value, bytes) else pathlib.Path(value).read_bytes())
+        tmp = self.path / "..data_tmp"
+        tmp.symlink_to(d.name)
+        tmp.replace(self.path / "..data")
+        for name in self.names:
+            if not (self.path / name).is_symlink():
+                (self.path / name).symlink_to(f"..data/{name}")
+
+    def __truediv__(self, name):
+        return self.path / name

@@ -246,3 +246,11 @@ def datasets():
         "digits": load_digits(),
         "diabetes": load_diabetes(),
     }
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """Certificates made for this test run (tests/e2e/certs.py)."""
+    from certs import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -5,7 +5,6 @@ expire, may be given as SHA-256 digests, are rotated by replacing the file as Ku
 log line. Triton's restricted-API flags map onto the same seam."""
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -18,6 +17,7 @@ import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
 from tritonclient.utils import InferenceServerException
 
+from certs import SecretVolume
 from conftest import BINARY, MODELS, Server, identity_model, metric_sum, wait_for
 
 CLIENT = "client-token-0123456789abcdef"
@@ -227,27 +227,19 @@ def test_tokens_are_rotated_by_swapping_the_secret_as_kubernetes_does(tmp_path, 
     """A Kubernetes Secret volume: tokens.json -> ..data/tokens.json, ..data -> a timestamped directory, and an
     update swaps the ..data link. The new token works within seconds, the old one stops, and a broken update keeps
     the tokens in force."""
-    secret = tmp_path / "secret"
+    secret = SecretVolume(tmp_path / "secret", ["tokens.json"])
 
-    def publish(version, entries=None, raw=None):
-        d = secret / f"..{version}"
-        d.mkdir(parents=True)
-        if raw is None:
-            tokens_file(d / "tokens.json", entries)
-        else:
-            (d / "tokens.json").write_text(raw)
-        os.symlink(d.name, secret / "..data_tmp")
-        os.replace(secret / "..data_tmp", secret / "..data")
+    def publish(entries=None, raw=None):
+        secret.publish({"tokens.json": raw.encode() if raw else json.dumps({"tokens": entries}).encode()})
 
-    publish("v1", [{"name": "first", "token": CLIENT, "scopes": ["metadata"]}])
-    os.symlink("..data/tokens.json", secret / "tokens.json")
+    publish([{"name": "first", "token": CLIENT, "scopes": ["metadata"]}])
     s = make_server(MODELS, "--auth-tokens-file", str(secret / "tokens.json"))
     url = s.http + "/v2/models/digits"
     assert requests.get(url, headers=bearer(CLIENT)).status_code == 200
-    publish("v2", [{"name": "second", "token": ADMIN, "scopes": ["metadata"]}])
+    publish([{"name": "second", "token": ADMIN, "scopes": ["metadata"]}])
     wait_for(lambda: requests.get(url, headers=bearer(ADMIN)).status_code == 200, timeout=10, what="the new token")
     assert requests.get(url, headers=bearer(CLIENT)).status_code == 401, "the old token is gone"
-    publish("v3", raw='{"tokens": [')
+    publish(raw='{"tokens": [')
     wait_for(lambda: metric_sum(s.metrics_text(), "inference_secret_reloads_total", secret="tokens",
                                 result="error") == 1, timeout=10, what="the broken file to be read")
     assert requests.get(url, headers=bearer(ADMIN)).status_code == 200, "a broken update keeps the tokens in force"

@@ -16,21 +16,8 @@ import tritonclient.grpc as tgrpc
 import tritonclient.grpc.service_pb2 as pb
 import tritonclient.grpc.service_pb2_grpc as pb_grpc
 
-from certs import Authority, common_name
+from certs import SecretVolume, peer_certificate_cn
 from conftest import EMULATED, MODELS, wait_for
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
-    ca, other = Authority(d / "ca"), Authority(d / "other-ca", cn="another CA")
-    return {
-        "dir": d, "ca": ca.crt, "other_ca": other.crt, "authority": ca,
-        "server": ca.issue(d / "server", "server-1"),
-        "client": ca.issue(d / "client", "client-1", server=False),
-        "expired_client": ca.issue(d / "expired-client", "old-client", server=False, expired=True),
-        "stranger": other.issue(d / "stranger", "stranger", server=False),
-    }
 
 
 def tls_args(pki, mutual=False):
@@ -55,16 +42,6 @@ def server_metadata(target, creds=None, timeout=10):
             return grpc.StatusCode.OK
         except grpc.RpcError as e:
             return e.code()
-
-
-def peer_certificate_cn(port):
-    """The common name of the certificate a new TLS connection (ALPN h2) is given."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
-        return common_name(tls.getpeercert(binary_form=True))
 
 
 def test_grpc_over_tls_serves_real_clients_and_refuses_plaintext_and_wrong_cas(pki, make_server):
@@ -136,7 +113,7 @@ def test_tls_below_1_2_is_refused(pki, make_server):
     with socket.create_connection(("127.0.0.1", s.grpc_port), timeout=5) as raw:
         with pytest.raises((ssl.SSLError, ConnectionResetError)):
             old.wrap_socket(raw)
-    assert peer_certificate_cn(s.grpc_port) == "server-1"  # TLS 1.2+ with ALPN h2 is served
+    assert peer_certificate_cn(s.grpc_port, "h2") == "server-1"  # TLS 1.2+ with ALPN h2 is served
 
 
 @pytest.mark.not_under_emulation("counts answers under load during a rotation, with a wall-clock budget")
@@ -144,20 +121,16 @@ def test_certificates_rotate_without_a_restart_and_without_a_failed_request(pki,
     """A Kubernetes Secret volume: tls.crt -> ..data/tls.crt, ..data -> a timestamped directory; the update swaps
     ..data. New connections get the new certificate within the reload interval; open ones and requests in flight
     are not disturbed."""
-    secret = tmp_path / "secret"
+    secret = SecretVolume(tmp_path / "secret", ["tls.crt", "tls.key"])
 
-    def publish(version, cn):
-        d = secret / f"..{version}"
-        crt, key = pki["authority"].issue(d / "tls", cn)
-        os.symlink(d.name, secret / "..data_tmp")
-        os.replace(secret / "..data_tmp", secret / "..data")
+    def publish(cn):
+        crt, key = pki["authority"].issue(tmp_path / cn, cn)
+        secret.publish({"tls.crt": crt, "tls.key": key})
 
-    publish("v1", "server-1")
-    for name in ["tls.crt", "tls.key"]:
-        os.symlink(f"..data/{name}", secret / name)
+    publish("server-1")
     s = make_server(MODELS, "--grpc-tls-cert", str(secret / "tls.crt"), "--grpc-tls-key", str(secret / "tls.key"),
                     "--tls-reload-s", "1")
-    assert peer_certificate_cn(s.grpc_port) == "server-1"
+    assert peer_certificate_cn(s.grpc_port, "h2") == "server-1"
 
     failures, answers, stop = [], [0], threading.Event()
     x = np.zeros((1, 64), np.float32)
@@ -179,9 +152,9 @@ def test_certificates_rotate_without_a_restart_and_without_a_failed_request(pki,
     for t in threads:
         t.start()
     time.sleep(1)
-    publish("v2", "server-2")
+    publish("server-2")
     try:
-        wait_for(lambda: peer_certificate_cn(s.grpc_port) == "server-2", timeout=15, what="the new certificate")
+        wait_for(lambda: peer_certificate_cn(s.grpc_port, "h2") == "server-2", timeout=15, what="the new certificate")
         time.sleep(1)
     finally:
         stop.set()

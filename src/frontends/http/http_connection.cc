@@ -9,10 +9,13 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -92,6 +95,18 @@ RateLimitedWarning refused_warning("http connection refused: over --http-max-con
 RateLimitedWarning timeout_warning("http connection closed: it sent no complete request in time");
 RateLimitedWarning malformed_warning("http request refused: malformed or too large");
 RateLimitedWarning accept_warning("http accept failed; accepting paused for 100 ms");
+RateLimitedWarning tls_warning("https connection closed: no TLS session");
+
+// OpenSSL's reasons for the last failure on this thread, for the log line.
+std::string OpenSslReason() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    out += (out.empty() ? "" : "; ") + std::string(buf);
+  }
+  return out.empty() ? "the connection closed during the handshake" : out;
+}
 
 const http_parser_settings* Settings();
 
@@ -110,7 +125,17 @@ std::string HttpRequest::Param(std::string_view name) const {
 }
 
 HttpConnection::HttpConnection(HttpLoop* loop, int fd, std::string peer) : loop_(loop), peer_(std::move(peer)) {
-  bev_ = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (loop->options->tls) {
+    // The handshake runs inside the bufferevent; BEV_EVENT_CONNECTED says it completed. The deadline bounds it.
+    SSL* ssl = SSL_new(loop->options->tls->Current().get());
+    bev_ = ssl ? bufferevent_openssl_socket_new(loop->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+               : bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (ssl) bufferevent_openssl_set_allow_dirty_shutdown(bev_, 1);
+    handshaking_ = ssl != nullptr;
+    if (!ssl) closing_ = true;  // no TLS state to be had: the connection is dropped at once in Start()
+  } else {
+    bev_ = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+  }
   bufferevent_setcb(bev_, &OnRead, &OnWritten, &OnEvent, this);
   deadline_ = evtimer_new(loop->base, &OnDeadline, this);
   http_parser_init(&parser_, HTTP_REQUEST);
@@ -132,6 +157,7 @@ HttpConnection::~HttpConnection() {
 }
 
 void HttpConnection::Start() {
+  if (closing_) return Close();  // TLS could not be set up for it
   SetIoTimeouts(/*reading=*/true);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
   ArmDeadline();
@@ -143,7 +169,10 @@ void HttpConnection::SetIoTimeouts(bool reading) {
 }
 
 void HttpConnection::ArmDeadline() {
-  const timeval tv = Timeval(closing_ ? kLingerSeconds : loop_->options->request_timeout_s);
+  const double request = loop_->options->request_timeout_s;
+  const timeval tv = Timeval(closing_       ? kLingerSeconds
+                             : handshaking_ ? std::min(request, loop_->options->handshake_timeout_s)
+                                            : request);
   evtimer_add(deadline_, &tv);
 }
 
@@ -265,6 +294,7 @@ void HttpConnection::ParseBuffered() {
     auto exchange = std::move(current_);
     current_ = std::make_shared<HttpExchange>();
     current_->request.peer = peer_;
+    current_->request.tls_identity = tls_identity_;
     header_bytes_ = 0;
     in_value_ = false;
     exchange->request.body = exchange->body;
@@ -316,6 +346,7 @@ void HttpConnection::OnWritten(bufferevent*, void* self) {
   // The last reply is out. Close our side, but read (and discard) what the client still sends for a
   // moment: closing with unread input would reset the connection and could lose the reply.
   c->closing_ = true;
+  if (SSL* ssl = bufferevent_openssl_get_ssl(c->bev_)) SSL_shutdown(ssl);  // TLS close_notify first
   shutdown(bufferevent_getfd(c->bev_), SHUT_WR);
   bufferevent_enable(c->bev_, EV_READ);
   c->ArmDeadline();
@@ -323,6 +354,18 @@ void HttpConnection::OnWritten(bufferevent*, void* self) {
 
 void HttpConnection::OnEvent(bufferevent*, short what, void* self) {
   auto keep = static_cast<HttpConnection*>(self)->shared_from_this();
+  if (what & BEV_EVENT_CONNECTED) {  // the TLS handshake completed: the request clock starts now
+    keep->handshaking_ = false;
+    keep->tls_identity_ = tls::PeerIdentity(bufferevent_openssl_get_ssl(keep->bev_));
+    keep->current_->request.tls_identity = keep->tls_identity_;
+    keep->ArmDeadline();
+    return;
+  }
+  if (keep->handshaking_) {
+    Count(TransportEvent::kHttpTlsFailed, keep->loop_);
+    tls_warning.Hit(OpenSslReason());
+    return keep->Close();
+  }
   if (what & BEV_EVENT_TIMEOUT) {
     Count(TransportEvent::kHttpTimedOut, keep->loop_);
     timeout_warning.Hit("no byte read or written within --http-io-timeout-s");
@@ -332,7 +375,10 @@ void HttpConnection::OnEvent(bufferevent*, short what, void* self) {
 
 void HttpConnection::OnDeadline(int, short, void* self) {
   auto keep = static_cast<HttpConnection*>(self)->shared_from_this();
-  if (!keep->closing_) {
+  if (keep->handshaking_) {
+    Count(TransportEvent::kHttpTlsTimedOut, keep->loop_);
+    tls_warning.Hit("no completed TLS handshake within --tls-handshake-timeout-s");
+  } else if (!keep->closing_) {
     Count(TransportEvent::kHttpTimedOut, keep->loop_);
     timeout_warning.Hit("no complete request within --http-request-timeout-s");
   }

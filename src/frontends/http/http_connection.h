@@ -89,8 +89,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool busy_ = false;         // a request is with its handler; the next waits in the input buffer
   bool close_after_ = false;  // close once the output is written
   bool closing_ = false;
-  bool parsing_ = false;   // inside Parse(): a reply given meanwhile must not parse again (recursion)
-  bool in_value_ = false;  // the parser last gave a header value (a new field starts a new header)
+  bool parsing_ = false;      // inside Parse(): a reply given meanwhile must not parse again (recursion)
+  bool in_value_ = false;     // the parser last gave a header value (a new field starts a new header)
+  bool handshaking_ = false;  // TLS: the handshake has not completed yet
+  std::string tls_identity_;  // TLS: the verified client certificate's subject
   size_t header_bytes_ = 0;
 };
 

@@ -217,6 +217,7 @@ bool HttpServer::Authorized(HttpRequest& request, const RouteEntry& entry, HttpR
   context.operation = operation;
   context.category = entry.route.category;
   context.peer = request.peer;
+  context.tls_identity = request.tls_identity;
   context.header = [&request](std::string_view name) { return request.Header(name); };
   auth::Decision decision = options_.authorizer->Authorize(context);
   if (decision.ok()) {

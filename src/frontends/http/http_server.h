@@ -25,6 +25,7 @@
 #include "core/status.h"
 #include "frontends/http/worker_pool.h"
 #include "observability/transport_metrics.h"
+#include "tls/tls_context.h"
 
 namespace serving::frontends {
 
@@ -40,6 +41,7 @@ struct HttpRequest {
   std::shared_ptr<const std::atomic<bool>> cancelled;
   std::chrono::steady_clock::time_point received;  // when the whole request had arrived
   std::string peer;                                // the client's address, "ip:port"
+  std::string tls_identity;                        // the verified client certificate's subject, if any
   // Set by the router: the values of the route's {parameters}, and who the authorizer let in (a token's
   // name; empty when no token was needed).
   std::vector<std::pair<std::string, std::string>> params;
@@ -102,6 +104,10 @@ class HttpServer {
     size_t max_queued = 1024;                      // RunOn::kWorker requests waiting beyond this get 503
     TransportMetrics* transport = nullptr;         // optional
     const auth::Authorizer* authorizer = nullptr;  // optional: every request is allowed without one
+    // TLS on every connection (optional): a connection without a completed handshake within
+    // `handshake_timeout_s` is closed and counted.
+    const tls::TlsContext* tls = nullptr;
+    double handshake_timeout_s = 10;
   };
   // kWorker: on the worker pool when the body is large (decoding it would hold the loop), else inline.
   enum class RunOn { kLoop, kWorker };

@@ -9,6 +9,7 @@ InferRequest TransportRequest(const HttpRequest& req, const char* protocol) {
   request.received = req.received;
   request.cancelled = req.cancelled;
   request.principal = req.principal;
+  request.tls_identity = req.tls_identity;
   return request;
 }
 
