@@ -18,6 +18,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KIND_CONFIG="$ROOT/deploy/kind/cluster.yaml"
 OVERLAY="$ROOT/deploy/k8s/overlays/kind"
 DESCRIPTOR_DIR="$ROOT/deploy/k8s/base/inference/generated"
+# The servers' certificate, the CA Envoy trusts and the bearer tokens (scripts/kind-secrets.sh; never committed).
+SECRETS_DIR="$OVERLAY/generated"
 SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-180}"
 
 log() { printf '==> %s\n' "$*"; }
@@ -95,6 +97,8 @@ build_image() {
 }
 
 deploy() {
+  log "certificates and bearer tokens in $SECRETS_DIR"
+  sh "$ROOT/scripts/kind-secrets.sh" "$SECRETS_DIR"
   log "applying deploy/k8s/overlays/kind"
   # --prune deletes the platform's objects that are no longer in the overlay (old generated ConfigMaps).
   kubectl kustomize "$OVERLAY" | sed "s|image: $IMAGE_REPO:dev|image: $IMAGE_REPO:$IMAGE_TAG|" |
@@ -121,11 +125,12 @@ retry() {
 
 smoke_test() {
   log "smoke test"
+  auth="Authorization: Bearer $(cat "$SECRETS_DIR/client.token")"
   retry "POST /v1/infer through ingress-nginx and Envoy" \
-    curl -sf -X POST http://localhost/v1/infer -H 'Content-Type: application/json' \
+    curl -sf -X POST http://localhost/v1/infer -H 'Content-Type: application/json' -H "$auth" \
       -d '{"model":"diabetes","rows":[{"values":[0.03,0.05,0.06,0.02,-0.04,-0.03,-0.04,-0.002,0.02,-0.017]}]}'
   retry "POST /v2/models/diabetes/infer (KServe v2)" \
-    curl -sf -X POST http://localhost/v2/models/diabetes/infer -H 'Content-Type: application/json' \
+    curl -sf -X POST http://localhost/v2/models/diabetes/infer -H 'Content-Type: application/json' -H "$auth" \
       -d '{"inputs":[{"name":"X","shape":[1,10],"datatype":"FP32","data":[0.03,0.05,0.06,0.02,-0.04,-0.03,-0.04,-0.002,0.02,-0.017]}]}'
   retry "Grafana on :30090" curl -sf http://localhost:30090/api/health
   retry "Prometheus on :30091" curl -sf http://localhost:30091/-/ready
@@ -134,12 +139,13 @@ smoke_test() {
 print_urls() {
   cat <<URLS
 
-The platform is up:
-  REST (v1)   curl -X POST http://localhost/v1/infer -d '{"rows":[{"values":[...]}]}'
-  REST (v2)   http://localhost/v2/models
+The platform is up. Every request but health needs a bearer token (docs/security.md):
+  TOKEN=\$(cat $SECRETS_DIR/client.token)    (admin.token: every scope)
+  REST (v1)   curl -X POST http://localhost/v1/infer -H "Authorization: Bearer \$TOKEN" -d '{"rows":[{"values":[...]}]}'
+  REST (v2)   curl -H "Authorization: Bearer \$TOKEN" http://localhost/v2/models
   Grafana     http://localhost:30090/   (dashboard "Inference server"; admin/admin to edit)
   Prometheus  http://localhost:30091/
-  gRPC        kubectl -n inference port-forward svc/inference-server 50051:50051
+  gRPC        kubectl -n inference port-forward svc/inference-server 50051:50051 (TLS: the CA is $SECRETS_DIR/ca.crt)
 Tear down:    sh scripts/restart.sh --down
 URLS
 }

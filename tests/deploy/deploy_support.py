@@ -26,11 +26,22 @@ def place_descriptor():
     (generated / "inference_descriptor.pb").write_bytes(built.read_bytes())
 
 
+def place_secrets():
+    """Makes the kind overlay's certificates and tokens where its secretGenerator reads them, with the script
+    scripts/restart.sh runs (scripts/kind-secrets.sh)."""
+    import subprocess
+
+    subprocess.run(["sh", str(ROOT / "scripts" / "kind-secrets.sh"), str(DEPLOY / "k8s" / "overlays" / "kind" /
+                                                                       "generated")],
+                   check=True, capture_output=True, timeout=60)
+
+
 def kustomize(path):
     """Renders a kustomization with `kubectl kustomize`, or `kustomize build` where kubectl is absent."""
     import subprocess
 
     place_descriptor()
+    place_secrets()
     cmd = _kustomize_cmd() + [str(path)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -1,5 +1,6 @@
 """The Kubernetes manifests, checked offline: kustomize builds every overlay, every object validates against the
 OpenAPI schema of the pinned Kubernetes version, and the values that must agree across files do."""
+import json
 import re
 import shutil
 import subprocess
@@ -57,9 +58,11 @@ def test_server_deployment_is_production_shaped(objects):
     dep = find(objects, "Deployment", "inference-server")
     pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    assert c["readinessProbe"]["grpc"]["port"] == 50051
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     # A failed model must not restart the pod: startup and liveness ask only whether the process answers.
     assert c["startupProbe"]["httpGet"]["path"] == "/healthz" and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # The listeners speak TLS: so do the probes (the kubelet's gRPC probe cannot).
+    assert all(c[p]["httpGet"]["scheme"] == "HTTPS" for p in ("startupProbe", "readinessProbe", "livenessProbe"))
     assert c["resources"]["requests"] and c["resources"]["limits"]
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
@@ -191,3 +194,68 @@ def test_prometheus_config_is_valid(tmp_path):
     out = subprocess.run([need("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def mounted(pod, container, path):
+    """The Secret whose volume `container` of `pod` mounts at the directory of `path` (whole, so the kubelet
+    updates the files when it changes), or None."""
+    for m in container.get("volumeMounts", []):
+        if path.rsplit("/", 1)[0] == m["mountPath"]:
+            assert "subPath" not in m and m.get("readOnly"), m
+            volume = next(v for v in pod["volumes"] if v["name"] == m["name"])
+            return volume.get("secret", {}).get("secretName")
+    return None
+
+
+def test_servers_serve_tls_and_tokens_from_secrets_and_envoy_verifies_them(objects):
+    """The security wiring (docs/security.md): both listeners of the server get their certificate and key, and the
+    tokens file, from mounted Secrets the kind overlay generates; Envoy reaches both over TLS verified against the CA
+    Secret it mounts and the headless Service's name, which the certificate scripts/kind-secrets.sh makes holds."""
+    dep = find(objects, "Deployment", "inference-server")
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    args = dict(a[2:].split("=", 1) for a in c["args"])
+    for flag, secret in [("grpc-tls-cert", "inference-server-tls"), ("grpc-tls-key", "inference-server-tls"),
+                         ("http-tls-cert", "inference-server-tls"), ("http-tls-key", "inference-server-tls"),
+                         ("auth-tokens-file", "inference-tokens")]:
+        assert mounted(pod, c, args[flag]) == secret, flag
+        key = args[flag].rsplit("/", 1)[1]
+        assert key in find(objects, "Secret", secret)["data"], (secret, key)
+    assert args["model-control-mode"] == "none"
+
+    envoy_pod = find(objects, "Deployment", "envoy")["spec"]["template"]["spec"]
+    (envoy_c,) = envoy_pod["containers"]
+    envoy = yaml.safe_load(find(objects, "ConfigMap", next(
+        o["metadata"]["name"] for o in objects if o["metadata"]["name"].startswith("envoy-config")))["data"]["envoy.yaml"])
+    names = set()
+    for cluster in envoy["static_resources"]["clusters"]:
+        tls = cluster["transport_socket"]["typed_config"]
+        assert tls["@type"].endswith("UpstreamTlsContext")
+        validation = tls["common_tls_context"]["validation_context"]
+        assert mounted(envoy_pod, envoy_c, validation["trusted_ca"]["filename"]) == "inference-server-ca"
+        names |= {m["matcher"]["exact"] for m in validation["match_typed_subject_alt_names"]}
+        assert tls["common_tls_context"]["tls_params"]["tls_minimum_protocol_version"] == "TLSv1_2"
+    assert names == {"inference-server-headless"}
+
+    import base64
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate(base64.b64decode(find(objects, "Secret", "inference-server-tls")["data"]
+                                                           ["tls.crt"]))
+    ca = x509.load_pem_x509_certificate(base64.b64decode(find(objects, "Secret", "inference-server-ca")["data"]
+                                                         ["ca.crt"]))
+    cert.verify_directly_issued_by(ca)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "inference-server-headless" in sans and "inference-server" in sans
+    tokens = json.loads(base64.b64decode(find(objects, "Secret", "inference-tokens")["data"]["tokens.json"]))
+    assert {t["name"] for t in tokens["tokens"]} == {"client", "admin"}
+    assert all("sha256" in t and "token" not in t for t in tokens["tokens"]), "the cluster holds digests only"
+
+
+def test_the_repository_api_is_not_routed_from_outside(objects):
+    envoy = yaml.safe_load((DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml").read_text())
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    blocked = [r for r in routes if "direct_response" in r]
+    assert [r["match"] for r in blocked] == [{"path_separated_prefix": "/v2/repository"},
+                                             {"prefix": "/inference.GRPCInferenceService/RepositoryModel"}]
+    assert routes.index(blocked[-1]) < min(routes.index(r) for r in routes if "route" in r), "before any route"

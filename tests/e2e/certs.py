@@ -41,7 +41,8 @@ class Authority:
         self.crt, _ = _write(path, self.cert, self.key)
 
     def issue(self, path, cn, server=True, expired=False):
-        """A leaf certificate for `cn` (a server one names 127.0.0.1 and localhost); returns (crt, key) paths."""
+        """A leaf certificate for `cn` (a server one names 127.0.0.1, localhost, and the headless Service that
+        deploy/k8s's Envoy config verifies); returns (crt, key) paths."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         start, end = (now - datetime.timedelta(days=3), now - datetime.timedelta(days=1)) if expired else \
@@ -53,7 +54,8 @@ class Authority:
                                                          ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                [x509.DNSName("localhost"), x509.DNSName("inference-server-headless"),
+                 x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         return _write(path, builder.sign(self.key, hashes.SHA256()), key)
 
 

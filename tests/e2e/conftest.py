@@ -121,8 +121,16 @@ class Server:
     """A running inference-server process on loopback."""
 
     def __init__(self, repository, extra_args=(), tmp_path=None, grpc_port=None, http_port=None, preexec_fn=None,
-                 binary=None):
+                 binary=None, tls=None):
+        """`tls`: the pki fixture's certificates, to serve both listeners over TLS with its server certificate
+        (`http` is then an https URL and `ca` the CA to verify it with)."""
         self.repository = pathlib.Path(repository)
+        self.ca = None
+        if tls:
+            crt, key = tls["server"]
+            extra_args = [*extra_args, "--grpc-tls-cert", str(crt), "--grpc-tls-key", str(key),
+                          "--http-tls-cert", str(crt), "--http-tls-key", str(key)]
+            self.ca = str(tls["ca"])
         self.grpc_port, self.http_port = grpc_port or free_port(), http_port or free_port()
         self.metrics_port = free_port()
         self.log_path = pathlib.Path(tmp_path or "/tmp") / f"server-{self.http_port}.log"
@@ -131,7 +139,7 @@ class Server:
                      "--metrics-port", str(self.metrics_port), *extra_args]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
-        self.http = f"http://127.0.0.1:{self.http_port}"
+        self.http = f"{'https' if tls else 'http'}://127.0.0.1:{self.http_port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
 
     def wait_ready(self, timeout=30):
@@ -140,7 +148,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_text()}")
             try:
-                if requests.get(self.http + "/v2/health/ready", timeout=1).status_code == 200:
+                if requests.get(self.http + "/v2/health/ready", timeout=1, verify=self.ca or True).status_code == 200:
                     return self
             except requests.ConnectionError:
                 pass

@@ -112,10 +112,15 @@ class Nginx:
         self.proc.wait(timeout=10)
 
 
-def envoy_config(listener_port, admin_port, grpc_ports, http_ports, descriptor=DESCRIPTOR):
+POD_UPSTREAM_CA = "/etc/envoy/upstream-ca/ca.crt"  # where envoy-deployment.yaml mounts the servers' CA
+
+
+def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca, descriptor=DESCRIPTOR):
     """The deployed envoy.yaml with loopback addresses. Each cluster keeps its DNS cluster type: its one
     endpoint (the headless Service's name, one address per pod) becomes one `localhost` endpoint per
-    server process, since the servers here differ by port rather than by address."""
+    server process, since the servers here differ by port rather than by address. Its TLS to the servers stays,
+    verifying their certificates against `upstream_ca` (the test's CA, in place of the mounted one); None drops
+    it, for tests of something else that run plaintext servers."""
     config = yaml.safe_load(ENVOY_YAML.read_text())
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
     (listener,) = config["static_resources"]["listeners"]
@@ -134,6 +139,12 @@ def envoy_config(listener_port, admin_port, grpc_ports, http_ports, descriptor=D
             e["endpoint"]["address"]["socket_address"] = {"address": "localhost", "port_value": port}
             endpoints.append(e)
         group["lb_endpoints"] = endpoints
+        validation = cluster["transport_socket"]["typed_config"]["common_tls_context"]["validation_context"]
+        assert validation["trusted_ca"]["filename"] == POD_UPSTREAM_CA
+        if upstream_ca:
+            validation["trusted_ca"]["filename"] = str(upstream_ca)
+        else:
+            del cluster["transport_socket"]
     return config
 
 
@@ -149,9 +160,11 @@ class Envoy:
     """A real Envoy process on loopback running envoy_config() in front of `servers`."""
 
     def __init__(self, tmp, servers):
+        """`servers` all with TLS (Server(tls=...)) or all without."""
         self.port, self.admin_port = free_port(), free_port()
+        (ca,) = {s.ca for s in servers}
         self.config = envoy_config(self.port, self.admin_port, [s.grpc_port for s in servers],
-                                   [s.http_port for s in servers])
+                                   [s.http_port for s in servers], ca)
         path = pathlib.Path(tmp) / "envoy.yaml"
         path.write_text(yaml.safe_dump(self.config))
         self.log_path = pathlib.Path(tmp) / "envoy.log"

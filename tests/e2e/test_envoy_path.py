@@ -5,6 +5,7 @@ client -> nginx (routed like the Ingress) -> Envoy v1.40 running deploy/k8s/base
 Only addresses, ports and the descriptor path differ from the deployed Envoy config (tests/e2e/proxies.py);
 the clusters stay DNS clusters, resolving `localhost` where the cluster resolves the headless Service."""
 import json
+import os
 import re
 import shutil
 import threading
@@ -30,12 +31,15 @@ def repo(tmp_path_factory):
 
 
 class Path:
-    """Two servers behind one Envoy behind one nginx."""
+    """Two servers behind one Envoy behind one nginx; Envoy speaks TLS to the servers as deployed."""
 
-    def __init__(self, tmp, repo, leaving_args=(), args=()):
+    def __init__(self, tmp, repo, pki, leaving_args=(), args=()):
         """`args`: extra flags for both servers; `leaving_args`: for the second server, the one the lifecycle tests
         stop."""
-        self.servers = [Server(repo, [*args, *extra], tmp_path=tmp).wait_ready() for extra in [(), leaving_args]]
+        self.servers = [Server(repo, [*args, *extra], tmp_path=tmp, tls=pki).wait_ready()
+                        for extra in [(), leaving_args]]
+        # The tests' own requests to a server verify its certificate with the test CA.
+        os.environ["REQUESTS_CA_BUNDLE"] = str(pki["ca"])
         self.envoy = Envoy(tmp, self.servers)
         self.envoy.wait_all_healthy(4)
         self.nginx = Nginx(tmp, self.envoy.target)
@@ -48,8 +52,8 @@ class Path:
 
 
 @pytest.fixture(scope="module")
-def path(tmp_path_factory, repo):
-    p = Path(tmp_path_factory.mktemp("envoy-path"), repo)
+def path(tmp_path_factory, repo, pki):
+    p = Path(tmp_path_factory.mktemp("envoy-path"), repo, pki)
     yield p
     assert p.stop() == [0, 0]
 
@@ -246,11 +250,11 @@ class Load:
         return [r for r in self.results if r is not True]
 
 
-def test_a_pod_stopping_abruptly_loses_no_request(tmp_path, repo):
+def test_a_pod_stopping_abruptly_loses_no_request(tmp_path, repo, pki):
     """The harsh case: a server gets SIGTERM while Envoy still sends to it (no preStop delay, no readiness
     lead time). Its listeners close at once; Envoy retries refused connections on the other pod
     (retry_host_predicate previous_hosts) and in-flight requests finish. Then health checks drop it."""
-    p = Path(tmp_path, repo)
+    p = Path(tmp_path, repo, pki)
     try:
         load = Load(p.url)
         time.sleep(1.5)
@@ -266,11 +270,11 @@ def test_a_pod_stopping_abruptly_loses_no_request(tmp_path, repo):
         p.stop()
 
 
-def test_readiness_off_takes_a_pod_out_before_it_stops_serving(tmp_path, repo):
+def test_readiness_off_takes_a_pod_out_before_it_stops_serving(tmp_path, repo, pki):
     """The normal case, like the pod's preStop: after SIGTERM the server keeps serving for
     --shutdown-delay-s with gRPC health NOT_SERVING, and Envoy's active gRPC health check removes it while
     it still serves; under load, nothing fails."""
-    p = Path(tmp_path, repo, leaving_args=("--shutdown-delay-s", "14"))
+    p = Path(tmp_path, repo, pki, leaving_args=("--shutdown-delay-s", "14"))
     try:
         load = Load(p.url, clients=2)
         leaving = p.servers[1]
@@ -291,14 +295,14 @@ CLIENT_TOKEN = "client-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
-def secured_path(tmp_path_factory, repo):
+def secured_path(tmp_path_factory, repo, pki):
     """Both servers with bearer tokens and model control by request allowed (explicit), behind Envoy and nginx."""
     tmp = tmp_path_factory.mktemp("secured-path")
     tokens = tmp / "tokens.json"
     tokens.write_text(json.dumps({"tokens": [
         {"name": "admin", "token": ADMIN_TOKEN, "scopes": ["model-control", "metadata"]},
         {"name": "client", "token": CLIENT_TOKEN, "scopes": ["infer", "metadata"]}]}))
-    p = Path(tmp, repo, args=("--auth-tokens-file", str(tokens), "--model-control-mode", "explicit",
+    p = Path(tmp, repo, pki, args=("--auth-tokens-file", str(tokens), "--model-control-mode", "explicit",
                               "--load-model", "*"))
     yield p
     assert p.stop() == [0, 0]
