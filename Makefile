@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize mutations test-arm64 clean models monitor \
-  bench bench-statistics bench-trees test-triton fuzz
+  bench bench-statistics bench-trees bench-security test-triton fuzz
 
 all: build
 
@@ -51,6 +51,12 @@ bench: build
 bench-trees: build
 	scripts/install-deps.sh bench
 	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python bench/trees/run.py $(BENCH_ARGS)
+
+# What TLS and bearer tokens cost (docs/benchmarks.md#security): this server plaintext, over TLS and with a token,
+# and Triton with --grpc-use-ssl, at c=1/8/64 over v2 gRPC and REST; handshakes; the token check. ~15 minutes.
+bench-security: build
+	scripts/install-deps.sh bench
+	TRITON_PEER=$(TRITON_PEER) PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" .venv/bin/python bench/security.py $(BENCH_ARGS)
 
 # Per-request cost of the statistics behind Triton's statistics extension and metric names, next to the
 # Prometheus calls the request path already makes (docs/metrics.md#cost).

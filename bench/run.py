@@ -163,14 +163,16 @@ def server_stats(http_port, model):
         return None
 
 
-def perf_analyzer(model, url, protocol, concurrency, seconds, work, rate=None, distribution="constant"):
-    """Closed loop at `concurrency`, or open loop at `rate` requests/s (constant or Poisson arrivals)."""
+def perf_analyzer(model, url, protocol, concurrency, seconds, work, rate=None, distribution="constant", extra=()):
+    """Closed loop at `concurrency`, or open loop at `rate` requests/s (constant or Poisson arrivals). `extra`:
+    more perf_analyzer arguments (TLS options, headers)."""
     out = work / f"pa-{model}-{protocol}-{concurrency}-{rate}-{distribution}.csv"
     load = (["--request-rate-range", str(rate), "--request-distribution", distribution, "--max-threads", "16"]
             if rate else ["--concurrency-range", str(concurrency)])
     cmd = [shutil.which("perf_analyzer") or str(ROOT / ".deps" / "bin" / "perf_analyzer"), "-m", model, "-u", url,
            "-i", protocol, *load, "--measurement-interval", str(int(seconds * 1000)),
-           "--stability-percentage", "999", "--max-trials", "3", "--input-data", "zero", "-f", str(out), "--verbose-csv"]
+           "--stability-percentage", "999", "--max-trials", "3", "--input-data", "zero", "-f", str(out), "--verbose-csv",
+           *extra]
     if not rate and concurrency > 4:
         cmd += ["--max-threads", str(concurrency)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=60 + 6 * seconds)

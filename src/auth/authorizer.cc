@@ -29,12 +29,15 @@ bool SameSecret(std::string_view a, std::string_view b) {
 
 // The token of an "Authorization: Bearer <token>" value; empty when the value is not of that form.
 std::string_view BearerToken(std::string_view value) {
+  // Surrounding white space is not part of the value (HTTP's OWS; gRPC clients such as perf_analyzer's -H send a
+  // leading space).
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
   constexpr std::string_view kScheme = "bearer ";
   if (value.size() <= kScheme.size() || strncasecmp(value.data(), kScheme.data(), kScheme.size()) != 0) return {};
   value.remove_prefix(kScheme.size());
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
-  if (value.find(' ') != std::string_view::npos) return {};
+  if (value.find_first_of(" \t") != std::string_view::npos) return {};
   return value;
 }
 
