@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make fuzz: builds the libFuzzer targets of the tree model parsers (clang, AddressSanitizer, UBSan) and runs each
+# make fuzz: builds the libFuzzer targets of the tree model parsers and of the authorization inputs (the tokens
+# file, Triton's restricted-API values, the Authorization header) (clang, AddressSanitizer, UBSan) and runs each
 # for FUZZ_SECONDS (default 45) from its committed seed corpus (tests/fuzz/corpus/*). New inputs found go to a
 # scratch copy of the corpus, not into git; a crash leaves its input in build-fuzz/ and fails the run.
 set -euo pipefail
@@ -16,7 +17,11 @@ for target in lightgbm xgboost xgboost_ubj; do
   "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D"$define" -Isrc \
     "${SOURCES[@]}" -o "$OUT/${target}_fuzz"
 done
-for target in lightgbm xgboost xgboost_ubj; do
+echo "fuzz: building auth_fuzz"
+"$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc \
+  src/auth/authorizer.cc src/auth/token_file.cc src/auth/restricted_api.cc src/core/status.cc \
+  src/observability/logger.cc tests/fuzz/auth_fuzz.cc -lcrypto -o "$OUT/auth_fuzz"
+for target in lightgbm xgboost xgboost_ubj auth; do
   work="$OUT/corpus-$target"
   rm -rf "$work" && mkdir -p "$work"
   cp tests/fuzz/corpus/"$target"/* "$work"/

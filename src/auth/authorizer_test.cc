@@ -80,7 +80,7 @@ TEST_F(AuthorizerTest, AValidTokenWithTheScopeIsLetInAndNamed) {
   EXPECT_TRUE(d.ok()) << d.status.message();
   EXPECT_EQ(d.principal, "client");
   EXPECT_TRUE(Ask(*a, Category::kModelConfig, "bearer   client-token-0123456789 ").ok());  // scheme in any case
-  EXPECT_TRUE(Ask(*a, Category::kMetadata, " \tBearer client-token-0123456789\t").ok());  // white space around
+  EXPECT_TRUE(Ask(*a, Category::kMetadata, " \tBearer client-token-0123456789\t").ok());   // white space around
   EXPECT_TRUE(Ask(*a, Category::kRepositoryIndex, "Bearer client-token-0123456789").ok());
   EXPECT_TRUE(Ask(*a, Category::kModelControl, "Bearer admin-token-0123456789").ok());
   EXPECT_TRUE(metrics_.failures.empty());

@@ -136,7 +136,10 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
       {"grpc-root-cert",
        {"Triton's spelling: the client CA of --grpc-use-ssl-mutual (ignored without it, as in Triton)",
         Text(&o->grpc_root_cert)}},
-      {"grpc-reflection", {"serve gRPC server reflection (default true)", Bool(&o->grpc_reflection)}},
+      {"grpc-reflection",
+       {"serve gRPC server reflection: auto (default: unless tokens or restricted APIs are on, since gRPC's "
+        "reflection service cannot pass the authorizer), true or false",
+        Text(&o->grpc_reflection)}},
       {"http-tls-cert", {"PEM certificate chain: serve HTTP over TLS (with --http-tls-key)", Text(&o->http_tls_cert)}},
       {"http-tls-key", {"PEM private key of --http-tls-cert", Text(&o->http_tls_key)}},
       {"http-tls-client-ca",
@@ -233,6 +236,8 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
     return InvalidArgument("HTTP TLS needs both --http-tls-cert and --http-tls-key");
   if (!o.http_tls_client_ca.empty() && o.http_tls_cert.empty())
     return InvalidArgument("--http-tls-client-ca needs --http-tls-cert and --http-tls-key");
+  if (o.grpc_reflection != "auto" && o.grpc_reflection != "true" && o.grpc_reflection != "false")
+    return InvalidArgument("--grpc-reflection must be auto, true or false");
   if (o.tls_reload_s < 1 || o.tls_reload_s > 3600) return InvalidArgument("--tls-reload-s must be within 1..3600");
   if (o.tls_handshake_timeout_s < 1 || o.tls_handshake_timeout_s > 600)
     return InvalidArgument("--tls-handshake-timeout-s must be within 1..600");

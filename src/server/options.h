@@ -45,10 +45,10 @@ struct ServerOptions {
   std::string grpc_tls_cert;
   std::string grpc_tls_key;
   std::string grpc_tls_client_ca;
-  bool grpc_use_ssl = false;         // Triton's --grpc-use-ssl
-  bool grpc_use_ssl_mutual = false;  // Triton's --grpc-use-ssl-mutual
-  std::string grpc_root_cert;        // Triton's --grpc-root-cert: the client CA, with --grpc-use-ssl-mutual only
-  bool grpc_reflection = true;
+  bool grpc_use_ssl = false;             // Triton's --grpc-use-ssl
+  bool grpc_use_ssl_mutual = false;      // Triton's --grpc-use-ssl-mutual
+  std::string grpc_root_cert;            // Triton's --grpc-root-cert: the client CA, with --grpc-use-ssl-mutual only
+  std::string grpc_reflection = "auto";  // auto: on unless authorization is configured
   // HTTP TLS, the same way.
   std::string http_tls_cert;
   std::string http_tls_key;

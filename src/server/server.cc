@@ -187,7 +187,7 @@ frontends::GrpcServer::Options GrpcOptions(const ServerOptions& o, const auth::A
   g.address = HostPort(o.host, o.grpc_port);
   g.max_message_bytes = static_cast<int>(o.max_request_bytes);
   g.authorizer = authorizer;
-  g.reflection = o.grpc_reflection;
+  g.reflection = o.grpc_reflection == "true" || (o.grpc_reflection == "auto" && !authorizer->enabled());
   g.tls_cert = o.grpc_tls_cert;
   g.tls_key = o.grpc_tls_key;
   g.tls_client_ca = o.grpc_tls_client_ca;
@@ -284,6 +284,9 @@ int RunServer(const ServerOptions& o) {
   const auto process_metrics = std::make_shared<ProcessMetrics>();
   auto authorizer = MakeAuthorizer(o, &metrics);
   if (!authorizer.ok()) return Fail("cannot start authorization", authorizer.status());
+  if ((*authorizer)->enabled() && o.grpc_reflection == "true")
+    return Fail("cannot start gRPC", InvalidArgument("--grpc-reflection true with authorization on: gRPC's reflection "
+                                                     "service cannot pass the authorizer (use the .proto files)"));
   (*authorizer)->StartReloading();
   // gRPC re-reads its own certificate files; this context checks them at startup and counts their reloads.
   auto grpc_tls = MakeTls("grpc", o.grpc_tls_cert, o.grpc_tls_key, o.grpc_tls_client_ca, o, &metrics);

@@ -5,6 +5,7 @@ expire, may be given as SHA-256 digests, are rotated by replacing the file as Ku
 log line. Triton's restricted-API flags map onto the same seam."""
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -74,11 +75,14 @@ def call_http(server, route, headers=None):
 
 
 def call_grpc(server, method, metadata=()):
-    """Calls `method` with an empty message (every field default): what matters is who answers, not how."""
+    """Calls `method` with an empty message (every field default): what matters is who answers, not how. A
+    streaming method (health Watch) is judged by its first answer."""
     with grpc.insecure_channel(server.grpc_target) as ch:
-        fn = ch.unary_unary(method, request_serializer=None, response_deserializer=None)
         try:
-            fn(b"", metadata=list(metadata), timeout=30)
+            if method.endswith("/Watch"):
+                next(iter(ch.unary_stream(method)(b"", metadata=list(metadata), timeout=30)))
+            else:
+                ch.unary_unary(method)(b"", metadata=list(metadata), timeout=30)
             return grpc.StatusCode.OK, ""
         except grpc.RpcError as e:
             return e.code(), e.details()
@@ -90,25 +94,37 @@ def test_the_tables_name_every_endpoint_and_every_one_has_a_category(endpoints):
     assert {("POST", "/v2/models/{model}/infer"), ("POST", "/v1/infer"), ("GET", "/healthz"),
             ("POST", "/v2/repository/models/{model}/unload")} <= http
     assert all(r["category"] for r in endpoints["http"]) and all(m["category"] for m in endpoints["grpc"]), endpoints
-    assert len(endpoints["grpc"]) == 13
+    assert len(endpoints["grpc"]) == 15
+    assert {"method": "/grpc.health.v1.Health/Watch", "category": "health"} in endpoints["grpc"]
 
 
-def test_reflection_lists_no_service_method_missing_from_the_table(secured, endpoints):
-    """The services the live server registers, as its reflection reports them: each method of ours has a category;
-    gRPC's own health and reflection services are the documented open ones."""
+def test_reflection_lists_no_service_method_missing_from_the_table(server, endpoints):
+    """The services a live server registers, as its reflection reports them (on a server without authorization,
+    where reflection is on): each method of each has a category, gRPC's reflection service aside."""
     from google.protobuf import descriptor_pool
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-    with grpc.insecure_channel(secured.grpc_target) as ch:
+    with grpc.insecure_channel(server.grpc_target) as ch:
         db = ProtoReflectionDescriptorDatabase(ch)
         services = set(db.get_services())
         assert services == {"inference.v1.InferenceService", "inference.GRPCInferenceService", "grpc.health.v1.Health",
                             "grpc.reflection.v1alpha.ServerReflection"}
         pool = descriptor_pool.DescriptorPool(db)
         listed = {m["method"] for m in endpoints["grpc"]}
-        for name in ["inference.v1.InferenceService", "inference.GRPCInferenceService"]:
+        for name in services - {"grpc.reflection.v1alpha.ServerReflection"}:
             for method in pool.FindServiceByName(name).methods:
                 assert f"/{name}/{method.name}" in listed
+
+
+def test_reflection_is_off_with_authorization_and_cannot_be_forced_on(secured, tmp_path):
+    """gRPC's reflection service is gRPC's own code, which the authorizer cannot guard: with authorization on, no
+    reflection is served, and asking for it stops the server with the reason."""
+    code, _ = call_grpc(secured, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+    r = subprocess.run([str(BINARY), "--model-repository", str(MODELS), "--grpc-port", "0", "--http-port", "0",
+                        "--metrics-port", "0", "--auth-tokens-file", str(tokens_file(tmp_path / "t.json")),
+                        "--grpc-reflection", "true"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "cannot pass the authorizer" in r.stdout + r.stderr
 
 
 def test_every_http_route_is_refused_without_a_token_unless_open(secured, endpoints):
@@ -262,6 +278,16 @@ def test_health_stays_open_by_default_and_can_be_closed(tmp_path, make_server):
         assert requests.get(s.http + path).status_code == 401, path
         assert requests.get(s.http + path, headers=bearer(CLIENT)).status_code == 403, path
         assert requests.get(s.http + path, headers=bearer(ALL)).status_code == 200, path
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    with grpc.insecure_channel(s.grpc_target) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        for call in [lambda md: health.Check(health_pb2.HealthCheckRequest(service="digits"), metadata=md, timeout=10),
+                     lambda md: next(health.Watch(health_pb2.HealthCheckRequest(service="digits"), metadata=md,
+                                                  timeout=10))]:
+            with pytest.raises(grpc.RpcError) as e:
+                call([])
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert call([("authorization", f"Bearer {ALL}")]).status == health_pb2.HealthCheckResponse.SERVING
     r = requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics")
     assert r.status_code == 401, "metrics closed too"
     r = requests.get(f"http://127.0.0.1:{s.metrics_port}/metrics", auth=("prometheus", ALL))
@@ -302,3 +328,19 @@ def test_bad_authorization_flags_stop_the_server_with_a_reason(args, words):
     r = subprocess.run([str(BINARY), "--model-repository", str(MODELS), "--grpc-port", "0", "--http-port", "0",
                         "--metrics-port", "0", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and words in (r.stdout + r.stderr), r.stdout + r.stderr
+
+
+def test_the_readmes_security_examples_work_as_written(tmp_path, make_server):
+    import re
+    from conftest import ROOT
+
+    section = (ROOT / "README.md").read_text().split("## Security", 1)[1].split("\n## ", 1)[0]
+    (script,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    s = make_server(MODELS, "--auth-tokens-file", str(tokens_file(tmp_path / "tokens.json")))
+    script = script.replace("localhost:8080", f"localhost:{s.http_port}").replace("localhost:50051",
+                                                                                  f"localhost:{s.grpc_port}")
+    env = dict(os.environ, TOKEN=CLIENT, PATH=f"{ROOT / '.deps' / 'bin'}:{os.environ['PATH']}")
+    out = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert '"name":"diabetes"' in out.stdout and '"name": "inference-server"' in out.stdout, out.stdout

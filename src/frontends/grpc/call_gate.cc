@@ -3,6 +3,7 @@
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/security/auth_context.h>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "inference/v1/inference.grpc.pb.h"
 #include "kserve/v2/grpc_predict_v2.grpc.pb.h"
 
@@ -25,6 +26,8 @@ const std::vector<GrpcMethod>& GrpcMethods() {
       {"/inference.GRPCInferenceService/ModelStatistics", Category::kStatistics},
       {"/inference.GRPCInferenceService/RepositoryModelLoad", Category::kModelControl},
       {"/inference.GRPCInferenceService/RepositoryModelUnload", Category::kModelControl},
+      {"/grpc.health.v1.Health/Check", Category::kHealth},
+      {"/grpc.health.v1.Health/Watch", Category::kHealth},
   };
   return methods;
 }
@@ -32,7 +35,8 @@ const std::vector<GrpcMethod>& GrpcMethods() {
 std::vector<std::pair<std::string, const GrpcMethod*>> DescribedGrpcMethods() {
   std::vector<std::pair<std::string, const GrpcMethod*>> out;
   for (const char* service :
-       {inference::v1::InferenceService::service_full_name(), inference::GRPCInferenceService::service_full_name()}) {
+       {inference::v1::InferenceService::service_full_name(), inference::GRPCInferenceService::service_full_name(),
+        grpc::health::v1::Health::service_full_name()}) {
     const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
     for (int i = 0; descriptor && i < descriptor->method_count(); ++i) {
       std::string name = "/" + std::string(service) + "/" + std::string(descriptor->method(i)->name());
@@ -55,18 +59,13 @@ std::string TlsIdentity(const grpc::ServerContextBase* ctx) {
   return "";
 }
 
-grpc::ServerUnaryReactor* CallGate::Refuse(grpc::CallbackServerContext* ctx, std::string_view method,
-                                           std::string* principal) const {
-  if (!authorizer_ || !authorizer_->enabled()) return nullptr;
+grpc::Status CallGate::Check(grpc::CallbackServerContext* ctx, std::string_view method, std::string* principal) const {
+  if (!authorizer_ || !authorizer_->enabled()) return grpc::Status::OK;
   const std::string name = "/" + service_ + "/" + std::string(method);
   const GrpcMethod* known = nullptr;
   for (const auto& m : GrpcMethods())
     if (m.name == name) known = &m;
-  auto* reactor = ctx->DefaultReactor();
-  if (!known) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, name + " has no authorization category"));
-    return reactor;
-  }
+  if (!known) return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, name + " has no authorization category");
   const std::string peer = ctx->peer();
   const std::string identity = TlsIdentity(ctx);
   auth::RequestContext context;
@@ -81,11 +80,18 @@ grpc::ServerUnaryReactor* CallGate::Refuse(grpc::CallbackServerContext* ctx, std
     return std::string(begin->second.data(), begin->second.size());
   };
   auth::Decision decision = authorizer_->Authorize(context);
-  if (decision.ok()) {
-    if (principal) *principal = std::move(decision.principal);
-    return nullptr;
-  }
-  reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(decision.status.code()), decision.status.message()));
+  if (!decision.ok())
+    return grpc::Status(static_cast<grpc::StatusCode>(decision.status.code()), decision.status.message());
+  if (principal) *principal = std::move(decision.principal);
+  return grpc::Status::OK;
+}
+
+grpc::ServerUnaryReactor* CallGate::Refuse(grpc::CallbackServerContext* ctx, std::string_view method,
+                                           std::string* principal) const {
+  grpc::Status status = Check(ctx, method, principal);
+  if (status.ok()) return nullptr;
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(status);
   return reactor;
 }
 

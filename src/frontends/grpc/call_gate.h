@@ -1,8 +1,8 @@
 // The gRPC side of the one authorization seam: every method of our services asks its CallGate first, before
 // reading its request. The category of each method is in one table (kGrpcMethods), the same one
 // `inference-server --list-endpoints` prints; a method missing from it is refused, so the table cannot be
-// forgotten silently. gRPC's own health service stays open (as the probes of HTTP do by default) and server
-// reflection describes the API only (docs/security.md).
+// forgotten silently. The health service is ours for that reason (health_service.h); gRPC's server reflection,
+// which cannot be gated, is served only while no authorization is configured (docs/security.md).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -34,8 +34,11 @@ class CallGate {
   CallGate(const auth::Authorizer* authorizer, std::string service)
       : authorizer_(authorizer), service_(std::move(service)) {}
 
-  // Null when the call of `method` (its name within the service) may go on, with `*principal` (optional) set
-  // to the token's name; otherwise a reactor already finished with the refusal, for the handler to return.
+  // OK when the call of `method` (its name within the service) may go on, with `*principal` (optional) set to
+  // the token's name; otherwise the refusal.
+  grpc::Status Check(grpc::CallbackServerContext* ctx, std::string_view method, std::string* principal = nullptr) const;
+  // For unary methods: null when the call may go on; otherwise a reactor already finished with the refusal, for
+  // the handler to return.
   grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* ctx, std::string_view method,
                                    std::string* principal = nullptr) const;
 

@@ -2,12 +2,14 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include "frontends/grpc/call_gate.h"
-#include "grpc/health/v1/health.pb.h"
+#include "frontends/grpc/health_service.h"
 #include "observability/logger.h"
 
 namespace serving::frontends {
@@ -27,6 +29,16 @@ Clock::time_point DeadlineFrom(const grpc::CallbackServerContext* ctx) {
   if (remaining > std::chrono::hours(24 * 365)) return Clock::time_point::max();
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(remaining);
 }
+
+// gRPC's reflection plugin registers itself with every ServerBuilder once grpc++_reflection is linked; this
+// option takes it out again when reflection is not wanted.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const auto& plugin) { return plugin->name() == "proto_server_reflection"; });
+  }
+};
 
 // Plaintext, or TLS from files gRPC's own watcher re-reads when they change (it keeps the previous
 // certificate when a new file does not load, and logs why).
@@ -72,10 +84,10 @@ GrpcServer::~GrpcServer() {
 }
 
 StatusOr<int> GrpcServer::Start(const Options& options) {
-  grpc::EnableDefaultHealthCheckService(true);
-  // gRPC's health service is built without protobuf descriptors; linking ours lets reflection describe it.
-  (void)grpc::health::v1::HealthCheckRequest::descriptor();
-  if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Our own health service (health_service.h) instead of gRPC's, so health calls pass the authorizer too.
+  grpc::EnableDefaultHealthCheckService(false);
+  health_ = std::make_unique<HealthService>(options.authorizer);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   v1_ = NewV1Service(server_, transport_, options.authorizer);
   v2_ = NewV2Service(server_, transport_, options.authorizer);
   auto credentials = Credentials(options);
@@ -83,11 +95,13 @@ StatusOr<int> GrpcServer::Start(const Options& options) {
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, *credentials, &port);
+  if (!options.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, options.handshake_timeout_s * 1000);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(v1_.get());
   builder.RegisterService(v2_.get());
+  builder.RegisterService(health_.get());
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || port == 0) return Unavailable("cannot listen for gRPC on " + options.address);
   UpdateHealth();
@@ -97,14 +111,12 @@ StatusOr<int> GrpcServer::Start(const Options& options) {
 void GrpcServer::UpdateHealth() {
   std::lock_guard<std::mutex> lock(health_mu_);
   if (!grpc_server_ || shut_down_) return;
-  auto* health = grpc_server_->GetHealthCheckService();
-  if (!health) return;
   const bool draining = server_->draining();
-  health->SetServingStatus("", server_->Ready());
+  health_->SetStatus("", server_->Ready());
   for (const auto& m : server_->ListModels()) {
     bool ready = false;
     for (const auto& v : m.versions) ready |= v.state == VersionState::kReady;
-    health->SetServingStatus(m.name, ready && !draining);
+    health_->SetStatus(m.name, ready && !draining);
   }
 }
 
@@ -113,7 +125,7 @@ void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
     std::lock_guard<std::mutex> lock(health_mu_);
     if (!grpc_server_ || shut_down_) return;
     shut_down_ = true;
-    if (auto* health = grpc_server_->GetHealthCheckService()) health->Shutdown();
+    health_->Shutdown();
   }
   grpc_server_->Shutdown(deadline);
   grpc_server_->Wait();

@@ -1,5 +1,6 @@
-// The gRPC frontend: inference.v1.InferenceService, the KServe v2 GRPCInferenceService, gRPC's own
-// health service (overall "" plus one service name per model) and server reflection, on one port.
+// The gRPC frontend: inference.v1.InferenceService, the KServe v2 GRPCInferenceService, the gRPC health
+// protocol (overall "" plus one service name per model; our own service, health_service.h) and server
+// reflection (only without authorization), on one port.
 // Services use gRPC's callback API: no thread per request; replies are finished from the scheduler's
 // worker threads.
 #pragma once
@@ -16,6 +17,8 @@
 #include "observability/transport_metrics.h"
 
 namespace serving::frontends {
+
+class HealthService;
 
 class GrpcServer {
  public:
@@ -50,6 +53,7 @@ class GrpcServer {
   TransportMetrics* const transport_;
   std::unique_ptr<grpc::Service> v1_;
   std::unique_ptr<grpc::Service> v2_;
+  std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::mutex health_mu_;
   bool shut_down_ = false;  // guarded by health_mu_
