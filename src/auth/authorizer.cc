@@ -180,13 +180,14 @@ Decision Authorizer::CheckToken(const RequestContext& context) const {
 Decision Authorizer::Refuse(const RequestContext& context, Status status, const char* reason, std::string principal,
                             std::string challenge) const {
   if (metrics_) metrics_->CountAuthFailure(TransportName(context.transport), reason);
-  logging::Warn("request refused by authorization", {{"transport", TransportName(context.transport)},
-                                                     {"operation", std::string(context.operation)},
-                                                     {"category", CategoryName(context.category)},
-                                                     {"reason", reason},
-                                                     {"principal", principal},
-                                                     {"peer", std::string(context.peer)},
-                                                     {"tls_identity", std::string(context.tls_identity)}});
+  logging::Warn("request refused by authorization",
+                {{"transport", TransportName(context.transport)},
+                 {"operation", std::string(context.operation)},
+                 {"category", CategoryName(context.category)},
+                 {"reason", reason},
+                 {"principal", principal},
+                 {"peer", context.peer.empty() && context.lazy_peer ? context.lazy_peer() : std::string(context.peer)},
+                 {"tls_identity", std::string(context.tls_identity)}});
   return Decision{std::move(status), std::move(principal), std::move(challenge)};
 }
 

@@ -51,8 +51,9 @@ struct RequestContext {
   Transport transport = Transport::kHttp;
   std::string_view operation;  // the route ("POST /v2/models/{model}/infer") or gRPC method, for logs
   Category category = Category::kInference;
-  std::string_view peer;          // the client's address, for logs; may be empty
-  std::string_view tls_identity;  // the verified client certificate's subject, empty without one
+  std::string_view peer;                   // the client's address, for logs; may be empty
+  std::function<std::string()> lazy_peer;  // or how to get it, asked only for a refusal's log line
+  std::string_view tls_identity;           // the verified client certificate's subject, empty without one
   HeaderLookup header;
 };
 

@@ -8,16 +8,6 @@
 namespace serving::tls {
 namespace {
 
-std::string OpenSslError() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    out += (out.empty() ? "" : "; ") + std::string(buf);
-  }
-  return out.empty() ? "unknown error" : out;
-}
-
 // ALPN: "http/1.1" if the client offers it (OpenSSL parses the client's list); a client that offers ALPN
 // without it is refused rather than spoken to in a protocol it did not ask for.
 int SelectHttp1(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
@@ -35,18 +25,18 @@ int SelectHttp1(SSL*, const unsigned char** out, unsigned char* outlen, const un
 StatusOr<SslCtxPtr> LoadServerContext(const TlsFiles& files) {
   ERR_clear_error();
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
-  if (!ctx) return Internal("cannot create a TLS context: " + OpenSslError());
+  if (!ctx) return Internal("cannot create a TLS context: " + OpenSslErrors());
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), files.cert.c_str()) != 1)
-    return InvalidArgument("TLS certificate " + Quote(files.cert) + ": " + OpenSslError());
+    return InvalidArgument("TLS certificate " + Quote(files.cert) + ": " + OpenSslErrors());
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), files.key.c_str(), SSL_FILETYPE_PEM) != 1)
-    return InvalidArgument("TLS key " + Quote(files.key) + ": " + OpenSslError());
+    return InvalidArgument("TLS key " + Quote(files.key) + ": " + OpenSslErrors());
   if (SSL_CTX_check_private_key(ctx.get()) != 1)
     return InvalidArgument("TLS key " + Quote(files.key) + " does not match the certificate " + Quote(files.cert));
   if (!files.client_ca.empty()) {
     if (SSL_CTX_load_verify_locations(ctx.get(), files.client_ca.c_str(), nullptr) != 1)
-      return InvalidArgument("TLS client CA " + Quote(files.client_ca) + ": " + OpenSslError());
+      return InvalidArgument("TLS client CA " + Quote(files.client_ca) + ": " + OpenSslErrors());
     STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(files.client_ca.c_str());
     if (names) SSL_CTX_set_client_CA_list(ctx.get(), names);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
@@ -116,6 +106,16 @@ void TlsContext::ReloadIfChanged() {
   logging::Info("TLS certificate reloaded", {{"listener", name_}, {"cert", files_.cert}});
   std::lock_guard<std::mutex> lock(mu_);
   ctx_ = std::move(ctx).value();
+}
+
+std::string OpenSslErrors(const char* fallback) {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    out += (out.empty() ? "" : "; ") + std::string(buf);
+  }
+  return out.empty() ? fallback : out;
 }
 
 std::string PeerIdentity(SSL* ssl) {

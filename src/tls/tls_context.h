@@ -66,6 +66,9 @@ class TlsContext {
   std::thread watcher_;
 };
 
+// OpenSSL's queued errors on this thread as one line (and the queue emptied); `fallback` when there are none.
+std::string OpenSslErrors(const char* fallback = "unknown error");
+
 // The subject of the peer's verified certificate on `ssl` ("CN=client-1,O=..."); empty without one.
 std::string PeerIdentity(SSL* ssl);
 

@@ -5,6 +5,8 @@ import ipaddress
 import pathlib
 import socket
 import ssl
+import threading
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -115,3 +117,45 @@ class SecretVolume:
 
     def __truediv__(self, name):
         return self.path / name
+
+
+def rotation_under_load(pki, tmp_path, start, request, port_of, alpn):
+    """Serves a certificate from a Kubernetes-style Secret volume, then, while two clients send requests (one on a
+    connection it keeps, one on a new connection each time), publishes a new certificate and waits until a new
+    connection is given it. `start(cert, key)` starts the server; `request(server, fresh)` sends one request
+    (`fresh`: on a new connection); `port_of(server)` is the TLS port. Returns (failures, answers)."""
+    from conftest import wait_for
+
+    secret = SecretVolume(tmp_path / "secret", ["tls.crt", "tls.key"])
+
+    def publish(cn):
+        crt, key = pki["authority"].issue(tmp_path / cn, cn)
+        secret.publish({"tls.crt": crt, "tls.key": key})
+
+    publish("server-1")
+    server = start(secret / "tls.crt", secret / "tls.key")
+    assert peer_certificate_cn(port_of(server), alpn) == "server-1"
+    failures, answers, stop = [], [0], threading.Event()
+
+    def load(fresh):
+        while not stop.is_set():
+            try:
+                request(server, fresh)
+                answers[0] += 1
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=load, args=(fresh,)) for fresh in (False, True)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    publish("server-2")
+    try:
+        wait_for(lambda: peer_certificate_cn(port_of(server), alpn) == "server-2", timeout=15,
+                 what="the new certificate")
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    return server, failures, answers[0]

@@ -6,7 +6,6 @@ import os
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import grpc
@@ -16,8 +15,8 @@ import tritonclient.grpc as tgrpc
 import tritonclient.grpc.service_pb2 as pb
 import tritonclient.grpc.service_pb2_grpc as pb_grpc
 
-from certs import SecretVolume, peer_certificate_cn
-from conftest import EMULATED, MODELS, wait_for
+from certs import peer_certificate_cn, rotation_under_load
+from conftest import EMULATED, MODELS
 
 
 def tls_args(pki, mutual=False):
@@ -118,50 +117,23 @@ def test_tls_below_1_2_is_refused(pki, make_server):
 
 @pytest.mark.not_under_emulation("counts answers under load during a rotation, with a wall-clock budget")
 def test_certificates_rotate_without_a_restart_and_without_a_failed_request(pki, make_server, tmp_path):
-    """A Kubernetes Secret volume: tls.crt -> ..data/tls.crt, ..data -> a timestamped directory; the update swaps
-    ..data. New connections get the new certificate within the reload interval; open ones and requests in flight
-    are not disturbed."""
-    secret = SecretVolume(tmp_path / "secret", ["tls.crt", "tls.key"])
+    """New connections get the new certificate within the reload interval; open ones and requests in flight are not
+    disturbed."""
+    clients = {}
 
-    def publish(cn):
-        crt, key = pki["authority"].issue(tmp_path / cn, cn)
-        secret.publish({"tls.crt": crt, "tls.key": key})
+    def request(s, fresh):
+        if fresh or fresh not in clients:
+            clients[fresh] = tgrpc.InferenceServerClient(s.grpc_target, ssl=True, root_certificates=str(pki["ca"]))
+        inp = tgrpc.InferInput("X", [1, 64], "FP32")
+        inp.set_data_from_numpy(np.zeros((1, 64), np.float32))
+        clients[fresh].infer("digits", [inp])
 
-    publish("server-1")
-    s = make_server(MODELS, "--grpc-tls-cert", str(secret / "tls.crt"), "--grpc-tls-key", str(secret / "tls.key"),
-                    "--tls-reload-s", "1")
-    assert peer_certificate_cn(s.grpc_port, "h2") == "server-1"
-
-    failures, answers, stop = [], [0], threading.Event()
-    x = np.zeros((1, 64), np.float32)
-
-    def load(new_channels):
-        client = None
-        while not stop.is_set():
-            try:
-                if client is None or new_channels:
-                    client = tgrpc.InferenceServerClient(s.grpc_target, ssl=True, root_certificates=str(pki["ca"]))
-                inp = tgrpc.InferInput("X", [1, 64], "FP32")
-                inp.set_data_from_numpy(x)
-                client.infer("digits", [inp])
-                answers[0] += 1
-            except Exception as e:  # noqa: BLE001 - every failure counts
-                failures.append(repr(e))
-
-    threads = [threading.Thread(target=load, args=(fresh,)) for fresh in (False, True)]
-    for t in threads:
-        t.start()
-    time.sleep(1)
-    publish("server-2")
-    try:
-        wait_for(lambda: peer_certificate_cn(s.grpc_port, "h2") == "server-2", timeout=15, what="the new certificate")
-        time.sleep(1)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
+    _, failures, answers = rotation_under_load(
+        pki, tmp_path, lambda crt, key: make_server(MODELS, "--grpc-tls-cert", str(crt), "--grpc-tls-key", str(key),
+                                                    "--tls-reload-s", "1"),
+        request, lambda s: s.grpc_port, "h2")
     assert not failures, failures[:3]
-    assert answers[0] > 20
+    assert answers > 20
 
 
 def test_grpcurl_and_perf_analyzer_speak_tls_to_it(pki, make_server):

@@ -7,7 +7,6 @@ import json
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 import requests
 import tritonclient.http as thttp
 
-from certs import SecretVolume, peer_certificate_cn
+from certs import rotation_under_load
 from conftest import MODELS, metric_sum, wait_for
 
 
@@ -125,45 +124,21 @@ def test_tokens_work_over_tls(pki, make_server, tmp_path):
 
 @pytest.mark.not_under_emulation("counts answers under load during a rotation, with a wall-clock budget")
 def test_certificates_rotate_without_a_restart_and_without_a_failed_request(pki, make_server, tmp_path):
-    secret = SecretVolume(tmp_path / "secret", ["tls.crt", "tls.key"])
+    sessions = {}
 
-    def publish(cn):
-        crt, key = pki["authority"].issue(tmp_path / cn, cn)
-        secret.publish({"tls.crt": crt, "tls.key": key})
+    def start(crt, key):
+        s = make_server(MODELS, "--http-tls-cert", str(crt), "--http-tls-key", str(key), "--tls-reload-s", "1",
+                        ready=False)
+        wait_for(lambda: "server started" in s.log_text(), what="the server")
+        return s
 
-    publish("server-1")
-    s = make_server(MODELS, "--http-tls-cert", str(secret / "tls.crt"), "--http-tls-key", str(secret / "tls.key"),
-                    "--tls-reload-s", "1", ready=False)
-    wait_for(lambda: "server started" in s.log_text(), what="the server")
-    assert peer_certificate_cn(s.http_port, "http/1.1") == "server-1"
-    failures, answers, stop = [], [0], threading.Event()
+    def request(s, fresh):
+        if fresh or fresh not in sessions:
+            sessions[fresh] = requests.Session()
+        r = sessions[fresh].get(url(s), verify=str(pki["ca"]), timeout=10)
+        assert r.status_code == 200, r.status_code
 
-    def load(keep_alive):
-        session = requests.Session()
-        while not stop.is_set():
-            try:
-                if not keep_alive:
-                    session = requests.Session()
-                r = session.get(url(s), verify=str(pki["ca"]), timeout=10)
-                if r.status_code != 200:
-                    failures.append(r.status_code)
-                answers[0] += 1
-            except Exception as e:  # noqa: BLE001 - every failure counts
-                failures.append(repr(e))
-
-    threads = [threading.Thread(target=load, args=(keep,)) for keep in (True, False)]
-    for t in threads:
-        t.start()
-    time.sleep(1)
-    publish("server-2")
-    try:
-        wait_for(lambda: peer_certificate_cn(s.http_port, "http/1.1") == "server-2", timeout=15,
-                 what="the new certificate")
-        time.sleep(1)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
+    s, failures, answers = rotation_under_load(pki, tmp_path, start, request, lambda s: s.http_port, "http/1.1")
     assert not failures, failures[:3]
-    assert answers[0] > 20
+    assert answers > 20
     assert metric_sum(s.metrics_text(), "inference_secret_reloads_total", secret="http-tls", result="ok") >= 1

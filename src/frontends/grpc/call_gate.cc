@@ -66,13 +66,12 @@ grpc::Status CallGate::Check(grpc::CallbackServerContext* ctx, std::string_view 
   for (const auto& m : GrpcMethods())
     if (m.name == name) known = &m;
   if (!known) return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, name + " has no authorization category");
-  const std::string peer = ctx->peer();
-  const std::string identity = TlsIdentity(ctx);
+  const std::string identity = Identity(ctx);
   auth::RequestContext context;
   context.transport = auth::Transport::kGrpc;
   context.operation = name;
   context.category = known->category;
-  context.peer = peer;
+  context.lazy_peer = [ctx] { return ctx->peer(); };
   context.tls_identity = identity;
   context.header = [ctx](std::string_view key) {
     auto [begin, end] = ctx->client_metadata().equal_range(grpc::string_ref(key.data(), key.size()));

@@ -31,8 +31,13 @@ std::string TlsIdentity(const grpc::ServerContextBase* ctx);
 class CallGate {
  public:
   // `authorizer` may be null (everything is allowed). `service`: "inference.GRPCInferenceService".
-  CallGate(const auth::Authorizer* authorizer, std::string service)
-      : authorizer_(authorizer), service_(std::move(service)) {}
+  // `mutual_tls`: clients present certificates, so calls have a TLS identity (looked up only then: it costs an
+  // allocation per call).
+  CallGate(const auth::Authorizer* authorizer, std::string service, bool mutual_tls)
+      : authorizer_(authorizer), service_(std::move(service)), mutual_tls_(mutual_tls) {}
+
+  // The call's TLS client identity; empty without mutual TLS.
+  std::string Identity(const grpc::ServerContextBase* ctx) const { return mutual_tls_ ? TlsIdentity(ctx) : ""; }
 
   // OK when the call of `method` (its name within the service) may go on, with `*principal` (optional) set to
   // the token's name; otherwise the refusal.
@@ -45,6 +50,7 @@ class CallGate {
  private:
   const auth::Authorizer* const authorizer_;
   const std::string service_;
+  const bool mutual_tls_;
 };
 
 }  // namespace serving::frontends

@@ -61,14 +61,14 @@ StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const GrpcServer:
 }  // namespace
 
 InferRequest TransportRequest(const grpc::CallbackServerContext* ctx, const char* protocol,
-                              const CancellableReactor& reactor, std::string principal) {
+                              const CancellableReactor& reactor, std::string principal, std::string tls_identity) {
   InferRequest request;
   request.protocol = protocol;
   request.trace_id = TraceIdFrom(ctx);
   request.deadline = DeadlineFrom(ctx);
   request.cancelled = reactor.cancelled;
   request.principal = std::move(principal);
-  request.tls_identity = TlsIdentity(ctx);
+  request.tls_identity = std::move(tls_identity);
   return request;
 }
 
@@ -86,10 +86,11 @@ GrpcServer::~GrpcServer() {
 StatusOr<int> GrpcServer::Start(const Options& options) {
   // Our own health service (health_service.h) instead of gRPC's, so health calls pass the authorizer too.
   grpc::EnableDefaultHealthCheckService(false);
-  health_ = std::make_unique<HealthService>(options.authorizer);
+  const bool mutual_tls = !options.tls_client_ca.empty();
+  health_ = std::make_unique<HealthService>(options.authorizer, mutual_tls);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  v1_ = NewV1Service(server_, transport_, options.authorizer);
-  v2_ = NewV2Service(server_, transport_, options.authorizer);
+  v1_ = NewV1Service(server_, transport_, options.authorizer, mutual_tls);
+  v2_ = NewV2Service(server_, transport_, options.authorizer, mutual_tls);
   auto credentials = Credentials(options);
   if (!credentials.ok()) return credentials.status();
   int port = 0;

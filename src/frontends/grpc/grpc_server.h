@@ -59,11 +59,11 @@ class GrpcServer {
   bool shut_down_ = false;  // guarded by health_mu_
 };
 
-// Services (v1_service.cc, v2_service.cc); `authorizer` may be null.
+// Services (v1_service.cc, v2_service.cc); `authorizer` may be null; `mutual_tls`: clients present certificates.
 std::unique_ptr<grpc::Service> NewV1Service(InferenceServer* server, TransportMetrics* transport,
-                                            const auth::Authorizer* authorizer);
+                                            const auth::Authorizer* authorizer, bool mutual_tls);
 std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server, TransportMetrics* transport,
-                                            const auth::Authorizer* authorizer);
+                                            const auth::Authorizer* authorizer, bool mutual_tls);
 
 // Shared by both services: the mapping of a core Status to a grpc::Status.
 grpc::Status ToGrpc(const Status& status);
@@ -73,7 +73,7 @@ class CancellableReactor;
 // deadline, the receive time (now), the reactor's cancellation flag, who the authorizer let in and the TLS
 // client identity.
 InferRequest TransportRequest(const grpc::CallbackServerContext* ctx, const char* protocol,
-                              const CancellableReactor& reactor, std::string principal);
+                              const CancellableReactor& reactor, std::string principal, std::string tls_identity);
 
 // Counts a message that did not parse in inference_transport_rejected_total{protocol="grpc"}.
 void CountMalformed(TransportMetrics* transport);

@@ -19,7 +19,8 @@ namespace serving::frontends {
 
 class HealthService final : public grpc::health::v1::Health::CallbackService {
  public:
-  explicit HealthService(const auth::Authorizer* authorizer) : gate_(authorizer, "grpc.health.v1.Health") {}
+  HealthService(const auth::Authorizer* authorizer, bool mutual_tls)
+      : gate_(authorizer, "grpc.health.v1.Health", mutual_tls) {}
 
   // The status of `service` ("" is the server as a whole); no effect after Shutdown().
   void SetStatus(const std::string& service, bool serving);

@@ -10,8 +10,8 @@ namespace {
 class V1Service final : public inference::v1::InferenceService::WithRawCallbackMethod_Infer<
                             inference::v1::InferenceService::CallbackService> {
  public:
-  V1Service(InferenceServer* server, TransportMetrics* transport, const auth::Authorizer* authorizer)
-      : server_(server), transport_(transport), gate_(authorizer, "inference.v1.InferenceService") {}
+  V1Service(InferenceServer* server, TransportMetrics* transport, const auth::Authorizer* authorizer, bool mutual_tls)
+      : server_(server), transport_(transport), gate_(authorizer, "inference.v1.InferenceService", mutual_tls) {}
 
   grpc::ServerUnaryReactor* Infer(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw,
                                   grpc::ByteBuffer* raw_response) override {
@@ -20,8 +20,8 @@ class V1Service final : public inference::v1::InferenceService::WithRawCallbackM
     auto* reactor = new CancellableReactor();
     auto read = [this, raw](inference::v1::InferRequest* in) { return ParseMessage(transport_, *raw, in); };
     RunV1Infer(
-        *server_, TransportRequest(ctx, "grpc-v1", *reactor, std::move(principal)), std::make_shared<V1Call>(), read,
-        [raw_response](V1Call& call) { SerializeMessage(call.out, raw_response); },
+        *server_, TransportRequest(ctx, "grpc-v1", *reactor, std::move(principal), gate_.Identity(ctx)),
+        std::make_shared<V1Call>(), read, [raw_response](V1Call& call) { SerializeMessage(call.out, raw_response); },
         [reactor](V1Call&, const Status& status) { reactor->Finish(ToGrpc(status)); });
     return reactor;
   }
@@ -44,8 +44,8 @@ class V1Service final : public inference::v1::InferenceService::WithRawCallbackM
 }  // namespace
 
 std::unique_ptr<grpc::Service> NewV1Service(InferenceServer* server, TransportMetrics* transport,
-                                            const auth::Authorizer* authorizer) {
-  return std::make_unique<V1Service>(server, transport, authorizer);
+                                            const auth::Authorizer* authorizer, bool mutual_tls) {
+  return std::make_unique<V1Service>(server, transport, authorizer, mutual_tls);
 }
 
 }  // namespace serving::frontends

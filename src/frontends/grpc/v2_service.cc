@@ -23,8 +23,8 @@ std::vector<std::string> Keys(const Map& map) {
 class V2Service final : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
                             inference::GRPCInferenceService::CallbackService> {
  public:
-  V2Service(InferenceServer* server, TransportMetrics* transport, const auth::Authorizer* authorizer)
-      : server_(server), transport_(transport), gate_(authorizer, "inference.GRPCInferenceService") {}
+  V2Service(InferenceServer* server, TransportMetrics* transport, const auth::Authorizer* authorizer, bool mutual_tls)
+      : server_(server), transport_(transport), gate_(authorizer, "inference.GRPCInferenceService", mutual_tls) {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx, const inference::ServerLiveRequest*,
                                        inference::ServerLiveResponse* response) override {
@@ -121,7 +121,8 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
       SerializeMessage(call->response, raw_response);
     };
     encoder.send = [reactor](const StatusOr<InferResponse>& result) { reactor->Finish(ToGrpc(result.status())); };
-    server_->Infer(TransportRequest(ctx, "grpc-v2", *reactor, std::move(principal)), decoder, std::move(encoder));
+    server_->Infer(TransportRequest(ctx, "grpc-v2", *reactor, std::move(principal), gate_.Identity(ctx)), decoder,
+                   std::move(encoder));
     return reactor;
   }
 
@@ -134,8 +135,8 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
 }  // namespace
 
 std::unique_ptr<grpc::Service> NewV2Service(InferenceServer* server, TransportMetrics* transport,
-                                            const auth::Authorizer* authorizer) {
-  return std::make_unique<V2Service>(server, transport, authorizer);
+                                            const auth::Authorizer* authorizer, bool mutual_tls) {
+  return std::make_unique<V2Service>(server, transport, authorizer, mutual_tls);
 }
 
 }  // namespace serving::frontends

@@ -14,7 +14,6 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -96,17 +95,6 @@ RateLimitedWarning timeout_warning("http connection closed: it sent no complete 
 RateLimitedWarning malformed_warning("http request refused: malformed or too large");
 RateLimitedWarning accept_warning("http accept failed; accepting paused for 100 ms");
 RateLimitedWarning tls_warning("https connection closed: no TLS session");
-
-// OpenSSL's reasons for the last failure on this thread, for the log line.
-std::string OpenSslReason() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    out += (out.empty() ? "" : "; ") + std::string(buf);
-  }
-  return out.empty() ? "the connection closed during the handshake" : out;
-}
 
 const http_parser_settings* Settings();
 
@@ -363,7 +351,7 @@ void HttpConnection::OnEvent(bufferevent*, short what, void* self) {
   }
   if (keep->handshaking_) {
     Count(TransportEvent::kHttpTlsFailed, keep->loop_);
-    tls_warning.Hit(OpenSslReason());
+    tls_warning.Hit(tls::OpenSslErrors("the connection closed during the handshake"));
     return keep->Close();
   }
   if (what & BEV_EVENT_TIMEOUT) {

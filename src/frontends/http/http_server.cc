@@ -137,7 +137,8 @@ bool Matches(const std::vector<std::string>& segments, const std::vector<std::st
 void HttpServer::Route(HttpRoute route, HttpHandler handler, RunOn run_on) {
   std::vector<std::string> segments;
   for (auto segment : Segments(route.pattern)) segments.emplace_back(segment);
-  routes_.push_back({std::move(route), std::move(segments), std::move(handler), run_on});
+  std::string operation = route.method + " " + route.pattern;
+  routes_.push_back({std::move(route), std::move(segments), std::move(operation), std::move(handler), run_on});
 }
 
 void HttpServer::ErrorFormat(std::string prefix, std::function<std::string(const Status&)> format) {
@@ -211,10 +212,9 @@ const HttpServer::RouteEntry* HttpServer::Match(HttpRequest& request, HttpReply&
 
 bool HttpServer::Authorized(HttpRequest& request, const RouteEntry& entry, HttpReply& reply) const {
   if (!options_.authorizer) return true;
-  const std::string operation = entry.route.method + " " + entry.route.pattern;
   auth::RequestContext context;
   context.transport = auth::Transport::kHttp;
-  context.operation = operation;
+  context.operation = entry.operation;
   context.category = entry.route.category;
   context.peer = request.peer;
   context.tls_identity = request.tls_identity;

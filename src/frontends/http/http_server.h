@@ -139,6 +139,7 @@ class HttpServer {
   struct RouteEntry {
     HttpRoute route;
     std::vector<std::string> segments;  // of the pattern; "{name}" for a parameter
+    std::string operation;              // "METHOD pattern", for the authorizer's log lines
     HttpHandler handler;
     RunOn run_on;
   };
