@@ -29,7 +29,11 @@ StatusOr<std::chrono::system_clock::time_point> ParseTime(const std::string& tex
   const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
   if (end == nullptr || *end != '\0')
     return InvalidArgument("expires " + Quote(text) + " is not a UTC time like 2027-01-01T00:00:00Z");
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  // system_clock counts nanoseconds in 64 bits (until 2262): a later year would overflow the conversion.
+  constexpr std::time_t kLatest = 6'000'000'000;  // in 2160
+  const std::time_t secs = timegm(&tm);
+  if (secs < 0 || secs > kLatest) return InvalidArgument("expires " + Quote(text) + " is not between 1970 and 2160");
+  return std::chrono::system_clock::from_time_t(secs);
 }
 
 int HexValue(char c) {

@@ -74,6 +74,10 @@ INSTANTIATE_TEST_SUITE_P(
             "unknown scope 'admin'"},
         Bad{R"({"tokens": [{"name": "a", "token": "0123456789abcdefg", "scopes": ["infer"], "expires": "soon"}]})",
             "is not a UTC time"},
+        // Found by tests/fuzz/auth_fuzz.cc: a year past 2262 overflowed system_clock (undefined behaviour).
+        Bad{R"({"tokens": [{"name": "a", "token": "0123456789abcdefg", "scopes": ["infer"], "expires":
+              "4060-01-01T00:00:00Z"}]})",
+            "not between 1970 and 2160"},
         Bad{R"({"tokens": [{"name": "a", "token": "0123456789abcdefg", "scopes": ["infer"], "role": 1}]})",
             "unknown field 'role'"},
         Bad{R"({"tokens": [{"name": "a", "token": "0123456789abcdefg", "scopes": ["infer"]},
