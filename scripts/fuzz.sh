@@ -19,7 +19,7 @@ for target in lightgbm xgboost xgboost_ubj; do
 done
 echo "fuzz: building auth_fuzz"
 "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc \
-  src/auth/authorizer.cc src/auth/token_file.cc src/auth/restricted_api.cc src/core/status.cc \
+  src/auth/authorizer.cc src/auth/token_file.cc src/auth/restricted_api.cc src/auth/file_watch.cc src/core/status.cc \
   src/observability/logger.cc tests/fuzz/auth_fuzz.cc -lcrypto -o "$OUT/auth_fuzz"
 for target in lightgbm xgboost xgboost_ubj auth; do
   work="$OUT/corpus-$target"

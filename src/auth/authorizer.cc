@@ -115,8 +115,7 @@ Authorizer::Authorizer(Options options, SecurityMetrics* metrics, std::shared_pt
     : options_(std::move(options)),
       metrics_(metrics),
       enabled_(tokens != nullptr || !options_.restricted.empty()),
-      tokens_(std::move(tokens)),
-      tokens_identity_(IdentityOf(options_.tokens_file)) {}
+      tokens_(std::move(tokens)) {}
 
 Authorizer::~Authorizer() { StopReloading(); }
 
@@ -192,30 +191,14 @@ Decision Authorizer::Refuse(const RequestContext& context, Status status, const 
 }
 
 void Authorizer::StartReloading() {
-  if (options_.tokens_file.empty() || reloader_.joinable()) return;
-  reloader_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(reload_mu_);
-    while (!reload_cv_.wait_for(lock, options_.reload_interval, [this] { return stop_; })) {
-      lock.unlock();
-      ReloadIfChanged();
-      lock.lock();
-    }
-  });
+  if (options_.tokens_file.empty() || watcher_) return;
+  watcher_ = std::make_unique<FileWatcher>(std::vector<std::string>{options_.tokens_file}, options_.reload_interval,
+                                           [this] { Reload(); });
 }
 
-void Authorizer::StopReloading() {
-  {
-    std::lock_guard<std::mutex> lock(reload_mu_);
-    stop_ = true;
-  }
-  reload_cv_.notify_all();
-  if (reloader_.joinable()) reloader_.join();
-}
+void Authorizer::StopReloading() { watcher_.reset(); }
 
-void Authorizer::ReloadIfChanged() {
-  const FileIdentity now = IdentityOf(options_.tokens_file);
-  if (now == tokens_identity_) return;
-  tokens_identity_ = now;
+void Authorizer::Reload() {
   auto loaded = LoadTokensFile(options_.tokens_file);
   if (metrics_) metrics_->CountSecretReload("tokens", loaded.ok());
   if (!loaded.ok()) {

@@ -7,18 +7,16 @@
 // thread (StartReloading) and swapped in whole, so a request sees either the old set or the new one.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
+#include "auth/file_watch.h"
 #include "auth/restricted_api.h"
 #include "auth/token_file.h"
 #include "core/status.h"
@@ -97,19 +95,14 @@ class Authorizer {
   Decision Refuse(const RequestContext& context, Status status, const char* reason, std::string principal,
                   std::string challenge) const;
   Decision CheckToken(const RequestContext& context) const;
-  void ReloadIfChanged();
+  void Reload();
 
   const Options options_;
   SecurityMetrics* const metrics_;
   const bool enabled_;
   mutable std::mutex tokens_mu_;
   std::shared_ptr<const TokenSet> tokens_;  // guarded by tokens_mu_; null without a tokens file
-  FileIdentity tokens_identity_;            // reload thread only
-
-  std::mutex reload_mu_;
-  std::condition_variable reload_cv_;
-  bool stop_ = false;  // guarded by reload_mu_
-  std::thread reloader_;
+  std::unique_ptr<FileWatcher> watcher_;    // while reloading
 };
 
 }  // namespace serving::auth

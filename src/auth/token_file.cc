@@ -2,7 +2,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <sys/stat.h>
 
 #include <ctime>
 #include <fstream>
@@ -167,12 +166,6 @@ StatusOr<TokenSet> LoadTokensFile(const std::string& path) {
   auto tokens = ParseTokens(text);
   if (!tokens.ok()) return InvalidArgument(path + ": " + tokens.status().message());
   return tokens;
-}
-
-FileIdentity IdentityOf(const std::string& path) {
-  struct stat st {};
-  if (path.empty() || stat(path.c_str(), &st) != 0) return {};
-  return {st.st_dev, st.st_ino, st.st_size, int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
 }
 
 }  // namespace serving::auth

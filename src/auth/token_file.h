@@ -8,8 +8,6 @@
 //     {"name": "ops", "sha256": "9f86d081…", "scopes": ["model-control", "statistics"]}]}
 #pragma once
 
-#include <sys/types.h>
-
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -66,17 +64,5 @@ constexpr size_t kMaxTokenBytes = 4096;  // a longer presented token is refused 
 StatusOr<TokenSet> ParseTokens(std::string_view text);
 // Reads and parses `path` (at most kMaxTokensFileBytes).
 StatusOr<TokenSet> LoadTokensFile(const std::string& path);
-
-// What identifies a file's current content cheaply (device, inode, size, modification time), following
-// symlinks: a Kubernetes Secret update, which swaps a symlink, or an in-place rewrite both change it.
-struct FileIdentity {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  off_t size = -1;
-  int64_t mtime_ns = 0;
-  bool operator==(const FileIdentity&) const = default;
-};
-// Missing files have the default identity.
-FileIdentity IdentityOf(const std::string& path);
 
 }  // namespace serving::auth

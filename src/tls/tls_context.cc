@@ -50,52 +50,27 @@ StatusOr<std::unique_ptr<TlsContext>> TlsContext::Create(std::string name, TlsFi
                                                          SecurityMetrics* metrics) {
   auto ctx = LoadServerContext(files);
   if (!ctx.ok()) return ctx.status();
-  return std::unique_ptr<TlsContext>(
-      new TlsContext(std::move(name), std::move(files), reload_interval, metrics, std::move(ctx).value()));
+  std::vector<std::string> paths = {files.cert, files.key};
+  if (!files.client_ca.empty()) paths.push_back(files.client_ca);
+  std::unique_ptr<TlsContext> context(
+      new TlsContext(std::move(name), std::move(files), metrics, std::move(ctx).value()));
+  TlsContext* self = context.get();
+  context->watcher_ =
+      std::make_unique<auth::FileWatcher>(std::move(paths), reload_interval, [self] { self->Reload(); });
+  return context;
 }
 
-TlsContext::TlsContext(std::string name, TlsFiles files, std::chrono::milliseconds interval, SecurityMetrics* metrics,
-                       SslCtxPtr ctx)
-    : name_(std::move(name)), files_(std::move(files)), interval_(interval), metrics_(metrics), ctx_(std::move(ctx)) {
-  fingerprint_ = Fingerprint();
-  watcher_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(stop_mu_);
-    while (!stop_cv_.wait_for(lock, interval_, [this] { return stop_; })) {
-      lock.unlock();
-      ReloadIfChanged();
-      lock.lock();
-    }
-  });
-}
+TlsContext::TlsContext(std::string name, TlsFiles files, SecurityMetrics* metrics, SslCtxPtr ctx)
+    : name_(std::move(name)), files_(std::move(files)), metrics_(metrics), ctx_(std::move(ctx)) {}
 
-TlsContext::~TlsContext() {
-  {
-    std::lock_guard<std::mutex> lock(stop_mu_);
-    stop_ = true;
-  }
-  stop_cv_.notify_all();
-  watcher_.join();
-}
+TlsContext::~TlsContext() { watcher_.reset(); }  // before the members its callback reads
 
 SslCtxPtr TlsContext::Current() const {
   std::lock_guard<std::mutex> lock(mu_);
   return ctx_;
 }
 
-std::string TlsContext::Fingerprint() const {
-  std::string out;
-  for (const std::string* path : {&files_.cert, &files_.key, &files_.client_ca}) {
-    const auth::FileIdentity id = auth::IdentityOf(*path);
-    out += std::to_string(id.dev) + ":" + std::to_string(id.ino) + ":" + std::to_string(id.size) + ":" +
-           std::to_string(id.mtime_ns) + "|";
-  }
-  return out;
-}
-
-void TlsContext::ReloadIfChanged() {
-  const std::string now = Fingerprint();
-  if (now == fingerprint_) return;
-  fingerprint_ = now;
+void TlsContext::Reload() {
   auto ctx = LoadServerContext(files_);
   if (metrics_) metrics_->CountSecretReload(name_ + "-tls", ctx.ok());
   if (!ctx.ok()) {

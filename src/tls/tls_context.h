@@ -10,13 +10,11 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
-#include "auth/token_file.h"  // FileIdentity
+#include "auth/file_watch.h"
 #include "core/status.h"
 #include "observability/security_metrics.h"
 
@@ -47,23 +45,15 @@ class TlsContext {
   bool mutual() const { return !files_.client_ca.empty(); }
 
  private:
-  TlsContext(std::string name, TlsFiles files, std::chrono::milliseconds interval, SecurityMetrics* metrics,
-             SslCtxPtr ctx);
-  void ReloadIfChanged();
-  std::string Fingerprint() const;  // the identities of the files, as one string
+  TlsContext(std::string name, TlsFiles files, SecurityMetrics* metrics, SslCtxPtr ctx);
+  void Reload();
 
   const std::string name_;
   const TlsFiles files_;
-  const std::chrono::milliseconds interval_;
   SecurityMetrics* const metrics_;
   mutable std::mutex mu_;
-  SslCtxPtr ctx_;            // guarded by mu_
-  std::string fingerprint_;  // reload thread only
-
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stop_ = false;  // guarded by stop_mu_
-  std::thread watcher_;
+  SslCtxPtr ctx_;  // guarded by mu_
+  std::unique_ptr<auth::FileWatcher> watcher_;
 };
 
 // OpenSSL's queued errors on this thread as one line (and the queue emptied); `fallback` when there are none.

@@ -29,6 +29,7 @@ ALLOWED_CORE = {
     "auth/authorizer.h",  # the authorization seam every route and RPC passes, and the types it includes
     "auth/restricted_api.h",
     "auth/token_file.h",
+    "auth/file_watch.h",
     "tls/tls_context.h",  # the HTTP listener's TLS context
 }
 FORBIDDEN_OUTSIDE = re.compile(r"/prometheus/")
