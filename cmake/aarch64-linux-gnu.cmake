@@ -23,6 +23,10 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
+# Debian puts a library's architecture-specific headers (OpenSSL's opensslconf.h, ...) in the multiarch folder,
+# which a compiler without --sysroot does not search.
+set(CMAKE_CXX_STANDARD_INCLUDE_DIRECTORIES "${SERVING_ARM64_SYSROOT}/usr/include/aarch64-linux-gnu")
+
 # The libraries' own dependencies (abseil under gRPC, ...) are found at link time through -rpath-link.
 set(_lib "${SERVING_ARM64_SYSROOT}/usr/lib/aarch64-linux-gnu")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-Wl,-rpath-link,${_lib} -Wl,-rpath-link,${SERVING_ARM64_SYSROOT}/lib/aarch64-linux-gnu")
