@@ -178,7 +178,6 @@ StatusOr<std::unique_ptr<auth::Authorizer>> MakeAuthorizer(const ServerOptions& 
     if (Status s = a.restricted.Add(auth::Transport::kHttp, v); !s.ok()) return s;
   for (const auto& v : o.grpc_restricted_protocol)
     if (Status s = a.restricted.Add(auth::Transport::kGrpc, v); !s.ok()) return s;
-  a.reload_interval = std::chrono::milliseconds(1000);
   return auth::Authorizer::Create(std::move(a), metrics);
 }
 

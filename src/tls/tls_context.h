@@ -42,7 +42,6 @@ class TlsContext {
 
   // The context new connections use.
   SslCtxPtr Current() const;
-  bool mutual() const { return !files_.client_ca.empty(); }
 
  private:
   TlsContext(std::string name, TlsFiles files, SecurityMetrics* metrics, SslCtxPtr ctx);

@@ -32,6 +32,21 @@ const std::vector<GrpcMethod>& GrpcMethods() {
   return methods;
 }
 
+namespace {
+
+// The row of "/<service>/<method>", matched without building the name (this runs on every call).
+const GrpcMethod* Find(std::string_view service, std::string_view method) {
+  for (const auto& m : GrpcMethods()) {
+    const std::string_view n = m.name;
+    if (n.size() == service.size() + method.size() + 2 && n[0] == '/' && n.substr(1, service.size()) == service &&
+        n[service.size() + 1] == '/' && n.substr(service.size() + 2) == method)
+      return &m;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, const GrpcMethod*>> DescribedGrpcMethods() {
   std::vector<std::pair<std::string, const GrpcMethod*>> out;
   for (const char* service :
@@ -39,11 +54,8 @@ std::vector<std::pair<std::string, const GrpcMethod*>> DescribedGrpcMethods() {
         grpc::health::v1::Health::service_full_name()}) {
     const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
     for (int i = 0; descriptor && i < descriptor->method_count(); ++i) {
-      std::string name = "/" + std::string(service) + "/" + std::string(descriptor->method(i)->name());
-      const GrpcMethod* known = nullptr;
-      for (const auto& m : GrpcMethods())
-        if (m.name == name) known = &m;
-      out.emplace_back(std::move(name), known);
+      const std::string method(descriptor->method(i)->name());
+      out.emplace_back("/" + std::string(service) + "/" + method, Find(service, method));
     }
   }
   return out;
@@ -61,15 +73,14 @@ std::string TlsIdentity(const grpc::ServerContextBase* ctx) {
 
 grpc::Status CallGate::Check(grpc::CallbackServerContext* ctx, std::string_view method, std::string* principal) const {
   if (!authorizer_ || !authorizer_->enabled()) return grpc::Status::OK;
-  const std::string name = "/" + service_ + "/" + std::string(method);
-  const GrpcMethod* known = nullptr;
-  for (const auto& m : GrpcMethods())
-    if (m.name == name) known = &m;
-  if (!known) return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, name + " has no authorization category");
+  const GrpcMethod* known = Find(service_, method);
+  if (!known)
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "/" + service_ + "/" + std::string(method) + " has no authorization category");
   const std::string identity = Identity(ctx);
   auth::RequestContext context;
   context.transport = auth::Transport::kGrpc;
-  context.operation = name;
+  context.operation = known->name;
   context.category = known->category;
   context.lazy_peer = [ctx] { return ctx->peer(); };
   context.tls_identity = identity;
