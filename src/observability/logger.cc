@@ -89,4 +89,14 @@ void Log(Level level, std::string_view msg, std::initializer_list<Field> fields)
   std::fflush(stdout);
 }
 
+void RateLimitedWarning::Hit(std::string_view detail) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++count_;
+  const auto now = std::chrono::steady_clock::now();
+  if (last_ != std::chrono::steady_clock::time_point{} && now - last_ < std::chrono::seconds(1)) return;
+  last_ = now;
+  Warn(msg_, {{"events", count_}, {"detail", detail}});
+  count_ = 0;
+}
+
 }  // namespace serving::logging

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <initializer_list>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -42,5 +44,19 @@ inline void Debug(std::string_view msg, std::initializer_list<Field> f = {}) { L
 inline void Info(std::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kInfo, msg, f); }
 inline void Warn(std::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kWarn, msg, f); }
 inline void Error(std::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kError, msg, f); }
+
+// At most one warning a second for one kind of event, saying how many happened since the last one (for
+// events a client can cause in bulk: refused connections, failed handshakes). Thread-safe.
+class RateLimitedWarning {
+ public:
+  explicit RateLimitedWarning(const char* msg) : msg_(msg) {}
+  void Hit(std::string_view detail = "");
+
+ private:
+  const char* msg_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point last_{};  // guarded by mu_
+  int64_t count_ = 0;                             // guarded by mu_
+};
 
 }  // namespace serving::logging

@@ -98,7 +98,9 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
       &rejected.Add({{"protocol", "http"}, {"reason", "overloaded"}}),
       &rejected.Add({{"protocol", "grpc"}, {"reason", "malformed"}}),
       &rejected.Add({{"protocol", "http"}, {"reason", "tls_handshake_timeout"}}),
-      &rejected.Add({{"protocol", "http"}, {"reason", "tls_handshake_failed"}})};
+      &rejected.Add({{"protocol", "http"}, {"reason", "tls_handshake_failed"}}),
+      &rejected.Add({{"protocol", "grpc"}, {"reason", "tls_handshake_timeout"}}),
+      &rejected.Add({{"protocol", "grpc"}, {"reason", "tls_handshake_failed"}})};
   BuildGauge()
       .Name("inference_server_build_info")
       .Help("Build information; always 1")
@@ -191,6 +193,8 @@ void Metrics::Count(TransportEvent event) {
     case TransportEvent::kGrpcMalformed: counter = transport_.grpc_malformed; break;
     case TransportEvent::kHttpTlsTimedOut: counter = transport_.http_tls_timed_out; break;
     case TransportEvent::kHttpTlsFailed: counter = transport_.http_tls_failed; break;
+    case TransportEvent::kGrpcTlsTimedOut: counter = transport_.grpc_tls_timed_out; break;
+    case TransportEvent::kGrpcTlsFailed: counter = transport_.grpc_tls_failed; break;
   }
   if (counter) counter->Increment();
 }

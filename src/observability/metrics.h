@@ -60,6 +60,8 @@ class Metrics final : public TransportMetrics, public SecurityMetrics {
     prometheus::Counter* grpc_malformed;      // gRPC messages that did not parse
     prometheus::Counter* http_tls_timed_out;  // no completed TLS handshake in time
     prometheus::Counter* http_tls_failed;     // a failed TLS handshake
+    prometheus::Counter* grpc_tls_timed_out;
+    prometheus::Counter* grpc_tls_failed;
   };
 
   explicit Metrics(const std::string& server_version);

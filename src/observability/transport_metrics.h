@@ -13,6 +13,8 @@ enum class TransportEvent {
   kGrpcMalformed,    // a gRPC message that did not parse
   kHttpTlsTimedOut,  // closed: no completed TLS handshake within --tls-handshake-timeout-s
   kHttpTlsFailed,    // the TLS handshake failed (not TLS, an old version, no or a bad client certificate)
+  kGrpcTlsTimedOut,  // the same two on the gRPC port (counted from gRPC's own report, handshake_watch.h)
+  kGrpcTlsFailed,
 };
 
 class TransportMetrics {

@@ -4,6 +4,7 @@
 #include <grpc/support/log.h>
 #include <malloc.h>
 #include <netdb.h>
+#include <strings.h>
 #include <prometheus/exposer.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -25,6 +26,7 @@
 #include "core/model_repository.h"
 #include "frontends/grpc/call_gate.h"
 #include "frontends/grpc/grpc_server.h"
+#include "frontends/grpc/handshake_watch.h"
 #include "frontends/http/routes.h"
 #include "observability/logger.h"
 #include "observability/process_metrics.h"
@@ -44,9 +46,18 @@ int Fail(const std::string& what, const Status& status) {
 }
 
 // gRPC and protobuf print their own plain-text lines on stderr, which would break the one-JSON-object-
-// per-line log stream: route them through the logger instead.
+// per-line log stream: route them through the logger instead. gRPC is asked for its debug lines too, because
+// its one report of a failed handshake is one (handshake_watch.h); otherwise only the lines at or above
+// GRPC_VERBOSITY (gRPC's default: ERROR) are logged, as before.
 void RouteLibraryLogs() {
+  static gpr_log_severity threshold = GPR_LOG_SEVERITY_ERROR;
+  if (const char* v = std::getenv("GRPC_VERBOSITY"); v != nullptr) {
+    if (strcasecmp(v, "DEBUG") == 0) threshold = GPR_LOG_SEVERITY_DEBUG;
+    if (strcasecmp(v, "INFO") == 0) threshold = GPR_LOG_SEVERITY_INFO;
+  }
+  gpr_set_log_verbosity(GPR_LOG_SEVERITY_DEBUG);
   gpr_set_log_function([](gpr_log_func_args* args) {
+    if (frontends::ObserveGrpcLibraryLine(args->severity, args->message) || args->severity < threshold) return;
     const logging::Level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? logging::Level::kError
                                  : args->severity == GPR_LOG_SEVERITY_INFO ? logging::Level::kInfo
                                                                            : logging::Level::kDebug;

@@ -16,13 +16,17 @@ import tritonclient.grpc.service_pb2 as pb
 import tritonclient.grpc.service_pb2_grpc as pb_grpc
 
 from certs import peer_certificate_cn, rotation_under_load
-from conftest import EMULATED, MODELS
+from conftest import EMULATED, MODELS, metric_sum, wait_for
 
 
 def tls_args(pki, mutual=False):
     crt, key = pki["server"]
     args = ["--grpc-tls-cert", str(crt), "--grpc-tls-key", str(key), "--tls-handshake-timeout-s", "2"]
     return args + (["--grpc-tls-client-ca", str(pki["ca"])] if mutual else [])
+
+
+def rejected(s, reason):
+    return metric_sum(s.metrics_text(), "inference_transport_rejected_total", protocol="grpc", reason=reason)
 
 
 def credentials(ca, client=None):
@@ -99,6 +103,10 @@ def test_a_handshake_that_never_completes_or_garbage_is_closed_and_others_are_se
         assert time.time() - start < 14, f"{what} was not closed"
         sock.close()
     assert server_metadata(s.grpc_target, credentials(pki["ca"])) == grpc.StatusCode.OK
+    # Both are counted (gRPC itself counts neither) and logged, and the clients served were not.
+    wait_for(lambda: rejected(s, "tls_handshake_timeout") == 1, what="the timed-out handshake to be counted")
+    assert rejected(s, "tls_handshake_failed") == 1
+    assert any(l.get("msg") == "grpc connection closed: no TLS session" for l in s.log_lines())
 
 
 def test_tls_below_1_2_is_refused(pki, make_server):

@@ -9,6 +9,7 @@
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include "frontends/grpc/call_gate.h"
+#include "frontends/grpc/handshake_watch.h"
 #include "frontends/grpc/health_service.h"
 #include "observability/logger.h"
 
@@ -105,6 +106,7 @@ StatusOr<int> GrpcServer::Start(const Options& options) {
   builder.RegisterService(health_.get());
   grpc_server_ = builder.BuildAndStart();
   if (!grpc_server_ || port == 0) return Unavailable("cannot listen for gRPC on " + options.address);
+  if (!options.tls_cert.empty()) WatchGrpcHandshakes(transport_);
   UpdateHealth();
   return port;
 }
@@ -130,6 +132,7 @@ void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   }
   grpc_server_->Shutdown(deadline);
   grpc_server_->Wait();
+  WatchGrpcHandshakes(nullptr);
   logging::Info("grpc server stopped");
 }
 

@@ -69,32 +69,11 @@ void Count(TransportEvent event, const HttpLoop* loop) {
   if (loop->options->transport) loop->options->transport->Count(event);
 }
 
-// At most one warning a second for each kind of event, saying how many happened since the last one.
-class RateLimitedWarning {
- public:
-  explicit RateLimitedWarning(const char* msg) : msg_(msg) {}
-  void Hit(std::string_view detail = "") {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++count_;
-    const auto now = std::chrono::steady_clock::now();
-    if (last_ != std::chrono::steady_clock::time_point{} && now - last_ < std::chrono::seconds(1)) return;
-    last_ = now;
-    logging::Warn(msg_, {{"events", count_}, {"detail", detail}});
-    count_ = 0;
-  }
-
- private:
-  const char* msg_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point last_{};
-  int64_t count_ = 0;
-};
-
-RateLimitedWarning refused_warning("http connection refused: over --http-max-connections");
-RateLimitedWarning timeout_warning("http connection closed: it sent no complete request in time");
-RateLimitedWarning malformed_warning("http request refused: malformed or too large");
-RateLimitedWarning accept_warning("http accept failed; accepting paused for 100 ms");
-RateLimitedWarning tls_warning("https connection closed: no TLS session");
+logging::RateLimitedWarning refused_warning("http connection refused: over --http-max-connections");
+logging::RateLimitedWarning timeout_warning("http connection closed: it sent no complete request in time");
+logging::RateLimitedWarning malformed_warning("http request refused: malformed or too large");
+logging::RateLimitedWarning accept_warning("http accept failed; accepting paused for 100 ms");
+logging::RateLimitedWarning tls_warning("https connection closed: no TLS session");
 
 const http_parser_settings* Settings();
 
