@@ -20,8 +20,7 @@ namespace {
 
 constexpr uint32_t kMaxInstances = 64;
 constexpr uint32_t kMaxThreads = 1024;
-constexpr uintmax_t kMaxLabelFileBytes = 16u << 20;
-constexpr uintmax_t kMaxConfigBytes = 16u << 20;
+constexpr size_t kMaxLabelFileBytes = size_t{16} << 20;
 constexpr int kMaxNesting = 32;
 constexpr const char* kPlatform = "onnxruntime_onnx";  // Triton's platform name for the onnxruntime backend
 
@@ -281,18 +280,16 @@ Status Unsupported(const config::ModelConfig& c, Ignored& ignored) {
 }
 
 // label_filename: one label per line, in the model's directory.
-Status ReadLabels(const config::ModelConfig& c, const fs::path& model_dir, ModelSettings& s) {
+Status ReadLabels(const config::ModelConfig& c, const ModelFileReader& read_file, ModelSettings& s) {
   for (const auto& out : c.output()) {
     if (out.label_filename().empty()) continue;
     const fs::path f = out.label_filename();
     const std::string where = "output '" + out.name() + "' label_filename '" + out.label_filename() + "'";
     if (f != f.filename() || f == "." || f == "..")
       return InvalidArgument(where + " must be a file in the model's directory");
-    std::error_code ec;
-    const auto size = fs::file_size(model_dir / f, ec);
-    if (ec) return InvalidArgument(where + " cannot be read: " + ec.message());
-    if (size > kMaxLabelFileBytes) return InvalidArgument(where + " is larger than 16 MiB");
-    std::ifstream in(model_dir / f);
+    auto text = read_file(out.label_filename(), kMaxLabelFileBytes);
+    if (!text.ok()) return InvalidArgument(where + " cannot be read: " + text.status().message());
+    std::istringstream in(*text);
     std::vector<std::string> labels;
     for (std::string line; std::getline(in, line);) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -380,15 +377,8 @@ bool IsValidModelName(std::string_view name) {
   return true;
 }
 
-StatusOr<ModelSettings> LoadModelConfig(const fs::path& path, const std::string& model_name) {
-  std::ifstream in(path);
-  if (!in) return NotFound(path.string() + ": cannot be read");
-  std::error_code size_error;
-  if (fs::file_size(path, size_error) > kMaxConfigBytes && !size_error)
-    return InvalidArgument(path.string() + ": larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB");
-  std::stringstream text;
-  text << in.rdbuf();
-
+StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::string& file_name,
+                                         const std::string& model_name, const ModelFileReader& read_file) {
   ModelSettings s;
   config::ModelConfig& c = s.config;
   google::protobuf::TextFormat::Parser parser;
@@ -398,10 +388,10 @@ StatusOr<ModelSettings> LoadModelConfig(const fs::path& path, const std::string&
   // Triton's configs nest a few levels; without a limit a file of nested blocks overflows the stack (the
   // parser recurses per level, skipped blocks included).
   parser.SetRecursionLimit(kMaxNesting);
-  if (!parser.ParseFromString(ColonBeforeLists(text.str()), &c) || !errors.error.empty())
-    return InvalidArgument(path.string() + ": " + errors.error);
+  if (!parser.ParseFromString(ColonBeforeLists(text), &c) || !errors.error.empty())
+    return InvalidArgument(file_name + ": " + errors.error);
 
-  const std::string where = path.string() + ": ";
+  const std::string where = file_name + ": ";
   if (!c.name().empty() && c.name() != model_name)
     return InvalidArgument(where + "name '" + c.name() + "' differs from the directory name '" + model_name + "'");
   c.set_name(model_name);
@@ -416,7 +406,7 @@ StatusOr<ModelSettings> LoadModelConfig(const fs::path& path, const std::string&
   if (st.ok()) st = CheckDynamicBatching(c, s, ignored);
   if (st.ok()) st = ReadParameters(c, s, ignored);
   if (st.ok()) st = Unsupported(c, ignored);
-  if (st.ok()) st = ReadLabels(c, path.parent_path(), s);
+  if (st.ok()) st = ReadLabels(c, read_file, s);
   if (!st.ok()) return InvalidArgument(where + st.message());
   for (const auto& [field, reason] : ignored)
     logging::Warn("model config field ignored", {{"model", model_name}, {"field", field}, {"reason", reason}});

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -17,9 +18,18 @@ namespace serving {
 // the repository or hide as a dot-file.
 bool IsValidModelName(std::string_view name);
 
-// Parses `path` (text format), fills defaults, checks it and reads the files it names (label_filename);
-// errors name the file and the field. Fields that are ignored are logged as warnings.
-StatusOr<ModelSettings> LoadModelConfig(const std::filesystem::path& path, const std::string& model_name);
+// Reads a file of the model's own directory (label_filename): its content, or why not (NOT_FOUND; past
+// `max_bytes`: INVALID_ARGUMENT).
+using ModelFileReader = std::function<StatusOr<std::string>(const std::string& file, size_t max_bytes)>;
+
+// The most a config.pbtxt may hold.
+inline constexpr size_t kMaxConfigBytes = size_t{16} << 20;
+
+// Parses a config.pbtxt's `text` (Triton's text format), fills defaults, checks it and reads the files it
+// names (label_filename) through `read_file`; errors start with `file_name` and name the field. Fields that
+// are ignored are logged as warnings.
+StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::string& file_name,
+                                         const std::string& model_name, const ModelFileReader& read_file);
 
 // Checks a config against the signature a backend read from the model file and completes it: inputs and
 // outputs the config does not declare are added from the model (dims without the batch dimension when

@@ -1,7 +1,6 @@
 #include "core/model_repository.h"
 
 #include <algorithm>
-#include <charconv>
 #include <set>
 
 #include "core/model_config.h"
@@ -23,30 +22,6 @@ struct ModelRepository::Entry {
 
 namespace {
 
-// Changes whenever the file is rewritten or replaced.
-std::string Fingerprint(const fs::path& p) {
-  std::error_code ec;
-  auto t = fs::last_write_time(p, ec);
-  auto size = fs::file_size(p, ec);
-  if (ec) return "";
-  return std::to_string(t.time_since_epoch().count()) + ":" + std::to_string(size);
-}
-
-bool ParseVersion(const std::string& s, int64_t* out) {
-  if (s.empty() || s.size() > 18) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size() && *out > 0;
-}
-
-// Follows symlinks, then checks the target is still inside the repository.
-bool InsideRoot(const fs::path& p, const fs::path& canonical_root) {
-  std::error_code ec;
-  fs::path c = fs::canonical(p, ec);
-  if (ec) return false;
-  auto rel = c.lexically_relative(canonical_root);
-  return !rel.empty() && *rel.begin() != "..";
-}
-
 std::set<int64_t> SelectVersions(const config::ModelVersionPolicy& policy, const std::set<int64_t>& on_disk) {
   std::set<int64_t> chosen;
   if (policy.has_all()) return on_disk;
@@ -59,6 +34,8 @@ std::set<int64_t> SelectVersions(const config::ModelVersionPolicy& policy, const
   for (auto it = on_disk.rbegin(); it != on_disk.rend() && chosen.size() < n; ++it) chosen.insert(*it);
   return chosen;
 }
+
+constexpr const char* kConfigFile = "config.pbtxt";
 
 // The config's default_model_filename, else the backend's.
 std::string ModelFileName(const ModelSettings& settings, const Backend& backend, const fs::path& version_dir) {
@@ -85,12 +62,9 @@ ModelVersion::ModelVersion(std::shared_ptr<const ModelSettings> config, int64_t 
       series_(std::move(series)),
       scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_, series_.get())) {}
 
-ModelRepository::ModelRepository(Options options, const BackendRegistry* backends, Metrics* metrics)
-    : options_(std::move(options)), backends_(backends), metrics_(metrics) {
-  std::error_code ec;
-  canonical_root_ = fs::canonical(options_.root, ec);
-  if (ec) canonical_root_ = options_.root;
-}
+ModelRepository::ModelRepository(std::unique_ptr<RepositorySource> source, Options options,
+                                 const BackendRegistry* backends, Metrics* metrics)
+    : source_(std::move(source)), options_(options), backends_(backends), metrics_(metrics) {}
 
 ModelRepository::~ModelRepository() {
   StopPolling();
@@ -115,32 +89,29 @@ void ModelRepository::SetState(Entry& e, const std::string& model, int64_t versi
 bool ModelRepository::Poll() {
   std::lock_guard<std::mutex> op(op_mu_);
   changed_ = false;
-  std::map<std::string, fs::path> on_disk;
-  std::error_code ec;
-  for (const auto& d : fs::directory_iterator(options_.root, ec)) {
-    const std::string name = d.path().filename().string();
-    if (!d.is_directory(ec)) continue;
-    if (!IsValidModelName(name) || !InsideRoot(d.path(), canonical_root_)) {
-      logging::Warn("skipping repository entry",
-                    {{"path", d.path().string()}, {"reason", "invalid model name or outside the repository"}});
+  std::set<std::string> listed;
+  auto names = source_->ListModels();
+  for (const auto& name : names.ok() ? *names : std::vector<std::string>{}) {
+    if (!IsValidModelName(name)) {
+      logging::Warn("skipping repository entry", {{"path", source_->Describe() + "/" + name},
+                                                  {"reason", "not a valid model name"}});
       continue;
     }
-    on_disk[name] = d.path();
+    listed.insert(name);
   }
-  // A listing that failed (out of descriptors, a remount in progress, ...) says nothing about which
-  // models are gone: keep serving everything loaded and look again at the next poll.
-  const bool listed = !ec;
-  if (!listed)
-    logging::Error("cannot read model repository", {{"path", options_.root.string()}, {"reason", ec.message()}});
-
-  for (const auto& [name, dir] : on_disk) PollModel(name, dir);
+  // A listing that failed (out of descriptors, a remount in progress, storage unreachable, ...) says nothing
+  // about which models are gone: keep serving everything loaded and look again at the next poll.
+  if (!names.ok())
+    logging::Error("cannot read model repository",
+                   {{"path", source_->Describe()}, {"reason", names.status().message()}});
+  for (const auto& name : listed) PollModel(name);
 
   // Models whose directory is gone: unload every version.
   std::vector<std::string> gone;
-  if (listed) {
+  if (names.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [name, _] : models_)
-      if (!on_disk.count(name)) gone.push_back(name);
+      if (!listed.count(name)) gone.push_back(name);
   }
   for (const auto& name : gone) {
     std::unique_ptr<Entry> entry;
@@ -150,6 +121,7 @@ bool ModelRepository::Poll() {
       models_.erase(name);
       for (auto& [v, mv] : entry->ready) retired_.push_back(mv);
     }
+    for (auto& [v, _] : entry->ready) source_->Release(name, v);
     if (metrics_) {
       for (auto& [v, info] : entry->states) metrics_->ForgetModelVersion(name, std::to_string(v));
       metrics_->ForgetModelVersion(name, "config");
@@ -162,7 +134,7 @@ bool ModelRepository::Poll() {
   return changed_;
 }
 
-void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
+void ModelRepository::PollModel(const std::string& name) {
   Entry* e;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -171,7 +143,7 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
     e = slot.get();
     if (e->unloaded_by_request) return;
   }
-  ReadConfig(*e, name, dir / "config.pbtxt");
+  ReadConfig(*e, name);
   if (!e->parsed || !e->error.empty()) return;  // keep serving what is loaded with the last good config
   const ModelSettings& cfg = *e->parsed;
   Backend* backend = backends_->Find(cfg.backend);
@@ -182,16 +154,15 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
     return;
   }
 
-  // The versions on disk, each with the fingerprint of what loading it would read.
-  std::map<int64_t, std::string> on_disk;
-  std::error_code ec;
-  for (const auto& d : fs::directory_iterator(dir, ec)) {
-    int64_t v;
-    if (!d.is_directory(ec) || !ParseVersion(d.path().filename().string(), &v)) continue;
-    fs::path file = d.path() / ModelFileName(cfg, *backend, d.path());
-    if (!InsideRoot(file, canonical_root_)) continue;
-    on_disk[v] = e->config_fingerprint + "|" + Fingerprint(file);
+  // The versions in the source, each with the fingerprint of what loading it would read. A listing that
+  // failed leaves everything as it is until the next poll.
+  auto listed = source_->ListVersions(name);
+  if (!listed.ok()) {
+    logging::Error("cannot list model versions", {{"model", name}, {"reason", listed.status().message()}});
+    return;
   }
+  std::map<int64_t, std::string> on_disk;
+  for (const auto& [v, fp] : *listed) on_disk[v] = e->config_fingerprint + "|" + fp;
   std::set<int64_t> versions;
   for (const auto& [v, _] : on_disk) versions.insert(v);
   const std::set<int64_t> wanted = SelectVersions(cfg.config.version_policy(), versions);
@@ -200,17 +171,24 @@ void ModelRepository::PollModel(const std::string& name, const fs::path& dir) {
     const std::string& fp = on_disk[v];
     if (e->ready_fingerprint.count(v) && e->ready_fingerprint[v] == fp) continue;
     if (e->failed_fingerprint.count(v) && e->failed_fingerprint[v] == fp) continue;
-    LoadVersion(*e, name, *backend, dir / std::to_string(v), v, fp);
+    LoadVersion(*e, name, *backend, v, fp);
   }
   UnloadUnwanted(*e, name, wanted, versions);
   ForgetGone(*e, name, versions);
 }
 
-void ModelRepository::ReadConfig(Entry& e, const std::string& name, const fs::path& config_path) {
-  const std::string fp = Fingerprint(config_path);
+void ModelRepository::ReadConfig(Entry& e, const std::string& name) {
+  const std::string fp = source_->FileFingerprint(name, kConfigFile);
   if (fp == e.config_fingerprint) return;
   e.config_fingerprint = fp;
-  auto cfg = LoadModelConfig(config_path, name);
+  const std::string file_name = source_->Describe() + "/" + name + "/" + kConfigFile;
+  auto text = source_->ReadFile(name, kConfigFile, kMaxConfigBytes);
+  StatusOr<ModelSettings> cfg =
+      text.ok() ? ParseModelConfig(*text, file_name, name,
+                                   [&](const std::string& file, size_t max_bytes) {
+                                     return source_->ReadFile(name, file, max_bytes);
+                                   })
+                : StatusOr<ModelSettings>(text.status());
   changed_ = true;
   std::lock_guard<std::mutex> lock(mu_);
   if (cfg.ok()) {
@@ -227,13 +205,15 @@ void ModelRepository::ReadConfig(Entry& e, const std::string& name, const fs::pa
   if (metrics_) metrics_->SetModelState(name, "config", "FAILED");
 }
 
-void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& backend, const fs::path& dir, int64_t v,
+void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& backend, int64_t v,
                                   const std::string& fingerprint) {
   SetState(e, name, v, VersionState::kLoading, e.ready.count(v) ? "reloading" : "");
   const auto start = Clock::now();
   std::shared_ptr<ModelVersion> loaded;
   Status status;
-  auto model = backend.Load(*e.parsed, dir / ModelFileName(*e.parsed, backend, dir));
+  auto dir = source_->Materialize(name, v);
+  auto model = dir.ok() ? backend.Load(*e.parsed, *dir / ModelFileName(*e.parsed, backend, *dir))
+                        : StatusOr<std::unique_ptr<Model>>(dir.status());
   if (model.ok()) {
     auto reconciled = std::make_shared<ModelSettings>(*e.parsed);
     status = ReconcileSignature((*model)->signature(), reconciled.get());
@@ -248,6 +228,7 @@ void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& ba
   if (!loaded) {
     e.failed_fingerprint[v] = fingerprint;
     const bool still_serving = e.ready.count(v) > 0;
+    if (!still_serving) source_->Release(name, v);
     SetState(e, name, v, still_serving ? VersionState::kReady : VersionState::kFailed,
              (still_serving ? "reload failed, previous files still serving: " : "") + status.message());
     if (still_serving)
@@ -281,6 +262,7 @@ void ModelRepository::UnloadUnwanted(Entry& e, const std::string& name, const st
       e.ready.erase(v);
       e.ready_fingerprint.erase(v);
     }
+    source_->Release(name, v);
     SetState(e, name, v, VersionState::kUnavailable, on_disk.count(v) ? "unloaded by version policy" : "removed");
   }
 }
@@ -340,7 +322,7 @@ void ModelRepository::StopPolling() {
 StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Get(const std::string& name,
                                                              const std::string& version) const {
   int64_t v = 0;
-  if (!version.empty() && !ParseVersion(version, &v))
+  if (!version.empty() && !ParseVersionName(version, &v))
     return InvalidArgument("version '" + version + "' is not a positive integer");
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);
@@ -386,11 +368,9 @@ bool ModelRepository::AllReady() const {
 }
 
 Status ModelRepository::Load(const std::string& name) {
-  const fs::path dir = options_.root / name;
-  std::error_code ec;
-  if (!IsValidModelName(name) || !fs::is_directory(dir, ec) || !InsideRoot(dir, canonical_root_))
-    return NotFound("model '" + name + "' is not in the repository");
   std::lock_guard<std::mutex> op(op_mu_);
+  if (!IsValidModelName(name) || source_->ListVersions(name).status().code() == StatusCode::kNotFound)
+    return NotFound("model '" + name + "' is not in the repository");
   changed_ = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -399,7 +379,7 @@ Status ModelRepository::Load(const std::string& name) {
       it->second->failed_fingerprint.clear();  // an explicit load retries what failed
     }
   }
-  PollModel(name, dir);
+  PollModel(name);
   ReapRetired();
   if (changed_ && on_change_) on_change_();
   std::lock_guard<std::mutex> lock(mu_);
@@ -432,7 +412,10 @@ Status ModelRepository::Unload(const std::string& name) {
     e->ready_fingerprint.clear();
   }
   changed_ = true;
-  for (int64_t v : versions) SetState(*e, name, v, VersionState::kUnavailable, "unloaded by request");
+  for (int64_t v : versions) {
+    source_->Release(name, v);
+    SetState(*e, name, v, VersionState::kUnavailable, "unloaded by request");
+  }
   ReapRetired();
   if (on_change_) on_change_();
   return Status::Ok();

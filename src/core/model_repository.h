@@ -1,19 +1,21 @@
-// ModelRepository: the set of models and versions on disk and in memory. It loads every model at
-// startup, then polls the directory and swaps versions in and out without failing in-flight requests:
+// ModelRepository: the set of models and versions in a repository and in memory. It loads every model at
+// startup, then polls its source (repository_source.h: a local directory, object storage) and swaps versions
+// in and out without failing in-flight requests:
 // a request holds a shared_ptr to the ModelVersion it started on, and an unloaded version is destroyed
 // (its queue drained, its threads joined) by the repository's own thread once no request holds it.
 // A version that fails to load is reported (log line, metric, state in List()) and the version that was
 // serving keeps serving.
 //
-// Layout: ROOT/<model>/config.pbtxt and ROOT/<model>/<version>/<backend's model file>, version > 0.
-// Threading: Get/List/AllReady from any thread; Poll from one thread at a time (startup, then the
-// polling thread).
+// Layout: <model>/config.pbtxt and <model>/<version>/<backend's model file>, version > 0. The repository
+// reads nothing itself: the source lists, fingerprints and materialises; a backend loads from the local
+// directory the source gives it.
+// Threading: Get/List/AllReady from any thread. Poll, Load and Unload from any thread, one at a time (op_mu_):
+// the source, the entries' load state and on_change run on the thread of the call that holds op_mu_.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,6 +27,7 @@
 
 #include "core/backend.h"
 #include "core/model_status.h"
+#include "core/repository_source.h"
 #include "core/scheduler.h"
 #include "observability/metrics.h"
 
@@ -58,11 +61,11 @@ class ModelVersion {
 class ModelRepository {
  public:
   struct Options {
-    std::filesystem::path root;
     std::chrono::milliseconds poll_interval{2000};  // 0 disables polling
   };
 
-  ModelRepository(Options options, const BackendRegistry* backends, Metrics* metrics);
+  ModelRepository(std::unique_ptr<RepositorySource> source, Options options, const BackendRegistry* backends,
+                  Metrics* metrics);
   ~ModelRepository();
 
   // Brings memory in line with the files. Returns whether anything changed.
@@ -75,7 +78,8 @@ class ModelRepository {
   Status Unload(const std::string& name);
   void StartPolling();
   void StopPolling();
-  // Called after every Poll() that changed something (on the polling thread).
+  // Called after every Poll(), Load() or Unload() that changed something, on that call's thread. Set before
+  // polling starts.
   void SetOnChange(std::function<void()> on_change) { on_change_ = std::move(on_change); }
 
   // `version` empty: the newest ready version. NOT_FOUND for unknown models/versions, UNAVAILABLE when
@@ -87,26 +91,26 @@ class ModelRepository {
 
  private:
   struct Entry;
-  void PollModel(const std::string& name, const std::filesystem::path& dir);
+  void PollModel(const std::string& name);
   // PollModel's steps.
-  void ReadConfig(Entry& entry, const std::string& name, const std::filesystem::path& config_path);
-  void LoadVersion(Entry& entry, const std::string& name, Backend& backend, const std::filesystem::path& dir,
-                   int64_t version, const std::string& fingerprint);
+  void ReadConfig(Entry& entry, const std::string& name);
+  void LoadVersion(Entry& entry, const std::string& name, Backend& backend, int64_t version,
+                   const std::string& fingerprint);
   void UnloadUnwanted(Entry& entry, const std::string& name, const std::set<int64_t>& wanted,
                       const std::set<int64_t>& on_disk);
   void ForgetGone(Entry& entry, const std::string& name, const std::set<int64_t>& on_disk);
   void SetState(Entry& entry, const std::string& model, int64_t version, VersionState state, std::string reason);
   void ReapRetired();
 
+  const std::unique_ptr<RepositorySource> source_;  // used under op_mu_
   const Options options_;
   const BackendRegistry* const backends_;
   Metrics* const metrics_;
-  std::filesystem::path canonical_root_;
 
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Entry>> models_;  // guarded by mu_
   std::vector<std::shared_ptr<ModelVersion>> retired_;    // guarded by mu_
-  bool changed_ = false;                                  // poll thread only
+  bool changed_ = false;                                  // guarded by op_mu_
 
   std::mutex op_mu_;  // one of Poll/Load/Unload at a time (taken before mu_)
   std::function<void()> on_change_;

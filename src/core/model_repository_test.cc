@@ -9,6 +9,7 @@
 
 #include "core/inference_server.h"
 #include "core/testing/fake_backend.h"
+#include "core/testing/memory_source.h"
 #include "observability/metrics.h"
 
 namespace serving {
@@ -16,28 +17,33 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The repository driven by an in-memory source: its version state machine, independent of any storage
+// (the local directory's own behaviour is tested in sources/local_source_test.cc).
 class RepositoryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("repo_" + std::to_string(getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    backends_.Register("fake", std::make_unique<testing::FakeBackend>(&gate_));
-  }
-  void TearDown() override { fs::remove_all(root_); }
+  void SetUp() override { backends_.Register("fake", std::make_unique<testing::FakeBackend>(&gate_)); }
 
+  testing::MemorySource::Model& ModelFiles(const std::string& model) { return files_->models[model]; }
   void WriteConfig(const std::string& model, const std::string& extra = "") {
-    fs::create_directories(root_ / model);
-    std::ofstream(root_ / model / "config.pbtxt") << "backend: \"fake\"\n" << extra;
+    std::lock_guard<std::mutex> l(files_->mu);
+    ModelFiles(model).files["config.pbtxt"] = "backend: \"fake\"\n" + extra;
   }
   void WriteVersion(const std::string& model, int v, const std::string& content = "ok") {
-    fs::create_directories(root_ / model / std::to_string(v));
-    std::ofstream(root_ / model / std::to_string(v) / "model.txt") << content;
+    std::lock_guard<std::mutex> l(files_->mu);
+    ModelFiles(model).versions[v]["model.txt"] = content;
   }
-  std::unique_ptr<ModelRepository> Make() {
-    return std::make_unique<ModelRepository>(ModelRepository::Options{root_, std::chrono::milliseconds(0)}, &backends_,
-                                             nullptr);
+  void RemoveModel(const std::string& model) {
+    std::lock_guard<std::mutex> l(files_->mu);
+    files_->models.erase(model);
+  }
+  void RemoveVersion(const std::string& model, int v) {
+    std::lock_guard<std::mutex> l(files_->mu);
+    ModelFiles(model).versions.erase(v);
+  }
+  std::unique_ptr<ModelRepository> Make(Metrics* metrics = nullptr) {
+    return std::make_unique<ModelRepository>(std::make_unique<testing::MemorySource>(files_),
+                                             ModelRepository::Options{std::chrono::milliseconds(0)}, &backends_,
+                                             metrics);
   }
   // A one-row request to model "m"; its input borrows x_, which lives as long as the test.
   InferRequest OneRow(const std::string& version = "") {
@@ -54,7 +60,7 @@ class RepositoryTest : public ::testing::Test {
     return VersionState::kUnavailable;
   }
 
-  fs::path root_;
+  std::shared_ptr<testing::MemorySource::Files> files_ = std::make_shared<testing::MemorySource::Files>();
   float x_[2] = {1, 2};
   testing::Gate gate_;
   BackendRegistry backends_;
@@ -114,7 +120,7 @@ TEST_F(RepositoryTest, ABrokenConfigKeepsTheLoadedVersion) {
   WriteVersion("m", 1);
   auto repo = Make();
   repo->Poll();
-  std::ofstream(root_ / "m" / "config.pbtxt") << "not { valid";
+  WriteConfig("m", "not { valid");
   repo->Poll();
   EXPECT_TRUE(repo->Get("m", "").ok());
   EXPECT_FALSE(repo->List()[0].error.empty());
@@ -127,41 +133,57 @@ TEST_F(RepositoryTest, RemovedModelsDisappear) {
   WriteVersion("b", 1);
   auto repo = Make();
   repo->Poll();
-  fs::remove_all(root_ / "b");
+  RemoveModel("b");
   repo->Poll();
   EXPECT_EQ(repo->Get("b", "").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(repo->List().size(), 1u);
 }
 
-TEST_F(RepositoryTest, AnUnreadableRepositoryUnloadsNothing) {
+TEST_F(RepositoryTest, AFailedListingUnloadsNothing) {
   WriteConfig("m");
   WriteVersion("m", 1);
   auto repo = Make();
   repo->Poll();
   ASSERT_TRUE(repo->Get("m", "").ok());
-  // The listing fails (as it does when the process is out of descriptors): nothing is known to be gone.
-  const fs::path moved = root_.string() + ".away";
-  fs::rename(root_, moved);
+  // The listing fails (as it does when the process is out of descriptors or storage is unreachable):
+  // nothing is known to be gone.
+  files_->listing_fails = true;
   repo->Poll();
-  fs::rename(moved, root_);
+  files_->listing_fails = false;
   EXPECT_TRUE(repo->Get("m", "").ok());
   EXPECT_TRUE(repo->AllReady());
 }
 
-TEST_F(RepositoryTest, SkipsInvalidNamesAndSymlinksOutOfTheRepository) {
+TEST_F(RepositoryTest, SkipsInvalidModelNames) {
   WriteConfig("good");
   WriteVersion("good", 1);
-  auto outside = root_.parent_path() / (root_.filename().string() + "_outside");
-  fs::create_directories(outside / "1");
-  std::ofstream(outside / "config.pbtxt") << "backend: \"fake\"\n";
-  std::ofstream(outside / "1" / "model.txt") << "ok";
-  fs::create_directory_symlink(outside, root_ / "escape");
-  fs::create_directories(root_ / "bad name");
+  WriteConfig("bad name");
+  WriteVersion("bad name", 1);
+  WriteConfig("..");
   auto repo = Make();
   repo->Poll();
   ASSERT_EQ(repo->List().size(), 1u);
   EXPECT_EQ(repo->List()[0].name, "good");
-  fs::remove_all(outside);
+}
+
+TEST_F(RepositoryTest, VersionsAreMaterialisedOnceAndReleasedWhenTheyLeave) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  repo->Poll();  // nothing changed: nothing materialised again
+  EXPECT_EQ(files_->materialized, 1);
+  WriteVersion("m", 2);
+  repo->Poll();  // version 2 replaces 1 (latest policy)
+  EXPECT_EQ(files_->materialized, 2);
+  EXPECT_EQ(files_->released, (std::vector<std::pair<std::string, int64_t>>{{"m", 1}}));
+  WriteVersion("m", 2, "changed");
+  repo->Poll();  // reloaded in place: not released, the source replaces its copy
+  EXPECT_EQ(files_->materialized, 3);
+  EXPECT_EQ(files_->released.size(), 1u);
+  EXPECT_TRUE(repo->Unload("m").ok());
+  EXPECT_EQ(files_->released.back(), (std::pair<std::string, int64_t>{"m", 2}));
+  EXPECT_EQ(repo->Load("absent").code(), StatusCode::kNotFound);
 }
 
 TEST_F(RepositoryTest, InFlightRequestsFinishOnTheVersionTheyStartedOn) {
@@ -202,7 +224,7 @@ TEST_F(RepositoryTest, ARequestRunsOnTheVersionItsDecodeStepSaw) {
     decoded_against = model.version;
     WriteVersion("m", 2);
     repo->Poll();
-    fs::remove_all(root_ / "m" / "1");
+    RemoveVersion("m", 1);
     repo->Poll();
     return Status::Ok();
   };
@@ -323,7 +345,8 @@ TEST_F(RepositoryTest, TheOutputConversionTimesTheEncodingAloneAndEveryRequestIs
   WriteConfig("m");
   WriteVersion("m", 1);
   Metrics metrics("test");
-  ModelRepository repo(ModelRepository::Options{root_, std::chrono::milliseconds(0)}, &backends_, &metrics);
+  auto made = Make(&metrics);
+  ModelRepository& repo = *made;
   repo.Poll();
   InferenceServer server({}, &repo, &metrics);
   for (const char* protocol : {"grpc-v2", "grpc-v2", "elsewhere"}) {

@@ -30,6 +30,7 @@
 #include "frontends/http/routes.h"
 #include "observability/logger.h"
 #include "observability/process_metrics.h"
+#include "sources/local_source.h"
 #include "tls/tls_context.h"
 
 namespace serving {
@@ -312,8 +313,8 @@ int RunServer(const ServerOptions& o) {
   trees::Register(&backends);
   const bool poll = o.model_control_mode == "poll";
   const bool explicit_control = o.model_control_mode == "explicit";
-  ModelRepository repository({o.model_repository, std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)},
-                             &backends, &metrics);
+  ModelRepository repository(std::make_unique<LocalDirectorySource>(o.model_repository),
+                             {std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)}, &backends, &metrics);
   InferenceServer server({o.default_model, o.access_log_sample_rate, explicit_control}, &repository, &metrics);
   logging::Info("loading models", {{"model_repository", o.model_repository},
                                    {"model_control_mode", o.model_control_mode},

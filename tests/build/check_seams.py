@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Checks the seam between frontends and core (docs/architecture.md) on what the compiler really read.
+"""Checks the seams (docs/architecture.md) on what the compiler really read.
 
-Every object built from src/frontends/ may include, of the project's own headers, only frontends/*,
+1. Frontends and core. Every object built from src/frontends/ may include, of the project's own headers, only frontends/*,
 the core's seam (core/inference_server.h and the plain types it includes), the authorization seam
 (auth/authorizer.h) and the prometheus-free observability headers; nothing of the repository, model versions, the scheduler, backends or
 prometheus-cpp, directly or through another header. The header lists come from Ninja's record of the
-last build (`ninja -t deps`), so an include hidden two headers deep is caught too. Run by ctest.
+last build (`ninja -t deps`), so an include hidden two headers deep is caught too.
+2. Core and the rest. No object built from src/core/ (tests and test doubles aside) includes a header of a
+frontend, a backend, a repository source, the server, auth or tls: dependencies point into the core.
+3. Core and storage. No core source reads the file system itself (directory listings, file reads, sizes,
+times): model files come through core/repository_source.h, whose implementations live in src/sources/.
+Run by ctest.
 """
 import argparse
 import pathlib
@@ -33,6 +38,27 @@ ALLOWED_CORE = {
     "tls/tls_context.h",  # the HTTP listener's TLS context
 }
 FORBIDDEN_OUTSIDE = re.compile(r"/prometheus/")
+OUTSIDE_CORE = ("frontends/", "backends/", "sources/", "server/", "auth/", "tls/")
+FILE_SYSTEM_CALLS = re.compile(
+    r"directory_iterator|ifstream|ofstream|fopen|\bopen\(|file_size|last_write_time|canonical\(|"
+    r"is_directory|is_regular_file|exists\(")
+
+
+def is_core_product(rel: str) -> bool:
+    return rel.startswith("core/") and not rel.startswith("core/testing/") and "_test." not in rel
+
+
+def storage_problems(src: pathlib.Path) -> list:
+    problems = []
+    for path in sorted(src.glob("core/*")):
+        rel = path.relative_to(src).as_posix()
+        if path.suffix not in (".cc", ".h") or not is_core_product(rel):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("//", 1)[0]
+            if FILE_SYSTEM_CALLS.search(code):
+                problems.append(f"src/{rel}:{n}: reads the file system itself: {line.strip()}")
+    return problems
 
 
 def main() -> int:
@@ -43,32 +69,39 @@ def main() -> int:
     src = pathlib.Path(args.source_dir, "src").resolve()
     out = subprocess.run(["ninja", "-C", args.build_dir, "-t", "deps"], check=True, capture_output=True,
                          text=True).stdout
-    problems, objects, current = [], 0, None
+    problems, objects, core_objects, current, rule = [], 0, 0, None, None
     for line in out.splitlines():
         if not line.startswith(" "):
             obj = line.split(":", 1)[0]
-            current = obj if "/src/frontends/" in obj else None
-            objects += current is not None
+            current, rule = obj, None
+            if "/src/frontends/" in obj:
+                rule, objects = "frontends", objects + 1
+            elif re.search(r"/src/core/[^/]+\.cc\.o$", obj) and "_test.cc" not in obj:
+                rule, core_objects = "core", core_objects + 1
             continue
-        if current is None:
+        if rule is None:
             continue
         header = pathlib.Path(line.strip())
-        if FORBIDDEN_OUTSIDE.search(str(header)):
+        if not header.is_absolute():  # Ninja records paths relative to the build directory
+            header = pathlib.Path(args.build_dir, header)
+        if rule == "frontends" and FORBIDDEN_OUTSIDE.search(str(header)):
             problems.append(f"{current}: includes {header}")
             continue
         try:
             rel = header.resolve().relative_to(src).as_posix()
         except ValueError:
             continue  # system or generated header
-        if rel.startswith("frontends/") or rel in ALLOWED_CORE:
-            continue
-        problems.append(f"{current}: includes {rel}")
-    if objects == 0:
-        print("check_seams: no frontend objects in the build's dependency log; build first", file=sys.stderr)
+        if rule == "frontends" and not (rel.startswith("frontends/") or rel in ALLOWED_CORE):
+            problems.append(f"{current}: includes {rel}")
+        if rule == "core" and rel.startswith(OUTSIDE_CORE):
+            problems.append(f"{current}: includes {rel}")
+    if objects == 0 or core_objects == 0:
+        print("check_seams: no frontend or core objects in the build's dependency log; build first", file=sys.stderr)
         return 1
+    problems += storage_problems(src)
     for p in problems:
         print(p)
-    print(f"check_seams: {objects} frontend objects, {len(problems)} includes across the seam")
+    print(f"check_seams: {objects} frontend and {core_objects} core objects, {len(problems)} problems")
     return 1 if problems else 0
 
 
