@@ -46,11 +46,10 @@ Ort::Env& Env() {
 std::unique_ptr<Subject> LoadSubject(const std::filesystem::path& path) {
   auto s = std::make_unique<Subject>();
   s->name = path.parent_path().parent_path().filename().string();  // <model>/<version>/model.onnx
-  s->backend = onnxruntime::CreateBackend({});
+  s->backend = onnxruntime::CreateBackend({.intra_op_threads = 1});
   ModelSettings settings;
   settings.name = s->name;
   settings.instance_count = 1;
-  settings.intra_op_threads = 1;
   auto model = s->backend->Load(settings, path);
   if (!model.ok()) {
     std::cerr << path << ": " << model.status().message() << "\n";

@@ -29,9 +29,27 @@ class Model {
                          std::vector<Tensor>* results) = 0;
 };
 
+// What a backend says of a config parameter (config.pbtxt `parameters`) the core does not read itself.
+struct ParameterUse {
+  enum Kind { kRead, kIgnored, kUnknown };
+  Kind kind = kUnknown;
+  std::string reason;  // kIgnored: why it has no effect here (logged as a warning)
+};
+
+// A backend owns its part of the configuration: the platform names it serves, its parameters and their
+// values. The core (core/model_config.cc) knows no backend's names or parameters.
 class Backend {
  public:
   virtual ~Backend() = default;
+  // Triton `platform` names this backend serves (e.g. "onnxruntime_onnx"): a config naming one gets this
+  // backend, and a config naming the backend gets the first as its platform. Empty: none.
+  virtual std::vector<std::string> platforms() const { return {}; }
+  // A parameter the core does not read: whether this backend reads it (an error when its value cannot be
+  // used refuses the config; the message names the parameter), ignores it knowingly, or does not know it.
+  // Called when a config is read, before any model file is.
+  virtual StatusOr<ParameterUse> CheckParameter(const std::string& key, const std::string& value) const {
+    return ParameterUse{};
+  }
   // Loads `model_file` (inside a version directory) under `config`. Catches its engine's exceptions.
   virtual StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config,
                                                 const std::filesystem::path& model_file) = 0;
@@ -40,16 +58,26 @@ class Backend {
   virtual std::string model_filename(const ModelSettings& config, const std::filesystem::path& version_dir) const = 0;
 };
 
+// A config parameter's string value; "" when the config does not set it.
+std::string ConfigParameter(const ModelSettings& config, const std::string& key);
+
 // Backends by config name ("onnxruntime"). Filled once at startup, read-only afterwards.
 class BackendRegistry {
  public:
   void Register(const std::string& name, std::unique_ptr<Backend> backend);
+  // The backend a config naming neither platform nor backend gets.
+  void SetDefault(const std::string& name) { default_ = name; }
+  const std::string& default_name() const { return default_; }
   // nullptr when no backend has that name.
   Backend* Find(const std::string& name) const;
+  // The name of the backend serving `platform`; "" when none does.
+  std::string ForPlatform(const std::string& platform) const;
   std::vector<std::string> Names() const;
+  std::vector<std::string> Platforms() const;
 
  private:
   std::map<std::string, std::unique_ptr<Backend>> backends_;
+  std::string default_;
 };
 
 }  // namespace serving

@@ -19,10 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr uint32_t kMaxInstances = 64;
-constexpr uint32_t kMaxThreads = 1024;
 constexpr size_t kMaxLabelFileBytes = size_t{16} << 20;
 constexpr int kMaxNesting = 32;
-constexpr const char* kPlatform = "onnxruntime_onnx";  // Triton's platform name for the onnxruntime backend
 
 // The parser's first error, or the first field the schema does not know. Unknown fields inside an
 // `Unmodelled` block are expected (they belong to a Triton feature judged after parsing, see Unsupported());
@@ -117,14 +115,29 @@ Status CheckInputs(const config::ModelConfig& c) {
   return CheckTensors(c.output(), "output");
 }
 
-// platform and backend name the same thing here: fill each from the other.
-Status ResolveBackend(config::ModelConfig& c, ModelSettings& s) {
-  if (!c.platform().empty() && c.platform() != kPlatform)
-    return InvalidArgument("platform '" + c.platform() + "' is not supported (this server has " + kPlatform + ")");
-  if (c.backend().empty()) c.set_backend("onnxruntime");
-  if (!c.platform().empty() && c.backend() != "onnxruntime")
-    return InvalidArgument("platform '" + c.platform() + "' and backend '" + c.backend() + "' disagree");
-  if (c.backend() == "onnxruntime") c.set_platform(kPlatform);
+std::string Join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out.empty() ? "none" : out;
+}
+
+// platform and backend name the same thing: fill each from the other, through the backends' own names.
+StatusOr<const Backend*> ResolveBackend(config::ModelConfig& c, ModelSettings& s, const BackendRegistry& backends) {
+  if (!c.platform().empty()) {
+    const std::string name = backends.ForPlatform(c.platform());
+    if (name.empty())
+      return InvalidArgument("platform '" + c.platform() + "' is not supported (platforms here: " +
+                             Join(backends.Platforms()) + ")");
+    if (c.backend().empty()) c.set_backend(name);
+    if (c.backend() != name)
+      return InvalidArgument("platform '" + c.platform() + "' and backend '" + c.backend() + "' disagree");
+  }
+  if (c.backend().empty()) c.set_backend(backends.default_name());
+  const Backend* backend = backends.Find(c.backend());
+  if (backend == nullptr)
+    return InvalidArgument("backend '" + c.backend() + "' is not available (backends here: " +
+                           Join(backends.Names()) + ")");
+  if (c.platform().empty() && !backend->platforms().empty()) c.set_platform(backend->platforms().front());
   s.backend = c.backend();
   if (!c.default_model_filename().empty()) {
     const fs::path f = c.default_model_filename();
@@ -133,7 +146,7 @@ Status ResolveBackend(config::ModelConfig& c, ModelSettings& s) {
                              "' must be a file name inside the version directory");
     s.model_filename = c.default_model_filename();
   }
-  return Status::Ok();
+  return backend;
 }
 
 Status ResolveInstances(config::ModelConfig& c, ModelSettings& s, Ignored& ignored) {
@@ -150,7 +163,7 @@ Status ResolveInstances(config::ModelConfig& c, ModelSettings& s, Ignored& ignor
     if (g.name().empty()) g.set_name(c.name() + "_" + std::to_string(i));
     if (g.has_rate_limiter()) ignored.emplace_back(where + ".rate_limiter", "instances run whenever they are free");
     if (!g.secondary_devices().empty()) ignored.emplace_back(where + ".secondary_devices", "CPU only");
-    if (!g.profile().empty()) ignored.emplace_back(where + ".profile", "TensorRT only");
+    if (!g.profile().empty()) ignored.emplace_back(where + ".profile", "GPU engine profiles only");
     if (!g.host_policy().empty()) ignored.emplace_back(where + ".host_policy", "no host policies here");
     if (g.passive()) ignored.emplace_back(where + ".passive", "every instance serves requests");
     total += static_cast<uint64_t>(g.count());
@@ -203,39 +216,11 @@ Status CheckDynamicBatching(const config::ModelConfig& c, ModelSettings& s, Igno
   return Status::Ok();
 }
 
-StatusOr<uint32_t> ThreadCount(const std::string& key, const std::string& value) {
-  uint32_t n = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-  if (ec != std::errc() || end != value.data() + value.size() || n > kMaxThreads)
-    return InvalidArgument("parameters['" + key + "'] must be a whole number from 0 to " + std::to_string(kMaxThreads) +
-                           ", got '" + value + "'");
-  return n;
-}
-
-// The parameters this server reads (docs/model-repository.md); other keys are reported and ignored.
-// Triton FIL's parameters that decide what a tree model predicts (the trees backend reads them), and the ones
-// that only tune FIL's GPU kernels.
-const std::set<std::string> kTreeParameters = {"model_type", "output_class", "is_classifier", "predict_proba",
-                                               "threshold"};
-const std::set<std::string> kFilTuning = {"algo",
-                                          "storage_type",
-                                          "blocks_per_sm",
-                                          "threads_per_tree",
-                                          "transfer_threshold",
-                                          "use_experimental_optimizations",
-                                          "layout",
-                                          "align_bytes",
-                                          "chunk_size",
-                                          "cpu_nthread"};
-
-Status ReadParameters(const config::ModelConfig& c, ModelSettings& s, Ignored& ignored) {
+// The parameters the core reads (docs/model-repository.md); the backend judges every other key.
+Status ReadParameters(const config::ModelConfig& c, const Backend& backend, ModelSettings& s, Ignored& ignored) {
   for (const auto& [key, param] : c.parameters()) {
     const std::string& v = param.string_value();
-    if (key == "intra_op_thread_count" || key == "inter_op_thread_count") {
-      auto n = ThreadCount(key, v);
-      if (!n.ok()) return n.status();
-      (key == "intra_op_thread_count" ? s.intra_op_threads : s.inter_op_threads) = *n;
-    } else if (key == "scores_output") {
+    if (key == "scores_output") {
       s.scores_output = v;
     } else if (key == "feature_names") {
       std::stringstream names(v);
@@ -246,12 +231,13 @@ Status ReadParameters(const config::ModelConfig& c, ModelSettings& s, Ignored& i
       std::set<std::string> unique(s.feature_names.begin(), s.feature_names.end());
       if (unique.size() != s.feature_names.size())
         return InvalidArgument("parameters['feature_names'] names a feature twice");
-    } else if (kTreeParameters.contains(key)) {
-      // read by the trees backend (backends/trees), which checks their values
-    } else if (kFilTuning.contains(key)) {
-      ignored.emplace_back("parameters['" + key + "']", "a GPU tuning knob of Triton's FIL backend");
     } else {
-      ignored.emplace_back("parameters['" + key + "']", "not a parameter this server reads");
+      auto use = backend.CheckParameter(key, v);
+      if (!use.ok()) return use.status();
+      if (use->kind == ParameterUse::kIgnored) ignored.emplace_back("parameters['" + key + "']", use->reason);
+      if (use->kind == ParameterUse::kUnknown)
+        ignored.emplace_back("parameters['" + key + "']", "not a parameter this server or the " + s.backend +
+                                                              " backend reads");
     }
   }
   return Status::Ok();
@@ -270,7 +256,7 @@ Status Unsupported(const config::ModelConfig& c, Ignored& ignored) {
     return InvalidArgument("model_transaction_policy.decoupled is not supported (one response per request)");
   if (!c.runtime().empty() && c.runtime() != c.backend())
     return InvalidArgument("runtime '" + c.runtime() + "' is not supported");
-  if (c.has_optimization()) ignored.emplace_back("optimization", "graph optimizations are ONNX Runtime's defaults");
+  if (c.has_optimization()) ignored.emplace_back("optimization", "each backend runs its engine's default graph optimizations");
   if (!c.model_warmup().empty()) ignored.emplace_back("model_warmup", "no warm-up requests are run");
   if (c.has_response_cache()) ignored.emplace_back("response_cache", "no response cache");
   if (c.has_model_metrics()) ignored.emplace_back("model_metrics", "metrics are fixed (docs/metrics.md)");
@@ -378,7 +364,8 @@ bool IsValidModelName(std::string_view name) {
 }
 
 StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::string& file_name,
-                                         const std::string& model_name, const ModelFileReader& read_file) {
+                                         const std::string& model_name, const ModelFileReader& read_file,
+                                         const BackendRegistry& backends) {
   ModelSettings s;
   config::ModelConfig& c = s.config;
   google::protobuf::TextFormat::Parser parser;
@@ -400,11 +387,12 @@ StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::str
   s.max_batch_size = c.max_batch_size();
   FillDefaults(c);
   Ignored ignored;
-  Status st = ResolveBackend(c, s);
+  auto backend = ResolveBackend(c, s, backends);
+  Status st = backend.status();
   if (st.ok()) st = CheckInputs(c);
   if (st.ok()) st = ResolveInstances(c, s, ignored);
   if (st.ok()) st = CheckDynamicBatching(c, s, ignored);
-  if (st.ok()) st = ReadParameters(c, s, ignored);
+  if (st.ok()) st = ReadParameters(c, **backend, s, ignored);
   if (st.ok()) st = Unsupported(c, ignored);
   if (st.ok()) st = ReadLabels(c, read_file, s);
   if (!st.ok()) return InvalidArgument(where + st.message());

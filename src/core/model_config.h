@@ -26,10 +26,12 @@ using ModelFileReader = std::function<StatusOr<std::string>(const std::string& f
 inline constexpr size_t kMaxConfigBytes = size_t{16} << 20;
 
 // Parses a config.pbtxt's `text` (Triton's text format), fills defaults, checks it and reads the files it
-// names (label_filename) through `read_file`; errors start with `file_name` and name the field. Fields that
+// names (label_filename) through `read_file`; errors start with `file_name` and name the field. The backend
+// the config names (or the platform's, or the registry's default) checks its own parameters. Fields that
 // are ignored are logged as warnings.
 StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::string& file_name,
-                                         const std::string& model_name, const ModelFileReader& read_file);
+                                         const std::string& model_name, const ModelFileReader& read_file,
+                                         const BackendRegistry& backends);
 
 // Checks a config against the signature a backend read from the model file and completes it: inputs and
 // outputs the config does not declare are added from the model (dims without the batch dimension when

@@ -5,6 +5,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "backends/onnxruntime/onnxruntime_backend.h"
+#include "backends/trees/trees_backend.h"
+
 namespace serving {
 namespace {
 
@@ -24,13 +27,43 @@ std::string ReadAll(const std::filesystem::path& path) {
   return text.str();
 }
 
+// A backend that is neither of the server's: its platform and its one parameter are its own business.
+class ThirdBackend : public Backend {
+ public:
+  StatusOr<std::unique_ptr<Model>> Load(const ModelSettings&, const std::filesystem::path&) override {
+    return Unimplemented("not loaded in these tests");
+  }
+  std::string model_filename(const ModelSettings&, const std::filesystem::path&) const override { return "m.bin"; }
+  std::vector<std::string> platforms() const override { return {"third_platform"}; }
+  StatusOr<ParameterUse> CheckParameter(const std::string& key, const std::string& value) const override {
+    if (key == "knob" && value != "on") return InvalidArgument("knob!");
+    if (key == "knob") return ParameterUse{ParameterUse::kRead, ""};
+    if (key == "legacy_knob") return ParameterUse{ParameterUse::kIgnored, "no longer has an effect"};
+    return ParameterUse{};
+  }
+};
+
+// The server's backends, as main registers them, and a third one.
+const BackendRegistry& Backends() {
+  static const BackendRegistry* registry = [] {
+    auto* r = new BackendRegistry;
+    onnxruntime::Register(r, {});
+    trees::Register(r);
+    r->Register("third", std::make_unique<ThirdBackend>());
+    return r;
+  }();
+  return *registry;
+}
+
 // A config on disk with its label files beside it (in the server, a RepositorySource reads them).
 StatusOr<ModelSettings> LoadModelConfig(const std::filesystem::path& path, const std::string& model_name) {
-  return ParseModelConfig(ReadAll(path), path.string(), model_name,
-                          [&](const std::string& file, size_t) -> StatusOr<std::string> {
-                            if (!std::filesystem::exists(path.parent_path() / file)) return NotFound("no such file");
-                            return ReadAll(path.parent_path() / file);
-                          });
+  return ParseModelConfig(
+      ReadAll(path), path.string(), model_name,
+      [&](const std::string& file, size_t) -> StatusOr<std::string> {
+        if (!std::filesystem::exists(path.parent_path() / file)) return NotFound("no such file");
+        return ReadAll(path.parent_path() / file);
+      },
+      Backends());
 }
 
 TEST(ModelConfigTest, FillsDefaults) {
@@ -101,8 +134,7 @@ model_warmup [ { name: "w" batch_size: 1 inputs { key: "input0" value: { data_ty
   EXPECT_EQ(cfg->max_batch_size, 8);
   EXPECT_EQ(cfg->instance_count, 3u);
   EXPECT_EQ(cfg->max_queue_size, 7u);
-  EXPECT_EQ(cfg->intra_op_threads, 3u);
-  EXPECT_EQ(cfg->inter_op_threads, 2u);
+  EXPECT_EQ(ConfigParameter(*cfg, "intra_op_thread_count"), "3");  // the ONNX Runtime backend's to read
   EXPECT_EQ(cfg->output_labels.at("output0"), (std::vector<std::string>{"a", "b", "c", "d"}));
   EXPECT_EQ(cfg->config.version_policy().specific().versions_size(), 2);
   EXPECT_EQ(cfg->config.dynamic_batching().priority_queue_policy().at(2).timeout_action(),
@@ -120,11 +152,38 @@ TEST(ModelConfigTest, ParseErrorsNameTheLine) {
   EXPECT_NE(cfg.status().message().find("dimz"), std::string::npos) << cfg.status().message();
 }
 
+TEST(ModelConfigTest, EachBackendOwnsItsPlatformsAndParameters) {
+  auto third = LoadModelConfig(Write("platform: \"third_platform\"\nparameters { key: \"knob\" value: { "
+                                     "string_value: \"on\" } }\n"),
+                               "m");
+  ASSERT_TRUE(third.ok()) << third.status().message();
+  EXPECT_EQ(third->backend, "third");
+  auto named = LoadModelConfig(Write("backend: \"third\"\n"), "m");
+  ASSERT_TRUE(named.ok()) << named.status().message();
+  EXPECT_EQ(named->config.platform(), "third_platform");
+  auto fil = LoadModelConfig(Write("backend: \"fil\"\nparameters { key: \"model_type\" value: { string_value: "
+                                   "\"xgboost_json\" } }\nparameters { key: \"algo\" value: { string_value: "
+                                   "\"ALGO_AUTO\" } }\n"),
+                             "m");
+  ASSERT_TRUE(fil.ok()) << fil.status().message();
+  EXPECT_EQ(fil->config.platform(), "");  // FIL has no platform name
+  // One backend's parameter is not another's: unknown to ONNX Runtime, so ignored with a warning, not refused.
+  EXPECT_TRUE(LoadModelConfig(Write("parameters { key: \"knob\" value: { string_value: \"off\" } }\n"), "m").ok());
+}
+
 TEST(ModelConfigTest, RejectsInconsistentConfigsNamingTheField) {
   const std::pair<const char*, const char*> cases[] = {
       {"name: \"other\"\n", "differs from the directory name"},
       {"max_batch_size: -1\n", "max_batch_size"},
       {"platform: \"tensorrt_plan\"\n", "tensorrt_plan"},
+      {"backend: \"python\"\n", "backend 'python' is not available"},
+      {"platform: \"third_platform\" backend: \"onnxruntime\"\n", "disagree"},
+      {"backend: \"third\"\nparameters { key: \"knob\" value: { string_value: \"off\" } }\n", "knob!"},
+      {"backend: \"trees\"\nparameters { key: \"model_type\" value: { string_value: \"catboost\" } }\n",
+       "catboost"},
+      {"backend: \"trees\"\nparameters { key: \"predict_proba\" value: { string_value: \"maybe\" } }\n",
+       "predict_proba"},
+      {"backend: \"fil\"\nparameters { key: \"threshold\" value: { string_value: \"high\" } }\n", "threshold"},
       {"platform: \"onnxruntime_onnx\" backend: \"python\"\n", "disagree"},
       {"input { name: \"x\" data_type: TYPE_INVALID dims: [ 1 ] }\n", "TYPE_INVALID"},
       {"input { name: \"x\" data_type: TYPE_FP32 dims: [ -2 ] }\n", "-2"},

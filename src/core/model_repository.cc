@@ -146,13 +146,7 @@ void ModelRepository::PollModel(const std::string& name) {
   ReadConfig(*e, name);
   if (!e->parsed || !e->error.empty()) return;  // keep serving what is loaded with the last good config
   const ModelSettings& cfg = *e->parsed;
-  Backend* backend = backends_->Find(cfg.backend);
-  if (!backend) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (e->error.empty()) logging::Error("unknown backend", {{"model", name}, {"backend", cfg.backend}});
-    e->error = "unknown backend '" + cfg.backend + "'";
-    return;
-  }
+  Backend* backend = backends_->Find(cfg.backend);  // the config was checked against the registry
 
   // The versions in the source, each with the fingerprint of what loading it would read. A listing that
   // failed leaves everything as it is until the next poll.
@@ -187,7 +181,8 @@ void ModelRepository::ReadConfig(Entry& e, const std::string& name) {
       text.ok() ? ParseModelConfig(*text, file_name, name,
                                    [&](const std::string& file, size_t max_bytes) {
                                      return source_->ReadFile(name, file, max_bytes);
-                                   })
+                                   },
+                                   *backends_)
                 : StatusOr<ModelSettings>(text.status());
   changed_ = true;
   std::lock_guard<std::mutex> lock(mu_);

@@ -15,12 +15,10 @@ namespace serving {
 struct ModelSettings {
   config::ModelConfig config;  // Triton-shaped
   std::string name;
-  std::string backend;          // "onnxruntime"
+  std::string backend;          // the registered backend's name
   int64_t max_batch_size = 0;   // > 0: the first dimension is the batch, at most this; 0: no batch dimension
   uint32_t instance_count = 1;  // parallel executions (instance_group counts summed)
   uint32_t max_queue_size = 1024;
-  uint32_t intra_op_threads = 0;  // ONNX Runtime threads per instance; 0: the server's default
-  uint32_t inter_op_threads = 0;
   std::string model_filename;  // inside a version directory; empty: the backend's default
   std::map<std::string, std::vector<std::string>> output_labels;  // from each output's label_filename
   std::vector<std::string> labels;                                // the scores output's class labels

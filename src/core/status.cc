@@ -1,5 +1,8 @@
 #include "core/status.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace serving {
 namespace {
 
@@ -88,6 +91,13 @@ int HttpStatusFor(StatusCode code) {
     case StatusCode::kDataLoss: return 500;
   }
   return 500;
+}
+
+void StatusOrValueMissing(const Status& status) {
+  // The status library depends on nothing (not even the logger): one line on stderr, then abort.
+  std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"bug: the value of a StatusOr that holds none was read\","
+               "\"status\":\"%s\"}\n", StatusCodeName(status.code()));
+  std::abort();
 }
 
 }  // namespace serving

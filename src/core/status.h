@@ -76,24 +76,37 @@ const char* StatusCodeName(StatusCode code);
 // The HTTP status Envoy's grpc_json_transcoder gives a gRPC code (400 for INVALID_ARGUMENT, ...).
 int HttpStatusFor(StatusCode code);
 
-// A value or the Status explaining why there is none.
+// Reading the value of a StatusOr that holds none is a bug in the caller: this says which status it held
+// and aborts, instead of reading an empty value.
+[[noreturn]] void StatusOrValueMissing(const Status& status);
+
+// A value or the Status explaining why there is none; never OK without a value (as absl::StatusOr: built from
+// an OK status it holds INTERNAL). Reading the value of one that is not OK aborts (StatusOrValueMissing).
 template <typename T>
 class StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design, like absl::StatusOr.
-  StatusOr(Status status) : status_(std::move(status)) {}  // NOLINT
+  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design, like absl::StatusOr.
+  StatusOr(Status status)                          // NOLINT
+      : status_(status.ok() ? Internal("a StatusOr was built from an OK status without a value") : std::move(status)) {}
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
-  T* operator->() { return &*value_; }
-  const T* operator->() const { return &*value_; }
-  T& operator*() & { return *value_; }
-  const T& operator*() const& { return *value_; }
+  T& value() & { return Checked(), *value_; }
+  const T& value() const& { return Checked(), *value_; }
+  T&& value() && { return Checked(), std::move(*value_); }
+  template <typename U>
+  T value_or(U&& fallback) const& {
+    return ok() ? *value_ : static_cast<T>(std::forward<U>(fallback));
+  }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
 
  private:
+  void Checked() const {
+    if (!value_) StatusOrValueMissing(status_);
+  }
   Status status_;
   std::optional<T> value_;
 };
@@ -106,3 +119,13 @@ class StatusOr {
     ::serving::Status status_ = (expr); \
     if (!status_.ok()) return status_;  \
   } while (0)
+
+// `SERVING_ASSIGN_OR_RETURN(auto x, MakeX());`: the value into `lhs`, or an early return with the status.
+#define SERVING_ASSIGN_OR_RETURN(lhs, expr) \
+  SERVING_ASSIGN_OR_RETURN_IMPL(SERVING_STATUS_CONCAT(statusor_, __LINE__), lhs, expr)
+#define SERVING_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                  \
+  if (!tmp.ok()) return tmp.status();                 \
+  lhs = std::move(tmp).value()
+#define SERVING_STATUS_CONCAT(a, b) SERVING_STATUS_CONCAT_IMPL(a, b)
+#define SERVING_STATUS_CONCAT_IMPL(a, b) a##b

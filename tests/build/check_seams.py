@@ -10,6 +10,9 @@ last build (`ninja -t deps`), so an include hidden two headers deep is caught to
 frontend, a backend, a repository source, the server, auth or tls: dependencies point into the core.
 3. Core and storage. No core source reads the file system itself (directory listings, file reads, sizes,
 times): model files come through core/repository_source.h, whose implementations live in src/sources/.
+4. Core and backends' configuration. No core source names a backend, a platform or a backend's parameter
+(outside comments): each backend registers its platform names and judges its own parameters
+(core/backend.h), so a new backend needs no edit of the core.
 Run by ctest.
 """
 import argparse
@@ -44,11 +47,16 @@ FILE_SYSTEM_CALLS = re.compile(
     r"is_directory|is_regular_file|exists\(")
 
 
+BACKEND_WORDS = re.compile(
+    r"onnx|lightgbm|xgboost|\"fil\"|\"trees\"|intra_op|inter_op|model_type|predict_proba|output_class|"
+    r"is_classifier|\"threshold\"|tensorrt|\"python\"", re.IGNORECASE)
+
+
 def is_core_product(rel: str) -> bool:
     return rel.startswith("core/") and not rel.startswith("core/testing/") and "_test." not in rel
 
 
-def storage_problems(src: pathlib.Path) -> list:
+def core_source_problems(src: pathlib.Path) -> list:
     problems = []
     for path in sorted(src.glob("core/*")):
         rel = path.relative_to(src).as_posix()
@@ -58,6 +66,8 @@ def storage_problems(src: pathlib.Path) -> list:
             code = line.split("//", 1)[0]
             if FILE_SYSTEM_CALLS.search(code):
                 problems.append(f"src/{rel}:{n}: reads the file system itself: {line.strip()}")
+            if BACKEND_WORDS.search(code):
+                problems.append(f"src/{rel}:{n}: names a backend or its configuration: {line.strip()}")
     return problems
 
 
@@ -98,7 +108,7 @@ def main() -> int:
     if objects == 0 or core_objects == 0:
         print("check_seams: no frontend or core objects in the build's dependency log; build first", file=sys.stderr)
         return 1
-    problems += storage_problems(src)
+    problems += core_source_problems(src)
     for p in problems:
         print(p)
     print(f"check_seams: {objects} frontend and {core_objects} core objects, {len(problems)} problems")

@@ -7,6 +7,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -56,6 +57,21 @@ Status FromOrt(const Ort::Exception& e, const std::string& context) {
     case ORT_NOT_IMPLEMENTED: return Unimplemented(msg);
     default: return Internal(msg);
   }
+}
+
+// Triton's ONNX Runtime backend's thread parameters (per instance; 0 or unset: the server's flags).
+constexpr const char* kIntraOpThreads = "intra_op_thread_count";
+constexpr const char* kInterOpThreads = "inter_op_thread_count";
+constexpr uint32_t kMaxThreads = 1024;
+
+StatusOr<uint32_t> ThreadCount(const std::string& key, const std::string& value) {
+  uint32_t n = 0;
+  if (value.empty()) return n;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || end != value.data() + value.size() || n > kMaxThreads)
+    return InvalidArgument("parameters['" + key + "'] must be a whole number from 0 to " + std::to_string(kMaxThreads) +
+                           ", got '" + value.substr(0, 64) + "'");
+  return n;
 }
 
 // ONNX Runtime's own warnings go through the JSON logger, not as plain text on stderr.
@@ -194,8 +210,10 @@ class OnnxBackend : public Backend {
   Threads ChooseThreads(const ModelSettings& config) const {
     const uint32_t cores = AvailableCores();
     const uint32_t instances = std::max<uint32_t>(1, config.instance_count);
-    Threads t{config.intra_op_threads ? config.intra_op_threads : options_.intra_op_threads,
-              config.inter_op_threads ? config.inter_op_threads : options_.inter_op_threads};
+    // Checked when the config was read (CheckParameter).
+    const uint32_t intra = ThreadCount(kIntraOpThreads, ConfigParameter(config, kIntraOpThreads)).value_or(0);
+    const uint32_t inter = ThreadCount(kInterOpThreads, ConfigParameter(config, kInterOpThreads)).value_or(0);
+    Threads t{intra ? intra : options_.intra_op_threads, inter ? inter : options_.inter_op_threads};
     const bool automatic = t.intra == 0;
     if (automatic) t.intra = std::max<uint32_t>(1, cores / instances);
     if (t.inter == 0) t.inter = 1;
@@ -215,6 +233,13 @@ class OnnxBackend : public Backend {
   explicit OnnxBackend(BackendOptions options) : options_(options) {}
 
   std::string model_filename(const ModelSettings&, const std::filesystem::path&) const override { return "model.onnx"; }
+  std::vector<std::string> platforms() const override { return {"onnxruntime_onnx"}; }
+  StatusOr<ParameterUse> CheckParameter(const std::string& key, const std::string& value) const override {
+    if (key != kIntraOpThreads && key != kInterOpThreads) return ParameterUse{};
+    auto n = ThreadCount(key, value);
+    if (!n.ok()) return n.status();
+    return ParameterUse{ParameterUse::kRead, ""};
+  }
 
   StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config, const std::filesystem::path& path) override {
     try {

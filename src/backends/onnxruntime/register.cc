@@ -4,6 +4,7 @@ namespace serving::onnxruntime {
 
 void Register(BackendRegistry* registry, const BackendOptions& options) {
   registry->Register("onnxruntime", CreateBackend(options));
+  registry->SetDefault("onnxruntime");  // a config naming neither platform nor backend is an ONNX model
 }
 
 }  // namespace serving::onnxruntime

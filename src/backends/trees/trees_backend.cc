@@ -1,6 +1,9 @@
 #include "backends/trees/trees_backend.h"
 
+#include <cmath>
 #include <cstring>
+#include <optional>
+#include <set>
 
 #include "backends/trees/evaluator.h"
 #include "backends/trees/model_file.h"
@@ -16,29 +19,58 @@ struct Options {
   double threshold = 0.5;
 };
 
-std::string Parameter(const ModelSettings& s, const std::string& key) {
-  auto it = s.config.parameters().find(key);
-  return it == s.config.parameters().end() ? "" : it->second.string_value();
-}
+// Triton FIL's parameters that decide what a tree model predicts (read here), and the ones that only tune
+// FIL's GPU kernels (ignored, with a warning).
+constexpr const char* kModelType = "model_type";
+constexpr const char* kOutputClass = "output_class";
+constexpr const char* kIsClassifier = "is_classifier";
+constexpr const char* kPredictProba = "predict_proba";
+constexpr const char* kThreshold = "threshold";
+const std::set<std::string> kFilTuning = {"algo",
+                                          "storage_type",
+                                          "blocks_per_sm",
+                                          "threads_per_tree",
+                                          "transfer_threshold",
+                                          "use_experimental_optimizations",
+                                          "layout",
+                                          "align_bytes",
+                                          "chunk_size",
+                                          "cpu_nthread"};
 
-StatusOr<bool> Flag(const ModelSettings& s, const std::string& key, bool fallback) {
-  const std::string v = Parameter(s, key);
+StatusOr<bool> ParseFlag(const std::string& key, const std::string& v, bool fallback) {
   if (v.empty()) return fallback;
   if (v == "true" || v == "True" || v == "1") return true;
   if (v == "false" || v == "False" || v == "0") return false;
   return InvalidArgument("parameters['" + key + "'] is '" + v.substr(0, 64) + "', not true or false");
 }
 
+StatusOr<bool> Flag(const ModelSettings& s, const std::string& key, bool fallback) {
+  return ParseFlag(key, ConfigParameter(s, key), fallback);
+}
+
+// FIL's model_type; nullopt when not set.
+StatusOr<std::optional<Format>> ParseModelType(const std::string& type) {
+  if (type.empty()) return std::optional<Format>();
+  if (type == "lightgbm") return std::optional(Format::kLightGbm);
+  if (type == "xgboost_json") return std::optional(Format::kXgboostJson);
+  if (type == "xgboost_ubj") return std::optional(Format::kXgboostUbjson);
+  return InvalidArgument("parameters['model_type'] '" + type.substr(0, 64) +
+                         "' is not supported (lightgbm, xgboost_json and xgboost_ubj are)");
+}
+
+StatusOr<double> ParseThreshold(const std::string& t) {
+  if (t.empty()) return 0.5;
+  char* end = nullptr;
+  const double threshold = std::strtod(t.c_str(), &end);
+  if (end != t.c_str() + t.size() || !std::isfinite(threshold))
+    return InvalidArgument("parameters['threshold'] is '" + t.substr(0, 64) + "', not a number");
+  return threshold;
+}
+
 // FIL's model_type, else the file's extension.
 StatusOr<Format> FormatOf(const ModelSettings& s, const std::filesystem::path& file) {
-  const std::string type = Parameter(s, "model_type");
-  if (type == "lightgbm") return Format::kLightGbm;
-  if (type == "xgboost_json") return Format::kXgboostJson;
-  if (type == "xgboost_ubj") return Format::kXgboostUbjson;
-  if (!type.empty())
-    return InvalidArgument("parameters['model_type'] '" + type.substr(0, 64) +
-                           "' is not supported (lightgbm, xgboost_json and xgboost_ubj are)");
-  return FormatOfExtension(file);
+  SERVING_ASSIGN_OR_RETURN(const auto type, ParseModelType(ConfigParameter(s, kModelType)));
+  return type ? *type : FormatOfExtension(file);
 }
 
 class TreesModel : public Model {
@@ -121,9 +153,21 @@ class TreesModel : public Model {
 
 class TreesBackend : public Backend {
  public:
+  StatusOr<ParameterUse> CheckParameter(const std::string& key, const std::string& value) const override {
+    if (kFilTuning.contains(key)) return ParameterUse{ParameterUse::kIgnored, "a GPU tuning knob of Triton's FIL backend"};
+    Status status;
+    if (key == kModelType) status = ParseModelType(value).status();
+    else if (key == kOutputClass || key == kIsClassifier || key == kPredictProba)
+      status = ParseFlag(key, value, false).status();
+    else if (key == kThreshold) status = ParseThreshold(value).status();
+    else return ParameterUse{};
+    if (!status.ok()) return status;
+    return ParameterUse{ParameterUse::kRead, ""};
+  }
+
   // FIL's default names by model_type; without one, model.txt (LightGBM), else the first XGBoost file there.
   std::string model_filename(const ModelSettings& config, const std::filesystem::path& version_dir) const override {
-    const std::string type = Parameter(config, "model_type");
+    const std::string type = ConfigParameter(config, kModelType);
     if (type == "xgboost_json") return "xgboost.json";
     if (type == "xgboost_ubj") return "xgboost.ubj";
     if (!type.empty()) return "model.txt";
@@ -141,20 +185,10 @@ class TreesBackend : public Backend {
     o.format = *format;
     auto forest = LoadModelFile(file, o.format);
     if (!forest.ok()) return forest.status();
-    auto output_class = Flag(config, "output_class", false);
-    if (!output_class.ok()) return output_class.status();
-    auto is_classifier = Flag(config, "is_classifier", *output_class);
-    if (!is_classifier.ok()) return is_classifier.status();
-    o.output_class = *is_classifier;
-    auto proba = Flag(config, "predict_proba", false);
-    if (!proba.ok()) return proba.status();
-    o.predict_proba = *proba;
-    if (const std::string t = Parameter(config, "threshold"); !t.empty()) {
-      char* end = nullptr;
-      o.threshold = std::strtod(t.c_str(), &end);
-      if (end != t.c_str() + t.size() || !std::isfinite(o.threshold))
-        return InvalidArgument("parameters['threshold'] is '" + t.substr(0, 64) + "', not a number");
-    }
+    SERVING_ASSIGN_OR_RETURN(const bool output_class, Flag(config, kOutputClass, false));
+    SERVING_ASSIGN_OR_RETURN(o.output_class, Flag(config, kIsClassifier, output_class));
+    SERVING_ASSIGN_OR_RETURN(o.predict_proba, Flag(config, kPredictProba, false));
+    SERVING_ASSIGN_OR_RETURN(o.threshold, ParseThreshold(ConfigParameter(config, kThreshold)));
     if (o.output_class && !forest->classifier)
       return InvalidArgument("output_class is true but the model's objective '" + forest->objective +
                              "' does not predict classes");
