@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "core/control_queue.h"
 #include "core/model_repository.h"
 #include "core/validate.h"
 #include "observability/logger.h"
@@ -58,7 +59,12 @@ std::string TraceIdFromTraceparent(std::string_view tp) {
 }
 
 InferenceServer::InferenceServer(Options options, ModelRepository* repository, Metrics* metrics)
-    : options_(std::move(options)), repository_(repository), metrics_(metrics) {}
+    : options_(std::move(options)),
+      repository_(repository),
+      metrics_(metrics),
+      control_(std::make_unique<ControlQueue>()) {}
+
+InferenceServer::~InferenceServer() = default;
 
 std::string InferenceServer::DefaultModel() const {
   if (!options_.default_model.empty()) return options_.default_model;
@@ -129,14 +135,30 @@ Status ModelControlDisabled() {
 
 }  // namespace
 
-Status InferenceServer::LoadModel(const std::string& model) {
-  if (!options_.explicit_model_control) return ModelControl("load", model, ModelControlDisabled());
-  return ModelControl("load", model, repository_->Load(model));
+void InferenceServer::LoadModel(const std::string& model, ControlCallback done) {
+  ControlModel(true, model, std::move(done));
 }
 
-Status InferenceServer::UnloadModel(const std::string& model) {
-  if (!options_.explicit_model_control) return ModelControl("unload", model, ModelControlDisabled());
-  return ModelControl("unload", model, repository_->Unload(model));
+void InferenceServer::UnloadModel(const std::string& model, ControlCallback done) {
+  ControlModel(false, model, std::move(done));
+}
+
+void InferenceServer::ControlModel(bool load, const std::string& model, ControlCallback done) {
+  const char* action = load ? "load" : "unload";
+  if (!options_.explicit_model_control) return done(ModelControl(action, model, ModelControlDisabled()));
+  if (!Admit()) return done(ModelControl(action, model, Unavailable("the server is shutting down")));
+  auto task = [this, load, action, model, done](bool dropped) {
+    const Status status = dropped  ? Unavailable("the server is shutting down")
+                          : load   ? repository_->Load(model)
+                                   : repository_->Unload(model);
+    done(ModelControl(action, model, status));
+    Release();
+  };
+  if (!control_->Post(task)) {
+    done(ModelControl(action, model,
+                      ResourceExhausted("too many model load and unload requests are waiting; try again later")));
+    Release();
+  }
 }
 
 Status InferenceServer::ModelControl(const char* action, const std::string& model, const Status& status) {

@@ -67,6 +67,8 @@ struct ResponseEncoder {
   InferCallback send;
 };
 
+class ControlQueue;
+
 class InferenceServer {
  public:
   struct Options {
@@ -79,6 +81,7 @@ class InferenceServer {
 
   // `metrics` may be null.
   InferenceServer(Options options, ModelRepository* repository, Metrics* metrics);
+  ~InferenceServer();
 
   // Asynchronous; `encoder.send` runs exactly once, possibly before Infer returns (on errors) or on a worker
   // thread, after `encoder.encode` when the request succeeded. `request` carries the transport's part
@@ -98,9 +101,13 @@ class InferenceServer {
   StatusOr<bool> ModelReady(const std::string& model, const std::string& version) const;
   std::vector<ModelInfo> ListModels() const;
   // Explicit model control (ModelRepository::Load/Unload), counted and logged; FAILED_PRECONDITION unless
-  // Options::explicit_model_control.
-  Status LoadModel(const std::string& model);
-  Status UnloadModel(const std::string& model);
+  // Options::explicit_model_control. Asynchronous: the work runs on the one control thread (never on the
+  // caller's, which is a transport's), and `done` runs once with the outcome, on that thread, or on the
+  // caller's when refused at once (not explicit, RESOURCE_EXHAUSTED with 64 requests already waiting,
+  // UNAVAILABLE once closed). Requests run one at a time, in order, and count as in flight for draining.
+  using ControlCallback = std::function<void(const Status&)>;
+  void LoadModel(const std::string& model, ControlCallback done);
+  void UnloadModel(const std::string& model, ControlCallback done);
   // Statistics of the ready versions of `model` (empty: of every model); `version` narrows to one. NOT_FOUND
   // for unknown models/versions. Versions without statistics (no metrics in unit tests) are left out.
   StatusOr<std::vector<VersionStatistics>> Statistics(const std::string& model, const std::string& version) const;
@@ -127,6 +134,7 @@ class InferenceServer {
   // Counts and logs a finished request (after its reply was handed to the frontend). `version` may be null;
   // `queued`: it reached the version's scheduler (only those are in the latency histogram).
   void Finish(const InferRequest& request, const ModelVersion* version, const Status& status, bool queued);
+  void ControlModel(bool load, const std::string& model, ControlCallback done);
   Status ModelControl(const char* action, const std::string& model, const Status& status);
   // Starts a request's in-flight accounting; false once Close() has returned.
   bool Admit();
@@ -141,6 +149,7 @@ class InferenceServer {
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;
   bool closed_ = false;  // guarded by idle_mu_
+  std::unique_ptr<ControlQueue> control_;  // declared last: its thread stops before the rest goes
 };
 
 // A W3C trace id (32 lowercase hex chars) from a `traceparent` value; empty when malformed.

@@ -229,16 +229,17 @@ Status ModelStatisticsV2(const InferenceServer& server, const std::string& name,
   return Status::Ok();
 }
 
-Status ModelControlV2(InferenceServer& server, bool load, const std::string& repository, const std::string& model,
-                      const std::vector<std::string>& parameters) {
+void ModelControlV2(InferenceServer& server, bool load, const std::string& repository, const std::string& model,
+                    const std::vector<std::string>& parameters, InferenceServer::ControlCallback done) {
   if (!repository.empty())
-    return InvalidArgument("repository_name '" + repository + "': this server has one repository; leave it empty");
+    return done(
+        InvalidArgument("repository_name '" + repository + "': this server has one repository; leave it empty"));
   for (const auto& p : parameters) {
     if (!load && p == "unload_dependents") continue;  // no ensembles: nothing depends on a model
-    return InvalidArgument("parameter '" + p + "' is not supported by " + (load ? "load" : "unload") +
-                           " (the model is loaded from its directory as it is)");
+    return done(InvalidArgument("parameter '" + p + "' is not supported by " + (load ? "load" : "unload") +
+                                " (the model is loaded from its directory as it is)"));
   }
-  return load ? server.LoadModel(model) : server.UnloadModel(model);
+  load ? server.LoadModel(model, std::move(done)) : server.UnloadModel(model, std::move(done));
 }
 
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out) {

@@ -79,16 +79,14 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
                                                 const inference::RepositoryModelLoadRequest* request,
                                                 inference::RepositoryModelLoadResponse*) override {
     if (auto* refused = gate_.Refuse(ctx, "RepositoryModelLoad")) return refused;
-    return Done(ctx, ModelControlV2(*server_, true, request->repository_name(), request->model_name(),
-                                    Keys(request->parameters())));
+    return ModelControl(ctx, true, request->repository_name(), request->model_name(), Keys(request->parameters()));
   }
 
   grpc::ServerUnaryReactor* RepositoryModelUnload(grpc::CallbackServerContext* ctx,
                                                   const inference::RepositoryModelUnloadRequest* request,
                                                   inference::RepositoryModelUnloadResponse*) override {
     if (auto* refused = gate_.Refuse(ctx, "RepositoryModelUnload")) return refused;
-    return Done(ctx, ModelControlV2(*server_, false, request->repository_name(), request->model_name(),
-                                    Keys(request->parameters())));
+    return ModelControl(ctx, false, request->repository_name(), request->model_name(), Keys(request->parameters()));
   }
 
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
@@ -127,6 +125,16 @@ class V2Service final : public inference::GRPCInferenceService::WithRawCallbackM
   }
 
  private:
+  // Load and unload run on the core's control thread; the call finishes from there (never blocking a gRPC
+  // callback thread while a model loads).
+  grpc::ServerUnaryReactor* ModelControl(grpc::CallbackServerContext* ctx, bool load, const std::string& repository,
+                                         const std::string& model, const std::vector<std::string>& parameters) {
+    auto* reactor = ctx->DefaultReactor();
+    ModelControlV2(*server_, load, repository, model, parameters,
+                   [reactor](const Status& status) { reactor->Finish(ToGrpc(status)); });
+    return reactor;
+  }
+
   InferenceServer* const server_;
   TransportMetrics* const transport_;
   const CallGate gate_;

@@ -78,17 +78,19 @@ StatusOr<nlohmann::json> OptionalObject(const HttpRequest& req, int max_depth) {
   return body;
 }
 
-void RepositoryControl(InferenceServer* server, bool load, const HttpRequest& req, HttpReply& reply) {
+void RepositoryControl(InferenceServer* server, bool load, const HttpRequest& req,
+                       const std::shared_ptr<HttpReply>& reply) {
   auto body = OptionalObject(req, 4);  // {"parameters": {"config": "..."}}
-  if (!body.ok()) return ReplyError(reply, body.status());
+  if (!body.ok()) return ReplyError(*reply, body.status());
   std::vector<std::string> parameters;
   if (auto p = body->find("parameters"); p != body->end()) {
-    if (!p->is_object()) return ReplyError(reply, InvalidArgument("parameters must be a JSON object"));
+    if (!p->is_object()) return ReplyError(*reply, InvalidArgument("parameters must be a JSON object"));
     for (const auto& [key, _] : p->items()) parameters.push_back(key);
   }
-  Status s = ModelControlV2(*server, load, "", req.Param("model"), parameters);
-  if (!s.ok()) return ReplyError(reply, s);
-  reply.Json(200, "{}");
+  ModelControlV2(*server, load, "", req.Param("model"), parameters, [reply](const Status& s) {
+    if (!s.ok()) return ReplyError(*reply, s);
+    reply->Json(200, "{}");
+  });
 }
 
 }  // namespace
@@ -175,13 +177,12 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
         reply->Json(200, RepositoryIndexJson(index));
       },
       HttpServer::RunOn::kWorker);
-  // POST /v2/repository/models/{m}/load|unload, body optional: {"parameters": {...}}. Loading reads files:
-  // on a worker thread.
+  // POST /v2/repository/models/{m}/load|unload, body optional: {"parameters": {...}}. The load itself runs on
+  // the core's control thread; the reply is sent from there when it finishes.
   for (const bool load : {true, false})
     http->Route(
         {"POST", std::string("/v2/repository/models/{model}/") + (load ? "load" : "unload"), Category::kModelControl},
-        [server, load](const HttpRequest& req, const Reply& reply) { RepositoryControl(server, load, req, *reply); },
-        HttpServer::RunOn::kWorker);
+        [server, load](const HttpRequest& req, const Reply& reply) { RepositoryControl(server, load, req, reply); });
 }
 
 }  // namespace serving::frontends
