@@ -83,9 +83,9 @@ class Scheduler {
     bool delay = false;  // timeout_action DELAY (else REJECT)
   };
   struct Level {
-    Policy policy;
-    std::deque<Job> queue, delayed;  // delayed: timed out under DELAY
-    size_t size = 0;                 // queued, forming included
+    Policy policy;                   // fixed at construction: read without the lock
+    std::deque<Job> queue, delayed;  // delayed: timed out under DELAY; guarded by mu_
+    size_t size = 0;                 // queued, forming included; guarded by mu_
   };
   struct Failed {
     Job job;
@@ -130,7 +130,7 @@ class Scheduler {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Level> levels_;                                 // guarded by mu_
+  std::vector<Level> levels_;  // sized at construction (never resized); each level's queues: see Level
   std::deque<Job> forming_;                                   // the batch being formed; guarded by mu_
   int64_t forming_rows_ = 0;                                  // guarded by mu_
   Clock::time_point next_expiry_ = Clock::time_point::max();  // guarded by mu_
