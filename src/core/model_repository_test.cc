@@ -9,6 +9,7 @@
 
 #include "core/inference_server.h"
 #include "core/testing/fake_backend.h"
+#include "core/testing/wait.h"
 #include "core/testing/memory_source.h"
 #include "observability/metrics.h"
 
@@ -196,7 +197,7 @@ TEST_F(RepositoryTest, InFlightRequestsFinishOnTheVersionTheyStartedOn) {
   gate_.Close();
   std::promise<StatusOr<InferResponse>> done;
   server.Infer(OneRow(), [&](StatusOr<InferResponse> result) { done.set_value(std::move(result)); });
-  while (gate_.waiting.load() == 0) std::this_thread::yield();
+  ASSERT_TRUE(testing::WaitUntil([&] { return gate_.waiting.load() > 0; }));
 
   // Version 2 replaces version 1 while the request is executing on version 1.
   WriteVersion("m", 2);
@@ -271,7 +272,7 @@ TEST_F(RepositoryTest, ARequestWhoseClientLeftWhileQueuedIsCancelledWithoutRunni
   gate_.Close();
   std::promise<Status> first, second;
   server.Infer(OneRow(), [&](const StatusOr<InferResponse>& r) { first.set_value(r.status()); });
-  while (gate_.waiting.load() == 0) std::this_thread::yield();  // the first occupies the instance
+  ASSERT_TRUE(testing::WaitUntil([&] { return gate_.waiting.load() > 0; }));  // the first occupies the instance
   auto gone = std::make_shared<std::atomic<bool>>(false);
   InferRequest queued = OneRow();
   queued.cancelled = gone;
@@ -298,8 +299,9 @@ TEST_F(RepositoryTest, AFullQueueIsResourceExhausted) {
       results[i] = res.status();
       ++finished;
     });
-    if (i == 0)
-      while (gate_.waiting.load() == 0) std::this_thread::yield();  // first one executing, queue empty
+    if (i == 0) {
+      ASSERT_TRUE(testing::WaitUntil([&] { return gate_.waiting.load() > 0; }));  // first one executing, queue empty
+    }
   }
   // One executing, one queued, the third rejected at once.
   EXPECT_EQ(finished.load(), 1);
@@ -319,7 +321,7 @@ TEST_F(RepositoryTest, CloseWaitsForRequestsInFlightThenAdmitsNoMore) {
   gate_.Close();
   std::promise<Status> first;
   server.Infer(OneRow(), [&](const StatusOr<InferResponse>& res) { first.set_value(res.status()); });
-  while (gate_.waiting.load() == 0) std::this_thread::yield();
+  ASSERT_TRUE(testing::WaitUntil([&] { return gate_.waiting.load() > 0; }));
 
   // Close() waits for the executing request; meanwhile new requests are still admitted and served.
   auto closed = std::async(std::launch::async, [&] { return server.Close(Clock::now() + std::chrono::seconds(10)); });

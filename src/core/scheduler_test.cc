@@ -10,6 +10,7 @@
 #include <google/protobuf/text_format.h>
 
 #include "core/testing/fake_backend.h"
+#include "core/testing/wait.h"
 
 namespace serving {
 namespace {
@@ -79,9 +80,7 @@ class SchedulerTest : public ::testing::Test {
     while (Finished().size() < n && Clock::now() < until) std::this_thread::sleep_for(1ms);
     ASSERT_GE(Finished().size(), n) << "timed out";
   }
-  void WaitExecuting() {
-    while (gate_.waiting.load() == 0) std::this_thread::yield();
-  }
+  void WaitExecuting() { ASSERT_TRUE(testing::WaitUntil([&] { return gate_.waiting.load() > 0; })) << "nothing executes"; }
   std::vector<std::pair<float, Status>> Finished() {
     std::lock_guard<std::mutex> lock(mu_);
     return finished_;
@@ -345,7 +344,7 @@ TEST_F(SchedulerTest, PreserveOrderingHandsRepliesBackInQueueOrder) {
     ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());
     WaitExecuting();
     ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());  // runs on the other instance and finishes first
-    while (model_.batches().size() < 2) std::this_thread::yield();
+    ASSERT_TRUE(testing::WaitUntil([&] { return model_.batches().size() >= 2; }));
     std::this_thread::sleep_for(20ms);
     gate_.Open();
     WaitFinished(2);
@@ -362,7 +361,7 @@ TEST_F(SchedulerTest, ACheapRequestRunsOnTheCallingThreadOnceTheModelIsTimed) {
   ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // not timed yet: a worker runs it
   WaitFinished(1);
   // The worker frees its instance just after answering (under qemu, once, only after the next Enqueue).
-  while (scheduler->busy_instances() > 0) std::this_thread::yield();
+  ASSERT_TRUE(testing::WaitUntil([&] { return scheduler->busy_instances() == 0; }));
   ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok());  // the queue is empty, the instance free, the model fast
   ASSERT_EQ(Finished().size(), 2u) << "answered before Enqueue returned";
   const auto threads = model_.threads();
@@ -388,7 +387,7 @@ TEST_F(SchedulerTest, RequestsRunningOnCallersCountAgainstTheInstances) {
   scheduler->set_inline_budget(1s);
   ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // times the model
   WaitFinished(1);
-  while (scheduler->busy_instances() > 0) std::this_thread::yield();  // its worker has let the instance go
+  ASSERT_TRUE(testing::WaitUntil([&] { return scheduler->busy_instances() == 0; }));  // its worker has let the instance go
   model_.HoldOnly(1);
   gate_.Close();
   std::thread caller([&] { ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok()); });  // runs on `caller`, held

@@ -93,7 +93,10 @@ TEST_F(HttpServerTest, AClientGoneBeforeItsReplyIsSeenAndItsLateReplyDropped) {
     cancelled = req.cancelled;
     held.set_value(std::move(r));
   });
-  Client c(Start());
+  server_.Route({"GET", "/next", auth::Category::kMetadata},
+                [](const HttpRequest&, std::shared_ptr<HttpReply> r) { r->Send(200, "the next client's reply"); });
+  const int port = Start();
+  Client c(port);
   c.Send(Get("/hold"));
   auto reply = held.get_future().get();
   ASSERT_TRUE(cancelled);
@@ -102,8 +105,14 @@ TEST_F(HttpServerTest, AClientGoneBeforeItsReplyIsSeenAndItsLateReplyDropped) {
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (!cancelled->load() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
   EXPECT_TRUE(cancelled->load()) << "the connection's close did not reach the request";
-  reply->Send(200, "nobody reads this");  // dropped, no crash
+  reply->Send(200, "nobody reads this");  // dropped: no crash, and it reaches no other connection
   reply.reset();
+  Client next(port);  // the same (single) loop serves the next client, with its own reply only
+  next.Send(Get("/next", true));
+  const std::string got = next.ReadAll();
+  EXPECT_NE(got.find("HTTP/1.1 200"), std::string::npos) << got;
+  EXPECT_NE(got.find("the next client's reply"), std::string::npos) << got;
+  EXPECT_EQ(got.find("nobody reads this"), std::string::npos) << got;
 }
 
 TEST_F(HttpServerTest, StopWritesTheRepliesHandedOverBeforeIt) {
