@@ -30,6 +30,29 @@ def test_body_over_the_limit_is_rejected_on_rest_and_grpc(make_server, datasets)
     assert ok.status_code == 200
 
 
+def test_refusals_before_routing_answer_in_the_shape_of_the_api_asked(make_server):
+    """A body over the limit, headers over the limit or a malformed request is refused by the transport before any
+    route runs; the error still comes in the shape of the API the path belongs to: {"error": ...} under /v2,
+    google.rpc.Status JSON under /v1."""
+    s = make_server(MODELS, "--max-request-bytes", "65536")
+    big = b"x" * 70000
+    v2 = requests.post(s.http + "/v2/models/digits/infer", data=big)
+    assert v2.status_code == 413 and set(v2.json()) == {"error"} and "--max-request-bytes" in v2.json()["error"]
+    v1 = requests.post(s.http + "/v1/infer", data=big)
+    assert v1.status_code == 413 and v1.json()["code"] == 8
+    huge_header = {"X-Filler": "y" * 70000}
+    v2 = requests.get(s.http + "/v2/models/digits", headers=huge_header)
+    assert v2.status_code == 431 and set(v2.json()) == {"error"}, v2.text
+    v1 = requests.get(s.http + "/v1/models", headers=huge_header)
+    assert v1.status_code == 431 and v1.json()["code"] == 8, v1.text
+    import socket
+    with socket.create_connection(("127.0.0.1", s.http_port), timeout=5) as raw:
+        raw.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                    b"Content-Length: 2\r\n\r\nab")
+        answer = raw.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 400") and answer.split("\r\n\r\n", 1)[1].startswith('{"error":'), answer
+
+
 def test_garbage_bytes_do_not_hurt_the_server(server, datasets):
     rng = np.random.default_rng(1)
     for i in range(50):

@@ -301,8 +301,9 @@ void HttpConnection::Refuse(int status, const std::string& message) {
   malformed_warning.Hit(message);
   busy_ = false;
   close_after_ = true;  // the rest of the input cannot be trusted to be the next request
-  Reply(status, StatusToJson(status == 413 || status == 431 ? ResourceExhausted(message) : InvalidArgument(message)),
-        {{"Content-Type", "application/json"}});
+  // In the shape of the API the request's path belongs to, as far as the path was read.
+  const Status refusal = status == 413 || status == 431 ? ResourceExhausted(message) : InvalidArgument(message);
+  Reply(status, loop_->server->ErrorBody(current_->request.path, refusal), {{"Content-Type", "application/json"}});
 }
 
 bool HttpConnection::Flushed() const { return !busy_ && evbuffer_get_length(bufferevent_get_output(bev_)) == 0; }

@@ -74,7 +74,9 @@ void HttpReply::Send(int status, std::string body, HttpHeaders headers) {
 
 HttpReply::~HttpReply() {
   if (!sent_.load())
-    Send(500, StatusToJson(Internal("the server dropped this request without a reply")),
+    Send(500,
+         loop_->server->ErrorBody(exchange_->request.path,
+                                  Internal("the server dropped this request without a reply")),
          {{"Content-Type", "application/json"}});
 }
 
@@ -151,22 +153,27 @@ std::vector<HttpRoute> HttpServer::routes() const {
   return out;
 }
 
-void HttpServer::ReplyError(const HttpRequest& request, HttpReply& reply, const Status& status, HttpHeaders headers,
-                            int http_status) const {
+std::string HttpServer::ErrorBody(std::string_view path, const Status& status) const {
+  path = path.substr(0, path.find_first_of("?#"));
   const std::function<std::string(const Status&)>* format = nullptr;
   size_t longest = 0;
   for (const auto& [prefix, fn] : error_formats_) {
-    const bool under = request.path.compare(0, prefix.size(), prefix) == 0 &&
-                       (request.path.size() == prefix.size() || request.path[prefix.size()] == '/');
+    const bool under = path.substr(0, prefix.size()) == prefix &&
+                       (path.size() == prefix.size() || path[prefix.size()] == '/');
     if (under && prefix.size() >= longest) {
       format = &fn;
       longest = prefix.size();
     }
   }
+  return format ? (*format)(status) : StatusToJson(status);
+}
+
+void HttpServer::ReplyError(const HttpRequest& request, HttpReply& reply, const Status& status, HttpHeaders headers,
+                            int http_status) const {
   headers.emplace_back("Content-Type", "application/json");
   const int code = http_status ? http_status : HttpStatusFor(status.code());
   if (code == 429) headers.emplace_back("Retry-After", "1");
-  reply.Send(code, format ? (*format)(status) : StatusToJson(status), std::move(headers));
+  reply.Send(code, ErrorBody(request.path, status), std::move(headers));
 }
 
 const HttpServer::RouteEntry* HttpServer::Match(HttpRequest& request, HttpReply& reply) const {

@@ -134,6 +134,9 @@ class HttpServer {
   // Called by the connections (loop threads).
   void Dispatch(HttpLoop* loop, const std::shared_ptr<HttpExchange>& exchange);
   bool accepting() const { return accepting_.load(); }
+  // The JSON body of an error on `path`, in the shape of the API the path belongs to (ErrorFormat); also
+  // for refusals before routing (a body or headers too large, a malformed request).
+  std::string ErrorBody(std::string_view path, const Status& status) const;
 
  private:
   struct RouteEntry {
