@@ -43,6 +43,9 @@ CASES = [
     ("the same input twice", dict(inputs=[inp(), inp()]), grpc.StatusCode.INVALID_ARGUMENT, "given more than once"),
     ("a batch of zero rows", dict(inputs=[inp(shape=(0, 30), values=[])]), grpc.StatusCode.INVALID_ARGUMENT,
      "batch size is 0"),
+    # Zero elements have nothing to send: without `data` / contents it is the same request as above.
+    ("a batch of zero rows and no data", dict(inputs=[inp(shape=(0, 30), values=None)]),
+     grpc.StatusCode.INVALID_ARGUMENT, "batch size is 0"),
     ("an output the model does not have", dict(inputs=[inp()], outputs=["nope"]), grpc.StatusCode.INVALID_ARGUMENT,
      "requested output 'nope' is not an output"),
     ("the same output twice", dict(inputs=[inp()], outputs=["probabilities", "probabilities"]),

@@ -124,7 +124,7 @@ Status DecodeV2Request(const inference::ModelInferRequest& in, InferRequest& r) 
       r.inputs.push_back(Tensor::Borrowed(t.name(), d, std::move(shape), bytes.data(), bytes.size()));
       continue;
     }
-    if (ValueCount(t.contents()) == 0 && ElementCount(shape).value_or(1) != 0) return v2::NoData(t.name());
+    if (ValueCount(t.contents()) == 0 && v2::NeedsData(shape)) return v2::NoData(t.name());
     auto tensor = FromContents(t, d, std::move(shape));
     if (!tensor.ok()) return tensor.status();
     r.inputs.push_back(std::move(tensor).value());

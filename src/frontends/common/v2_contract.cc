@@ -22,6 +22,8 @@ Status DataSentTwice(std::string_view input) {
                          ": has its values both in the message and as binary data; send them one way");
 }
 
+bool NeedsData(const Shape& shape) { return ElementCount(shape).value_or(1) != 0; }
+
 Status NoData(std::string_view input) { return InvalidArgument("input " + Quote(input) + ": has no data"); }
 
 Status NotAValid(std::string_view input, size_t index, std::string_view value, DataType dtype) {

@@ -22,6 +22,9 @@ Status InputWithoutName(size_t index);
 StatusOr<DataType> InputDatatype(std::string_view input, std::string_view datatype);
 // `input` carries its values both in the message and as binary data (binary_data_size / raw_input_contents).
 Status DataSentTwice(std::string_view input);
+// Whether an input of `shape` must carry values: any shape but one with zero elements (which has nothing to
+// send on either protocol; the core then judges the empty tensor like any other, e.g. "batch size is 0").
+bool NeedsData(const Shape& shape);
 // `input` has no values and its shape says it should.
 Status NoData(std::string_view input);
 // Element `index` of `input`, written `value`, does not fit `dtype`.

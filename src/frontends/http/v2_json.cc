@@ -226,7 +226,11 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
     binary_offset += n;
     return Status::Ok();
   }
-  if (!*data) return v2::NoData(**name);
+  if (!*data && v2::NeedsData(dims)) return v2::NoData(**name);
+  if (!*data) {
+    *out = Tensor::Owning(**name, d, std::move(dims), {});
+    return Status::Ok();
+  }
   od::array data_array;
   if ((**data).get_array().get(data_array)) return InvalidArgument(where + ": data must be an array");
   DataReader reader{d, dims, where, **name, {}, 0};
