@@ -120,7 +120,7 @@ Authorizer::Authorizer(Options options, SecurityMetrics* metrics, std::shared_pt
 Authorizer::~Authorizer() { StopReloading(); }
 
 bool Authorizer::NeedsToken(Category category) const {
-  std::lock_guard<std::mutex> lock(tokens_mu_);
+  MutexLock lock(tokens_mu_);
   return tokens_ != nullptr && options_.open.count(category) == 0;
 }
 
@@ -141,7 +141,7 @@ Decision Authorizer::Authorize(const RequestContext& context) const {
 Decision Authorizer::CheckToken(const RequestContext& context) const {
   std::shared_ptr<const TokenSet> tokens;
   {
-    std::lock_guard<std::mutex> lock(tokens_mu_);
+    MutexLock lock(tokens_mu_);
     tokens = tokens_;
   }
   if (!tokens) return {};
@@ -208,7 +208,7 @@ void Authorizer::Reload() {
   }
   auto tokens = std::make_shared<const TokenSet>(std::move(loaded).value());
   logging::Info("bearer tokens reloaded", {{"file", options_.tokens_file}, {"tokens", tokens->size()}});
-  std::lock_guard<std::mutex> lock(tokens_mu_);
+  MutexLock lock(tokens_mu_);
   tokens_ = std::move(tokens);
 }
 

@@ -19,6 +19,7 @@
 #include "auth/file_watch.h"
 #include "auth/restricted_api.h"
 #include "auth/token_file.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "observability/security_metrics.h"
 
@@ -100,9 +101,9 @@ class Authorizer {
   const Options options_;
   SecurityMetrics* const metrics_;
   const bool enabled_;
-  mutable std::mutex tokens_mu_;
-  std::shared_ptr<const TokenSet> tokens_;  // guarded by tokens_mu_; null without a tokens file
-  std::unique_ptr<FileWatcher> watcher_;    // while reloading
+  mutable Mutex tokens_mu_;
+  std::shared_ptr<const TokenSet> tokens_ GUARDED_BY(tokens_mu_);  // null without a tokens file
+  std::unique_ptr<FileWatcher> watcher_;                           // while reloading
 };
 
 }  // namespace serving::auth

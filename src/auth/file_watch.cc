@@ -14,24 +14,24 @@ FileWatcher::FileWatcher(std::vector<std::string> paths, std::chrono::millisecon
                          std::function<void()> on_change)
     : paths_(std::move(paths)), interval_(interval), on_change_(std::move(on_change)), seen_(Identities()) {
   thread_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, interval_, [this] { return stop_; })) {
-      lock.unlock();
+    MutexLock lock(mu_);
+    while (!cv_.WaitFor(mu_, interval_, [this]() REQUIRES(mu_) { return stop_; })) {
+      lock.Unlock();
       if (auto now = Identities(); now != seen_) {
         seen_ = std::move(now);
         on_change_();
       }
-      lock.lock();
+      lock.Lock();
     }
   });
 }
 
 FileWatcher::~FileWatcher() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   thread_.join();
 }
 

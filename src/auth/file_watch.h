@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "core/mutex.h"
 
 namespace serving::auth {
 
@@ -45,9 +46,9 @@ class FileWatcher {
   const std::chrono::milliseconds interval_;
   const std::function<void()> on_change_;
   std::vector<FileIdentity> seen_;  // the watcher thread's only
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -1,15 +1,15 @@
 // ControlQueue: one thread that runs model control work (repository load and unload requests) in arrival
 // order, so no transport thread (an HTTP event loop, a gRPC callback thread) ever waits for a model to load;
 // the reply is sent when the work finishes. Bounded: with `max_pending` tasks waiting, Post refuses.
-// Thread-safe.
+// Thread-safe; Stop() must not be called from a task (it joins the thread that runs them).
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
+
+#include "core/mutex.h"
 
 namespace serving {
 
@@ -23,19 +23,19 @@ class ControlQueue {
   ~ControlQueue();  // Stop()
 
   // Queues `task`; false (and `task` is not called) when `max_pending` tasks wait or after Stop().
-  bool Post(Task task);
+  bool Post(Task task) EXCLUDES(mu_);
   // Waits for the running task, drops the waiting ones and joins the thread; accepts nothing afterwards.
-  void Stop();
+  void Stop() EXCLUDES(mu_);
 
  private:
-  void Run();
+  void Run() EXCLUDES(mu_);
 
   const size_t max_pending_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> tasks_;  // guarded by mu_
-  bool stopping_ = false;   // guarded by mu_
-  std::thread thread_;      // declared last: starts once the rest is built
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<Task> tasks_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread thread_;  // declared last: starts once the rest is built
 };
 
 }  // namespace serving

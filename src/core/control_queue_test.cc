@@ -13,9 +13,10 @@ TEST(ControlQueue, RunsTasksInOrderOnItsOwnThread) {
   ControlQueue queue;
   std::vector<int> order;
   std::promise<std::thread::id> ran_on;
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(queue.Post([&order, i](bool dropped) {
-    if (!dropped) order.push_back(i);
-  }));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(queue.Post([&order, i](bool dropped) {
+      if (!dropped) order.push_back(i);
+    }));
   ASSERT_TRUE(queue.Post([&ran_on](bool) { ran_on.set_value(std::this_thread::get_id()); }));
   auto id = ran_on.get_future();
   ASSERT_EQ(id.wait_for(std::chrono::seconds(10)), std::future_status::ready);

@@ -135,22 +135,22 @@ Status ModelControlDisabled() {
 
 }  // namespace
 
-void InferenceServer::LoadModel(const std::string& model, ControlCallback done) {
-  ControlModel(true, model, std::move(done));
+void InferenceServer::LoadModel(const std::string& model, const ControlCallback& done) {
+  ControlModel(true, model, done);
 }
 
-void InferenceServer::UnloadModel(const std::string& model, ControlCallback done) {
-  ControlModel(false, model, std::move(done));
+void InferenceServer::UnloadModel(const std::string& model, const ControlCallback& done) {
+  ControlModel(false, model, done);
 }
 
-void InferenceServer::ControlModel(bool load, const std::string& model, ControlCallback done) {
+void InferenceServer::ControlModel(bool load, const std::string& model, const ControlCallback& done) {
   const char* action = load ? "load" : "unload";
   if (!options_.explicit_model_control) return done(ModelControl(action, model, ModelControlDisabled()));
   if (!Admit()) return done(ModelControl(action, model, Unavailable("the server is shutting down")));
   auto task = [this, load, action, model, done](bool dropped) {
-    const Status status = dropped  ? Unavailable("the server is shutting down")
-                          : load   ? repository_->Load(model)
-                                   : repository_->Unload(model);
+    const Status status = dropped ? Unavailable("the server is shutting down")
+                          : load  ? repository_->Load(model)
+                                  : repository_->Unload(model);
     done(ModelControl(action, model, status));
     Release();
   };
@@ -286,20 +286,20 @@ void InferenceServer::Finish(const InferRequest& request, const ModelVersion* ve
 }
 
 bool InferenceServer::WaitIdle(Clock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(idle_mu_);
-  return idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });
+  MutexLock lock(idle_mu_);
+  return idle_cv_.WaitUntil(idle_mu_, deadline, [this] { return inflight_.load() == 0; });
 }
 
 bool InferenceServer::Close(Clock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(idle_mu_);
-  const bool idle = idle_cv_.wait_until(lock, deadline, [this] { return inflight_.load() == 0; });
+  MutexLock lock(idle_mu_);
+  const bool idle = idle_cv_.WaitUntil(idle_mu_, deadline, [this] { return inflight_.load() == 0; });
   closed_ = true;
   return idle;
 }
 
 bool InferenceServer::Admit() {
   {
-    std::lock_guard<std::mutex> lock(idle_mu_);
+    MutexLock lock(idle_mu_);
     if (closed_) return false;
     inflight_.fetch_add(1);
   }
@@ -311,8 +311,8 @@ void InferenceServer::Release() {
   if (metrics_) metrics_->inflight().Decrement();
   // Decrement under the lock WaitIdle() checks with: otherwise WaitIdle could see 0 and its caller destroy
   // this server while this thread is still about to touch idle_mu_/idle_cv_.
-  std::lock_guard<std::mutex> lock(idle_mu_);
-  if (inflight_.fetch_sub(1) == 1) idle_cv_.notify_all();
+  MutexLock lock(idle_mu_);
+  if (inflight_.fetch_sub(1) == 1) idle_cv_.NotifyAll();
 }
 
 }  // namespace serving

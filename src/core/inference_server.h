@@ -11,16 +11,15 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/infer_request.h"
 #include "core/model_signature.h"
 #include "core/model_status.h"
+#include "core/mutex.h"
 #include "observability/model_statistics.h"
 
 namespace serving {
@@ -106,8 +105,8 @@ class InferenceServer {
   // caller's when refused at once (not explicit, RESOURCE_EXHAUSTED with 64 requests already waiting,
   // UNAVAILABLE once closed). Requests run one at a time, in order, and count as in flight for draining.
   using ControlCallback = std::function<void(const Status&)>;
-  void LoadModel(const std::string& model, ControlCallback done);
-  void UnloadModel(const std::string& model, ControlCallback done);
+  void LoadModel(const std::string& model, const ControlCallback& done);
+  void UnloadModel(const std::string& model, const ControlCallback& done);
   // Statistics of the ready versions of `model` (empty: of every model); `version` narrows to one. NOT_FOUND
   // for unknown models/versions. Versions without statistics (no metrics in unit tests) are left out.
   StatusOr<std::vector<VersionStatistics>> Statistics(const std::string& model, const std::string& version) const;
@@ -120,11 +119,11 @@ class InferenceServer {
   void BeginDrain() { draining_.store(true); }
   bool draining() const { return draining_.load(); }
   // Waits until no request is in flight or the deadline passes; returns whether it drained.
-  bool WaitIdle(Clock::time_point deadline);
+  bool WaitIdle(Clock::time_point deadline) EXCLUDES(idle_mu_);
   // The last step of a shutdown: waits like WaitIdle(), then admits nothing more, atomically with seeing
   // the server idle, so no request can start after it returns (later ones fail with UNAVAILABLE). A
   // frontend may still dispatch requests on open connections until it stops; they must not outlive us.
-  bool Close(Clock::time_point deadline);
+  bool Close(Clock::time_point deadline) EXCLUDES(idle_mu_);
   int64_t inflight() const { return inflight_.load(); }
 
  private:
@@ -134,21 +133,21 @@ class InferenceServer {
   // Counts and logs a finished request (after its reply was handed to the frontend). `version` may be null;
   // `queued`: it reached the version's scheduler (only those are in the latency histogram).
   void Finish(const InferRequest& request, const ModelVersion* version, const Status& status, bool queued);
-  void ControlModel(bool load, const std::string& model, ControlCallback done);
+  void ControlModel(bool load, const std::string& model, const ControlCallback& done);
   Status ModelControl(const char* action, const std::string& model, const Status& status);
   // Starts a request's in-flight accounting; false once Close() has returned.
-  bool Admit();
+  bool Admit() EXCLUDES(idle_mu_);
   // Ends a request's in-flight accounting; called after its callback has run.
-  void Release();
+  void Release() EXCLUDES(idle_mu_);
 
   const Options options_;
   ModelRepository* const repository_;
   Metrics* const metrics_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> inflight_{0};
-  std::mutex idle_mu_;
-  std::condition_variable idle_cv_;
-  bool closed_ = false;  // guarded by idle_mu_
+  Mutex idle_mu_;
+  CondVar idle_cv_;
+  bool closed_ GUARDED_BY(idle_mu_) = false;
   std::unique_ptr<ControlQueue> control_;  // declared last: its thread stops before the rest goes
 };
 

@@ -126,8 +126,8 @@ StatusOr<const Backend*> ResolveBackend(config::ModelConfig& c, ModelSettings& s
   if (!c.platform().empty()) {
     const std::string name = backends.ForPlatform(c.platform());
     if (name.empty())
-      return InvalidArgument("platform '" + c.platform() + "' is not supported (platforms here: " +
-                             Join(backends.Platforms()) + ")");
+      return InvalidArgument("platform '" + c.platform() +
+                             "' is not supported (platforms here: " + Join(backends.Platforms()) + ")");
     if (c.backend().empty()) c.set_backend(name);
     if (c.backend() != name)
       return InvalidArgument("platform '" + c.platform() + "' and backend '" + c.backend() + "' disagree");
@@ -135,8 +135,8 @@ StatusOr<const Backend*> ResolveBackend(config::ModelConfig& c, ModelSettings& s
   if (c.backend().empty()) c.set_backend(backends.default_name());
   const Backend* backend = backends.Find(c.backend());
   if (backend == nullptr)
-    return InvalidArgument("backend '" + c.backend() + "' is not available (backends here: " +
-                           Join(backends.Names()) + ")");
+    return InvalidArgument("backend '" + c.backend() + "' is not available (backends here: " + Join(backends.Names()) +
+                           ")");
   if (c.platform().empty() && !backend->platforms().empty()) c.set_platform(backend->platforms().front());
   s.backend = c.backend();
   if (!c.default_model_filename().empty()) {
@@ -236,8 +236,8 @@ Status ReadParameters(const config::ModelConfig& c, const Backend& backend, Mode
       if (!use.ok()) return use.status();
       if (use->kind == ParameterUse::kIgnored) ignored.emplace_back("parameters['" + key + "']", use->reason);
       if (use->kind == ParameterUse::kUnknown)
-        ignored.emplace_back("parameters['" + key + "']", "not a parameter this server or the " + s.backend +
-                                                              " backend reads");
+        ignored.emplace_back("parameters['" + key + "']",
+                             "not a parameter this server or the " + s.backend + " backend reads");
     }
   }
   return Status::Ok();
@@ -256,7 +256,8 @@ Status Unsupported(const config::ModelConfig& c, Ignored& ignored) {
     return InvalidArgument("model_transaction_policy.decoupled is not supported (one response per request)");
   if (!c.runtime().empty() && c.runtime() != c.backend())
     return InvalidArgument("runtime '" + c.runtime() + "' is not supported");
-  if (c.has_optimization()) ignored.emplace_back("optimization", "each backend runs its engine's default graph optimizations");
+  if (c.has_optimization())
+    ignored.emplace_back("optimization", "each backend runs its engine's default graph optimizations");
   if (!c.model_warmup().empty()) ignored.emplace_back("model_warmup", "no warm-up requests are run");
   if (c.has_response_cache()) ignored.emplace_back("response_cache", "no response cache");
   if (c.has_model_metrics()) ignored.emplace_back("model_metrics", "metrics are fixed (docs/metrics.md)");

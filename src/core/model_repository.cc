@@ -68,7 +68,7 @@ ModelRepository::ModelRepository(std::unique_ptr<RepositorySource> source, Optio
 
 ModelRepository::~ModelRepository() {
   StopPolling();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   models_.clear();
   retired_.clear();
 }
@@ -76,7 +76,7 @@ ModelRepository::~ModelRepository() {
 void ModelRepository::SetState(Entry& e, const std::string& model, int64_t version, VersionState state,
                                std::string reason) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     e.states[version] = VersionInfo{version, state, reason};
   }
   changed_ = true;
@@ -87,14 +87,14 @@ void ModelRepository::SetState(Entry& e, const std::string& model, int64_t versi
 }
 
 bool ModelRepository::Poll() {
-  std::lock_guard<std::mutex> op(op_mu_);
+  MutexLock op(op_mu_);
   changed_ = false;
   std::set<std::string> listed;
   auto names = source_->ListModels();
   for (const auto& name : names.ok() ? *names : std::vector<std::string>{}) {
     if (!IsValidModelName(name)) {
-      logging::Warn("skipping repository entry", {{"path", source_->Describe() + "/" + name},
-                                                  {"reason", "not a valid model name"}});
+      logging::Warn("skipping repository entry",
+                    {{"path", source_->Describe() + "/" + name}, {"reason", "not a valid model name"}});
       continue;
     }
     listed.insert(name);
@@ -109,14 +109,14 @@ bool ModelRepository::Poll() {
   // Models whose directory is gone: unload every version.
   std::vector<std::string> gone;
   if (names.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& [name, _] : models_)
       if (!listed.count(name)) gone.push_back(name);
   }
   for (const auto& name : gone) {
     std::unique_ptr<Entry> entry;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       entry = std::move(models_[name]);
       models_.erase(name);
       for (auto& [v, mv] : entry->ready) retired_.push_back(mv);
@@ -137,7 +137,7 @@ bool ModelRepository::Poll() {
 void ModelRepository::PollModel(const std::string& name) {
   Entry* e;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto& slot = models_[name];
     if (!slot) slot = std::make_unique<Entry>();
     e = slot.get();
@@ -177,15 +177,15 @@ void ModelRepository::ReadConfig(Entry& e, const std::string& name) {
   e.config_fingerprint = fp;
   const std::string file_name = source_->Describe() + "/" + name + "/" + kConfigFile;
   auto text = source_->ReadFile(name, kConfigFile, kMaxConfigBytes);
-  StatusOr<ModelSettings> cfg =
-      text.ok() ? ParseModelConfig(*text, file_name, name,
-                                   [&](const std::string& file, size_t max_bytes) {
-                                     return source_->ReadFile(name, file, max_bytes);
-                                   },
-                                   *backends_)
-                : StatusOr<ModelSettings>(text.status());
+  StatusOr<ModelSettings> cfg = text.ok()
+                                    ? ParseModelConfig(
+                                          *text, file_name, name,
+                                          [&](const std::string& file, size_t max_bytes)
+                                              REQUIRES(op_mu_) { return source_->ReadFile(name, file, max_bytes); },
+                                          *backends_)
+                                    : StatusOr<ModelSettings>(text.status());
   changed_ = true;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (cfg.ok()) {
     e.parsed = std::make_shared<const ModelSettings>(std::move(cfg).value());
     e.error.clear();
@@ -231,7 +231,7 @@ void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& ba
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto& slot = e.ready[v];
     if (slot) retired_.push_back(slot);
     slot = loaded;
@@ -252,7 +252,7 @@ void ModelRepository::UnloadUnwanted(Entry& e, const std::string& name, const st
     if (!wanted.count(v) && (wanted_ready || !on_disk.count(v))) drop.push_back(v);
   for (int64_t v : drop) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       retired_.push_back(e.ready[v]);
       e.ready.erase(v);
       e.ready_fingerprint.erase(v);
@@ -266,7 +266,7 @@ void ModelRepository::ForgetGone(Entry& e, const std::string& name, const std::s
   // States of versions that are gone from disk and not loaded, and their metric series.
   std::vector<int64_t> forgotten;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = e.states.begin(); it != e.states.end();) {
       if (!on_disk.count(it->first) && !e.ready.count(it->first)) {
         e.failed_fingerprint.erase(it->first);
@@ -284,7 +284,7 @@ void ModelRepository::ForgetGone(Entry& e, const std::string& name, const std::s
 void ModelRepository::ReapRetired() {
   std::vector<std::shared_ptr<ModelVersion>> done;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = std::partition(retired_.begin(), retired_.end(),
                              [](const std::shared_ptr<ModelVersion>& v) { return v.use_count() > 1; });
     done.assign(std::make_move_iterator(it), std::make_move_iterator(retired_.end()));
@@ -296,21 +296,21 @@ void ModelRepository::ReapRetired() {
 void ModelRepository::StartPolling() {
   if (options_.poll_interval.count() <= 0 || poller_.joinable()) return;
   poller_ = std::thread([this] {
-    std::unique_lock<std::mutex> lock(poll_mu_);
-    while (!poll_cv_.wait_for(lock, options_.poll_interval, [this] { return stop_polling_; })) {
-      lock.unlock();
+    MutexLock lock(poll_mu_);
+    while (!poll_cv_.WaitFor(poll_mu_, options_.poll_interval, [this]() REQUIRES(poll_mu_) { return stop_polling_; })) {
+      lock.Unlock();
       Poll();
-      lock.lock();
+      lock.Lock();
     }
   });
 }
 
 void ModelRepository::StopPolling() {
   {
-    std::lock_guard<std::mutex> lock(poll_mu_);
+    MutexLock lock(poll_mu_);
     stop_polling_ = true;
   }
-  poll_cv_.notify_all();
+  poll_cv_.NotifyAll();
   if (poller_.joinable()) poller_.join();
 }
 
@@ -319,7 +319,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Get(const std::string& 
   int64_t v = 0;
   if (!version.empty() && !ParseVersionName(version, &v))
     return InvalidArgument("version '" + version + "' is not a positive integer");
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = models_.find(name);
   if (it == models_.end()) return NotFound("model '" + name + "' not found");
   const Entry& e = *it->second;
@@ -341,7 +341,7 @@ StatusOr<std::shared_ptr<ModelVersion>> ModelRepository::Get(const std::string& 
 }
 
 std::vector<ModelInfo> ModelRepository::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<ModelInfo> out;
   for (const auto& [name, e] : models_) {
     ModelInfo info;
@@ -355,7 +355,7 @@ std::vector<ModelInfo> ModelRepository::List() const {
 }
 
 bool ModelRepository::AllReady() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (models_.empty()) return false;
   for (const auto& [_, e] : models_)
     if (e->ready.empty() && !e->unloaded_by_request) return false;
@@ -363,12 +363,12 @@ bool ModelRepository::AllReady() const {
 }
 
 Status ModelRepository::Load(const std::string& name) {
-  std::lock_guard<std::mutex> op(op_mu_);
+  MutexLock op(op_mu_);
   if (!IsValidModelName(name) || source_->ListVersions(name).status().code() == StatusCode::kNotFound)
     return NotFound("model '" + name + "' is not in the repository");
   changed_ = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = models_.find(name); it != models_.end()) {
       it->second->unloaded_by_request = false;
       it->second->failed_fingerprint.clear();  // an explicit load retries what failed
@@ -377,7 +377,7 @@ Status ModelRepository::Load(const std::string& name) {
   PollModel(name);
   ReapRetired();
   if (changed_ && on_change_) on_change_();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   const Entry& e = *models_.at(name);
   if (!e.error.empty()) return InvalidArgument("failed to load model '" + name + "': " + e.error);
   if (!e.ready.empty()) return Status::Ok();
@@ -389,12 +389,12 @@ Status ModelRepository::Load(const std::string& name) {
 }
 
 Status ModelRepository::Unload(const std::string& name) {
-  std::lock_guard<std::mutex> op(op_mu_);
+  MutexLock op(op_mu_);
   changed_ = false;
   Entry* e = nullptr;
   std::vector<int64_t> versions;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = models_.find(name);
     if (it == models_.end()) return NotFound("model '" + name + "' not found");
     e = it->second.get();

@@ -15,11 +15,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -27,6 +25,7 @@
 
 #include "core/backend.h"
 #include "core/model_status.h"
+#include "core/mutex.h"
 #include "core/repository_source.h"
 #include "core/scheduler.h"
 #include "observability/metrics.h"
@@ -69,13 +68,13 @@ class ModelRepository {
   ~ModelRepository();
 
   // Brings memory in line with the files. Returns whether anything changed.
-  bool Poll();
+  bool Poll() EXCLUDES(op_mu_, mu_);
   // Explicit model control (Triton's repository extension), next to polling. Load reads the model's
   // directory now and loads what its version policy selects (retrying versions that failed); OK once a
   // version is ready, else the reasons. Unload unloads every version and polling leaves the model unloaded
   // (not counted by AllReady) until the next Load.
-  Status Load(const std::string& name);
-  Status Unload(const std::string& name);
+  Status Load(const std::string& name) EXCLUDES(op_mu_, mu_);
+  Status Unload(const std::string& name) EXCLUDES(op_mu_, mu_);
   void StartPolling();
   void StopPolling();
   // Called after every Poll(), Load() or Unload() that changed something, on that call's thread. Set before
@@ -84,39 +83,43 @@ class ModelRepository {
 
   // `version` empty: the newest ready version. NOT_FOUND for unknown models/versions, UNAVAILABLE when
   // the version exists but is not ready, INVALID_ARGUMENT for a malformed version string.
-  StatusOr<std::shared_ptr<ModelVersion>> Get(const std::string& name, const std::string& version) const;
-  std::vector<ModelInfo> List() const;
+  StatusOr<std::shared_ptr<ModelVersion>> Get(const std::string& name, const std::string& version) const EXCLUDES(mu_);
+  std::vector<ModelInfo> List() const EXCLUDES(mu_);
   // True when there is at least one model and every model not unloaded by request has a ready version.
-  bool AllReady() const;
+  bool AllReady() const EXCLUDES(mu_);
 
  private:
+  // A model's entry. Its fields are written by the thread holding op_mu_ (and mu_ too for what Get/List
+  // read); the analysis cannot check fields of an object reached through a pointer, the REQUIRES below can.
   struct Entry;
-  void PollModel(const std::string& name);
+  void PollModel(const std::string& name) REQUIRES(op_mu_) EXCLUDES(mu_);
   // PollModel's steps.
-  void ReadConfig(Entry& entry, const std::string& name);
+  void ReadConfig(Entry& entry, const std::string& name) REQUIRES(op_mu_) EXCLUDES(mu_);
   void LoadVersion(Entry& entry, const std::string& name, Backend& backend, int64_t version,
-                   const std::string& fingerprint);
+                   const std::string& fingerprint) REQUIRES(op_mu_) EXCLUDES(mu_);
   void UnloadUnwanted(Entry& entry, const std::string& name, const std::set<int64_t>& wanted,
-                      const std::set<int64_t>& on_disk);
-  void ForgetGone(Entry& entry, const std::string& name, const std::set<int64_t>& on_disk);
-  void SetState(Entry& entry, const std::string& model, int64_t version, VersionState state, std::string reason);
-  void ReapRetired();
+                      const std::set<int64_t>& on_disk) REQUIRES(op_mu_) EXCLUDES(mu_);
+  void ForgetGone(Entry& entry, const std::string& name, const std::set<int64_t>& on_disk) REQUIRES(op_mu_)
+      EXCLUDES(mu_);
+  void SetState(Entry& entry, const std::string& model, int64_t version, VersionState state, std::string reason)
+      REQUIRES(op_mu_) EXCLUDES(mu_);
+  void ReapRetired() REQUIRES(op_mu_) EXCLUDES(mu_);
 
-  const std::unique_ptr<RepositorySource> source_;  // used under op_mu_
+  const std::unique_ptr<RepositorySource> source_ PT_GUARDED_BY(op_mu_);
   const Options options_;
   const BackendRegistry* const backends_;
   Metrics* const metrics_;
 
-  mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Entry>> models_;  // guarded by mu_
-  std::vector<std::shared_ptr<ModelVersion>> retired_;    // guarded by mu_
-  bool changed_ = false;                                  // guarded by op_mu_
+  Mutex op_mu_ ACQUIRED_BEFORE(mu_);  // one of Poll/Load/Unload at a time
+  mutable Mutex mu_;
+  std::map<std::string, std::unique_ptr<Entry>> models_ GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<ModelVersion>> retired_ GUARDED_BY(mu_);
+  bool changed_ GUARDED_BY(op_mu_) = false;
 
-  std::mutex op_mu_;  // one of Poll/Load/Unload at a time (taken before mu_)
-  std::function<void()> on_change_;
-  std::mutex poll_mu_;
-  std::condition_variable poll_cv_;
-  bool stop_polling_ = false;  // guarded by poll_mu_
+  std::function<void()> on_change_;  // set before polling starts, then only read
+  Mutex poll_mu_;
+  CondVar poll_cv_;
+  bool stop_polling_ GUARDED_BY(poll_mu_) = false;
   std::thread poller_;
 };
 

@@ -9,8 +9,8 @@
 
 #include "core/inference_server.h"
 #include "core/testing/fake_backend.h"
-#include "core/testing/wait.h"
 #include "core/testing/memory_source.h"
+#include "core/testing/wait.h"
 #include "observability/metrics.h"
 
 namespace serving {

@@ -63,10 +63,10 @@ Scheduler::Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, 
 
 Scheduler::~Scheduler() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   for (auto& w : workers_) w.join();
 }
 
@@ -87,7 +87,7 @@ Status Scheduler::Enqueue(Job& job) {
   if (l.policy.allow_override && asked.count() > 0 && (timeout.count() == 0 || asked < timeout)) timeout = asked;
   std::vector<Job> mine;  // the job, when it runs on this thread (see Hand-off)
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (l.size >= l.policy.max_size)
       return ResourceExhausted("model '" + config_->name + "' queue is full (" + std::to_string(l.policy.max_size) +
                                " requests waiting); retry later");
@@ -107,45 +107,45 @@ Status Scheduler::Enqueue(Job& job) {
   }
   if (!mine.empty()) {
     Run(mine);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     --busy_;
-    cv_.notify_one();  // a worker may be waiting for this instance
+    cv_.NotifyOne();  // a worker may be waiting for this instance
     return Status::Ok();
   }
   if (series_) series_->queue_depth->Increment();
-  cv_.notify_one();
+  cv_.NotifyOne();
   return Status::Ok();
 }
 
 size_t Scheduler::queue_depth() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   size_t n = 0;
   for (const auto& l : levels_) n += l.size;
   return n;
 }
 
 uint32_t Scheduler::busy_instances() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return busy_;
 }
 
 void Scheduler::WorkerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     std::vector<Job> batch;
     std::vector<Failed> failed;
-    const bool done = NextWork(lock, &batch, &failed);
-    lock.unlock();
+    const bool done = NextWork(&batch, &failed);
+    lock.Unlock();
     if (series_) series_->queue_depth->Decrement(static_cast<double>(batch.size() + failed.size()));
     for (auto& f : failed) Fail(f.job, std::move(f.status), f.reason);
     if (!batch.empty()) Run(batch);
     if (done) return;
-    lock.lock();
+    lock.Lock();
     if (!batch.empty()) --busy_;
   }
 }
 
-bool Scheduler::NextWork(std::unique_lock<std::mutex>& lock, std::vector<Job>* batch, std::vector<Failed>* failed) {
+bool Scheduler::NextWork(std::vector<Job>* batch, std::vector<Failed>* failed) {
   for (;;) {
     const auto now = Clock::now();
     if (now >= next_expiry_) Expire(now, failed);
@@ -155,9 +155,9 @@ bool Scheduler::NextWork(std::unique_lock<std::mutex>& lock, std::vector<Job>* b
     if (forming_.empty() || busy_ >= config_->instance_count) {
       if (forming_.empty() && stopping_) return true;
       if (next_expiry_ == Clock::time_point::max()) {
-        cv_.wait(lock);
+        cv_.Wait(mu_);
       } else {
-        cv_.wait_until(lock, next_expiry_);
+        cv_.WaitUntil(mu_, next_expiry_);
       }
       continue;
     }
@@ -170,12 +170,12 @@ bool Scheduler::NextWork(std::unique_lock<std::mutex>& lock, std::vector<Job>* b
         batch->push_back(std::move(job));
         forming_.pop_front();
       }
-      if (!forming_.empty()) cv_.notify_one();  // what is left is another worker's to run
+      if (!forming_.empty()) cv_.NotifyOne();  // what is left is another worker's to run
       return false;
     }
     Clock::time_point oldest = Clock::time_point::max();
     for (const auto& j : forming_) oldest = std::min(oldest, j.enqueued);
-    cv_.wait_until(lock, std::min(oldest + max_delay_, next_expiry_));
+    cv_.WaitUntil(mu_, std::min(oldest + max_delay_, next_expiry_));
   }
 }
 
@@ -183,7 +183,7 @@ void Scheduler::Expire(Clock::time_point now, std::vector<Failed>* failed) {
   next_expiry_ = Clock::time_point::max();
   for (auto& l : levels_) {
     std::deque<Job> queue, delayed;
-    const auto keep = [&](Job& job, std::deque<Job>& to) {
+    const auto keep = [&](Job& job, std::deque<Job>& to) REQUIRES(mu_) {
       next_expiry_ = std::min({next_expiry_, job.timeout_at, job.request.deadline});
       to.push_back(std::move(job));
     };
@@ -378,7 +378,7 @@ void Scheduler::Run(std::vector<Job>& batch) {
 
 void Scheduler::Complete(Job& job, StatusOr<InferResponse> result) {
   if (!preserve_ordering_) return job.done(std::move(result));
-  std::unique_lock<std::mutex> lock(order_mu_);
+  MutexLock lock(order_mu_);
   parked_.emplace(job.sequence, [done = std::move(job.done), r = std::move(result)]() mutable { done(std::move(r)); });
   if (delivering_) return;  // the thread delivering will get to it
   delivering_ = true;
@@ -386,9 +386,9 @@ void Scheduler::Complete(Job& job, StatusOr<InferResponse> result) {
     auto deliver = std::move(it->second);
     parked_.erase(it);
     ++next_delivery_;
-    lock.unlock();
+    lock.Unlock();
     deliver();
-    lock.lock();
+    lock.Lock();
   }
   delivering_ = false;
 }

@@ -29,17 +29,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "core/backend.h"
 #include "core/infer_request.h"
+#include "core/mutex.h"
 #include "observability/metrics.h"
 
 namespace serving {
@@ -82,10 +81,12 @@ class Scheduler {
     bool allow_override = false;
     bool delay = false;  // timeout_action DELAY (else REJECT)
   };
+  // The level's queues and size are guarded by the scheduler's mu_ (not expressible on a nested type's
+  // fields: the functions that touch them REQUIRE(mu_)); the policy is fixed at construction.
   struct Level {
-    Policy policy;                   // fixed at construction: read without the lock
-    std::deque<Job> queue, delayed;  // delayed: timed out under DELAY; guarded by mu_
-    size_t size = 0;                 // queued, forming included; guarded by mu_
+    Policy policy;
+    std::deque<Job> queue, delayed;  // delayed: timed out under DELAY
+    size_t size = 0;                 // queued, forming included
   };
   struct Failed {
     Job job;
@@ -93,26 +94,26 @@ class Scheduler {
     FailReason reason;
   };
 
-  void WorkerLoop();
-  // Under `lock`: waits until there is work, then fills `batch` (jobs to run) and `failed` (jobs to answer
-  // with an error); true when the scheduler is stopping and empty.
-  bool NextWork(std::unique_lock<std::mutex>& lock, std::vector<Job>* batch, std::vector<Failed>* failed);
-  // Under mu_: moves timed-out and expired jobs out of the queues; recomputes next_expiry_.
-  void Expire(Clock::time_point now, std::vector<Failed>* failed);
-  // Under mu_: moves queued jobs into forming_ while they fit; returns whether the next one cannot join.
-  bool Extend();
-  // Under mu_: how many of forming_'s jobs to run now (0: wait for more).
-  size_t Ready(Clock::time_point now, bool blocked) const;
-  Job* Front();
-  void PopFront();
+  void WorkerLoop() EXCLUDES(mu_);
+  // Waits (mu_ held, released while waiting) until there is work, then fills `batch` (jobs to run) and
+  // `failed` (jobs to answer with an error); true when the scheduler is stopping and empty.
+  bool NextWork(std::vector<Job>* batch, std::vector<Failed>* failed) REQUIRES(mu_);
+  // Moves timed-out and expired jobs out of the queues; recomputes next_expiry_.
+  void Expire(Clock::time_point now, std::vector<Failed>* failed) REQUIRES(mu_);
+  // Moves queued jobs into forming_ while they fit; returns whether the next one cannot join.
+  bool Extend() REQUIRES(mu_);
+  // How many of forming_'s jobs to run now (0: wait for more).
+  size_t Ready(Clock::time_point now, bool blocked) const REQUIRES(mu_);
+  Job* Front() REQUIRES(mu_);
+  void PopFront() REQUIRES(mu_);
   // Why a job must not run (deadline, client gone, queue timeout); OK when it may.
   Status Doomed(const Job& job, Clock::time_point now, FailReason* reason) const;
-  void Run(std::vector<Job>& batch);
+  void Run(std::vector<Job>& batch) EXCLUDES(mu_);
   // Whether `rows` rows of this model are known to take less than kInlineBudget.
   bool Cheap(int64_t rows) const;
   void Fail(Job& job, Status status, FailReason reason);
   // Hands a reply back, in queue order with preserve_ordering.
-  void Complete(Job& job, StatusOr<InferResponse> result);
+  void Complete(Job& job, StatusOr<InferResponse> result) EXCLUDES(order_mu_);
 
   Model* const model_;
   const std::shared_ptr<const ModelSettings> config_;
@@ -128,20 +129,20 @@ class Scheduler {
   std::atomic<int64_t> row_ns_{-1};  // a moving average of execution time per row; -1 until measured
   std::atomic<int64_t> inline_budget_ns_{std::chrono::nanoseconds(kInlineBudget).count()};
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Level> levels_;  // sized at construction (never resized); each level's queues: see Level
-  std::deque<Job> forming_;                                   // the batch being formed; guarded by mu_
-  int64_t forming_rows_ = 0;                                  // guarded by mu_
-  Clock::time_point next_expiry_ = Clock::time_point::max();  // guarded by mu_
-  uint64_t next_sequence_ = 0;                                // guarded by mu_
-  bool stopping_ = false;                                     // guarded by mu_
-  uint32_t busy_ = 0;  // instances executing (workers and callers); guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::vector<Level> levels_;                // sized at construction (never resized); each level's queues: see Level
+  std::deque<Job> forming_ GUARDED_BY(mu_);  // the batch being formed
+  int64_t forming_rows_ GUARDED_BY(mu_) = 0;
+  Clock::time_point next_expiry_ GUARDED_BY(mu_) = Clock::time_point::max();
+  uint64_t next_sequence_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  uint32_t busy_ GUARDED_BY(mu_) = 0;  // instances executing (workers and callers)
 
-  std::mutex order_mu_;
-  std::map<uint64_t, std::function<void()>> parked_;  // replies waiting for earlier ones; guarded by order_mu_
-  uint64_t next_delivery_ = 0;                        // guarded by order_mu_
-  bool delivering_ = false;                           // guarded by order_mu_
+  Mutex order_mu_;
+  std::map<uint64_t, std::function<void()>> parked_ GUARDED_BY(order_mu_);  // replies waiting for earlier ones
+  uint64_t next_delivery_ GUARDED_BY(order_mu_) = 0;
+  bool delivering_ GUARDED_BY(order_mu_) = false;
 
   std::vector<std::thread> workers_;
 };

@@ -80,7 +80,9 @@ class SchedulerTest : public ::testing::Test {
     while (Finished().size() < n && Clock::now() < until) std::this_thread::sleep_for(1ms);
     ASSERT_GE(Finished().size(), n) << "timed out";
   }
-  void WaitExecuting() { ASSERT_TRUE(testing::WaitUntil([&] { return gate_.waiting.load() > 0; })) << "nothing executes"; }
+  void WaitExecuting() {
+    ASSERT_TRUE(testing::WaitUntil([&] { return gate_.waiting.load() > 0; })) << "nothing executes";
+  }
   std::vector<std::pair<float, Status>> Finished() {
     std::lock_guard<std::mutex> lock(mu_);
     return finished_;
@@ -387,7 +389,8 @@ TEST_F(SchedulerTest, RequestsRunningOnCallersCountAgainstTheInstances) {
   scheduler->set_inline_budget(1s);
   ASSERT_TRUE(scheduler->Enqueue(Job(0)).ok());  // times the model
   WaitFinished(1);
-  ASSERT_TRUE(testing::WaitUntil([&] { return scheduler->busy_instances() == 0; }));  // its worker has let the instance go
+  ASSERT_TRUE(
+      testing::WaitUntil([&] { return scheduler->busy_instances() == 0; }));  // its worker has let the instance go
   model_.HoldOnly(1);
   gate_.Close();
   std::thread caller([&] { ASSERT_TRUE(scheduler->Enqueue(Job(1)).ok()); });  // runs on `caller`, held

@@ -95,8 +95,10 @@ int HttpStatusFor(StatusCode code) {
 
 void StatusOrValueMissing(const Status& status) {
   // The status library depends on nothing (not even the logger): one line on stderr, then abort.
-  std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"bug: the value of a StatusOr that holds none was read\","
-               "\"status\":\"%s\"}\n", StatusCodeName(status.code()));
+  std::fprintf(stderr,
+               "{\"level\":\"error\",\"msg\":\"bug: the value of a StatusOr that holds none was read\","
+               "\"status\":\"%s\"}\n",
+               StatusCodeName(status.code()));
   std::abort();
 }
 

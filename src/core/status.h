@@ -121,6 +121,7 @@ class StatusOr {
   } while (0)
 
 // `SERVING_ASSIGN_OR_RETURN(auto x, MakeX());`: the value into `lhs`, or an early return with the status.
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` is a declaration or an lvalue, `tmp` a name.
 #define SERVING_ASSIGN_OR_RETURN(lhs, expr) \
   SERVING_ASSIGN_OR_RETURN_IMPL(SERVING_STATUS_CONCAT(statusor_, __LINE__), lhs, expr)
 #define SERVING_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
@@ -129,3 +130,4 @@ class StatusOr {
   lhs = std::move(tmp).value()
 #define SERVING_STATUS_CONCAT(a, b) SERVING_STATUS_CONCAT_IMPL(a, b)
 #define SERVING_STATUS_CONCAT_IMPL(a, b) a##b
+// NOLINTEND(bugprone-macro-parentheses)

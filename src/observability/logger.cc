@@ -11,7 +11,7 @@ namespace {
 
 Level g_level = Level::kInfo;
 Format g_format = Format::kJson;
-std::mutex g_mu;
+Mutex g_mu;
 
 const char* LevelName(Level l) {
   switch (l) {
@@ -84,13 +84,13 @@ void Log(Level level, std::string_view msg, std::initializer_list<Field> fields)
               ToJson(f.value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   line += '\n';
-  std::lock_guard<std::mutex> lock(g_mu);
+  MutexLock lock(g_mu);
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fflush(stdout);
 }
 
 void RateLimitedWarning::Hit(std::string_view detail) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   ++count_;
   const auto now = std::chrono::steady_clock::now();
   if (last_ != std::chrono::steady_clock::time_point{} && now - last_ < std::chrono::seconds(1)) return;

@@ -1,16 +1,17 @@
 // Structured logging: one event per line on stdout, JSON by default (stable keys: ts, level, msg, then
 // the event's fields such as request_id, model, version, protocol, status, latency_us, trace_id), or
 // `key=value` text for people. Thread-safe; each line is written with one fwrite under a mutex.
-// Depends on nothing else in the project.
+// Depends on nothing else in the project but the header-only core/mutex.h.
 #pragma once
 
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <initializer_list>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <variant>
+#include "core/mutex.h"
 
 namespace serving::logging {
 
@@ -54,9 +55,9 @@ class RateLimitedWarning {
 
  private:
   const char* msg_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point last_{};  // guarded by mu_
-  int64_t count_ = 0;                             // guarded by mu_
+  Mutex mu_;
+  std::chrono::steady_clock::time_point last_ GUARDED_BY(mu_){};
+  int64_t count_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace serving::logging

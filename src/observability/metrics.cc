@@ -110,7 +110,7 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
 }
 
 std::shared_ptr<Metrics::ModelSeries> Metrics::ForModel(const std::string& model, const std::string& version) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = series_[model + '\0' + version];
   if (auto existing = slot.lock()) return existing;
   const prometheus::Labels labels = {{"model", model}, {"version", version}};
@@ -136,7 +136,7 @@ std::shared_ptr<Metrics::ModelSeries> Metrics::ForModel(const std::string& model
 
 void Metrics::RemoveSeries(const std::string& model, const std::string& version, ModelSeries* s) {
   std::unique_ptr<ModelSeries> owned(s);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = series_.find(model + '\0' + version);
   // A reload of the same version took these series over in between (ForModel found the slot expired and
   // added the same labels, which gave it these very metrics): they are its now, leave them.

@@ -1,5 +1,5 @@
 // Prometheus metrics of the server (names and meanings: docs/metrics.md). Built on prometheus-cpp;
-// the server exposes registry() on its metrics port. Thread-safe. Depends on nothing else in the project.
+// the server exposes registry() on its metrics port. Thread-safe. Depends on nothing else in the project but the header-only core/mutex.h.
 // Frontends see only its TransportMetrics face.
 #pragma once
 
@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/mutex.h"
 #include "observability/model_statistics.h"
 #include "observability/security_metrics.h"
 #include "observability/transport_metrics.h"
@@ -109,8 +110,8 @@ class Metrics final : public TransportMetrics, public SecurityMetrics {
   prometheus::Gauge* inflight_;
   TransportSeries transport_;
 
-  mutable std::mutex mu_;
-  std::map<std::string, std::weak_ptr<ModelSeries>> series_;  // key "model\0version", guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, std::weak_ptr<ModelSeries>> series_ GUARDED_BY(mu_);  // key "model\0version"
   std::shared_ptr<prometheus::Collectable> triton_names_ = MakeTritonNames();
 
   std::shared_ptr<prometheus::Collectable> MakeTritonNames() const;

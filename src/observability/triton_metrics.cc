@@ -64,7 +64,7 @@ std::vector<MetricFamily> Metrics::CollectTritonNames() const {
   MetricFamily pending{
       "nv_inference_pending_request_count", "Requests waiting for a model instance", MetricType::Gauge, {}};
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& [key, weak] : series_) {
       const auto series = weak.lock();
       if (!series) continue;

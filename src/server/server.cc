@@ -4,8 +4,8 @@
 #include <grpc/support/log.h>
 #include <malloc.h>
 #include <netdb.h>
-#include <strings.h>
 #include <prometheus/exposer.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>

@@ -75,15 +75,14 @@ StatusOr<std::map<int64_t, std::string>> LocalDirectorySource::ListVersions(cons
   for (const auto& d : fs::directory_iterator(*dir, ec)) {
     int64_t v = 0;
     std::error_code entry_ec;
-    if (!d.is_directory(entry_ec) || !ParseVersionName(d.path().filename().string(), &v) || !Inside(d.path()))
-      continue;
+    if (!d.is_directory(entry_ec) || !ParseVersionName(d.path().filename().string(), &v) || !Inside(d.path())) continue;
     uint64_t h = 14695981039346656037ull;
     bool escapes = false;
     int entries = 0;
     // Sorted, so the fingerprint does not depend on the order the directory lists its entries in.
     std::map<std::string, std::string> files;
-    for (auto it = fs::recursive_directory_iterator(d.path(), fs::directory_options::follow_directory_symlink,
-                                                    entry_ec);
+    for (auto it =
+             fs::recursive_directory_iterator(d.path(), fs::directory_options::follow_directory_symlink, entry_ec);
          !entry_ec && it != fs::recursive_directory_iterator() && entries < kMaxFingerprintEntries;
          it.increment(entry_ec), ++entries) {
       if (it->is_symlink(entry_ec) && !Inside(it->path())) escapes = true;

@@ -66,7 +66,7 @@ TlsContext::TlsContext(std::string name, TlsFiles files, SecurityMetrics* metric
 TlsContext::~TlsContext() { watcher_.reset(); }  // before the members its callback reads
 
 SslCtxPtr TlsContext::Current() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return ctx_;
 }
 
@@ -79,7 +79,7 @@ void TlsContext::Reload() {
     return;
   }
   logging::Info("TLS certificate reloaded", {{"listener", name_}, {"cert", files_.cert}});
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   ctx_ = std::move(ctx).value();
 }
 

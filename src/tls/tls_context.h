@@ -15,6 +15,7 @@
 #include <string>
 
 #include "auth/file_watch.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "observability/security_metrics.h"
 
@@ -50,8 +51,8 @@ class TlsContext {
   const std::string name_;
   const TlsFiles files_;
   SecurityMetrics* const metrics_;
-  mutable std::mutex mu_;
-  SslCtxPtr ctx_;  // guarded by mu_
+  mutable Mutex mu_;
+  SslCtxPtr ctx_ GUARDED_BY(mu_);
   std::unique_ptr<auth::FileWatcher> watcher_;
 };
 

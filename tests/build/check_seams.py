@@ -29,6 +29,7 @@ ALLOWED_CORE = {
     "core/model_status.h",
     "core/model_settings.h",
     "core/status.h",
+    "core/mutex.h",  # the annotated mutex the seam's class holds
     "core/tensor.h",
     "observability/logger.h",
     "observability/model_statistics.h",

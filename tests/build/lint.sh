@@ -10,6 +10,6 @@ echo "lint: clang-format on ${#files[@]} files"
 clang-format --dry-run --Werror "${files[@]}"
 echo "lint: clang-tidy"
 # -Wno-overloaded-virtual: gRPC's generated callback services hide the base class's overloads by design.
-run-clang-tidy -p "$build_dir" -j "$(nproc)" -quiet -extra-arg=-Wno-overloaded-virtual "$PWD/src/.*" \
+run-clang-tidy -p "$build_dir" -j "$(nproc)" -quiet -extra-arg=-Wno-overloaded-virtual -extra-arg=-Wthread-safety "$PWD/src/.*" \
   > "$build_dir/clang-tidy.log" 2>&1 || { grep -E "(error|warning):" "$build_dir/clang-tidy.log" | sort -u; exit 1; }
 echo "lint: clean"

@@ -154,13 +154,17 @@ class TreesModel : public Model {
 class TreesBackend : public Backend {
  public:
   StatusOr<ParameterUse> CheckParameter(const std::string& key, const std::string& value) const override {
-    if (kFilTuning.contains(key)) return ParameterUse{ParameterUse::kIgnored, "a GPU tuning knob of Triton's FIL backend"};
+    if (kFilTuning.contains(key))
+      return ParameterUse{ParameterUse::kIgnored, "a GPU tuning knob of Triton's FIL backend"};
     Status status;
-    if (key == kModelType) status = ParseModelType(value).status();
+    if (key == kModelType)
+      status = ParseModelType(value).status();
     else if (key == kOutputClass || key == kIsClassifier || key == kPredictProba)
       status = ParseFlag(key, value, false).status();
-    else if (key == kThreshold) status = ParseThreshold(value).status();
-    else return ParameterUse{};
+    else if (key == kThreshold)
+      status = ParseThreshold(value).status();
+    else
+      return ParameterUse{};
     if (!status.ok()) return status;
     return ParameterUse{ParameterUse::kRead, ""};
   }

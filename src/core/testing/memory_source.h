@@ -68,8 +68,7 @@ class MemorySource final : public RepositorySource {
   std::string FileFingerprint(const std::string& model, const std::string& file) override {
     std::lock_guard<std::mutex> l(files_->mu);
     const std::string* content = Find(model, file);
-    return content ? std::to_string(std::hash<std::string>()(*content)) + ":" + std::to_string(content->size())
-                   : "";
+    return content ? std::to_string(std::hash<std::string>()(*content)) + ":" + std::to_string(content->size()) : "";
   }
   StatusOr<std::string> ReadFile(const std::string& model, const std::string& file, size_t max_bytes) override {
     std::lock_guard<std::mutex> l(files_->mu);

@@ -230,7 +230,7 @@ Status ModelStatisticsV2(const InferenceServer& server, const std::string& name,
 }
 
 void ModelControlV2(InferenceServer& server, bool load, const std::string& repository, const std::string& model,
-                    const std::vector<std::string>& parameters, InferenceServer::ControlCallback done) {
+                    const std::vector<std::string>& parameters, const InferenceServer::ControlCallback& done) {
   if (!repository.empty())
     return done(
         InvalidArgument("repository_name '" + repository + "': this server has one repository; leave it empty"));
@@ -239,7 +239,7 @@ void ModelControlV2(InferenceServer& server, bool load, const std::string& repos
     return done(InvalidArgument("parameter '" + p + "' is not supported by " + (load ? "load" : "unload") +
                                 " (the model is loaded from its directory as it is)"));
   }
-  load ? server.LoadModel(model, std::move(done)) : server.UnloadModel(model, std::move(done));
+  load ? server.LoadModel(model, done) : server.UnloadModel(model, done);
 }
 
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out) {

@@ -26,7 +26,7 @@ Status ModelStatisticsV2(const InferenceServer& server, const std::string& name,
 // Triton's repository extension: explicit load/unload. `parameters` are the request's parameter names.
 // Asynchronous: `done` runs once with the outcome, on the core's control thread or (refused at once) here.
 void ModelControlV2(InferenceServer& server, bool load, const std::string& repository, const std::string& model,
-                    const std::vector<std::string>& parameters, InferenceServer::ControlCallback done);
+                    const std::vector<std::string>& parameters, const InferenceServer::ControlCallback& done);
 void RepositoryIndexV2(const InferenceServer& server, bool ready_only, inference::RepositoryIndexResponse* out);
 void ServerMetadataV2(inference::ServerMetadataResponse* out);
 

@@ -112,7 +112,7 @@ StatusOr<int> GrpcServer::Start(const Options& options) {
 }
 
 void GrpcServer::UpdateHealth() {
-  std::lock_guard<std::mutex> lock(health_mu_);
+  MutexLock lock(health_mu_);
   if (!grpc_server_ || shut_down_) return;
   const bool draining = server_->draining();
   health_->SetStatus("", server_->Ready());
@@ -125,7 +125,7 @@ void GrpcServer::UpdateHealth() {
 
 void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   {
-    std::lock_guard<std::mutex> lock(health_mu_);
+    MutexLock lock(health_mu_);
     if (!grpc_server_ || shut_down_) return;
     shut_down_ = true;
     health_->Shutdown();

@@ -14,6 +14,7 @@
 
 #include "auth/authorizer.h"
 #include "core/inference_server.h"
+#include "core/mutex.h"
 #include "observability/transport_metrics.h"
 
 namespace serving::frontends {
@@ -55,8 +56,8 @@ class GrpcServer {
   std::unique_ptr<grpc::Service> v2_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> grpc_server_;
-  std::mutex health_mu_;
-  bool shut_down_ = false;  // guarded by health_mu_
+  Mutex health_mu_;
+  bool shut_down_ GUARDED_BY(health_mu_) = false;
 };
 
 // Services (v1_service.cc, v2_service.cc); `authorizer` may be null; `mutual_tls`: clients present certificates.

@@ -19,8 +19,8 @@ TEST(HandshakeWatch, CountsGrpcsHandshakeLinesByReasonAndOnlyWhileWatching) {
   EXPECT_TRUE(recorder.events.empty());  // not watching yet
   WatchGrpcHandshakes(&recorder);
   EXPECT_TRUE(ObserveGrpcLibraryLine(GPR_LOG_SEVERITY_DEBUG, "Handshaking failed: UNKNOWN:Handshake failed"));
-  EXPECT_TRUE(ObserveGrpcLibraryLine(GPR_LOG_SEVERITY_DEBUG,
-                                     "Handshaking failed: DEADLINE_EXCEEDED:Handshake timed out"));
+  EXPECT_TRUE(
+      ObserveGrpcLibraryLine(GPR_LOG_SEVERITY_DEBUG, "Handshaking failed: DEADLINE_EXCEEDED:Handshake timed out"));
   EXPECT_TRUE(ObserveGrpcLibraryLine(GPR_LOG_SEVERITY_DEBUG, "Handshaking failed: OK"));  // shutdown: not a failure
   EXPECT_FALSE(ObserveGrpcLibraryLine(GPR_LOG_SEVERITY_ERROR, "Handshaking failed: UNKNOWN:x"));
   EXPECT_FALSE(ObserveGrpcLibraryLine(GPR_LOG_SEVERITY_DEBUG, "gRPC EXPERIMENT tcp_read_chunks ON"));

@@ -19,7 +19,7 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
 
   // Queues `status` to be written (skipped when it is the last one queued or written).
   void Send(HealthCheckResponse::ServingStatus status) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (closing_ || status == last_) return;
     last_ = status;
     HealthCheckResponse response;
@@ -30,20 +30,20 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
 
   // Ends the call at once with `status` (a refusal).
   void Fail(const grpc::Status& status) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     closing_ = true;
     FinishLocked(status);
   }
 
   // Ends the call once what is queued is written.
   void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     closing_ = true;
     if (!writing_) FinishLocked(grpc::Status::OK);
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     writing_ = false;
     pending_.pop_front();
     if (!ok) return FinishLocked(grpc::Status::CANCELLED);
@@ -52,7 +52,7 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
   }
 
   void OnCancel() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     closing_ = true;
     if (!writing_) FinishLocked(grpc::Status::CANCELLED);
   }
@@ -63,12 +63,12 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
   }
 
  private:
-  void WriteNextLocked() {
+  void WriteNextLocked() REQUIRES(mu_) {
     if (writing_ || pending_.empty()) return;
     writing_ = true;
     StartWrite(&pending_.front());
   }
-  void FinishLocked(const grpc::Status& status) {
+  void FinishLocked(const grpc::Status& status) REQUIRES(mu_) {
     if (finished_) return;
     finished_ = true;
     Finish(status);
@@ -76,12 +76,12 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
 
   HealthService* const service_;
   const std::string name_;
-  std::mutex mu_;
-  std::deque<HealthCheckResponse> pending_;  // guarded by mu_; the front one is being written when writing_
-  HealthCheckResponse::ServingStatus last_ = HealthCheckResponse::UNKNOWN;  // guarded by mu_
-  bool writing_ = false;                                                    // guarded by mu_
-  bool closing_ = false;                                                    // guarded by mu_
-  bool finished_ = false;                                                   // guarded by mu_
+  Mutex mu_;
+  std::deque<HealthCheckResponse> pending_ GUARDED_BY(mu_);  // the front one is being written when writing_
+  HealthCheckResponse::ServingStatus last_ GUARDED_BY(mu_) = HealthCheckResponse::UNKNOWN;
+  bool writing_ GUARDED_BY(mu_) = false;
+  bool closing_ GUARDED_BY(mu_) = false;
+  bool finished_ GUARDED_BY(mu_) = false;
 };
 
 HealthService::ServingStatus HealthService::StatusOf(const std::string& service) const {
@@ -92,7 +92,7 @@ HealthService::ServingStatus HealthService::StatusOf(const std::string& service)
 }
 
 void HealthService::SetStatus(const std::string& service, bool serving) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (shut_down_) return;
   serving_[service] = serving;
   for (Watcher* w : watchers_)
@@ -100,7 +100,7 @@ void HealthService::SetStatus(const std::string& service, bool serving) {
 }
 
 void HealthService::Shutdown() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   shut_down_ = true;
   for (Watcher* w : watchers_) {
     w->Send(HealthCheckResponse::NOT_SERVING);
@@ -109,7 +109,7 @@ void HealthService::Shutdown() {
 }
 
 void HealthService::Forget(Watcher* watcher) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   watchers_.erase(watcher);
 }
 
@@ -117,7 +117,7 @@ grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx,
                                                HealthCheckResponse* response) {
   if (auto* refused = gate_.Refuse(ctx, "Check")) return refused;
   auto* reactor = ctx->DefaultReactor();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   const ServingStatus status = StatusOf(request->service());
   if (status == HealthCheckResponse::SERVICE_UNKNOWN) {
     reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service '" + request->service() + "'"));
@@ -132,7 +132,7 @@ grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(grpc::Callba
                                                                     const HealthCheckRequest* request) {
   auto* watcher = new Watcher(this, request->service());
   const grpc::Status allowed = gate_.Check(ctx, "Watch");
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   watchers_.insert(watcher);
   if (!allowed.ok()) {
     watcher->Fail(allowed);

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "core/mutex.h"
 #include "frontends/grpc/call_gate.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -36,14 +37,14 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
 
  private:
   using ServingStatus = grpc::health::v1::HealthCheckResponse::ServingStatus;
-  ServingStatus StatusOf(const std::string& service) const;  // requires mu_
+  ServingStatus StatusOf(const std::string& service) const REQUIRES(mu_);
   void Forget(Watcher* watcher);
 
   const CallGate gate_;
-  mutable std::mutex mu_;
-  std::map<std::string, bool> serving_;  // guarded by mu_
-  std::set<Watcher*> watchers_;          // guarded by mu_
-  bool shut_down_ = false;               // guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, bool> serving_ GUARDED_BY(mu_);
+  std::set<Watcher*> watchers_ GUARDED_BY(mu_);
+  bool shut_down_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace serving::frontends

@@ -75,8 +75,7 @@ void HttpReply::Send(int status, std::string body, HttpHeaders headers) {
 HttpReply::~HttpReply() {
   if (!sent_.load())
     Send(500,
-         loop_->server->ErrorBody(exchange_->request.path,
-                                  Internal("the server dropped this request without a reply")),
+         loop_->server->ErrorBody(exchange_->request.path, Internal("the server dropped this request without a reply")),
          {{"Content-Type", "application/json"}});
 }
 
@@ -158,8 +157,8 @@ std::string HttpServer::ErrorBody(std::string_view path, const Status& status) c
   const std::function<std::string(const Status&)>* format = nullptr;
   size_t longest = 0;
   for (const auto& [prefix, fn] : error_formats_) {
-    const bool under = path.substr(0, prefix.size()) == prefix &&
-                       (path.size() == prefix.size() || path[prefix.size()] == '/');
+    const bool under =
+        path.substr(0, prefix.size()) == prefix && (path.size() == prefix.size() || path[prefix.size()] == '/');
     if (under && prefix.size() >= longest) {
       format = &fn;
       longest = prefix.size();

@@ -93,8 +93,9 @@ TEST_F(HttpServerTest, AClientGoneBeforeItsReplyIsSeenAndItsLateReplyDropped) {
     cancelled = req.cancelled;
     held.set_value(std::move(r));
   });
-  server_.Route({"GET", "/next", auth::Category::kMetadata},
-                [](const HttpRequest&, std::shared_ptr<HttpReply> r) { r->Send(200, "the next client's reply"); });
+  server_.Route(
+      {"GET", "/next", auth::Category::kMetadata},
+      [](const HttpRequest&, const std::shared_ptr<HttpReply>& r) { r->Send(200, "the next client's reply"); });
   const int port = Start();
   Client c(port);
   c.Send(Get("/hold"));
