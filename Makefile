@@ -5,7 +5,7 @@ MODEL_REPOSITORY ?= models/repository
 SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all deps deps-test build run test lint format sanitize mutations test-arm64 clean models monitor \
+.PHONY: all deps deps-test build run test lint format sanitize tsan mutations test-arm64 clean models monitor \
   bench bench-statistics bench-trees bench-security test-triton fuzz
 
 all: build
@@ -92,6 +92,25 @@ sanitize: deps-test
 	ASAN_OPTIONS=detect_leaks=0 PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" SERVING_SANITIZER=asan \
 	  INFERENCE_SERVER=$(ASAN_DIR)/inference-server PYTHONPATH=tests .venv/bin/python -m pytest -p no_silent_skips -rs \
 	  tests/e2e -q $(PYTEST_ARGS)
+
+# The unit tests and the concurrency-heavy end-to-end tests (batching, reload under load, drain, cancellation,
+# connection limits, model load under traffic, health) against a ThreadSanitizer build; any report fails
+# (the server exits 66). Suppressions, each justified, for third-party code only: tests/build/tsan.supp.
+# -U__SANITIZE_THREAD__: protobuf's headers change a class's layout under TSan, which Debian's libprotobuf
+# (built without it) does not. CI runs it (docs/testing.md#threadsanitizer).
+TSAN_DIR ?= build-tsan
+TSAN_E2E = test_batching.py test_concurrency.py test_lifecycle.py test_cancellation.py test_model_control.py \
+  test_hostile.py test_health.py
+tsan: deps-test
+	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer -U__SANITIZE_THREAD__" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread"
+	cmake --build $(TSAN_DIR) --target core_test auth_test trees_test frontends_test inference-server
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/build/tsan.supp" \
+	  ctest --test-dir $(TSAN_DIR) --output-on-failure -E frontend_seam
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/build/tsan.supp" PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" \
+	  SERVING_SANITIZER=tsan INFERENCE_SERVER=$(TSAN_DIR)/inference-server PYTHONPATH=tests \
+	  .venv/bin/python -m pytest -p no_silent_skips -rs $(addprefix tests/e2e/,$(TSAN_E2E)) -q $(PYTEST_ARGS)
 
 # The server cross-built for arm64 (what Apple Silicon under colima runs), its unit tests and the end-to-end
 # suite run under qemu-user (scripts/arm64-sysroot.sh installs the cross compiler and fetches the rest
