@@ -48,7 +48,8 @@ MUTATIONS = [
     # (Mutated where the scheduler records it, not in model_statistics.h: a header most files include would
     # rebuild the server twice, ~4 minutes of CI.)
     ("every phase of an execution is in Triton's statistics", "src/core/scheduler.cc",
-     "executed - stacked_at, now - executed,", "executed - stacked_at, std::chrono::nanoseconds(0),",
+     "e.executed - e.stacked,\n                                   now - e.executed,",
+     "e.executed - e.stacked,\n                                   std::chrono::nanoseconds(0),",
      ["tests/e2e/test_triton_config.py", "-k", "statistics_extension or perf_analyzer"]),
     ("the model configuration answer has Triton's numbers", "src/frontends/http/v2_json.cc",
      '{"dims",', '{"dimz",',

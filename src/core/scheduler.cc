@@ -278,10 +278,22 @@ void Scheduler::Fail(Job& job, Status status, FailReason reason) {
 }
 
 void Scheduler::Run(std::vector<Job>& batch) {
-  const auto start = Clock::now();
+  Execution e;
+  e.start = Clock::now();
+  e.jobs = Runnable(batch, e.start);
+  if (e.jobs.empty()) return;
+  Execute(e);
+  auto responses = e.status.ok() ? Split(e) : StatusOr<std::vector<InferResponse>>(e.status);
+  if (!responses.ok()) {
+    for (Job* job : e.jobs) Fail(*job, responses.status(), FailReason::kBackend);
+    return;
+  }
+  Reply(e, *responses, Clock::now());
+}
+
+std::vector<Scheduler::Job*> Scheduler::Runnable(std::vector<Job>& batch, Clock::time_point start) {
   // Jobs that must not run leave the batch here: they waited while it formed.
   std::vector<Job*> jobs;
-  std::vector<const InferRequest*> requests;
   for (auto& job : batch) {
     if (series_) series_->queue_duration->Observe(Seconds(start - job.enqueued));
     FailReason reason{};
@@ -290,74 +302,68 @@ void Scheduler::Run(std::vector<Job>& batch) {
       continue;
     }
     jobs.push_back(&job);
-    requests.push_back(&job.request);
   }
-  if (jobs.empty()) return;
+  return jobs;
+}
 
-  // One execution: a lone request runs on its own tensors; several are stacked, asking for every output
-  // any of them wants.
+void Scheduler::Execute(Execution& e) {
+  // A lone request runs on its own tensors; several are stacked, asking for every output any of them wants.
   std::vector<Tensor> stacked;
-  std::vector<std::string> outputs = jobs.front()->request.requested_outputs;
-  if (jobs.size() > 1) {
+  e.outputs = e.jobs.front()->request.requested_outputs;
+  if (e.jobs.size() > 1) {
+    std::vector<const InferRequest*> requests;
+    requests.reserve(e.jobs.size());
+    for (const Job* job : e.jobs) requests.push_back(&job->request);
     stacked = StackInputs(requests);
-    for (const Job* job : jobs)
+    for (const Job* job : e.jobs)
       for (const auto& name : job->request.requested_outputs)
-        if (std::find(outputs.begin(), outputs.end(), name) == outputs.end()) outputs.push_back(name);
+        if (std::find(e.outputs.begin(), e.outputs.end(), name) == e.outputs.end()) e.outputs.push_back(name);
   }
-  const std::span<const Tensor> inputs = jobs.size() > 1 ? stacked : jobs.front()->request.inputs;
-  int64_t rows = 0;
-  for (const Job* job : jobs) rows += RequestRows(job->request);
-  const auto stacked_at = Clock::now();
-  std::vector<Tensor> results;
-  Status s = model_->Execute(inputs, outputs, &results);
-  const auto executed = Clock::now();
-  if (rows > 0) {
-    const int64_t per_row = std::chrono::duration_cast<std::chrono::nanoseconds>(executed - stacked_at).count() / rows;
+  const std::span<const Tensor> inputs = e.jobs.size() > 1 ? stacked : e.jobs.front()->request.inputs;
+  for (const Job* job : e.jobs) e.rows += RequestRows(job->request);
+  e.stacked = Clock::now();
+  e.status = model_->Execute(inputs, e.outputs, &e.results);
+  e.executed = Clock::now();
+  if (e.rows > 0) {
+    const int64_t per_row =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(e.executed - e.stacked).count() / e.rows;
     const int64_t old = row_ns_.load(std::memory_order_relaxed);
     row_ns_.store(old < 0 ? per_row : (7 * old + per_row) / 8, std::memory_order_relaxed);
   }
   if (series_) {
-    series_->compute_duration->Observe(Seconds(executed - stacked_at));
+    series_->compute_duration->Observe(Seconds(e.executed - e.stacked));
     series_->executions->Increment();
-    series_->rows->Increment(static_cast<double>(rows));
-    series_->batch_size->Observe(static_cast<double>(rows));
+    series_->rows->Increment(static_cast<double>(e.rows));
+    series_->batch_size->Observe(static_cast<double>(e.rows));
   }
-  if (!s.ok()) {
-    for (Job* job : jobs) Fail(*job, s, FailReason::kBackend);
-    return;
-  }
+}
 
-  // Each request's outputs: its rows of the ones it asked for, in its order.
-  std::vector<InferResponse> responses(jobs.size());
+StatusOr<std::vector<InferResponse>> Scheduler::Split(Execution& e) const {
+  std::vector<InferResponse> responses(e.jobs.size());
   int64_t first = 0;
-  for (size_t j = 0; j < jobs.size() && s.ok(); ++j) {
-    const InferRequest& r = jobs[j]->request;
+  for (size_t j = 0; j < e.jobs.size(); ++j) {
+    const InferRequest& r = e.jobs[j]->request;
     const int64_t n = RequestRows(r);
     for (const auto& name : r.requested_outputs) {
-      const size_t k = static_cast<size_t>(std::find(outputs.begin(), outputs.end(), name) - outputs.begin());
-      if (jobs.size() == 1) {
-        responses[j].outputs.push_back(std::move(results[k]));
+      const size_t k = static_cast<size_t>(std::find(e.outputs.begin(), e.outputs.end(), name) - e.outputs.begin());
+      if (e.jobs.size() == 1) {
+        responses[j].outputs.push_back(std::move(e.results[k]));
         continue;
       }
-      auto slice = SliceRows(results[k], first, n);
-      if (!slice.ok()) {
-        s = slice.status();
-        break;
-      }
-      responses[j].outputs.push_back(std::move(slice).value());
+      SERVING_ASSIGN_OR_RETURN(auto slice, SliceRows(e.results[k], first, n));
+      responses[j].outputs.push_back(std::move(slice));
     }
     first += n;
   }
-  if (!s.ok()) {
-    for (Job* job : jobs) Fail(*job, s, FailReason::kBackend);
-    return;
-  }
-  const auto sliced = Clock::now();
+  return responses;
+}
+
+void Scheduler::Reply(Execution& e, std::vector<InferResponse>& responses, Clock::time_point sliced) {
   if (series_)
-    series_->stats.RecordExecution(static_cast<size_t>(rows), stacked_at - start, executed - stacked_at,
-                                   sliced - executed);
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    Job& job = *jobs[j];
+    series_->stats.RecordExecution(static_cast<size_t>(e.rows), e.stacked - e.start, e.executed - e.stacked,
+                                   sliced - e.executed);
+  for (size_t j = 0; j < e.jobs.size(); ++j) {
+    Job& job = *e.jobs[j];
     InferResponse& response = responses[j];
     response.id = job.request.id;
     response.model = config_->name;
@@ -369,8 +375,8 @@ void Scheduler::Run(std::vector<Job>& batch) {
     // reply handed over; the frontend's encoding is inference_conversion_duration_seconds{direction="output"}.
     if (series_) {
       const auto now = Clock::now();
-      series_->stats.RecordSuccess(job.request.decode_time, start - job.enqueued, executed - stacked_at, now - executed,
-                                   now - job.request.received);
+      series_->stats.RecordSuccess(job.request.decode_time, e.start - job.enqueued, e.executed - e.stacked,
+                                   now - e.executed, now - job.request.received);
     }
     Complete(job, std::move(response));
   }

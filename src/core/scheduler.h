@@ -108,7 +108,25 @@ class Scheduler {
   void PopFront() REQUIRES(mu_);
   // Why a job must not run (deadline, client gone, queue timeout); OK when it may.
   Status Doomed(const Job& job, Clock::time_point now, FailReason* reason) const;
+  // One execution of `batch`, in steps: Runnable, Execute, Split, Reply.
   void Run(std::vector<Job>& batch) EXCLUDES(mu_);
+  // One model execution: its inputs' jobs, its outputs and when each step ended.
+  struct Execution {
+    std::vector<Job*> jobs;            // the jobs that run (the batch less those that must not)
+    std::vector<std::string> outputs;  // every output any of them asked for
+    int64_t rows = 0;
+    Clock::time_point start, stacked, executed;
+    std::vector<Tensor> results;  // one per output
+    Status status;
+  };
+  // The batch's jobs that may run (the others are answered here); observes each one's queue wait.
+  std::vector<Job*> Runnable(std::vector<Job>& batch, Clock::time_point start);
+  // Stacks the jobs' inputs (a lone job runs on its own tensors), runs the model and times it.
+  void Execute(Execution& e);
+  // Each job's outputs: its rows of the ones it asked for, in its order.
+  StatusOr<std::vector<InferResponse>> Split(Execution& e) const;
+  // Completes each job with its response, after Triton's statistics have counted it.
+  void Reply(Execution& e, std::vector<InferResponse>& responses, Clock::time_point sliced);
   // Whether `rows` rows of this model are known to take less than kInlineBudget.
   bool Cheap(int64_t rows) const;
   void Fail(Job& job, Status status, FailReason reason);

@@ -1,6 +1,6 @@
 // Prometheus metrics of the server (names and meanings: docs/metrics.md). Built on prometheus-cpp;
-// the server exposes registry() on its metrics port. Thread-safe. Depends on nothing else in the project but the header-only core/mutex.h.
-// Frontends see only its TransportMetrics face.
+// the server exposes registry() on its metrics port. Thread-safe. Depends on nothing else in the project but the
+// header-only core/mutex.h. Frontends see only its TransportMetrics face.
 #pragma once
 
 #include <prometheus/counter.h>
