@@ -33,7 +33,8 @@ FileIdentity IdentityOf(const std::string& path);
 
 class FileWatcher {
  public:
-  // Checks `paths` every `interval` against their identities now, and calls `on_change` after any changed.
+  // Checks `paths` every `interval` against their identities now, and calls `on_change` after any changed,
+  // on the watcher's own thread (one per FileWatcher; never two calls at once).
   FileWatcher(std::vector<std::string> paths, std::chrono::milliseconds interval, std::function<void()> on_change);
   ~FileWatcher();
   FileWatcher(const FileWatcher&) = delete;

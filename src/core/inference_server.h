@@ -50,6 +50,7 @@ struct VersionStatistics {
   std::shared_ptr<const ModelStatistics> stats;
 };
 
+// Both steps run inside Infer(), on the caller's (the transport's) thread.
 struct RequestDecoder {
   // Before the model is resolved: reads the wire message into the request (model, version, id, and the
   // inputs when they need nothing of the model). Optional.
@@ -60,7 +61,8 @@ struct RequestDecoder {
 
 // How a frontend answers. `encode` (optional) turns a successful response into the frontend's wire message,
 // which the frontend keeps; `send` then hands the outcome to the transport. The core times `encode` alone as
-// the output conversion, so that histogram holds no transport time (a gRPC Finish, an HTTP write).
+// the output conversion, so that histogram holds no transport time (a gRPC Finish, an HTTP write). Both run on
+// the thread that finished the request: a scheduler worker, or the caller's when it ran there or was refused.
 struct ResponseEncoder {
   std::function<void(const InferResponse&)> encode;
   InferCallback send;

@@ -47,7 +47,7 @@ class Scheduler {
  public:
   struct Job {
     InferRequest request;
-    std::function<void(StatusOr<InferResponse>)> done;
+    std::function<void(StatusOr<InferResponse>)> done;  // on the worker (or caller) that ran or refused it
     // Set by Enqueue.
     Clock::time_point enqueued;
     Clock::time_point timeout_at = Clock::time_point::max();  // the queue policy's timeout

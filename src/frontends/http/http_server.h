@@ -78,6 +78,8 @@ class HttpReply {
   std::atomic<bool> sent_{false};
 };
 
+// Runs on the connection's event loop (RunOn::kLoop, or kWorker with a small body) or on a worker thread; it
+// may keep the reply and send it later from any thread.
 using HttpHandler = std::function<void(const HttpRequest&, std::shared_ptr<HttpReply>)>;
 
 // One row of the route table. `pattern` is a path whose segments are literal or a {parameter}; a literal

@@ -20,7 +20,8 @@ class WorkerPool {
   // Shutdown().
   ~WorkerPool();
 
-  // False (and `task` not run) when `max_queued` tasks are already waiting, or after Shutdown(). Thread-safe.
+  // False (and `task` not run) when `max_queued` tasks are already waiting, or after Shutdown(). Thread-safe;
+  // `task` runs on one of the pool's threads.
   bool Submit(std::function<void()> task);
   // Runs every task already queued, then joins the threads; later Submit() calls are refused. Idempotent.
   void Shutdown();
