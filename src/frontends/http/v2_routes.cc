@@ -93,12 +93,11 @@ void RepositoryControl(InferenceServer* server, bool load, const HttpRequest& re
   });
 }
 
-}  // namespace
+using Reply = std::shared_ptr<HttpReply>;
 
-void AddV2Routes(HttpServer* http, InferenceServer* server) {
+// Health (also as /healthz and /readyz) and the server's metadata.
+void AddServerRoutes(HttpServer* http, InferenceServer* server) {
   using auth::Category;
-  using Reply = std::shared_ptr<HttpReply>;
-  http->ErrorFormat("/v2", [](const Status& s) { return ErrorJson(s.message()); });
   auto live = [server](const HttpRequest&, const Reply& reply) {
     reply->Json(server->Live() ? 200 : 503, server->Live() ? "{\"live\":true}" : "{\"live\":false}");
   };
@@ -115,6 +114,11 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
     ServerMetadataV2(&m);
     reply->Json(200, ServerMetadataJson(m));
   });
+}
+
+// The model list, statistics of every model, and each model's routes with and without /versions/{version}.
+void AddModelRoutes(HttpServer* http, InferenceServer* server) {
+  using auth::Category;
   // Not in the KServe spec, but users try it: the same list as the repository index.
   http->Route({"GET", "/v2/models", Category::kMetadata}, [server](const HttpRequest&, const Reply& reply) {
     inference::RepositoryIndexResponse index;
@@ -162,6 +166,11 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
         },
         HttpServer::RunOn::kWorker);
   }
+}
+
+// Triton's repository extension: the index, and load/unload.
+void AddRepositoryRoutes(HttpServer* http, InferenceServer* server) {
+  using auth::Category;
   http->Route(
       {"POST", "/v2/repository/index", Category::kRepositoryIndex},
       [server](const HttpRequest& req, const Reply& reply) {
@@ -183,6 +192,15 @@ void AddV2Routes(HttpServer* http, InferenceServer* server) {
     http->Route(
         {"POST", std::string("/v2/repository/models/{model}/") + (load ? "load" : "unload"), Category::kModelControl},
         [server, load](const HttpRequest& req, const Reply& reply) { RepositoryControl(server, load, req, reply); });
+}
+
+}  // namespace
+
+void AddV2Routes(HttpServer* http, InferenceServer* server) {
+  http->ErrorFormat("/v2", [](const Status& s) { return ErrorJson(s.message()); });
+  AddServerRoutes(http, server);
+  AddModelRoutes(http, server);
+  AddRepositoryRoutes(http, server);
 }
 
 }  // namespace serving::frontends
