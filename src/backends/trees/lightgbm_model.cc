@@ -109,45 +109,35 @@ Status ReadObjective(std::string_view line, Forest& f) {
 StatusOr<Tree> ReadTree(const Section& s, const std::string& where, Forest& f) {
   if (auto it = s.find("is_linear"); it != s.end() && it->second != "0")
     return InvalidArgument(where + " is a linear tree (linear_tree=true): linear trees are not supported");
-  auto leaves = Integer(s, "num_leaves", where);
-  if (!leaves.ok()) return leaves.status();
-  if (*leaves < 1) return InvalidArgument(where + ": num_leaves is " + std::to_string(*leaves));
-  const auto num_leaves = static_cast<size_t>(*leaves);
-  auto leaf_value = List<double>(s, "leaf_value", where, num_leaves);
-  if (!leaf_value.ok()) return leaf_value.status();
+  SERVING_ASSIGN_OR_RETURN(auto leaves, Integer(s, "num_leaves", where));
+  if (leaves < 1) return InvalidArgument(where + ": num_leaves is " + std::to_string(leaves));
+  const auto num_leaves = static_cast<size_t>(leaves);
+  SERVING_ASSIGN_OR_RETURN(auto leaf_value, List<double>(s, "leaf_value", where, num_leaves));
   Tree tree;
   if (num_leaves == 1) {
-    tree.nodes.push_back(Node{.value = (*leaf_value)[0]});
+    tree.nodes.push_back(Node{.value = leaf_value[0]});
     return tree;
   }
   const size_t inner = num_leaves - 1;
-  auto feature = List<int32_t>(s, "split_feature", where, inner);
-  if (!feature.ok()) return feature.status();
-  auto threshold = List<double>(s, "threshold", where, inner);
-  if (!threshold.ok()) return threshold.status();
-  auto decision = List<int32_t>(s, "decision_type", where, inner);
-  if (!decision.ok()) return decision.status();
-  auto left = List<int32_t>(s, "left_child", where, inner);
-  if (!left.ok()) return left.status();
-  auto right = List<int32_t>(s, "right_child", where, inner);
-  if (!right.ok()) return right.status();
-  auto num_cat = Integer(s, "num_cat", where);
-  if (!num_cat.ok()) return num_cat.status();
+  SERVING_ASSIGN_OR_RETURN(auto feature, List<int32_t>(s, "split_feature", where, inner));
+  SERVING_ASSIGN_OR_RETURN(auto threshold, List<double>(s, "threshold", where, inner));
+  SERVING_ASSIGN_OR_RETURN(auto decision, List<int32_t>(s, "decision_type", where, inner));
+  SERVING_ASSIGN_OR_RETURN(auto left, List<int32_t>(s, "left_child", where, inner));
+  SERVING_ASSIGN_OR_RETURN(auto right, List<int32_t>(s, "right_child", where, inner));
+  SERVING_ASSIGN_OR_RETURN(auto num_cat, Integer(s, "num_cat", where));
   std::vector<uint32_t> boundaries;
   const auto bitset_base = static_cast<uint32_t>(f.bitsets.size());
-  if (*num_cat > 0) {
-    auto b = List<uint32_t>(s, "cat_boundaries", where, std::nullopt);
-    if (!b.ok()) return b.status();
-    auto words = List<uint32_t>(s, "cat_threshold", where, std::nullopt);
-    if (!words.ok()) return words.status();
-    if (b->size() != static_cast<size_t>(*num_cat) + 1)
-      return InvalidArgument(where + ": cat_boundaries has " + std::to_string(b->size()) + " values for num_cat " +
-                             std::to_string(*num_cat));
-    for (size_t i = 0; i < b->size(); ++i)
-      if ((*b)[i] > words->size() || (i > 0 && (*b)[i] < (*b)[i - 1]))
+  if (num_cat > 0) {
+    SERVING_ASSIGN_OR_RETURN(auto b, List<uint32_t>(s, "cat_boundaries", where, std::nullopt));
+    SERVING_ASSIGN_OR_RETURN(auto words, List<uint32_t>(s, "cat_threshold", where, std::nullopt));
+    if (b.size() != static_cast<size_t>(num_cat) + 1)
+      return InvalidArgument(where + ": cat_boundaries has " + std::to_string(b.size()) + " values for num_cat " +
+                             std::to_string(num_cat));
+    for (size_t i = 0; i < b.size(); ++i)
+      if (b[i] > words.size() || (i > 0 && b[i] < b[i - 1]))
         return InvalidArgument(where + ": cat_boundaries is not an ascending list of offsets into cat_threshold");
-    boundaries = std::move(b).value();
-    f.bitsets.insert(f.bitsets.end(), words->begin(), words->end());
+    boundaries = std::move(b);
+    f.bitsets.insert(f.bitsets.end(), words.begin(), words.end());
   }
   // LightGBM's children: >= 0 an internal node, < 0 the leaf ~child.
   const auto child = [&](int32_t c) -> int32_t {
@@ -158,30 +148,30 @@ StatusOr<Tree> ReadTree(const Section& s, const std::string& where, Forest& f) {
   tree.nodes.resize(inner + num_leaves);
   for (size_t i = 0; i < inner; ++i) {
     Node& n = tree.nodes[i];
-    const int32_t d = (*decision)[i];
+    const int32_t d = decision[i];
     if (d < 0 || d > 15) return InvalidArgument(where + ": decision_type " + std::to_string(d) + " is not LightGBM's");
-    n.feature = (*feature)[i];
+    n.feature = feature[i];
     if (n.feature < 0) return InvalidArgument(where + ": split_feature " + std::to_string(n.feature) + " is negative");
-    n.left = child((*left)[i]);
-    n.right = child((*right)[i]);
+    n.left = child(left[i]);
+    n.right = child(right[i]);
     n.default_left = (d & kDefaultLeftMask) != 0;
     const int missing = (d >> 2) & 3;
     if (missing == 3) return InvalidArgument(where + ": decision_type " + std::to_string(d) + " has no missing type");
     n.missing = static_cast<Missing>(missing);
     if (d & kCategoricalMask) {
-      const double index = (*threshold)[i];
+      const double index = threshold[i];
       if (!(index >= 0 && index < static_cast<double>(boundaries.size() > 0 ? boundaries.size() - 1 : 0)))
         return InvalidArgument(where + ": categorical split " + std::to_string(i) + " names bitset " +
-                               std::to_string(index) + " of " + std::to_string(*num_cat));
+                               std::to_string(index) + " of " + std::to_string(num_cat));
       const auto k = static_cast<size_t>(index);
       n.categorical = true;
       n.bitset_begin = bitset_base + boundaries[k];
       n.bitset_words = boundaries[k + 1] - boundaries[k];
     } else {
-      n.threshold = (*threshold)[i];
+      n.threshold = threshold[i];
     }
   }
-  for (size_t i = 0; i < num_leaves; ++i) tree.nodes[inner + i].value = (*leaf_value)[i];
+  for (size_t i = 0; i < num_leaves; ++i) tree.nodes[inner + i].value = leaf_value[i];
   return tree;
 }
 
@@ -227,28 +217,24 @@ StatusOr<Sections> Split(std::string_view text) {
 StatusOr<Forest> ParseLightGbm(std::string_view text) {
   if (!text.starts_with("tree\n") && !text.starts_with("tree\r\n"))
     return InvalidArgument("not a LightGBM text model (it does not begin with the line 'tree')");
-  auto sections = Split(text);
-  if (!sections.ok()) return sections.status();
-  const Section& h = sections->header;
+  SERVING_ASSIGN_OR_RETURN(auto sections, Split(text));
+  const Section& h = sections.header;
   if (!h.contains("version") && !h.contains("num_class"))
     return InvalidArgument("not a LightGBM text model (no version or num_class in its header)");
   Forest f;
   f.library = Library::kLightGbm;
-  auto num_class = Integer(h, "num_class", "the header");
-  if (!num_class.ok()) return num_class.status();
-  auto per_iteration = Integer(h, "num_tree_per_iteration", "the header");
-  if (!per_iteration.ok()) return per_iteration.status();
-  auto max_feature = Integer(h, "max_feature_idx", "the header");
-  if (!max_feature.ok()) return max_feature.status();
-  if (*per_iteration < 1 || *per_iteration > 1 << 20)
-    return InvalidArgument("num_tree_per_iteration is " + std::to_string(*per_iteration));
-  if (*num_class < 1 || (*num_class > 1 && *num_class != *per_iteration))
-    return InvalidArgument("num_class " + std::to_string(*num_class) + " disagrees with num_tree_per_iteration " +
-                           std::to_string(*per_iteration));
-  if (*max_feature < 0 || *max_feature >= 1 << 24)
-    return InvalidArgument("max_feature_idx is " + std::to_string(*max_feature));
-  f.num_outputs = static_cast<uint32_t>(*per_iteration);
-  f.num_features = static_cast<uint32_t>(*max_feature + 1);
+  SERVING_ASSIGN_OR_RETURN(auto num_class, Integer(h, "num_class", "the header"));
+  SERVING_ASSIGN_OR_RETURN(auto per_iteration, Integer(h, "num_tree_per_iteration", "the header"));
+  SERVING_ASSIGN_OR_RETURN(auto max_feature, Integer(h, "max_feature_idx", "the header"));
+  if (per_iteration < 1 || per_iteration > 1 << 20)
+    return InvalidArgument("num_tree_per_iteration is " + std::to_string(per_iteration));
+  if (num_class < 1 || (num_class > 1 && num_class != per_iteration))
+    return InvalidArgument("num_class " + std::to_string(num_class) + " disagrees with num_tree_per_iteration " +
+                           std::to_string(per_iteration));
+  if (max_feature < 0 || max_feature >= 1 << 24)
+    return InvalidArgument("max_feature_idx is " + std::to_string(max_feature));
+  f.num_outputs = static_cast<uint32_t>(per_iteration);
+  f.num_features = static_cast<uint32_t>(max_feature + 1);
   f.base_margin.assign(f.num_outputs, 0.0);
   f.average = h.contains("average_output");
   auto objective = h.find("objective");
@@ -259,17 +245,16 @@ StatusOr<Forest> ParseLightGbm(std::string_view text) {
   } else {
     for (uint32_t i = 0; i < f.num_features; ++i) f.feature_names.push_back("Column_" + std::to_string(i));
   }
-  if (sections->trees.size() % f.num_outputs != 0)
-    return InvalidArgument("the model has " + std::to_string(sections->trees.size()) + " trees, not a multiple of " +
+  if (sections.trees.size() % f.num_outputs != 0)
+    return InvalidArgument("the model has " + std::to_string(sections.trees.size()) + " trees, not a multiple of " +
                            std::to_string(f.num_outputs) + " trees per iteration");
-  for (size_t i = 0; i < sections->trees.size(); ++i) {
-    const auto& [where, section] = sections->trees[i];
+  for (size_t i = 0; i < sections.trees.size(); ++i) {
+    const auto& [where, section] = sections.trees[i];
     if (where != "tree " + std::to_string(i))
       return InvalidArgument("tree " + std::to_string(i) + " is labelled '" + Cut(where) + "'");
-    auto tree = ReadTree(section, where, f);
-    if (!tree.ok()) return tree.status();
-    tree->output = static_cast<uint32_t>(i % f.num_outputs);
-    f.trees.push_back(std::move(tree).value());
+    SERVING_ASSIGN_OR_RETURN(auto tree, ReadTree(section, where, f));
+    tree.output = static_cast<uint32_t>(i % f.num_outputs);
+    f.trees.push_back(std::move(tree));
   }
   if (Status s = f.Check(); !s.ok()) return s;
   return f;

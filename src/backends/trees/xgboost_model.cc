@@ -55,10 +55,9 @@ StatusOr<std::vector<double>> Numbers(const json* value, const std::string& what
 }
 
 StatusOr<int64_t> Count(const json* value, const std::string& what, int64_t limit) {
-  auto n = Numbers(value, what);
-  if (!n.ok()) return n.status();
-  const double v = n->front();
-  if (n->size() != 1 || !(v >= 0 && v <= static_cast<double>(limit)) || v != std::floor(v))
+  SERVING_ASSIGN_OR_RETURN(auto n, Numbers(value, what));
+  const double v = n.front();
+  if (n.size() != 1 || !(v >= 0 && v <= static_cast<double>(limit)) || v != std::floor(v))
     return InvalidArgument(what + " is not a count up to " + std::to_string(limit));
   return static_cast<int64_t>(v);
 }
@@ -132,31 +131,27 @@ StatusOr<std::vector<T>> Array(const json& tree, const char* key, size_t count, 
 // bitset per split in `bitsets`, read by Forest::GoesLeft.
 Status ReadCategories(const json& t, const std::string& where, const std::vector<int64_t>& type,
                       std::vector<Node>& nodes, std::vector<uint32_t>& bitsets) {
-  auto categories = Array<int64_t>(t, "categories", kAnyCount, where);
-  if (!categories.ok()) return categories.status();
-  auto owners = Array<int64_t>(t, "categories_nodes", kAnyCount, where);
-  if (!owners.ok()) return owners.status();
-  auto segments = Array<int64_t>(t, "categories_segments", owners->size(), where);
-  if (!segments.ok()) return segments.status();
-  auto sizes = Array<int64_t>(t, "categories_sizes", owners->size(), where);
-  if (!sizes.ok()) return sizes.status();
-  for (size_t j = 0; j < owners->size(); ++j) {
-    const int64_t id = (*owners)[j];
+  SERVING_ASSIGN_OR_RETURN(auto categories, Array<int64_t>(t, "categories", kAnyCount, where));
+  SERVING_ASSIGN_OR_RETURN(auto owners, Array<int64_t>(t, "categories_nodes", kAnyCount, where));
+  SERVING_ASSIGN_OR_RETURN(auto segments, Array<int64_t>(t, "categories_segments", owners.size(), where));
+  SERVING_ASSIGN_OR_RETURN(auto sizes, Array<int64_t>(t, "categories_sizes", owners.size(), where));
+  for (size_t j = 0; j < owners.size(); ++j) {
+    const int64_t id = owners[j];
     if (id < 0 || static_cast<uint64_t>(id) >= nodes.size() || type[static_cast<size_t>(id)] != 1 ||
         nodes[static_cast<size_t>(id)].feature < 0)
       return InvalidArgument(where + ": categories_nodes names node " + std::to_string(id) +
                              ", which is not a categorical split");
     Node& node = nodes[static_cast<size_t>(id)];
     if (node.categorical) return InvalidArgument(where + ": node " + std::to_string(id) + " has two category lists");
-    const int64_t begin = (*segments)[j], size = (*sizes)[j];
-    if (begin < 0 || size < 0 || static_cast<uint64_t>(begin) > categories->size() ||
-        static_cast<uint64_t>(size) > categories->size() - static_cast<uint64_t>(begin))
+    const int64_t begin = segments[j], size = sizes[j];
+    if (begin < 0 || size < 0 || static_cast<uint64_t>(begin) > categories.size() ||
+        static_cast<uint64_t>(size) > categories.size() - static_cast<uint64_t>(begin))
       return InvalidArgument(where + ": node " + std::to_string(id) + "'s categories (from " + std::to_string(begin) +
                              ", " + std::to_string(size) + " of them) are outside the tree's " +
-                             std::to_string(categories->size()));
+                             std::to_string(categories.size()));
     int64_t largest = -1;
     for (int64_t k = begin; k < begin + size; ++k) {
-      const int64_t c = (*categories)[static_cast<size_t>(k)];
+      const int64_t c = categories[static_cast<size_t>(k)];
       if (c < 0 || c >= Forest::kXgboostCategories)
         return InvalidArgument(where + ": node " + std::to_string(id) + " lists category " + std::to_string(c) +
                                " (categories are 0 to " + std::to_string(Forest::kXgboostCategories - 1) + ")");
@@ -171,7 +166,7 @@ Status ReadCategories(const json& t, const std::string& where, const std::vector
     node.bitset_words = static_cast<uint32_t>(words);
     bitsets.resize(bitsets.size() + node.bitset_words);
     for (int64_t k = begin; k < begin + size; ++k) {
-      const auto c = static_cast<uint64_t>((*categories)[static_cast<size_t>(k)]);
+      const auto c = static_cast<uint64_t>(categories[static_cast<size_t>(k)]);
       bitsets[node.bitset_begin + c / 32] |= 1u << (c % 32);
     }
   }
@@ -183,29 +178,22 @@ Status ReadCategories(const json& t, const std::string& where, const std::vector
 
 StatusOr<Tree> ReadTree(const json& t, const std::string& where, std::vector<uint32_t>& bitsets) {
   const json* param = Member(t, "tree_param");
-  auto nodes = Count(param ? Member(*param, "num_nodes") : nullptr, where + " num_nodes", 1 << 30);
-  if (!nodes.ok()) return nodes.status();
+  SERVING_ASSIGN_OR_RETURN(auto nodes,
+                           Count(param ? Member(*param, "num_nodes") : nullptr, where + " num_nodes", 1 << 30));
   if (const json* leaf_vector = param ? Member(*param, "size_leaf_vector") : nullptr) {
-    auto size = Count(leaf_vector, where + " size_leaf_vector", 1 << 20);
-    if (!size.ok()) return size.status();
-    if (*size > 1) return InvalidArgument(where + " has vector leaves (multi_output_tree): not supported");
+    SERVING_ASSIGN_OR_RETURN(auto size, Count(leaf_vector, where + " size_leaf_vector", 1 << 20));
+    if (size > 1) return InvalidArgument(where + " has vector leaves (multi_output_tree): not supported");
   }
-  const auto n = static_cast<size_t>(*nodes);
-  auto left = Array<int64_t>(t, "left_children", n, where);
-  if (!left.ok()) return left.status();
-  auto right = Array<int64_t>(t, "right_children", n, where);
-  if (!right.ok()) return right.status();
-  auto index = Array<int64_t>(t, "split_indices", n, where);
-  if (!index.ok()) return index.status();
-  auto condition = Array<double>(t, "split_conditions", n, where);
-  if (!condition.ok()) return condition.status();
-  auto default_left = Array<int64_t>(t, "default_left", n, where);
-  if (!default_left.ok()) return default_left.status();
+  const auto n = static_cast<size_t>(nodes);
+  SERVING_ASSIGN_OR_RETURN(auto left, Array<int64_t>(t, "left_children", n, where));
+  SERVING_ASSIGN_OR_RETURN(auto right, Array<int64_t>(t, "right_children", n, where));
+  SERVING_ASSIGN_OR_RETURN(auto index, Array<int64_t>(t, "split_indices", n, where));
+  SERVING_ASSIGN_OR_RETURN(auto condition, Array<double>(t, "split_conditions", n, where));
+  SERVING_ASSIGN_OR_RETURN(auto default_left, Array<int64_t>(t, "default_left", n, where));
   std::vector<int64_t> type(n, 0);  // 0: numerical, 1: categorical
   if (Member(t, "split_type")) {
-    auto types = Array<int64_t>(t, "split_type", n, where);
-    if (!types.ok()) return types.status();
-    type = std::move(*types);
+    SERVING_ASSIGN_OR_RETURN(auto types, Array<int64_t>(t, "split_type", n, where));
+    type = std::move(types);
     for (size_t i = 0; i < n; ++i)
       if (type[i] != 0 && type[i] != 1)
         return InvalidArgument(where + " node " + std::to_string(i) + " has split_type " + std::to_string(type[i]) +
@@ -216,23 +204,22 @@ StatusOr<Tree> ReadTree(const json& t, const std::string& where, std::vector<uin
   for (size_t i = 0; i < n; ++i) {
     Node& node = tree.nodes[i];
     // XGBoost keeps its thresholds and leaf values as float32: the JSON text round-trips to the same float.
-    const double value = static_cast<float>((*condition)[i]);
-    if ((*left)[i] == -1) {
+    const double value = static_cast<float>(condition[i]);
+    if (left[i] == -1) {
       node.value = value;
       continue;
     }
     const auto in_range = [&](int64_t c) {
       return c >= 0 && c < static_cast<int64_t>(n) ? static_cast<int32_t>(c) : -1;
     };
-    if ((*index)[i] < 0 || (*index)[i] > INT32_MAX)
-      return InvalidArgument(where + " node " + std::to_string(i) + " splits on feature " +
-                             std::to_string((*index)[i]));
-    node.feature = static_cast<int32_t>((*index)[i]);
-    node.left = in_range((*left)[i]);
-    node.right = in_range((*right)[i]);
+    if (index[i] < 0 || index[i] > INT32_MAX)
+      return InvalidArgument(where + " node " + std::to_string(i) + " splits on feature " + std::to_string(index[i]));
+    node.feature = static_cast<int32_t>(index[i]);
+    node.left = in_range(left[i]);
+    node.right = in_range(right[i]);
     node.threshold = value;
     node.missing = Missing::kNaN;
-    node.default_left = (*default_left)[i] != 0;
+    node.default_left = default_left[i] != 0;
   }
   if (std::find(type.begin(), type.end(), 1) != type.end()) {
     Status categories = ReadCategories(t, where, type, tree.nodes, bitsets);
@@ -329,33 +316,28 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
   const json* objective_name = objective ? Member(*objective, "name") : nullptr;
   if (!objective_name || !objective_name->is_string()) return InvalidArgument("the model has no objective name");
   f.objective = objective_name->get<std::string>();
-  auto kind = ReadObjective(f.objective);
-  if (!kind.ok()) return kind.status();
-  f.link = kind->link;
-  f.classifier = kind->classifier;
-  auto num_class = Count(Member(*param, "num_class"), "num_class", 1 << 20);
-  if (!num_class.ok()) return num_class.status();
-  auto num_feature = Count(Member(*param, "num_feature"), "num_feature", 1 << 24);
-  if (!num_feature.ok()) return num_feature.status();
+  SERVING_ASSIGN_OR_RETURN(auto kind, ReadObjective(f.objective));
+  f.link = kind.link;
+  f.classifier = kind.classifier;
+  SERVING_ASSIGN_OR_RETURN(auto num_class, Count(Member(*param, "num_class"), "num_class", 1 << 20));
+  SERVING_ASSIGN_OR_RETURN(auto num_feature, Count(Member(*param, "num_feature"), "num_feature", 1 << 24));
   int64_t num_target = 1;
   if (const json* t = Member(*param, "num_target")) {
-    auto n = Count(t, "num_target", 1 << 20);
-    if (!n.ok()) return n.status();
-    num_target = std::max<int64_t>(1, *n);
+    SERVING_ASSIGN_OR_RETURN(auto n, Count(t, "num_target", 1 << 20));
+    num_target = std::max<int64_t>(1, n);
   }
-  if (*num_class > 1 && num_target > 1) return InvalidArgument("a model with both classes and targets");
-  f.num_outputs = static_cast<uint32_t>(std::max(*num_class, num_target));
+  if (num_class > 1 && num_target > 1) return InvalidArgument("a model with both classes and targets");
+  f.num_outputs = static_cast<uint32_t>(std::max(num_class, num_target));
   if ((f.link == Link::kSoftmax || f.link == Link::kArgmax) && f.num_outputs < 2)
-    return InvalidArgument("objective " + f.objective + " with num_class " + std::to_string(*num_class));
-  f.num_features = static_cast<uint32_t>(*num_feature);
-  auto base_score = Numbers(Member(*param, "base_score"), "base_score");
-  if (!base_score.ok()) return base_score.status();
-  if (base_score->size() != 1 && base_score->size() != f.num_outputs)
-    return InvalidArgument("base_score has " + std::to_string(base_score->size()) + " values for " +
+    return InvalidArgument("objective " + f.objective + " with num_class " + std::to_string(num_class));
+  f.num_features = static_cast<uint32_t>(num_feature);
+  SERVING_ASSIGN_OR_RETURN(auto base_score, Numbers(Member(*param, "base_score"), "base_score"));
+  if (base_score.size() != 1 && base_score.size() != f.num_outputs)
+    return InvalidArgument("base_score has " + std::to_string(base_score.size()) + " values for " +
                            std::to_string(f.num_outputs) + " outputs");
   for (uint32_t k = 0; k < f.num_outputs; ++k) {
-    const auto score = static_cast<float>((*base_score)[base_score->size() == 1 ? 0 : k]);
-    const float margin = BaseMargin(score, kind->base);
+    const auto score = static_cast<float>(base_score[base_score.size() == 1 ? 0 : k]);
+    const float margin = BaseMargin(score, kind.base);
     if (!std::isfinite(margin)) return InvalidArgument("base_score " + std::to_string(score) + " has no margin");
     f.base_margin.push_back(margin);
   }
@@ -372,28 +354,25 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
   size_t keep = trees->size();
   const json* attributes = Member(*learner, "attributes");
   if (const json* best = attributes ? Member(*attributes, "best_iteration") : nullptr; best && use_best_iteration) {
-    auto iteration = Count(best, "best_iteration", INT32_MAX);
-    if (!iteration.ok()) return iteration.status();
+    SERVING_ASSIGN_OR_RETURN(auto iteration, Count(best, "best_iteration", INT32_MAX));
     int64_t parallel = 1;
     const json* gbtree_param = Member(*model, "gbtree_model_param");
     if (const json* p = gbtree_param ? Member(*gbtree_param, "num_parallel_tree") : nullptr) {
-      auto n = Count(p, "num_parallel_tree", 1 << 20);
-      if (!n.ok()) return n.status();
-      parallel = std::max<int64_t>(1, *n);
+      SERVING_ASSIGN_OR_RETURN(auto n, Count(p, "num_parallel_tree", 1 << 20));
+      parallel = std::max<int64_t>(1, n);
     }
     const auto per_iteration = static_cast<size_t>(parallel) * f.num_outputs;
-    keep = std::min(keep, static_cast<size_t>(*iteration + 1) * per_iteration);
+    keep = std::min(keep, static_cast<size_t>(iteration + 1) * per_iteration);
   }
   for (size_t i = 0; i < keep; ++i) {
     const std::string where = "tree " + std::to_string(i);
-    auto tree = ReadTree((*trees)[i], where, f.bitsets);
-    if (!tree.ok()) return tree.status();
+    SERVING_ASSIGN_OR_RETURN(auto tree, ReadTree((*trees)[i], where, f.bitsets));
     const json& group = (*tree_info)[i];
     if (!group.is_number_integer() || group.get<int64_t>() < 0 || group.get<int64_t>() >= f.num_outputs)
       return InvalidArgument(where + ": tree_info names output " + Show(group) + " of " +
                              std::to_string(f.num_outputs));
-    tree->output = static_cast<uint32_t>(group.get<int64_t>());
-    f.trees.push_back(std::move(tree).value());
+    tree.output = static_cast<uint32_t>(group.get<int64_t>());
+    f.trees.push_back(std::move(tree));
   }
   if (Status s = f.Check(); !s.ok()) return s;
   return f;
@@ -402,15 +381,13 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
 }  // namespace
 
 StatusOr<Forest> ParseXgboostJson(std::string_view text, bool use_best_iteration) {
-  auto doc = Document(text, json::input_format_t::json);
-  if (!doc.ok()) return doc.status();
-  return FromDocument(*doc, use_best_iteration);
+  SERVING_ASSIGN_OR_RETURN(auto doc, Document(text, json::input_format_t::json));
+  return FromDocument(doc, use_best_iteration);
 }
 
 StatusOr<Forest> ParseXgboostUbjson(std::string_view text, bool use_best_iteration) {
-  auto doc = Document(text, json::input_format_t::ubjson);
-  if (!doc.ok()) return doc.status();
-  return FromDocument(*doc, use_best_iteration);
+  SERVING_ASSIGN_OR_RETURN(auto doc, Document(text, json::input_format_t::ubjson));
+  return FromDocument(doc, use_best_iteration);
 }
 
 }  // namespace serving::trees
