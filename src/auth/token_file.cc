@@ -72,24 +72,21 @@ StatusOr<Token> ParseToken(const json& entry) {
     t.digest = Sha256(value);
   } else {
     if (!hex->is_string()) return InvalidArgument("sha256 must be a string");
-    auto d = ParseHexDigest(hex->get<std::string>());
-    if (!d.ok()) return d.status();
-    t.digest = *d;
+    SERVING_ASSIGN_OR_RETURN(auto d, ParseHexDigest(hex->get<std::string>()));
+    t.digest = d;
   }
   auto scopes = entry.find("scopes");
   if (scopes == entry.end() || !scopes->is_array() || scopes->empty())
     return InvalidArgument("needs \"scopes\", a non-empty list");
   for (const auto& s : *scopes) {
     if (!s.is_string()) return InvalidArgument("scopes must be strings");
-    auto scope = ParseScope(s.get<std::string>());
-    if (!scope.ok()) return scope.status();
-    t.scopes |= static_cast<uint32_t>(*scope);
+    SERVING_ASSIGN_OR_RETURN(auto scope, ParseScope(s.get<std::string>()));
+    t.scopes |= static_cast<uint32_t>(scope);
   }
   if (auto expires = entry.find("expires"); expires != entry.end()) {
     if (!expires->is_string()) return InvalidArgument("expires must be a string");
-    auto when = ParseTime(expires->get<std::string>());
-    if (!when.ok()) return when.status();
-    t.expires = *when;
+    SERVING_ASSIGN_OR_RETURN(auto when, ParseTime(expires->get<std::string>()));
+    t.expires = when;
   }
   for (const auto& [key, _] : entry.items())
     if (key != "name" && key != "token" && key != "sha256" && key != "scopes" && key != "expires")

@@ -48,12 +48,10 @@ StatusOr<SslCtxPtr> LoadServerContext(const TlsFiles& files) {
 StatusOr<std::unique_ptr<TlsContext>> TlsContext::Create(std::string name, TlsFiles files,
                                                          std::chrono::milliseconds reload_interval,
                                                          SecurityMetrics* metrics) {
-  auto ctx = LoadServerContext(files);
-  if (!ctx.ok()) return ctx.status();
+  SERVING_ASSIGN_OR_RETURN(auto ctx, LoadServerContext(files));
   std::vector<std::string> paths = {files.cert, files.key};
   if (!files.client_ca.empty()) paths.push_back(files.client_ca);
-  std::unique_ptr<TlsContext> context(
-      new TlsContext(std::move(name), std::move(files), metrics, std::move(ctx).value()));
+  std::unique_ptr<TlsContext> context(new TlsContext(std::move(name), std::move(files), metrics, std::move(ctx)));
   TlsContext* self = context.get();
   context->watcher_ =
       std::make_unique<auth::FileWatcher>(std::move(paths), reload_interval, [self] { self->Reload(); });

@@ -184,17 +184,15 @@ class TreesBackend : public Backend {
   StatusOr<std::unique_ptr<Model>> Load(const ModelSettings& config, const std::filesystem::path& path) override {
     const std::filesystem::path& file = path;
     Options o;
-    auto format = FormatOf(config, file);
-    if (!format.ok()) return format.status();
-    o.format = *format;
-    auto forest = LoadModelFile(file, o.format);
-    if (!forest.ok()) return forest.status();
+    SERVING_ASSIGN_OR_RETURN(auto format, FormatOf(config, file));
+    o.format = format;
+    SERVING_ASSIGN_OR_RETURN(auto forest, LoadModelFile(file, o.format));
     SERVING_ASSIGN_OR_RETURN(const bool output_class, Flag(config, kOutputClass, false));
     SERVING_ASSIGN_OR_RETURN(o.output_class, Flag(config, kIsClassifier, output_class));
     SERVING_ASSIGN_OR_RETURN(o.predict_proba, Flag(config, kPredictProba, false));
     SERVING_ASSIGN_OR_RETURN(o.threshold, ParseThreshold(ConfigParameter(config, kThreshold)));
-    if (o.output_class && !forest->classifier)
-      return InvalidArgument("output_class is true but the model's objective '" + forest->objective +
+    if (o.output_class && !forest.classifier)
+      return InvalidArgument("output_class is true but the model's objective '" + forest.objective +
                              "' does not predict classes");
 
     ModelSignature sig;
@@ -209,13 +207,13 @@ class TreesBackend : public Backend {
     // refuses them ("Input data contains `inf`"), and so does the server for its models.
     sig.inputs.push_back({input,
                           DataType::kFp32,
-                          {-1, static_cast<int64_t>(forest->num_features)},
+                          {-1, static_cast<int64_t>(forest.num_features)},
                           true,
-                          forest->library == Library::kLightGbm});
-    sig.outputs.push_back({output, DataType::kFp32, {-1, TreesModel::Width(*forest, o)}});
-    sig.outputs.push_back({TreesModel::kMargin, DataType::kFp32, {-1, static_cast<int64_t>(forest->num_outputs)}});
-    sig.feature_names = forest->feature_names;
-    auto model = std::make_unique<TreesModel>(std::move(forest).value(), o, std::move(sig));
+                          forest.library == Library::kLightGbm});
+    sig.outputs.push_back({output, DataType::kFp32, {-1, TreesModel::Width(forest, o)}});
+    sig.outputs.push_back({TreesModel::kMargin, DataType::kFp32, {-1, static_cast<int64_t>(forest.num_outputs)}});
+    sig.feature_names = forest.feature_names;
+    auto model = std::make_unique<TreesModel>(std::move(forest), o, std::move(sig));
     const Forest& f = model->forest();
     const Evaluator::Layout layout = model->evaluator().layout();
     logging::Info("tree model loaded", {{"model", config.name},

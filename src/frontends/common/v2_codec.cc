@@ -91,9 +91,8 @@ StatusOr<Tensor> FromContents(const inference::ModelInferRequest::InferInputTens
       if constexpr (std::is_same_v<Wire, T>) {
         return View(in.name(), d, shape, field);
       } else {
-        auto bytes = Narrow<T>(field, in.name(), d);
-        if (!bytes.ok()) return bytes.status();
-        return Tensor::Owning(in.name(), d, std::move(shape), std::move(bytes).value());
+        SERVING_ASSIGN_OR_RETURN(auto bytes, Narrow<T>(field, in.name(), d));
+        return Tensor::Owning(in.name(), d, std::move(shape), std::move(bytes));
       }
     }
   });
@@ -114,9 +113,8 @@ Status DecodeV2Request(const inference::ModelInferRequest& in, InferRequest& r) 
   for (int i = 0; i < in.inputs_size(); ++i) {
     const auto& t = in.inputs(i);
     if (t.name().empty()) return v2::InputWithoutName(static_cast<size_t>(i));
-    auto dtype = v2::InputDatatype(t.name(), t.datatype());
-    if (!dtype.ok()) return dtype.status();
-    const DataType d = *dtype;
+    SERVING_ASSIGN_OR_RETURN(auto dtype, v2::InputDatatype(t.name(), t.datatype()));
+    const DataType d = dtype;
     Shape shape(t.shape().begin(), t.shape().end());
     if (raw) {
       if (ValueCount(t.contents()) > 0) return v2::DataSentTwice(t.name());
@@ -125,9 +123,8 @@ Status DecodeV2Request(const inference::ModelInferRequest& in, InferRequest& r) 
       continue;
     }
     if (ValueCount(t.contents()) == 0 && v2::NeedsData(shape)) return v2::NoData(t.name());
-    auto tensor = FromContents(t, d, std::move(shape));
-    if (!tensor.ok()) return tensor.status();
-    r.inputs.push_back(std::move(tensor).value());
+    SERVING_ASSIGN_OR_RETURN(auto tensor, FromContents(t, d, std::move(shape)));
+    r.inputs.push_back(std::move(tensor));
   }
   for (const auto& o : in.outputs()) {
     if (o.name().empty()) return v2::OutputWithoutName();
@@ -160,11 +157,10 @@ void EncodeV2Response(const InferResponse& r, inference::ModelInferResponse* out
 
 Status ModelMetadataV2(const InferenceServer& server, const std::string& name, const std::string& version,
                        inference::ModelMetadataResponse* out) {
-  auto model = server.Describe(name, version);
-  if (!model.ok()) return model.status();
-  out->set_name(model->config->name);
-  out->set_platform(model->config->config.platform());
-  for (int64_t v : model->ready_versions) out->add_versions(std::to_string(v));
+  SERVING_ASSIGN_OR_RETURN(auto model, server.Describe(name, version));
+  out->set_name(model.config->name);
+  out->set_platform(model.config->config.platform());
+  for (int64_t v : model.ready_versions) out->add_versions(std::to_string(v));
   auto fill = [](const std::vector<TensorSpec>& specs, auto* list) {
     for (const auto& s : specs) {
       auto* t = list->Add();
@@ -173,16 +169,15 @@ Status ModelMetadataV2(const InferenceServer& server, const std::string& name, c
       for (int64_t d : s.shape) t->add_shape(d);
     }
   };
-  fill(model->signature.inputs, out->mutable_inputs());
-  fill(model->signature.outputs, out->mutable_outputs());
+  fill(model.signature.inputs, out->mutable_inputs());
+  fill(model.signature.outputs, out->mutable_outputs());
   return Status::Ok();
 }
 
 Status ModelConfigV2(const InferenceServer& server, const std::string& name, const std::string& version,
                      inference::ModelConfigResponse* out) {
-  auto model = server.Describe(name, version);
-  if (!model.ok()) return model.status();
-  *out->mutable_config() = model->config->config;
+  SERVING_ASSIGN_OR_RETURN(auto model, server.Describe(name, version));
+  *out->mutable_config() = model.config->config;
   return Status::Ok();
 }
 
@@ -197,9 +192,8 @@ void Fill(const StatDuration& from, inference::StatisticDuration* to) {
 
 Status ModelStatisticsV2(const InferenceServer& server, const std::string& name, const std::string& version,
                          inference::ModelStatisticsResponse* out) {
-  auto versions = server.Statistics(name, version);
-  if (!versions.ok()) return versions.status();
-  for (const auto& v : *versions) {
+  SERVING_ASSIGN_OR_RETURN(auto versions, server.Statistics(name, version));
+  for (const auto& v : versions) {
     const ModelStatistics& s = *v.stats;
     auto* m = out->add_model_stats();
     m->set_name(v.name);

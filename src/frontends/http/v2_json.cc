@@ -147,31 +147,28 @@ StatusOr<std::optional<od::value>> Field(od::object& object, std::string_view ke
 
 // A field that must be a string when present.
 StatusOr<std::optional<std::string>> StringField(od::object& object, std::string_view key, const std::string& where) {
-  auto v = Field(object, key, where);
-  if (!v.ok()) return v.status();
-  if (!*v) return std::optional<std::string>();
+  SERVING_ASSIGN_OR_RETURN(auto v, Field(object, key, where));
+  if (!v) return std::optional<std::string>();
   std::string_view s;
-  if ((**v).get_string().get(s)) return InvalidArgument(where + std::string(key) + " must be a string");
+  if (v->get_string().get(s)) return InvalidArgument(where + std::string(key) + " must be a string");
   return std::optional<std::string>(std::string(s));
 }
 
 // The value of `name` in `object`'s "parameters"; nullopt when either is absent.
 StatusOr<std::optional<od::value>> Param(od::object& object, std::string_view name, const std::string& where) {
-  auto p = Field(object, "parameters", where);
-  if (!p.ok()) return p.status();
-  if (!*p) return std::optional<od::value>();
+  SERVING_ASSIGN_OR_RETURN(auto p, Field(object, "parameters", where));
+  if (!p) return std::optional<od::value>();
   od::object params;
-  if ((**p).get_object().get(params)) return InvalidArgument(where + "parameters must be an object");
+  if (p->get_object().get(params)) return InvalidArgument(where + "parameters must be an object");
   return Field(params, name, where + "parameters.");
 }
 
 // A boolean in `object`'s "parameters"; nullopt when absent.
 StatusOr<std::optional<bool>> BoolParam(od::object& object, std::string_view name, const std::string& where) {
-  auto v = Param(object, name, where);
-  if (!v.ok()) return v.status();
-  if (!*v) return std::optional<bool>();
+  SERVING_ASSIGN_OR_RETURN(auto v, Param(object, name, where));
+  if (!v) return std::optional<bool>();
   bool b;
-  if ((**v).get_bool().get(b)) return InvalidArgument(where + "parameters." + std::string(name) + " must be a boolean");
+  if (v->get_bool().get(b)) return InvalidArgument(where + "parameters." + std::string(name) + " must be a boolean");
   return std::optional<bool>(b);
 }
 
@@ -181,20 +178,16 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
   std::string where = "inputs[" + std::to_string(index) + "]";
   od::object in;
   if (value.get_object().get(in)) return InvalidArgument(where + " is not an object");
-  auto name = StringField(in, "name", where + ".");
-  if (!name.ok()) return name.status();
-  if (!*name || (*name)->empty()) return v2::InputWithoutName(index);
-  where = "input " + Quote(**name);
-  auto datatype = StringField(in, "datatype", where + ": ");
-  if (!datatype.ok()) return datatype.status();
-  auto dtype = v2::InputDatatype(**name, datatype->value_or(""));
-  if (!dtype.ok()) return dtype.status();
-  const DataType d = *dtype;
+  SERVING_ASSIGN_OR_RETURN(auto name, StringField(in, "name", where + "."));
+  if (!name || name->empty()) return v2::InputWithoutName(index);
+  where = "input " + Quote(*name);
+  SERVING_ASSIGN_OR_RETURN(auto datatype, StringField(in, "datatype", where + ": "));
+  SERVING_ASSIGN_OR_RETURN(auto dtype, v2::InputDatatype(*name, datatype.value_or("")));
+  const DataType d = dtype;
 
-  auto shape = Field(in, "shape", where + ": ");
-  if (!shape.ok()) return shape.status();
+  SERVING_ASSIGN_OR_RETURN(auto shape, Field(in, "shape", where + ": "));
   od::array shape_array;
-  if (!*shape || (**shape).get_array().get(shape_array)) return InvalidArgument(where + ": shape is missing");
+  if (!shape || shape->get_array().get(shape_array)) return InvalidArgument(where + ": shape is missing");
   Shape dims;
   for (auto dim : shape_array) {
     int64_t n;
@@ -206,38 +199,35 @@ Status ParseInput(od::value value, size_t index, std::string_view binary, size_t
 
   // binary_data_size says the values follow the JSON header; then `data` must not be there too.
   std::optional<size_t> binary_size;
-  auto size = Param(in, "binary_data_size", where + ": ");
-  if (!size.ok()) return size.status();
-  if (*size) {
+  SERVING_ASSIGN_OR_RETURN(auto size, Param(in, "binary_data_size", where + ": "));
+  if (size) {
     uint64_t n;
-    if ((**size).get_uint64().get(n))
-      return InvalidArgument(where + ": binary_data_size must be a non-negative integer");
+    if (size->get_uint64().get(n)) return InvalidArgument(where + ": binary_data_size must be a non-negative integer");
     binary_size = n;
   }
-  auto data = Field(in, "data", where + ": ");
-  if (!data.ok()) return data.status();
+  SERVING_ASSIGN_OR_RETURN(auto data, Field(in, "data", where + ": "));
   if (binary_size) {
-    if (*data) return v2::DataSentTwice(**name);
+    if (data) return v2::DataSentTwice(*name);
     const size_t n = *binary_size;
     if (n > binary.size() - binary_offset)
       return InvalidArgument(where + ": binary_data_size " + std::to_string(n) + " exceeds the binary data sent (" +
                              std::to_string(binary.size() - binary_offset) + " bytes left)");
-    *out = Tensor::Borrowed(**name, d, std::move(dims), binary.data() + binary_offset, n);
+    *out = Tensor::Borrowed(*name, d, std::move(dims), binary.data() + binary_offset, n);
     binary_offset += n;
     return Status::Ok();
   }
-  if (!*data && v2::NeedsData(dims)) return v2::NoData(**name);
-  if (!*data) {
-    *out = Tensor::Owning(**name, d, std::move(dims), {});
+  if (!data && v2::NeedsData(dims)) return v2::NoData(*name);
+  if (!data) {
+    *out = Tensor::Owning(*name, d, std::move(dims), {});
     return Status::Ok();
   }
   od::array data_array;
-  if ((**data).get_array().get(data_array)) return InvalidArgument(where + ": data must be an array");
-  DataReader reader{d, dims, where, **name, {}, 0};
+  if (data->get_array().get(data_array)) return InvalidArgument(where + ": data must be an array");
+  DataReader reader{d, dims, where, *name, {}, 0};
   reader.out.reserve(std::min<size_t>(static_cast<size_t>(ElementCount(dims).value_or(0)), json_bytes / 2 + 1) *
                      ByteSize(d));
   SERVING_RETURN_IF_ERROR(reader.Array(data_array, 0, false));
-  *out = Tensor::Owning(**name, d, std::move(dims), std::move(reader.out));
+  *out = Tensor::Owning(*name, d, std::move(dims), std::move(reader.out));
   return Status::Ok();
 }
 
@@ -247,13 +237,11 @@ Status ParseOutputs(od::value value, V2HttpInfer* out) {
   for (auto element : outputs) {
     od::object o;
     if (element.get_object().get(o)) return InvalidArgument("outputs[]: each output must be an object");
-    auto name = StringField(o, "name", "outputs[].");
-    if (!name.ok()) return name.status();
-    if (!*name || (*name)->empty()) return v2::OutputWithoutName();
-    auto binary = BoolParam(o, "binary_data", "output " + Quote(**name) + ": ");
-    if (!binary.ok()) return binary.status();
-    out->request.requested_outputs.push_back(**name);
-    if (*binary) out->binary[**name] = **binary;
+    SERVING_ASSIGN_OR_RETURN(auto name, StringField(o, "name", "outputs[]."));
+    if (!name || name->empty()) return v2::OutputWithoutName();
+    SERVING_ASSIGN_OR_RETURN(auto binary, BoolParam(o, "binary_data", "output " + Quote(*name) + ": "));
+    out->request.requested_outputs.push_back(*name);
+    if (binary) out->binary[*name] = *binary;
   }
   return Status::Ok();
 }
@@ -311,26 +299,22 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
     return InvalidArgument(e == simdjson::INCORRECT_TYPE ? "request body must be a JSON object"
                                                          : "request body is not valid JSON: " + JsonError(e));
   V2HttpInfer out;
-  auto id = StringField(root, "id", "");
-  if (!id.ok()) return id.status();
-  if (*id) out.request.id = std::move(**id);
-  auto binary_output = BoolParam(root, "binary_data_output", "");
-  if (!binary_output.ok()) return binary_output.status();
-  out.binary_by_default = binary_output->value_or(false);
+  SERVING_ASSIGN_OR_RETURN(auto id, StringField(root, "id", ""));
+  if (id) out.request.id = std::move(*id);
+  SERVING_ASSIGN_OR_RETURN(auto binary_output, BoolParam(root, "binary_data_output", ""));
+  out.binary_by_default = binary_output.value_or(false);
   for (std::string_view name : v2::kSchedulingParameters) {
-    auto v = Param(root, name, "");
-    if (!v.ok()) return v.status();
-    if (!*v) continue;
+    SERVING_ASSIGN_OR_RETURN(auto v, Param(root, name, ""));
+    if (!v) continue;
     uint64_t n = 0;
     SERVING_RETURN_IF_ERROR(
-        v2::SetSchedulingParameter(name, (**v).get_uint64().get(n) ? std::nullopt : std::optional(n), out.request));
+        v2::SetSchedulingParameter(name, v->get_uint64().get(n) ? std::nullopt : std::optional(n), out.request));
   }
 
-  auto inputs = Field(root, "inputs", "");
-  if (!inputs.ok()) return inputs.status();
+  SERVING_ASSIGN_OR_RETURN(auto inputs, Field(root, "inputs", ""));
   od::array input_array;
-  if (!*inputs) return v2::NoInputs();
-  if ((**inputs).get_array().get(input_array)) return InvalidArgument("inputs must be an array");
+  if (!inputs) return v2::NoInputs();
+  if (inputs->get_array().get(input_array)) return InvalidArgument("inputs must be an array");
   size_t offset = 0, index = 0;
   for (auto element : input_array) {
     od::value v;
@@ -343,9 +327,8 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
   if (offset != binary.size())
     return InvalidArgument("binary data has " + std::to_string(binary.size() - offset) +
                            " bytes not claimed by any input's binary_data_size");
-  auto outputs = Field(root, "outputs", "");
-  if (!outputs.ok()) return outputs.status();
-  if (*outputs) SERVING_RETURN_IF_ERROR(ParseOutputs(**outputs, &out));
+  SERVING_ASSIGN_OR_RETURN(auto outputs, Field(root, "outputs", ""));
+  if (outputs) SERVING_RETURN_IF_ERROR(ParseOutputs(*outputs, &out));
 
   // Nothing may follow the object (a second document, a NUL byte and garbage, ...): walk the rest of it
   // and require the end of the input.

@@ -40,11 +40,9 @@ void Infer(InferenceServer* server, const HttpRequest& req, const std::string& m
   auto call = std::make_shared<Call>();
   RequestDecoder decoder;
   decoder.parse = [&](InferRequest& r) {
-    auto framing = BodyFraming(req);
-    if (!framing.ok()) return framing.status();
-    auto parsed = ParseV2InferBody(req.body, *framing, req.body_readable);
-    if (!parsed.ok()) return parsed.status();
-    call->in = std::move(parsed).value();
+    SERVING_ASSIGN_OR_RETURN(auto framing, BodyFraming(req));
+    SERVING_ASSIGN_OR_RETURN(auto parsed, ParseV2InferBody(req.body, framing, req.body_readable));
+    call->in = std::move(parsed);
     r.id = std::move(call->in.request.id);
     r.inputs = std::move(call->in.request.inputs);
     r.requested_outputs = std::move(call->in.request.requested_outputs);
