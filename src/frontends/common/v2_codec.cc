@@ -188,6 +188,20 @@ void Fill(const StatDuration& from, inference::StatisticDuration* to) {
   to->set_ns(from.ns.load(std::memory_order_relaxed));
 }
 
+// A request's (or an execution's) three compute phases are always counted together, but as three relaxed
+// counters: a reader between their increments could see them differ, which perf_analyzer refuses ("compute
+// counts must be the same"). One count, read once, stands for all three.
+template <typename Stats>
+void FillCompute(const StatDuration& input, const StatDuration& infer, const StatDuration& output, Stats* to) {
+  const uint64_t count = infer.count.load(std::memory_order_relaxed);
+  Fill(input, to->mutable_compute_input());
+  Fill(infer, to->mutable_compute_infer());
+  Fill(output, to->mutable_compute_output());
+  to->mutable_compute_input()->set_count(count);
+  to->mutable_compute_infer()->set_count(count);
+  to->mutable_compute_output()->set_count(count);
+}
+
 }  // namespace
 
 Status ModelStatisticsV2(const InferenceServer& server, const std::string& name, const std::string& version,
@@ -205,9 +219,7 @@ Status ModelStatisticsV2(const InferenceServer& server, const std::string& name,
     Fill(s.success, i->mutable_success());
     Fill(s.fail, i->mutable_fail());
     Fill(s.queue, i->mutable_queue());
-    Fill(s.compute_input, i->mutable_compute_input());
-    Fill(s.compute_infer, i->mutable_compute_infer());
-    Fill(s.compute_output, i->mutable_compute_output());
+    FillCompute(s.compute_input, s.compute_infer, s.compute_output, i);
     i->mutable_cache_hit();
     i->mutable_cache_miss();
     for (size_t size = 1; size <= ModelStatistics::kMaxBatchTracked; ++size) {
@@ -215,9 +227,7 @@ Status ModelStatisticsV2(const InferenceServer& server, const std::string& name,
       if (!b) continue;
       auto* bs = m->add_batch_stats();
       bs->set_batch_size(size);
-      Fill(b->compute_input, bs->mutable_compute_input());
-      Fill(b->compute_infer, bs->mutable_compute_infer());
-      Fill(b->compute_output, bs->mutable_compute_output());
+      FillCompute(b->compute_input, b->compute_infer, b->compute_output, bs);
     }
   }
   return Status::Ok();
