@@ -8,8 +8,9 @@
 // version a positive integer. Fingerprints are opaque strings that change whenever what they cover changes;
 // the repository reloads a version when its fingerprint changes and never otherwise.
 //
-// Threading: called from one thread at a time (the repository's control thread); implementations need no
-// locking of their own against the repository.
+// Threading: called by one thread at a time (whichever holds the repository's operation lock: the polling
+// thread, the startup thread or the core's control thread); implementations need no locking of their own
+// against the repository.
 #pragma once
 
 #include <cstdint>
