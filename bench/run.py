@@ -12,7 +12,9 @@ h2load also drives every v2 gRPC server with one pre-encoded ModelInferRequest: 
 Models: breast_cancer (bundled, tiny) and an MLP 512-1024x3-10 (bench/models/make_mlp.py).
 Loads: closed loop at each concurrency; open loop (perf_analyzer, v2 gRPC) at a fixed rate, constant and Poisson.
 One execution: this server's stack + Model::Execute + slice next to a bare ONNX Runtime run (bench/execution_bench.cc).
-Usage: bench/run.py [--repeats N] [--seconds S] [--concurrency 1,8,64] [--models breast_cancer,mlp] [--execution-only]"""
+A/B (--baseline BIN): this build against another build of this server, side by side, closed loops only.
+Usage: bench/run.py [--repeats N] [--seconds S] [--concurrency 1,8,64] [--models breast_cancer,mlp] [--execution-only]
+                    [--baseline BIN]"""
 import argparse
 import csv
 import json
@@ -266,7 +268,8 @@ def open_loop(system, model, url, seconds, work, results, server, http):
                                                                 RATES[model], distribution), http, model)})
 
 
-def measure_v2_server(system, server, http, grpc_port, models, concurrency, seconds, work, results, v1=False):
+def measure_v2_server(system, server, http, grpc_port, models, concurrency, seconds, work, results, v1=False,
+                      open_loops=True):
     """Every closed-loop load (perf_analyzer over gRPC and REST, h2load over v2 gRPC and, for this server, /v1
     gRPC) at each concurrency, then the open-loop runs, then the peak RSS."""
     try:
@@ -280,20 +283,48 @@ def measure_v2_server(system, server, http, grpc_port, models, concurrency, seco
                 for protocol, load in loads:
                     results.append({"system": system, "protocol": protocol, "model": model, "concurrency": c,
                                     **measure(server, load, http, model)})
-            open_loop(system, model, f"127.0.0.1:{grpc_port}", seconds, work, results, server, http)
+            if open_loops:
+                open_loop(system, model, f"127.0.0.1:{grpc_port}", seconds, work, results, server, http)
         results.append({"system": system, "model": "*", "peak_rss_mib": server.peak_rss_mib()})
     finally:
         server.stop()
 
 
-def run_ours(name, batching, models, concurrency, seconds, work, results):
+def run_ours(name, batching, models, concurrency, seconds, work, results, binary=ROOT / "build" / "inference-server",
+             open_loops=True):
     http, grpc_port, metrics = free_port(), free_port(), free_port()
     repo = repository(work / f"repo-{name}", batching)
     log = open(work / f"{name}.log", "wb")
-    server = Process(name, [str(ROOT / "build" / "inference-server"), "--model-repository", str(repo),
+    server = Process(name, [str(binary), "--model-repository", str(repo),
                             "--host", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc_port),
                             "--metrics-port", str(metrics), "--access-log-sample-rate", "0"], http_ready(http), log)
-    measure_v2_server(name, server, http, grpc_port, models, concurrency, seconds, work, results, v1=True)
+    measure_v2_server(name, server, http, grpc_port, models, concurrency, seconds, work, results, v1=True,
+                      open_loops=open_loops)
+
+
+def run_ab(baseline, models, concurrency, seconds, repeats, work, out):
+    """Two builds of this server side by side (a change's before and after), batching off and on, alternating
+    which goes first in each repeat; closed loops only. Writes OUT/ab.json and prints the medians."""
+    runs = []
+    builds = [("baseline", pathlib.Path(baseline)), ("this build", ROOT / "build" / "inference-server")]
+    for repeat in range(repeats):
+        print(f"bench: A/B repeat {repeat + 1}/{repeats}", flush=True)
+        for label, binary in builds if repeat % 2 == 0 else builds[::-1]:
+            for batching in (False, True):
+                run_ours(f"{label}, batching {'on' if batching else 'off'}", batching, models, concurrency, seconds,
+                         work, runs, binary, open_loops=False)
+    medians = median_of(runs)
+    (out / "ab.json").write_text(json.dumps({"baseline": str(baseline), "commit": commit(), "date": time.strftime(
+        "%Y-%m-%d"), "args": {"models": models, "concurrency": concurrency, "seconds": seconds, "repeats": repeats},
+        "runs": runs, "median": medians}, indent=1))
+    print("| build, batching — protocol | model | c | req/s | p50 / p99 µs | overhead / compute µs |")
+    print("|---|---|---|---|---|---|")
+    for r in sorted((m for m in medians if m.get("protocol")), key=lambda m: (m["model"], m["concurrency"],
+                                                                               m["protocol"], m["system"])):
+        def num(key, fmt="{:.0f}"):
+            return fmt.format(r[key]) if isinstance(r.get(key), (int, float)) else "—"
+        print(f"| {r['system']} — {r['protocol']} | {r['model']} | {r['concurrency']} | {num('throughput')} | "
+              f"{num('p50_us')} / {num('p99_us')} | {num('overhead_us', '{:.1f}')} / {num('compute_us', '{:.1f}')} |")
 
 
 def run_triton(models, concurrency, seconds, work, results):
@@ -421,6 +452,8 @@ def main():
     ap.add_argument("--out", default=str(DOCS / "benchmarks"))
     ap.add_argument("--execution-only", action="store_true",
                     help="measure only one execution next to bare ONNX Runtime; keep the other results of --out")
+    ap.add_argument("--baseline", help="A/B: this build against BASELINE (another build's inference-server binary), "
+                                       "side by side, no peers; writes OUT/ab.json")
     args = ap.parse_args()
     concurrency = [int(c) for c in args.concurrency.split(",")]
     models = args.models.split(",")
@@ -428,6 +461,8 @@ def main():
     runs = []
     started = time.time()
     out = pathlib.Path(args.out)
+    if args.baseline:
+        return run_ab(args.baseline, models, concurrency, args.seconds, args.repeats, work, out)
     if args.execution_only:
         data = json.loads((out / "results.json").read_text())
         data["execution"] = run_execution(work)

@@ -32,7 +32,10 @@ struct InferRequest {
   std::string principal;
   std::string tls_identity;
   Clock::time_point received = Clock::now();
-  Clock::duration decode_time{};  // set by the core once decoded: for the statistics recorded at execution
+  // Set by the core as the request goes (observers read them): parsing and decoding, from `received`; the wait
+  // in the scheduler's queue, until its batch started.
+  Clock::duration decode_time{};
+  Clock::duration queue_time{};
   Clock::time_point deadline = Clock::time_point::max();
   // Triton's schedule policy parameters (v2 `parameters`): the priority level (1 the highest; 0 the model's
   // default) and a queue timeout in microseconds (0: the queue policy's), used with dynamic_batching.

@@ -4,9 +4,8 @@
 
 #include "core/control_queue.h"
 #include "core/model_repository.h"
+#include "core/request_observer.h"
 #include "core/validate.h"
-#include "observability/logger.h"
-#include "observability/metrics.h"
 
 namespace serving {
 namespace {
@@ -24,13 +23,9 @@ std::string RandomHex(size_t n) {
   return s;
 }
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-bool Sampled(double rate) {
-  if (rate >= 1.0) return true;
-  if (rate <= 0.0) return false;
-  thread_local std::mt19937 rng(std::random_device{}());
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < rate;
+const RequestObservers& NoObservers() {
+  static const RequestObservers none;
+  return none;
 }
 
 // Request ids are echoed in the reply and every log line: a longer one is refused, and only its start is
@@ -58,10 +53,10 @@ std::string TraceIdFromTraceparent(std::string_view tp) {
   return std::string(id);
 }
 
-InferenceServer::InferenceServer(Options options, ModelRepository* repository, Metrics* metrics)
+InferenceServer::InferenceServer(Options options, ModelRepository* repository, const RequestObservers* observers)
     : options_(std::move(options)),
       repository_(repository),
-      metrics_(metrics),
+      observers_(observers ? observers : &NoObservers()),
       control_(std::make_unique<ControlQueue>()) {}
 
 InferenceServer::~InferenceServer() = default;
@@ -145,28 +140,23 @@ void InferenceServer::UnloadModel(const std::string& model, const ControlCallbac
 
 void InferenceServer::ControlModel(bool load, const std::string& model, const ControlCallback& done) {
   const char* action = load ? "load" : "unload";
-  if (!options_.explicit_model_control) return done(ModelControl(action, model, ModelControlDisabled()));
-  if (!Admit()) return done(ModelControl(action, model, Unavailable("the server is shutting down")));
-  auto task = [this, load, action, model, done](bool dropped) {
-    const Status status = dropped ? Unavailable("the server is shutting down")
-                          : load  ? repository_->Load(model)
-                                  : repository_->Unload(model);
-    done(ModelControl(action, model, status));
+  observers_->ControlStarted(action, model);
+  const auto finish = [this, action, model, done](const Status& status) {
+    observers_->ControlFinished(action, model, status);
+    done(status);
+  };
+  if (!options_.explicit_model_control) return finish(ModelControlDisabled());
+  if (!Admit()) return finish(Unavailable("the server is shutting down"));
+  auto task = [this, load, model, finish](bool dropped) {
+    finish(dropped ? Unavailable("the server is shutting down")
+           : load  ? repository_->Load(model)
+                   : repository_->Unload(model));
     Release();
   };
   if (!control_->Post(task)) {
-    done(ModelControl(action, model,
-                      ResourceExhausted("too many model load and unload requests are waiting; try again later")));
+    finish(ResourceExhausted("too many model load and unload requests are waiting; try again later"));
     Release();
   }
-}
-
-Status InferenceServer::ModelControl(const char* action, const std::string& model, const Status& status) {
-  if (metrics_) metrics_->CountModelControl(action, StatusCodeName(status.code()));
-  logging::Log(
-      status.ok() ? logging::Level::kInfo : logging::Level::kWarn, "model control",
-      {{"action", action}, {"model", model}, {"status", StatusCodeName(status.code())}, {"error", status.message()}});
-  return status;
 }
 
 StatusOr<bool> InferenceServer::ModelReady(const std::string& model, const std::string& version) const {
@@ -194,6 +184,7 @@ Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& dec
 
 void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, ResponseEncoder encoder) {
   if (request.trace_id.empty()) request.trace_id = NewTraceId();
+  observers_->Received(request);
   if (!Admit()) {
     const Status closed = Unavailable("the server is shutting down");
     if (request.id.empty()) request.id = RandomHex(16);
@@ -206,7 +197,7 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   if (request.id.empty()) request.id = RandomHex(16);
   if (!status.ok()) {
     (void)CheckRequestId(request.id);  // a parse that failed may have left a long one: cut for the log line
-    if (mv && mv->series()) mv->series()->stats.Fail(FailReason::kOther, Clock::now() - request.received);
+    if (mv) mv->observers().Failed(request, FailReason::kOther, Clock::now());
     encoder.send(status);
     Finish(request, mv.get(), status, /*queued=*/false);
     Release();
@@ -214,9 +205,9 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   }
   // The clock started when the transport received the request: this is its decode time, parsing included.
   request.decode_time = Clock::now() - request.received;
-  if (Metrics::ModelSeries* series = mv->series()) series->input_conversion->Observe(Seconds(request.decode_time));
+  mv->observers().Decoded(request);
 
-  // Finish() logs with the request's id/protocol/trace: keep them, the job takes the request itself.
+  // Finish() reports the request's id/protocol/trace: keep them, the job takes the request itself.
   InferRequest meta;
   meta.id = request.id;
   meta.protocol = request.protocol;
@@ -235,8 +226,7 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
     if (result.ok() && encoder.encode) {
       const auto encode_start = Clock::now();
       encoder.encode(*result);
-      Metrics::ModelSeries* series = mv->series();
-      if (series) series->output_conversion->Observe(Seconds(Clock::now() - encode_start));
+      mv->observers().Encoded(Clock::now() - encode_start);
     }
     const Status status = result.status();
     encoder.send(std::move(result));
@@ -248,41 +238,20 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   if (!status.ok()) {
     const FailReason reason =
         status.code() == StatusCode::kResourceExhausted ? FailReason::kRejected : FailReason::kOther;
-    if (mv->series()) mv->series()->stats.Fail(reason, Clock::now() - meta.received);
+    mv->observers().Failed(job.request, reason, Clock::now());
     job.done(status);  // a job Enqueue refuses is left as it was
   }
 }
 
 void InferenceServer::Finish(const InferRequest& request, const ModelVersion* version, const Status& status,
                              bool queued) {
-  const auto elapsed = Clock::now() - request.received;
-  const double seconds = Seconds(elapsed);
-  Metrics::ModelSeries* series = version ? version->series() : nullptr;
-  if (metrics_) {
-    if (series) {
-      metrics_->CountRequest(*series, request.protocol, StatusCodeName(status.code()));
-    } else {
-      const std::string model = version ? version->config().name : "_unknown";
-      metrics_->CountRequest(model, version ? std::to_string(version->version()) : "", request.protocol,
-                             StatusCodeName(status.code()));
-    }
-    if (queued && series) series->request_duration->Observe(seconds);
-  }
-  if (!status.ok() || Sampled(options_.access_log_sample_rate)) {
-    const std::string model = version ? version->config().name : "";
-    const std::string ver = version ? std::to_string(version->version()) : "";
-    logging::Log(status.ok() ? logging::Level::kInfo : logging::Level::kWarn, "request",
-                 {{"request_id", request.id},
-                  {"model", model},
-                  {"version", ver},
-                  {"protocol", request.protocol},
-                  {"status", StatusCodeName(status.code())},
-                  {"latency_us", static_cast<int64_t>(seconds * 1e6)},
-                  {"trace_id", request.trace_id},
-                  {"principal", request.principal},
-                  {"tls_identity", request.tls_identity},
-                  {"error", status.message()}});
-  }
+  const RequestOutcome outcome{request,
+                               version ? std::string_view(version->config().name) : std::string_view(),
+                               version ? version->version() : 0,
+                               status,
+                               queued,
+                               Clock::now()};
+  observers_->Finished(outcome, version ? &version->observers() : nullptr);
 }
 
 bool InferenceServer::WaitIdle(Clock::time_point deadline) {
@@ -303,12 +272,10 @@ bool InferenceServer::Admit() {
     if (closed_) return false;
     inflight_.fetch_add(1);
   }
-  if (metrics_) metrics_->inflight().Increment();
   return true;
 }
 
 void InferenceServer::Release() {
-  if (metrics_) metrics_->inflight().Decrement();
   // Decrement under the lock WaitIdle() checks with: otherwise WaitIdle could see 0 and its caller destroy
   // this server while this thread is still about to touch idle_mu_/idle_cv_.
   MutexLock lock(idle_mu_);

@@ -6,8 +6,8 @@
 // `decode` runs against the model version the core resolved (for protocols that need its signature,
 // like inference.v1's rows). The core runs both, validates the inputs, queues the request on that
 // version's scheduler and calls back with the response. Every outcome, a decode that failed included,
-// is counted, timed and logged here, so a frontend cannot forget to. Listing models, metadata and
-// health go through the same narrow API.
+// is reported here to the observers (core/request_observer.h: metrics, statistics, the access log), so a frontend
+// cannot forget to. Listing models, metadata and health go through the same narrow API.
 #pragma once
 
 #include <atomic>
@@ -24,9 +24,10 @@
 
 namespace serving {
 
-class Metrics;
 class ModelRepository;
 class ModelVersion;
+class RequestObservers;
+class VersionObservers;
 
 // A resolved model version as a decode step sees it; valid during the call.
 struct ModelView {
@@ -73,15 +74,14 @@ class ControlQueue;
 class InferenceServer {
  public:
   struct Options {
-    std::string default_model;            // empty: the alphabetically first model
-    double access_log_sample_rate = 1.0;  // fraction of successful requests logged; failures always are
+    std::string default_model;  // empty: the alphabetically first model
     // Repository load/unload requests are served (Triton's --model-control-mode=explicit); otherwise they are
     // refused with FAILED_PRECONDITION, counted and logged.
     bool explicit_model_control = false;
   };
 
-  // `metrics` may be null.
-  InferenceServer(Options options, ModelRepository* repository, Metrics* metrics);
+  // `observers` (may be null: nobody watches) must be the list the repository asks for versions' observers.
+  InferenceServer(Options options, ModelRepository* repository, const RequestObservers* observers);
   ~InferenceServer();
 
   // Asynchronous; `encoder.send` runs exactly once, possibly before Infer returns (on errors) or on a worker
@@ -132,11 +132,10 @@ class InferenceServer {
   StatusOr<std::shared_ptr<ModelVersion>> Resolve(const std::string& model, const std::string& version) const;
   // Parses, resolves, decodes and validates; on success `*version` is the version to run on.
   Status Prepare(InferRequest& request, const RequestDecoder& decoder, std::shared_ptr<ModelVersion>* version);
-  // Counts and logs a finished request (after its reply was handed to the frontend). `version` may be null;
-  // `queued`: it reached the version's scheduler (only those are in the latency histogram).
+  // Tells the observers that a request finished (after its reply was handed to the frontend). `version` may be
+  // null; `queued`: it reached the version's scheduler.
   void Finish(const InferRequest& request, const ModelVersion* version, const Status& status, bool queued);
   void ControlModel(bool load, const std::string& model, const ControlCallback& done);
-  Status ModelControl(const char* action, const std::string& model, const Status& status);
   // Starts a request's in-flight accounting; false once Close() has returned.
   bool Admit() EXCLUDES(idle_mu_);
   // Ends a request's in-flight accounting; called after its callback has run.
@@ -144,7 +143,7 @@ class InferenceServer {
 
   const Options options_;
   ModelRepository* const repository_;
-  Metrics* const metrics_;
+  const RequestObservers* const observers_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> inflight_{0};
   Mutex idle_mu_;

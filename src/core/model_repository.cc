@@ -5,6 +5,7 @@
 
 #include "core/model_config.h"
 #include "observability/logger.h"
+#include "observability/metrics.h"
 
 namespace serving {
 namespace fs = std::filesystem;
@@ -55,16 +56,16 @@ const char* VersionStateName(VersionState s) {
 }
 
 ModelVersion::ModelVersion(std::shared_ptr<const ModelSettings> config, int64_t version, std::unique_ptr<Model> model,
-                           std::shared_ptr<Metrics::ModelSeries> series)
+                           std::shared_ptr<const VersionObservers> observers)
     : config_(std::move(config)),
       version_(version),
       model_(std::move(model)),
-      series_(std::move(series)),
-      scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_, series_.get())) {}
+      observers_(observers ? std::move(observers) : std::make_shared<const VersionObservers>()),
+      scheduler_(std::make_unique<Scheduler>(model_.get(), config_, version_, observers_.get())) {}
 
 ModelRepository::ModelRepository(std::unique_ptr<RepositorySource> source, Options options,
-                                 const BackendRegistry* backends, Metrics* metrics)
-    : source_(std::move(source)), options_(options), backends_(backends), metrics_(metrics) {}
+                                 const BackendRegistry* backends, Metrics* metrics, const RequestObservers* observers)
+    : source_(std::move(source)), options_(options), backends_(backends), metrics_(metrics), observers_(observers) {}
 
 ModelRepository::~ModelRepository() {
   StopPolling();
@@ -214,7 +215,7 @@ void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& ba
     status = ReconcileSignature((*model)->signature(), reconciled.get());
     if (status.ok())
       loaded = std::make_shared<ModelVersion>(reconciled, v, std::move(model).value(),
-                                              metrics_ ? metrics_->ForModel(name, std::to_string(v)) : nullptr);
+                                              observers_ ? observers_->ForVersion(name, v) : nullptr);
   } else {
     status = model.status();
   }

@@ -27,22 +27,22 @@
 #include "core/model_status.h"
 #include "core/mutex.h"
 #include "core/repository_source.h"
+#include "core/request_observer.h"
 #include "core/scheduler.h"
-#include "observability/metrics.h"
 
 namespace serving {
+
+class Metrics;
 
 // A loaded model version with its scheduler.
 class ModelVersion {
  public:
-  // `series` may be null (no metrics).
+  // `observers` null: nobody watches its requests.
   ModelVersion(std::shared_ptr<const ModelSettings> config, int64_t version, std::unique_ptr<Model> model,
-               std::shared_ptr<Metrics::ModelSeries> series = nullptr);
-  Metrics::ModelSeries* series() const { return series_.get(); }
-  // Its statistics (shared with an overlapping reload of the same version); null without metrics.
-  std::shared_ptr<ModelStatistics> statistics() const {
-    return series_ ? std::shared_ptr<ModelStatistics>(series_, &series_->stats) : nullptr;
-  }
+               std::shared_ptr<const VersionObservers> observers = nullptr);
+  const VersionObservers& observers() const { return *observers_; }
+  // Its statistics, from the observer that keeps them; null when none does.
+  std::shared_ptr<const ModelStatistics> statistics() const { return observers_->statistics(); }
   const ModelSettings& config() const { return *config_; }
   const std::shared_ptr<const ModelSettings>& shared_config() const { return config_; }
   int64_t version() const { return version_; }
@@ -53,8 +53,8 @@ class ModelVersion {
   std::shared_ptr<const ModelSettings> config_;
   int64_t version_;
   std::unique_ptr<Model> model_;
-  std::shared_ptr<Metrics::ModelSeries> series_;  // its series leave /metrics with the last copy
-  std::unique_ptr<Scheduler> scheduler_;          // declared last: stops before the model goes away
+  std::shared_ptr<const VersionObservers> observers_;
+  std::unique_ptr<Scheduler> scheduler_;  // declared last: stops before the model goes away
 };
 
 class ModelRepository {
@@ -63,8 +63,9 @@ class ModelRepository {
     std::chrono::milliseconds poll_interval{2000};  // 0 disables polling
   };
 
+  // `metrics` (model states and load times) and `observers` (asked for each version's observers) may be null.
   ModelRepository(std::unique_ptr<RepositorySource> source, Options options, const BackendRegistry* backends,
-                  Metrics* metrics);
+                  Metrics* metrics, const RequestObservers* observers = nullptr);
   ~ModelRepository();
 
   // Brings memory in line with the files. Returns whether anything changed.
@@ -109,6 +110,7 @@ class ModelRepository {
   const Options options_;
   const BackendRegistry* const backends_;
   Metrics* const metrics_;
+  const RequestObservers* const observers_;
 
   Mutex op_mu_ ACQUIRED_BEFORE(mu_);  // one of Poll/Load/Unload at a time
   mutable Mutex mu_;

@@ -12,6 +12,7 @@
 #include "core/testing/memory_source.h"
 #include "core/testing/wait.h"
 #include "observability/metrics.h"
+#include "observability/metrics_observer.h"
 
 namespace serving {
 namespace {
@@ -41,10 +42,10 @@ class RepositoryTest : public ::testing::Test {
     std::lock_guard<std::mutex> l(files_->mu);
     ModelFiles(model).versions.erase(v);
   }
-  std::unique_ptr<ModelRepository> Make(Metrics* metrics = nullptr) {
+  std::unique_ptr<ModelRepository> Make(Metrics* metrics = nullptr, const RequestObservers* observers = nullptr) {
     return std::make_unique<ModelRepository>(std::make_unique<testing::MemorySource>(files_),
                                              ModelRepository::Options{std::chrono::milliseconds(0)}, &backends_,
-                                             metrics);
+                                             metrics, observers);
   }
   // A one-row request to model "m"; its input borrows x_, which lives as long as the test.
   InferRequest OneRow(const std::string& version = "") {
@@ -347,10 +348,13 @@ TEST_F(RepositoryTest, TheOutputConversionTimesTheEncodingAloneAndEveryRequestIs
   WriteConfig("m");
   WriteVersion("m", 1);
   Metrics metrics("test");
-  auto made = Make(&metrics);
+  MetricsObserver observer(metrics);
+  RequestObservers observers;
+  observers.Add(&observer);
+  auto made = Make(&metrics, &observers);
   ModelRepository& repo = *made;
   repo.Poll();
-  InferenceServer server({}, &repo, &metrics);
+  InferenceServer server({}, &repo, &observers);
   for (const char* protocol : {"grpc-v2", "grpc-v2", "elsewhere"}) {
     InferRequest request = OneRow();
     request.protocol = protocol;

@@ -8,8 +8,6 @@
 namespace serving {
 namespace {
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
 // Config and request microseconds (uint64) as a duration that cannot overflow a time point.
 std::chrono::microseconds Micros(uint64_t us) {
   constexpr uint64_t kTenYears = 10ull * 365 * 24 * 3600 * 1000000;
@@ -18,6 +16,11 @@ std::chrono::microseconds Micros(uint64_t us) {
 
 Clock::time_point Later(Clock::time_point t, std::chrono::microseconds d) {
   return d.count() <= 0 ? Clock::time_point::max() : t + d;
+}
+
+const VersionObservers& NoObservers() {
+  static const VersionObservers none;
+  return none;
 }
 
 std::vector<int64_t> PreferredSizes(const ModelSettings& s) {
@@ -30,11 +33,11 @@ std::vector<int64_t> PreferredSizes(const ModelSettings& s) {
 }  // namespace
 
 Scheduler::Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, int64_t version,
-                     Metrics::ModelSeries* series)
+                     const VersionObservers* observers)
     : model_(model),
       config_(std::move(config)),
       version_(version),
-      series_(series),
+      observers_(observers ? observers : &NoObservers()),
       batching_(config_->config.has_dynamic_batching() && config_->max_batch_size > 0),
       max_rows_(config_->max_batch_size),
       preferred_(PreferredSizes(*config_)),
@@ -101,6 +104,7 @@ Status Scheduler::Enqueue(Job& job) {
       mine.push_back(std::move(job));
     } else {
       next_expiry_ = std::min({next_expiry_, job.timeout_at, job.request.deadline});
+      observers_->Queued(job.request);  // before a worker can take it
       l.queue.push_back(std::move(job));
       ++l.size;
     }
@@ -112,7 +116,6 @@ Status Scheduler::Enqueue(Job& job) {
     cv_.NotifyOne();  // a worker may be waiting for this instance
     return Status::Ok();
   }
-  if (series_) series_->queue_depth->Increment();
   cv_.NotifyOne();
   return Status::Ok();
 }
@@ -136,7 +139,7 @@ void Scheduler::WorkerLoop() {
     std::vector<Failed> failed;
     const bool done = NextWork(&batch, &failed);
     lock.Unlock();
-    if (series_) series_->queue_depth->Decrement(static_cast<double>(batch.size() + failed.size()));
+    if (const size_t taken = batch.size() + failed.size(); taken > 0) observers_->LeftQueue(taken);
     for (auto& f : failed) Fail(f.job, std::move(f.status), f.reason);
     if (!batch.empty()) Run(batch);
     if (done) return;
@@ -273,29 +276,36 @@ Status Scheduler::Doomed(const Job& job, Clock::time_point now, FailReason* reas
 }
 
 void Scheduler::Fail(Job& job, Status status, FailReason reason) {
-  if (series_) series_->stats.Fail(reason, Clock::now() - job.request.received);
+  observers_->Failed(job.request, reason, Clock::now());
   Complete(job, std::move(status));
 }
 
 void Scheduler::Run(std::vector<Job>& batch) {
   Execution e;
-  e.start = Clock::now();
-  e.jobs = Runnable(batch, e.start);
+  e.report.start = Clock::now();
+  e.jobs = Runnable(batch, e.report.start);
   if (e.jobs.empty()) return;
   Execute(e);
-  auto responses = e.status.ok() ? Split(e) : StatusOr<std::vector<InferResponse>>(e.status);
+  auto responses = e.report.status.ok() ? Split(e) : StatusOr<std::vector<InferResponse>>(e.report.status);
+  e.report.sliced = Clock::now();
+  e.report.status = responses.status();
+  observers_->Executed(e.report);
   if (!responses.ok()) {
-    for (Job* job : e.jobs) Fail(*job, responses.status(), FailReason::kBackend);
+    for (Job* job : e.jobs) {
+      if (observers_->wants_payload()) observers_->Payload(job->request, nullptr);
+      Fail(*job, responses.status(), FailReason::kBackend);
+    }
     return;
   }
-  Reply(e, *responses, Clock::now());
+  Reply(e, *responses);
 }
 
 std::vector<Scheduler::Job*> Scheduler::Runnable(std::vector<Job>& batch, Clock::time_point start) {
   // Jobs that must not run leave the batch here: they waited while it formed.
   std::vector<Job*> jobs;
   for (auto& job : batch) {
-    if (series_) series_->queue_duration->Observe(Seconds(start - job.enqueued));
+    job.request.queue_time = start - job.enqueued;
+    observers_->Started(job.request);
     FailReason reason{};
     if (Status why = Doomed(job, start, &reason); !why.ok()) {
       Fail(job, std::move(why), reason);
@@ -320,21 +330,17 @@ void Scheduler::Execute(Execution& e) {
         if (std::find(e.outputs.begin(), e.outputs.end(), name) == e.outputs.end()) e.outputs.push_back(name);
   }
   const std::span<const Tensor> inputs = e.jobs.size() > 1 ? stacked : e.jobs.front()->request.inputs;
-  for (const Job* job : e.jobs) e.rows += RequestRows(job->request);
-  e.stacked = Clock::now();
-  e.status = model_->Execute(inputs, e.outputs, &e.results);
-  e.executed = Clock::now();
-  if (e.rows > 0) {
+  ExecutionReport& r = e.report;
+  r.requests = e.jobs.size();
+  for (const Job* job : e.jobs) r.rows += RequestRows(job->request);
+  r.stacked = Clock::now();
+  r.status = model_->Execute(inputs, e.outputs, &e.results);
+  r.executed = Clock::now();
+  if (r.rows > 0) {
     const int64_t per_row =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(e.executed - e.stacked).count() / e.rows;
+        std::chrono::duration_cast<std::chrono::nanoseconds>(r.executed - r.stacked).count() / r.rows;
     const int64_t old = row_ns_.load(std::memory_order_relaxed);
     row_ns_.store(old < 0 ? per_row : (7 * old + per_row) / 8, std::memory_order_relaxed);
-  }
-  if (series_) {
-    series_->compute_duration->Observe(Seconds(e.executed - e.stacked));
-    series_->executions->Increment();
-    series_->rows->Increment(static_cast<double>(e.rows));
-    series_->batch_size->Observe(static_cast<double>(e.rows));
   }
 }
 
@@ -358,10 +364,7 @@ StatusOr<std::vector<InferResponse>> Scheduler::Split(Execution& e) const {
   return responses;
 }
 
-void Scheduler::Reply(Execution& e, std::vector<InferResponse>& responses, Clock::time_point sliced) {
-  if (series_)
-    series_->stats.RecordExecution(static_cast<size_t>(e.rows), e.stacked - e.start, e.executed - e.stacked,
-                                   sliced - e.executed);
+void Scheduler::Reply(Execution& e, std::vector<InferResponse>& responses) {
   for (size_t j = 0; j < e.jobs.size(); ++j) {
     Job& job = *e.jobs[j];
     InferResponse& response = responses[j];
@@ -369,15 +372,9 @@ void Scheduler::Reply(Execution& e, std::vector<InferResponse>& responses, Clock
     response.model = config_->name;
     response.version = version_;
     response.config = config_;
-    // Triton's statistics, every phase at once just before the reply is handed back: a reader never sees a
-    // request half counted (perf_analyzer checks that the compute counts agree) and a client that has its
-    // reply finds it counted. As in Triton, compute_output is the core's time from the model's outputs to the
-    // reply handed over; the frontend's encoding is inference_conversion_duration_seconds{direction="output"}.
-    if (series_) {
-      const auto now = Clock::now();
-      series_->stats.RecordSuccess(job.request.decode_time, e.start - job.enqueued, e.executed - e.stacked,
-                                   now - e.executed, now - job.request.received);
-    }
+    if (observers_->wants_payload()) observers_->Payload(job.request, &response);
+    // Just before the reply is handed back: a client that has its reply finds it counted.
+    observers_->Succeeded(job.request, e.report, Clock::now());
     Complete(job, std::move(response));
   }
 }

@@ -22,6 +22,9 @@
 // CANCELLED, instead of being run: neither occupies an instance. With preserve_ordering, replies are handed
 // back in the order the requests were queued.
 //
+// Observers (core/request_observer.h) hear of each step: queued, left the queue, started, executed, succeeded or
+// failed; the scheduler counts and times nothing itself.
+//
 // Threading: Enqueue() is called from frontend threads; Job::done runs on a worker thread.
 // Destruction drains the queue (every queued job still runs) and joins the workers; it must not run on a
 // worker thread (ModelRepository destroys versions from its own thread once nobody holds them).
@@ -39,7 +42,7 @@
 #include "core/backend.h"
 #include "core/infer_request.h"
 #include "core/mutex.h"
-#include "observability/metrics.h"
+#include "core/request_observer.h"
 
 namespace serving {
 
@@ -55,8 +58,9 @@ class Scheduler {
     uint64_t sequence = 0;                                    // arrival order, for preserve_ordering
   };
 
-  // `series` (may be null) receives queue depth, queue/compute time, batch size and execution counts.
-  Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, int64_t version, Metrics::ModelSeries* series);
+  // `observers` (null: nobody watches) must outlive the scheduler.
+  Scheduler(Model* model, std::shared_ptr<const ModelSettings> config, int64_t version,
+            const VersionObservers* observers);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -110,14 +114,12 @@ class Scheduler {
   Status Doomed(const Job& job, Clock::time_point now, FailReason* reason) const;
   // One execution of `batch`, in steps: Runnable, Execute, Split, Reply.
   void Run(std::vector<Job>& batch) EXCLUDES(mu_);
-  // One model execution: its inputs' jobs, its outputs and when each step ended.
+  // One model execution: its inputs' jobs, its outputs and when each step ended (`report`, for observers).
   struct Execution {
     std::vector<Job*> jobs;            // the jobs that run (the batch less those that must not)
     std::vector<std::string> outputs;  // every output any of them asked for
-    int64_t rows = 0;
-    Clock::time_point start, stacked, executed;
-    std::vector<Tensor> results;  // one per output
-    Status status;
+    std::vector<Tensor> results;       // one per output
+    ExecutionReport report;
   };
   // The batch's jobs that may run (the others are answered here); observes each one's queue wait.
   std::vector<Job*> Runnable(std::vector<Job>& batch, Clock::time_point start);
@@ -125,8 +127,8 @@ class Scheduler {
   void Execute(Execution& e);
   // Each job's outputs: its rows of the ones it asked for, in its order.
   StatusOr<std::vector<InferResponse>> Split(Execution& e) const;
-  // Completes each job with its response, after Triton's statistics have counted it.
-  void Reply(Execution& e, std::vector<InferResponse>& responses, Clock::time_point sliced);
+  // Completes each job with its response, after the observers have heard of its success.
+  void Reply(Execution& e, std::vector<InferResponse>& responses);
   // Whether `rows` rows of this model are known to take less than kInlineBudget.
   bool Cheap(int64_t rows) const;
   void Fail(Job& job, Status status, FailReason reason);
@@ -136,7 +138,7 @@ class Scheduler {
   Model* const model_;
   const std::shared_ptr<const ModelSettings> config_;
   const int64_t version_;
-  Metrics::ModelSeries* const series_;
+  const VersionObservers* const observers_;
   const bool batching_;  // dynamic_batching with max_batch_size > 0
   const int64_t max_rows_;
   const std::vector<int64_t> preferred_;  // descending

@@ -28,7 +28,9 @@
 #include "frontends/grpc/grpc_server.h"
 #include "frontends/grpc/handshake_watch.h"
 #include "frontends/http/routes.h"
+#include "observability/access_log.h"
 #include "observability/logger.h"
+#include "observability/metrics_observer.h"
 #include "observability/process_metrics.h"
 #include "sources/local_source.h"
 #include "tls/tls_context.h"
@@ -311,11 +313,18 @@ int RunServer(const ServerOptions& o) {
   onnxruntime::Register(&backends,
                         {static_cast<uint32_t>(o.ort_intra_op_threads), static_cast<uint32_t>(o.ort_inter_op_threads)});
   trees::Register(&backends);
+  // Who watches requests (core/request_observer.h), in this order; they outlive the repository and the server.
+  MetricsObserver metrics_observer(metrics);
+  AccessLog access_log(o.access_log_sample_rate);
+  RequestObservers observers;
+  observers.Add(&metrics_observer);
+  observers.Add(&access_log);
   const bool poll = o.model_control_mode == "poll";
   const bool explicit_control = o.model_control_mode == "explicit";
   ModelRepository repository(std::make_unique<LocalDirectorySource>(o.model_repository),
-                             {std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)}, &backends, &metrics);
-  InferenceServer server({o.default_model, o.access_log_sample_rate, explicit_control}, &repository, &metrics);
+                             {std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)}, &backends, &metrics,
+                             &observers);
+  InferenceServer server({o.default_model, explicit_control}, &repository, &observers);
   logging::Info("loading models", {{"model_repository", o.model_repository},
                                    {"model_control_mode", o.model_control_mode},
                                    {"poll_ms", poll ? o.repository_poll_ms : 0}});

@@ -13,6 +13,9 @@ times): model files come through core/repository_source.h, whose implementations
 4. Core and backends' configuration. No core source names a backend, a platform or a backend's parameter
 (outside comments): each backend registers its platform names and judges its own parameters
 (core/backend.h), so a new backend needs no edit of the core.
+5. The request path notifies, it does not measure. The objects of core/scheduler.cc and core/inference_server.cc
+include no observability header but model_statistics.h (FailReason): metrics, Triton's statistics and the access
+log are request observers (core/request_observer.h), and so is what comes next (tracing, payload logging).
 Run by ctest.
 """
 import argparse
@@ -53,6 +56,10 @@ BACKEND_WORDS = re.compile(
     r"is_classifier|\"threshold\"|tensorrt|\"python\"", re.IGNORECASE)
 
 
+REQUEST_PATH = re.compile(r"/src/core/(scheduler|inference_server)\.cc\.o$")
+REQUEST_PATH_OBSERVABILITY = {"observability/model_statistics.h"}
+
+
 def is_core_product(rel: str) -> bool:
     return rel.startswith("core/") and not rel.startswith("core/testing/") and "_test." not in rel
 
@@ -80,13 +87,15 @@ def main() -> int:
     src = pathlib.Path(args.source_dir, "src").resolve()
     out = subprocess.run(["ninja", "-C", args.build_dir, "-t", "deps"], check=True, capture_output=True,
                          text=True).stdout
-    problems, objects, core_objects, current, rule = [], 0, 0, None, None
+    problems, objects, core_objects, request_path, current, rule = [], 0, 0, 0, None, None
     for line in out.splitlines():
         if not line.startswith(" "):
             obj = line.split(":", 1)[0]
             current, rule = obj, None
             if "/src/frontends/" in obj:
                 rule, objects = "frontends", objects + 1
+            elif REQUEST_PATH.search(obj):
+                rule, core_objects, request_path = "request path", core_objects + 1, request_path + 1
             elif re.search(r"/src/core/[^/]+\.cc\.o$", obj) and "_test.cc" not in obj:
                 rule, core_objects = "core", core_objects + 1
             continue
@@ -104,10 +113,13 @@ def main() -> int:
             continue  # system or generated header
         if rule == "frontends" and not (rel.startswith("frontends/") or rel in ALLOWED_CORE):
             problems.append(f"{current}: includes {rel}")
-        if rule == "core" and rel.startswith(OUTSIDE_CORE):
+        if rule in ("core", "request path") and rel.startswith(OUTSIDE_CORE):
             problems.append(f"{current}: includes {rel}")
-    if objects == 0 or core_objects == 0:
-        print("check_seams: no frontend or core objects in the build's dependency log; build first", file=sys.stderr)
+        if rule == "request path" and rel.startswith("observability/") and rel not in REQUEST_PATH_OBSERVABILITY:
+            problems.append(f"{current}: includes {rel} (the request path tells its observers instead)")
+    if objects == 0 or core_objects == 0 or request_path != 2:
+        print("check_seams: no frontend, core or request path objects in the build's dependency log; build first",
+              file=sys.stderr)
         return 1
     problems += core_source_problems(src)
     for p in problems:
