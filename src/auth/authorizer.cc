@@ -103,9 +103,8 @@ Scope ScopeFor(Category category) {
 StatusOr<std::unique_ptr<Authorizer>> Authorizer::Create(Options options, SecurityMetrics* metrics) {
   std::shared_ptr<const TokenSet> tokens;
   if (!options.tokens_file.empty()) {
-    auto loaded = LoadTokensFile(options.tokens_file);
-    if (!loaded.ok()) return loaded.status();
-    tokens = std::make_shared<const TokenSet>(std::move(loaded).value());
+    SERVING_ASSIGN_OR_RETURN(TokenSet loaded, LoadTokensFile(options.tokens_file));
+    tokens = std::make_shared<const TokenSet>(std::move(loaded));
     logging::Info("bearer tokens loaded", {{"file", options.tokens_file}, {"tokens", tokens->size()}});
   }
   return std::unique_ptr<Authorizer>(new Authorizer(std::move(options), metrics, std::move(tokens)));

@@ -80,12 +80,11 @@ StatusOr<std::shared_ptr<ModelVersion>> InferenceServer::Resolve(const std::stri
 }
 
 StatusOr<ModelDescription> InferenceServer::Describe(const std::string& model, const std::string& version) const {
-  auto mv = Resolve(model, version);
-  if (!mv.ok()) return mv.status();
+  SERVING_ASSIGN_OR_RETURN(const std::shared_ptr<ModelVersion> mv, Resolve(model, version));
   ModelDescription d;
-  d.config = (*mv)->shared_config();
-  d.version = (*mv)->version();
-  d.signature = (*mv)->signature();
+  d.config = mv->shared_config();
+  d.version = mv->version();
+  d.signature = mv->signature();
   for (const auto& m : repository_->List()) {
     if (m.name != d.config->name) continue;
     for (const auto& v : m.versions)
@@ -101,9 +100,8 @@ StatusOr<std::vector<VersionStatistics>> InferenceServer::Statistics(const std::
     if (auto stats = mv.statistics()) out.push_back({mv.config().name, mv.version(), std::move(stats)});
   };
   if (!version.empty()) {
-    auto mv = repository_->Get(model, version);
-    if (!mv.ok()) return mv.status();
-    add(**mv);
+    SERVING_ASSIGN_OR_RETURN(const std::shared_ptr<ModelVersion> mv, repository_->Get(model, version));
+    add(*mv);
     return out;
   }
   bool known = model.empty();
@@ -172,9 +170,7 @@ Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& dec
     if (Status s = decoder.parse(request); !s.ok()) return s;
   }
   if (Status s = CheckRequestId(request.id); !s.ok()) return s;
-  auto resolved = Resolve(request.model, request.version);
-  if (!resolved.ok()) return resolved.status();
-  *version = std::move(resolved).value();
+  SERVING_ASSIGN_OR_RETURN(*version, Resolve(request.model, request.version));
   const ModelVersion& mv = **version;
   if (decoder.decode) {
     if (Status s = decoder.decode(ModelView{mv.config(), mv.version(), mv.signature()}, request); !s.ok()) return s;

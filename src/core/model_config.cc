@@ -232,10 +232,9 @@ Status ReadParameters(const config::ModelConfig& c, const Backend& backend, Mode
       if (unique.size() != s.feature_names.size())
         return InvalidArgument("parameters['feature_names'] names a feature twice");
     } else {
-      auto use = backend.CheckParameter(key, v);
-      if (!use.ok()) return use.status();
-      if (use->kind == ParameterUse::kIgnored) ignored.emplace_back("parameters['" + key + "']", use->reason);
-      if (use->kind == ParameterUse::kUnknown)
+      SERVING_ASSIGN_OR_RETURN(const ParameterUse use, backend.CheckParameter(key, v));
+      if (use.kind == ParameterUse::kIgnored) ignored.emplace_back("parameters['" + key + "']", use.reason);
+      if (use.kind == ParameterUse::kUnknown)
         ignored.emplace_back("parameters['" + key + "']",
                              "not a parameter this server or the " + s.backend + " backend reads");
     }

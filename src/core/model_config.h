@@ -19,7 +19,8 @@ namespace serving {
 bool IsValidModelName(std::string_view name);
 
 // Reads a file of the model's own directory (label_filename): its content, or why not (NOT_FOUND; past
-// `max_bytes`: INVALID_ARGUMENT).
+// `max_bytes`: INVALID_ARGUMENT). Called synchronously, on the thread parsing the config (the repository's, under its
+// operation lock).
 using ModelFileReader = std::function<StatusOr<std::string>(const std::string& file, size_t max_bytes)>;
 
 // The most a config.pbtxt may hold.

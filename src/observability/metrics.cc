@@ -21,91 +21,75 @@ const char* const kStates[] = {"LOADING", "READY", "UNAVAILABLE", "FAILED"};
 
 }  // namespace
 
+namespace {
+
+// One metric family, registered with its name and help.
+template <typename Builder>
+auto* Family(Builder builder, const char* name, const char* help, prometheus::Registry& registry) {
+  return &builder.Name(name).Help(help).Register(registry);
+}
+
+}  // namespace
+
 Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared<prometheus::Registry>()) {
-  using namespace prometheus;
-  requests_ = &BuildCounter()
-                   .Name("inference_requests_total")
-                   .Help("Inference requests finished, by model, version, protocol and status code")
-                   .Register(*registry_);
-  request_duration_ = &BuildHistogram()
-                           .Name("inference_request_duration_seconds")
-                           .Help("Inference latency in the server, from the request received to its reply handed back")
-                           .Register(*registry_);
-  queue_duration_ = &BuildHistogram()
-                         .Name("inference_queue_duration_seconds")
-                         .Help("Time a request waited for a model instance")
-                         .Register(*registry_);
-  compute_duration_ = &BuildHistogram()
-                           .Name("inference_compute_duration_seconds")
-                           .Help("Time the backend spent executing a request")
-                           .Register(*registry_);
-  rows_ = &BuildCounter()
-               .Name("inference_rows_total")
-               .Help("Inferences performed (rows / batch elements)")
-               .Register(*registry_);
-  executions_ = &BuildCounter()
-                     .Name("inference_executions_total")
-                     .Help("Model executions (batches run by the backend)")
-                     .Register(*registry_);
-  batch_size_ = &BuildHistogram().Name("inference_batch_size").Help("Rows per model execution").Register(*registry_);
-  conversion_ = &BuildHistogram()
-                     .Name("inference_conversion_duration_seconds")
-                     .Help("Time spent decoding requests (direction=input) and encoding replies (direction=output)")
-                     .Register(*registry_);
-  queue_depth_ =
-      &BuildGauge().Name("inference_queue_depth").Help("Requests waiting for a model instance").Register(*registry_);
-  model_state_ = &BuildGauge()
-                      .Name("inference_model_state")
-                      .Help("1 for the state a model version is in (LOADING, READY, UNAVAILABLE, FAILED)")
-                      .Register(*registry_);
-  load_duration_ = &BuildGauge()
-                        .Name("inference_model_load_duration_seconds")
-                        .Help("How long the last load of a model version took")
-                        .Register(*registry_);
-  model_control_ = &BuildCounter()
-                        .Name("inference_model_control_requests_total")
-                        .Help("Explicit model load/unload requests, by action and status code")
-                        .Register(*registry_);
-  auth_failures_ = &BuildCounter()
-                        .Name("inference_auth_failures_total")
-                        .Help(
-                            "Requests refused by authorization before any work, by transport and reason "
-                            "(missing, malformed, invalid, expired, scope, restricted)")
-                        .Register(*registry_);
-  secret_reloads_ = &BuildCounter()
-                         .Name("inference_secret_reloads_total")
-                         .Help(
-                             "Tokens files and certificates re-read after they changed, by secret and result "
-                             "(error: the previous one stays in force)")
-                         .Register(*registry_);
-  inflight_ = &BuildGauge()
-                   .Name("inference_inflight_requests")
-                   .Help("Inference requests accepted and not yet answered")
-                   .Register(*registry_)
-                   .Add({});
-  auto& rejected = BuildCounter()
-                       .Name("inference_transport_rejected_total")
-                       .Help(
+  using prometheus::BuildCounter, prometheus::BuildGauge, prometheus::BuildHistogram;
+  prometheus::Registry& r = *registry_;
+  // Requests and their phases (per model version: ModelSeries).
+  requests_ = Family(BuildCounter(), "inference_requests_total",
+                     "Inference requests finished, by model, version, protocol and status code", r);
+  request_duration_ = Family(BuildHistogram(), "inference_request_duration_seconds",
+                             "Inference latency in the server, from the request received to its reply handed back", r);
+  queue_duration_ =
+      Family(BuildHistogram(), "inference_queue_duration_seconds", "Time a request waited for a model instance", r);
+  compute_duration_ =
+      Family(BuildHistogram(), "inference_compute_duration_seconds", "Time the backend spent executing a request", r);
+  rows_ = Family(BuildCounter(), "inference_rows_total", "Inferences performed (rows / batch elements)", r);
+  executions_ =
+      Family(BuildCounter(), "inference_executions_total", "Model executions (batches run by the backend)", r);
+  batch_size_ = Family(BuildHistogram(), "inference_batch_size", "Rows per model execution", r);
+  conversion_ = Family(BuildHistogram(), "inference_conversion_duration_seconds",
+                       "Time spent decoding requests (direction=input) and encoding replies (direction=output)", r);
+  queue_depth_ = Family(BuildGauge(), "inference_queue_depth", "Requests waiting for a model instance", r);
+  inflight_ =
+      &Family(BuildGauge(), "inference_inflight_requests", "Inference requests accepted and not yet answered", r)
+           ->Add({});
+  // Models.
+  model_state_ = Family(BuildGauge(), "inference_model_state",
+                        "1 for the state a model version is in (LOADING, READY, UNAVAILABLE, FAILED)", r);
+  load_duration_ = Family(BuildGauge(), "inference_model_load_duration_seconds",
+                          "How long the last load of a model version took", r);
+  model_control_ = Family(BuildCounter(), "inference_model_control_requests_total",
+                          "Explicit model load/unload requests, by action and status code", r);
+  // Security.
+  auth_failures_ = Family(BuildCounter(), "inference_auth_failures_total",
+                          "Requests refused by authorization before any work, by transport and reason "
+                          "(missing, malformed, invalid, expired, scope, restricted)",
+                          r);
+  secret_reloads_ = Family(BuildCounter(), "inference_secret_reloads_total",
+                           "Tokens files and certificates re-read after they changed, by secret and result "
+                           "(error: the previous one stays in force)",
+                           r);
+  // Transports.
+  auto& rejected = *Family(BuildCounter(), "inference_transport_rejected_total",
                            "Connections or messages the transport refused before any request reached the core, "
-                           "by protocol and reason")
-                       .Register(*registry_);
-  transport_ = TransportSeries{
-      &BuildGauge().Name("inference_http_connections").Help("Open HTTP connections").Register(*registry_).Add({}),
-      &rejected.Add({{"protocol", "http"}, {"reason", "connection_limit"}}),
-      &rejected.Add({{"protocol", "http"}, {"reason", "request_timeout"}}),
-      &rejected.Add({{"protocol", "http"}, {"reason", "accept_error"}}),
-      &rejected.Add({{"protocol", "http"}, {"reason", "malformed"}}),
-      &rejected.Add({{"protocol", "http"}, {"reason", "overloaded"}}),
-      &rejected.Add({{"protocol", "grpc"}, {"reason", "malformed"}}),
-      &rejected.Add({{"protocol", "http"}, {"reason", "tls_handshake_timeout"}}),
-      &rejected.Add({{"protocol", "http"}, {"reason", "tls_handshake_failed"}}),
-      &rejected.Add({{"protocol", "grpc"}, {"reason", "tls_handshake_timeout"}}),
-      &rejected.Add({{"protocol", "grpc"}, {"reason", "tls_handshake_failed"}})};
-  BuildGauge()
-      .Name("inference_server_build_info")
-      .Help("Build information; always 1")
-      .Register(*registry_)
-      .Add({{"version", server_version}})
+                           "by protocol and reason",
+                           r);
+  const auto refused = [&rejected](const char* protocol, const char* reason) {
+    return &rejected.Add({{"protocol", protocol}, {"reason", reason}});
+  };
+  transport_ = TransportSeries{&Family(BuildGauge(), "inference_http_connections", "Open HTTP connections", r)->Add({}),
+                               refused("http", "connection_limit"),
+                               refused("http", "request_timeout"),
+                               refused("http", "accept_error"),
+                               refused("http", "malformed"),
+                               refused("http", "overloaded"),
+                               refused("grpc", "malformed"),
+                               refused("http", "tls_handshake_timeout"),
+                               refused("http", "tls_handshake_failed"),
+                               refused("grpc", "tls_handshake_timeout"),
+                               refused("grpc", "tls_handshake_failed")};
+  Family(BuildGauge(), "inference_server_build_info", "Build information; always 1", r)
+      ->Add({{"version", server_version}})
       .Set(1);
 }
 

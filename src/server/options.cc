@@ -53,11 +53,9 @@ std::function<bool(const std::string&)> PollSeconds(ServerOptions* o) {
   };
 }
 
-std::map<std::string, Flag> Flags(ServerOptions* o) {
-  return {
-      {"model-repository",
-       {"directory of models: <model>/config.pbtxt, <model>/<version>/model.onnx (required)",
-        Text(&o->model_repository)}},
+// Where and how the transports listen, and their limits.
+void TransportFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
+  flags.insert({
       {"host", {"address to listen on (default 0.0.0.0)", Text(&o->host)}},
       {"grpc-port", {"gRPC port: inference.v1, KServe v2, health, reflection (default 50051)", Number(&o->grpc_port)}},
       {"http-port", {"HTTP/REST port: /v1, /v2, /healthz, /readyz (default 8080)", Number(&o->http_port)}},
@@ -82,6 +80,15 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
         Number(&o->metrics_timeout_ms)}},
       {"max-request-bytes",
        {"largest request body / gRPC message accepted (default 67108864)", Number(&o->max_request_bytes)}},
+  });
+}
+
+// Models, their control, shutdown, logging and ONNX Runtime's defaults.
+void ModelFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
+  flags.insert({
+      {"model-repository",
+       {"directory of models: <model>/config.pbtxt, <model>/<version>/model.onnx (required)",
+        Text(&o->model_repository)}},
       {"model-control-mode",
        {"none (default): serve the models found at startup; poll: also rescan the repository every "
         "--repository-poll-ms; explicit: load --load-model models at startup and allow repository load/unload "
@@ -107,6 +114,19 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
       {"log-format", {"json or text (default json)", Text(&o->log_format)}},
       {"access-log-sample-rate",
        {"fraction of successful requests logged, 0..1 (default 1)", Number(&o->access_log_sample_rate)}},
+      {"ort-intra-op-threads",
+       {"ONNX Runtime intra-op threads per model instance unless its config says; 0 (default): the available "
+        "cores divided by the model's instances",
+        Number(&o->ort_intra_op_threads)}},
+      {"ort-inter-op-threads",
+       {"ONNX Runtime inter-op threads per model unless its config says (default 1)",
+        Number(&o->ort_inter_op_threads)}},
+  });
+}
+
+// Authorization, TLS and what may be exposed.
+void SecurityFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
+  flags.insert({
       {"auth-tokens-file",
        {"JSON file of bearer tokens with their scopes (docs/security.md); re-read when it changes. Unset: no "
         "token is required",
@@ -153,14 +173,15 @@ std::map<std::string, Flag> Flags(ServerOptions* o) {
       {"list-endpoints",
        {"print every HTTP route and gRPC method with its authorization category as JSON, then exit (true/false)",
         Bool(&o->list_endpoints)}},
-      {"ort-intra-op-threads",
-       {"ONNX Runtime intra-op threads per model instance unless its config says; 0 (default): the available "
-        "cores divided by the model's instances",
-        Number(&o->ort_intra_op_threads)}},
-      {"ort-inter-op-threads",
-       {"ONNX Runtime inter-op threads per model unless its config says (default 1)",
-        Number(&o->ort_inter_op_threads)}},
-  };
+  });
+}
+
+std::map<std::string, Flag> Flags(ServerOptions* o) {
+  std::map<std::string, Flag> flags;
+  TransportFlags(o, flags);
+  ModelFlags(o, flags);
+  SecurityFlags(o, flags);
+  return flags;
 }
 
 }  // namespace
@@ -172,6 +193,70 @@ std::string UsageText() {
     s += "  --" + name + std::string(name.size() < 24 ? 24 - name.size() : 1, ' ') + flag.help + "\n";
   return s;
 }
+
+namespace {
+
+// Ports, sizes, threads and timeouts of the transports and the metrics endpoint.
+Status CheckTransports(const ServerOptions& o) {
+  for (int port : {o.grpc_port, o.http_port, o.metrics_port})
+    if (port < 0 || port > 65535) return InvalidArgument("ports must be within 0..65535");
+  if (o.max_request_bytes <= 0 || o.max_request_bytes > (1LL << 31) - 1)
+    return InvalidArgument("--max-request-bytes must be within 1..2147483647");
+  if (o.http_threads < 1 || o.http_threads > 64) return InvalidArgument("--http-threads must be within 1..64");
+  if (o.http_worker_threads < 1 || o.http_worker_threads > 256)
+    return InvalidArgument("--http-worker-threads must be within 1..256");
+  if (o.http_max_connections < 1) return InvalidArgument("--http-max-connections must be at least 1");
+  if (!(o.http_request_timeout_s > 0) || o.http_request_timeout_s > 86400)
+    return InvalidArgument("--http-request-timeout-s must be within (0, 86400]");
+  if (o.http_io_timeout_s < 1) return InvalidArgument("--http-io-timeout-s must be at least 1");
+  if (o.metrics_threads < 1 || o.metrics_threads > 256)
+    return InvalidArgument("--metrics-threads must be within 1..256");
+  if (o.metrics_timeout_ms < 1) return InvalidArgument("--metrics-timeout-ms must be at least 1");
+  return Status::Ok();
+}
+
+// Logging, model control and the repository.
+Status CheckModelControl(const ServerOptions& o) {
+  if (o.log_format != "json" && o.log_format != "text") return InvalidArgument("--log-format must be json or text");
+  if (o.model_control_mode != "none" && o.model_control_mode != "poll" && o.model_control_mode != "explicit")
+    return InvalidArgument("--model-control-mode must be none, poll or explicit");
+  if (o.model_control_mode == "poll" && (o.repository_poll_ms < 1 || o.repository_poll_ms > 86400000))
+    return InvalidArgument("--repository-poll-ms must be within 1..86400000 with --model-control-mode=poll");
+  if (o.model_control_mode != "poll" && o.repository_poll_set)
+    return InvalidArgument("--repository-poll-ms applies to --model-control-mode=poll only (the mode is " +
+                           o.model_control_mode + ")");
+  if (o.model_control_mode != "explicit" && !o.load_models.empty())
+    return InvalidArgument("--load-model applies to --model-control-mode=explicit only (the mode is " +
+                           o.model_control_mode + ")");
+  if (o.access_log_sample_rate < 0 || o.access_log_sample_rate > 1)
+    return InvalidArgument("--access-log-sample-rate must be within 0..1");
+  return Status::Ok();
+}
+
+// TLS and reflection; Triton's --grpc-use-ssl-mutual names the client CA.
+Status CheckTls(ServerOptions& o) {
+  if (o.grpc_use_ssl && (o.grpc_tls_cert.empty() || o.grpc_tls_key.empty()))
+    return InvalidArgument("--grpc-use-ssl needs --grpc-server-cert and --grpc-server-key");
+  if (o.grpc_use_ssl_mutual && o.grpc_root_cert.empty())
+    return InvalidArgument("--grpc-use-ssl-mutual needs --grpc-root-cert");
+  if (o.grpc_use_ssl_mutual) o.grpc_tls_client_ca = o.grpc_root_cert;
+  if (o.grpc_tls_cert.empty() != o.grpc_tls_key.empty())
+    return InvalidArgument("gRPC TLS needs both --grpc-tls-cert and --grpc-tls-key");
+  if (!o.grpc_tls_client_ca.empty() && o.grpc_tls_cert.empty())
+    return InvalidArgument("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
+  if (o.http_tls_cert.empty() != o.http_tls_key.empty())
+    return InvalidArgument("HTTP TLS needs both --http-tls-cert and --http-tls-key");
+  if (!o.http_tls_client_ca.empty() && o.http_tls_cert.empty())
+    return InvalidArgument("--http-tls-client-ca needs --http-tls-cert and --http-tls-key");
+  if (o.grpc_reflection != "auto" && o.grpc_reflection != "true" && o.grpc_reflection != "false")
+    return InvalidArgument("--grpc-reflection must be auto, true or false");
+  if (o.tls_reload_s < 1 || o.tls_reload_s > 3600) return InvalidArgument("--tls-reload-s must be within 1..3600");
+  if (o.tls_handshake_timeout_s < 1 || o.tls_handshake_timeout_s > 600)
+    return InvalidArgument("--tls-handshake-timeout-s must be within 1..600");
+  return Status::Ok();
+}
+
+}  // namespace
 
 StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
   ServerOptions o;
@@ -198,51 +283,9 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
     if (!it->second.set(value)) return InvalidArgument("--" + arg + ": invalid value '" + value + "'");
   }
   if (o.model_repository.empty() && !o.list_endpoints) return InvalidArgument("--model-repository is required");
-  for (int port : {o.grpc_port, o.http_port, o.metrics_port})
-    if (port < 0 || port > 65535) return InvalidArgument("ports must be within 0..65535");
-  if (o.max_request_bytes <= 0 || o.max_request_bytes > (1LL << 31) - 1)
-    return InvalidArgument("--max-request-bytes must be within 1..2147483647");
-  if (o.http_threads < 1 || o.http_threads > 64) return InvalidArgument("--http-threads must be within 1..64");
-  if (o.http_worker_threads < 1 || o.http_worker_threads > 256)
-    return InvalidArgument("--http-worker-threads must be within 1..256");
-  if (o.http_max_connections < 1) return InvalidArgument("--http-max-connections must be at least 1");
-  if (!(o.http_request_timeout_s > 0) || o.http_request_timeout_s > 86400)
-    return InvalidArgument("--http-request-timeout-s must be within (0, 86400]");
-  if (o.http_io_timeout_s < 1) return InvalidArgument("--http-io-timeout-s must be at least 1");
-  if (o.metrics_threads < 1 || o.metrics_threads > 256)
-    return InvalidArgument("--metrics-threads must be within 1..256");
-  if (o.metrics_timeout_ms < 1) return InvalidArgument("--metrics-timeout-ms must be at least 1");
-  if (o.log_format != "json" && o.log_format != "text") return InvalidArgument("--log-format must be json or text");
-  if (o.model_control_mode != "none" && o.model_control_mode != "poll" && o.model_control_mode != "explicit")
-    return InvalidArgument("--model-control-mode must be none, poll or explicit");
-  if (o.model_control_mode == "poll" && (o.repository_poll_ms < 1 || o.repository_poll_ms > 86400000))
-    return InvalidArgument("--repository-poll-ms must be within 1..86400000 with --model-control-mode=poll");
-  if (o.model_control_mode != "poll" && o.repository_poll_set)
-    return InvalidArgument("--repository-poll-ms applies to --model-control-mode=poll only (the mode is " +
-                           o.model_control_mode + ")");
-  if (o.model_control_mode != "explicit" && !o.load_models.empty())
-    return InvalidArgument("--load-model applies to --model-control-mode=explicit only (the mode is " +
-                           o.model_control_mode + ")");
-  if (o.grpc_use_ssl && (o.grpc_tls_cert.empty() || o.grpc_tls_key.empty()))
-    return InvalidArgument("--grpc-use-ssl needs --grpc-server-cert and --grpc-server-key");
-  if (o.grpc_use_ssl_mutual && o.grpc_root_cert.empty())
-    return InvalidArgument("--grpc-use-ssl-mutual needs --grpc-root-cert");
-  if (o.grpc_use_ssl_mutual) o.grpc_tls_client_ca = o.grpc_root_cert;
-  if (o.grpc_tls_cert.empty() != o.grpc_tls_key.empty())
-    return InvalidArgument("gRPC TLS needs both --grpc-tls-cert and --grpc-tls-key");
-  if (!o.grpc_tls_client_ca.empty() && o.grpc_tls_cert.empty())
-    return InvalidArgument("--grpc-tls-client-ca needs --grpc-tls-cert and --grpc-tls-key");
-  if (o.http_tls_cert.empty() != o.http_tls_key.empty())
-    return InvalidArgument("HTTP TLS needs both --http-tls-cert and --http-tls-key");
-  if (!o.http_tls_client_ca.empty() && o.http_tls_cert.empty())
-    return InvalidArgument("--http-tls-client-ca needs --http-tls-cert and --http-tls-key");
-  if (o.grpc_reflection != "auto" && o.grpc_reflection != "true" && o.grpc_reflection != "false")
-    return InvalidArgument("--grpc-reflection must be auto, true or false");
-  if (o.tls_reload_s < 1 || o.tls_reload_s > 3600) return InvalidArgument("--tls-reload-s must be within 1..3600");
-  if (o.tls_handshake_timeout_s < 1 || o.tls_handshake_timeout_s > 600)
-    return InvalidArgument("--tls-handshake-timeout-s must be within 1..600");
-  if (o.access_log_sample_rate < 0 || o.access_log_sample_rate > 1)
-    return InvalidArgument("--access-log-sample-rate must be within 0..1");
+  SERVING_RETURN_IF_ERROR(CheckTransports(o));
+  SERVING_RETURN_IF_ERROR(CheckModelControl(o));
+  SERVING_RETURN_IF_ERROR(CheckTls(o));
   return o;
 }
 

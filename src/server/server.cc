@@ -288,6 +288,63 @@ int ListEndpoints() {
   return 0;
 }
 
+namespace {
+
+// Authorization and the TLS contexts, checked before anything listens.
+struct Security {
+  std::unique_ptr<auth::Authorizer> authorizer;
+  std::unique_ptr<tls::TlsContext> grpc_tls, http_tls;
+};
+
+// 0, or the exit code after logging why not.
+int StartSecurity(const ServerOptions& o, Metrics& metrics, Security* out) {
+  auto authorizer = MakeAuthorizer(o, &metrics);
+  if (!authorizer.ok()) return Fail("cannot start authorization", authorizer.status());
+  out->authorizer = std::move(authorizer).value();
+  if (out->authorizer->enabled() && o.grpc_reflection == "true")
+    return Fail("cannot start gRPC", InvalidArgument("--grpc-reflection true with authorization on: gRPC's reflection "
+                                                     "service cannot pass the authorizer (use the .proto files)"));
+  out->authorizer->StartReloading();
+  // gRPC re-reads its own certificate files; this context checks them at startup and counts their reloads.
+  auto grpc_tls = MakeTls("grpc", o.grpc_tls_cert, o.grpc_tls_key, o.grpc_tls_client_ca, o, &metrics);
+  if (!grpc_tls.ok()) return Fail("cannot start gRPC TLS", grpc_tls.status());
+  out->grpc_tls = std::move(grpc_tls).value();
+  auto http_tls = MakeTls("http", o.http_tls_cert, o.http_tls_key, o.http_tls_client_ca, o, &metrics);
+  if (!http_tls.ok()) return Fail("cannot start HTTP TLS", http_tls.status());
+  out->http_tls = std::move(http_tls).value();
+  return 0;
+}
+
+void LogStarted(const ServerOptions& o, const InferenceServer& server, const Security& security, int grpc_port,
+                int http_port) {
+  logging::Info("server started", {{"grpc_port", grpc_port},
+                                   {"http_port", http_port},
+                                   {"metrics_port", o.metrics_port},
+                                   {"authorization", security.authorizer->enabled()},
+                                   {"grpc_tls", !o.grpc_tls_cert.empty()},
+                                   {"grpc_mutual_tls", !o.grpc_tls_client_ca.empty()},
+                                   {"http_tls", !o.http_tls_cert.empty()},
+                                   {"http_mutual_tls", !o.http_tls_client_ca.empty()},
+                                   {"ready", server.Ready()},
+                                   {"default_model", server.DefaultModel()}});
+}
+
+// After SIGTERM/SIGINT: drains, stops polling and, once drained, the metrics endpoint (else it is left running
+// for the process's quick exit). Returns whether it drained.
+bool ShutDown(const ServerOptions& o, int sig, InferenceServer& server, frontends::GrpcServer& grpc,
+              frontends::HttpServer& http, ModelRepository& repository, std::unique_ptr<prometheus::Exposer>& exposer) {
+  const auto start = std::chrono::steady_clock::now();
+  logging::Info("shutdown requested: readiness off, draining", {{"signal", sig}, {"inflight", server.inflight()}});
+  const bool drained = Drain(o, server, grpc, http);
+  repository.StopPolling();
+  if (drained) StopMetrics(std::move(exposer), o.host);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  logging::Info("shutdown complete", {{"drained", drained}, {"inflight", server.inflight()}, {"seconds", took}});
+  return drained;
+}
+
+}  // namespace
+
 int RunServer(const ServerOptions& o) {
   if (o.list_endpoints) return ListEndpoints();
   sigset_t signals = PrepareProcess();
@@ -295,18 +352,9 @@ int RunServer(const ServerOptions& o) {
   Metrics metrics(SERVING_VERSION);
   // The exposer holds collectables by weak_ptr: both must live as long as it does.
   const auto process_metrics = std::make_shared<ProcessMetrics>();
-  auto authorizer = MakeAuthorizer(o, &metrics);
-  if (!authorizer.ok()) return Fail("cannot start authorization", authorizer.status());
-  if ((*authorizer)->enabled() && o.grpc_reflection == "true")
-    return Fail("cannot start gRPC", InvalidArgument("--grpc-reflection true with authorization on: gRPC's reflection "
-                                                     "service cannot pass the authorizer (use the .proto files)"));
-  (*authorizer)->StartReloading();
-  // gRPC re-reads its own certificate files; this context checks them at startup and counts their reloads.
-  auto grpc_tls = MakeTls("grpc", o.grpc_tls_cert, o.grpc_tls_key, o.grpc_tls_client_ca, o, &metrics);
-  if (!grpc_tls.ok()) return Fail("cannot start gRPC TLS", grpc_tls.status());
-  auto http_tls = MakeTls("http", o.http_tls_cert, o.http_tls_key, o.http_tls_client_ca, o, &metrics);
-  if (!http_tls.ok()) return Fail("cannot start HTTP TLS", http_tls.status());
-  auto exposer = StartMetrics(o, metrics, process_metrics, **authorizer);
+  Security security;
+  if (int rc = StartSecurity(o, metrics, &security)) return rc;
+  auto exposer = StartMetrics(o, metrics, process_metrics, *security.authorizer);
   if (!exposer.ok()) return Fail("cannot start the metrics endpoint", exposer.status());
 
   BackendRegistry backends;
@@ -320,18 +368,17 @@ int RunServer(const ServerOptions& o) {
   observers.Add(&metrics_observer);
   observers.Add(&access_log);
   const bool poll = o.model_control_mode == "poll";
-  const bool explicit_control = o.model_control_mode == "explicit";
   ModelRepository repository(std::make_unique<LocalDirectorySource>(o.model_repository),
                              {std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)}, &backends, &metrics,
                              &observers);
-  InferenceServer server({o.default_model, explicit_control}, &repository, &observers);
+  InferenceServer server({o.default_model, o.model_control_mode == "explicit"}, &repository, &observers);
   logging::Info("loading models", {{"model_repository", o.model_repository},
                                    {"model_control_mode", o.model_control_mode},
                                    {"poll_ms", poll ? o.repository_poll_ms : 0}});
   LoadInitialModels(o, repository);
 
   frontends::GrpcServer grpc(&server, &metrics);
-  auto grpc_port = grpc.Start(GrpcOptions(o, authorizer->get()));
+  auto grpc_port = grpc.Start(GrpcOptions(o, security.authorizer.get()));
   if (!grpc_port.ok()) return Fail("cannot start gRPC", grpc_port.status());
   repository.SetOnChange([&grpc] { grpc.UpdateHealth(); });
   repository.StartPolling();
@@ -339,30 +386,13 @@ int RunServer(const ServerOptions& o) {
   frontends::HttpServer http;
   frontends::AddV1Routes(&http, &server);
   frontends::AddV2Routes(&http, &server);
-  auto http_port = http.Start(HttpOptions(o, &metrics, authorizer->get(), http_tls->get()));
+  auto http_port = http.Start(HttpOptions(o, &metrics, security.authorizer.get(), security.http_tls.get()));
   if (!http_port.ok()) return Fail("cannot start HTTP", http_port.status());
-
-  logging::Info("server started", {{"grpc_port", *grpc_port},
-                                   {"http_port", *http_port},
-                                   {"metrics_port", o.metrics_port},
-                                   {"authorization", (*authorizer)->enabled()},
-                                   {"grpc_tls", !o.grpc_tls_cert.empty()},
-                                   {"grpc_mutual_tls", !o.grpc_tls_client_ca.empty()},
-                                   {"http_tls", !o.http_tls_cert.empty()},
-                                   {"http_mutual_tls", !o.http_tls_client_ca.empty()},
-                                   {"ready", server.Ready()},
-                                   {"default_model", server.DefaultModel()}});
+  LogStarted(o, server, security, *grpc_port, *http_port);
 
   int sig = 0;
   sigwait(&signals, &sig);
-  const auto start = std::chrono::steady_clock::now();
-  logging::Info("shutdown requested: readiness off, draining", {{"signal", sig}, {"inflight", server.inflight()}});
-  const bool drained = Drain(o, server, grpc, http);
-  repository.StopPolling();
-  if (drained) StopMetrics(std::move(exposer).value(), o.host);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  logging::Info("shutdown complete", {{"drained", drained}, {"inflight", server.inflight()}, {"seconds", took}});
-  if (!drained) {
+  if (!ShutDown(o, sig, server, grpc, http, repository, *exposer)) {
     // Requests past the grace period are still running on worker threads: leave without running the
     // destructors they would race with.
     std::fflush(nullptr);

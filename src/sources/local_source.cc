@@ -68,11 +68,10 @@ StatusOr<std::vector<std::string>> LocalDirectorySource::ListModels() {
 }
 
 StatusOr<std::map<int64_t, std::string>> LocalDirectorySource::ListVersions(const std::string& model) {
-  auto dir = ModelDir(model);
-  if (!dir.ok()) return dir.status();
+  SERVING_ASSIGN_OR_RETURN(const fs::path dir, ModelDir(model));
   std::map<int64_t, std::string> versions;
   std::error_code ec;
-  for (const auto& d : fs::directory_iterator(*dir, ec)) {
+  for (const auto& d : fs::directory_iterator(dir, ec)) {
     int64_t v = 0;
     std::error_code entry_ec;
     if (!d.is_directory(entry_ec) || !ParseVersionName(d.path().filename().string(), &v) || !Inside(d.path())) continue;
@@ -96,7 +95,7 @@ StatusOr<std::map<int64_t, std::string>> LocalDirectorySource::ListVersions(cons
     }
     versions[v] = std::to_string(files.size()) + ":" + std::to_string(h);
   }
-  if (ec) return Unavailable("cannot read " + dir->string() + ": " + ec.message());
+  if (ec) return Unavailable("cannot read " + dir.string() + ": " + ec.message());
   return versions;
 }
 
@@ -124,9 +123,8 @@ StatusOr<std::string> LocalDirectorySource::ReadFile(const std::string& model, c
 }
 
 StatusOr<fs::path> LocalDirectorySource::Materialize(const std::string& model, int64_t version) {
-  auto dir = ModelDir(model);
-  if (!dir.ok()) return dir.status();
-  const fs::path path = *dir / std::to_string(version);
+  SERVING_ASSIGN_OR_RETURN(const fs::path dir, ModelDir(model));
+  const fs::path path = dir / std::to_string(version);
   std::error_code ec;
   if (!fs::is_directory(path, ec) || !Inside(path)) return NotFound(path.string() + " is not a version directory");
   return path;

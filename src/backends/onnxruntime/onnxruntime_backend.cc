@@ -236,8 +236,7 @@ class OnnxBackend : public Backend {
   std::vector<std::string> platforms() const override { return {"onnxruntime_onnx"}; }
   StatusOr<ParameterUse> CheckParameter(const std::string& key, const std::string& value) const override {
     if (key != kIntraOpThreads && key != kInterOpThreads) return ParameterUse{};
-    auto n = ThreadCount(key, value);
-    if (!n.ok()) return n.status();
+    SERVING_RETURN_IF_ERROR(ThreadCount(key, value).status());
     return ParameterUse{ParameterUse::kRead, ""};
   }
 

@@ -105,6 +105,55 @@ Status ReadObjective(std::string_view line, Forest& f) {
   return Status::Ok();
 }
 
+// A tree's categorical bitsets, appended to the forest's: the offsets of each split's words (cat_boundaries,
+// relative to `base`, the forest's bitset count before them).
+struct Bitsets {
+  std::vector<uint32_t> boundaries;
+  uint32_t base = 0;
+  int64_t count = 0;  // num_cat
+};
+
+StatusOr<Bitsets> ReadBitsets(const Section& s, const std::string& where, Forest& f) {
+  Bitsets out;
+  out.base = static_cast<uint32_t>(f.bitsets.size());
+  SERVING_ASSIGN_OR_RETURN(out.count, Integer(s, "num_cat", where));
+  if (out.count <= 0) return out;
+  SERVING_ASSIGN_OR_RETURN(auto b, List<uint32_t>(s, "cat_boundaries", where, std::nullopt));
+  SERVING_ASSIGN_OR_RETURN(auto words, List<uint32_t>(s, "cat_threshold", where, std::nullopt));
+  if (b.size() != static_cast<size_t>(out.count) + 1)
+    return InvalidArgument(where + ": cat_boundaries has " + std::to_string(b.size()) + " values for num_cat " +
+                           std::to_string(out.count));
+  for (size_t i = 0; i < b.size(); ++i)
+    if (b[i] > words.size() || (i > 0 && b[i] < b[i - 1]))
+      return InvalidArgument(where + ": cat_boundaries is not an ascending list of offsets into cat_threshold");
+  out.boundaries = std::move(b);
+  f.bitsets.insert(f.bitsets.end(), words.begin(), words.end());
+  return out;
+}
+
+// One internal node's split: its decision type's default direction, missing-value type and kind, and its
+// threshold or, for a categorical split, the bitset the threshold names.
+Status ReadSplit(Node& n, size_t i, int32_t d, double threshold, const Bitsets& bitsets, const std::string& where) {
+  if (d < 0 || d > 15) return InvalidArgument(where + ": decision_type " + std::to_string(d) + " is not LightGBM's");
+  n.default_left = (d & kDefaultLeftMask) != 0;
+  const int missing = (d >> 2) & 3;
+  if (missing == 3) return InvalidArgument(where + ": decision_type " + std::to_string(d) + " has no missing type");
+  n.missing = static_cast<Missing>(missing);
+  if (!(d & kCategoricalMask)) {
+    n.threshold = threshold;
+    return Status::Ok();
+  }
+  const auto& b = bitsets.boundaries;
+  if (!(threshold >= 0 && threshold < static_cast<double>(b.size() > 0 ? b.size() - 1 : 0)))
+    return InvalidArgument(where + ": categorical split " + std::to_string(i) + " names bitset " +
+                           std::to_string(threshold) + " of " + std::to_string(bitsets.count));
+  const auto k = static_cast<size_t>(threshold);
+  n.categorical = true;
+  n.bitset_begin = bitsets.base + b[k];
+  n.bitset_words = b[k + 1] - b[k];
+  return Status::Ok();
+}
+
 // One tree: internal nodes first (LightGBM's own indices), then its leaves (leaf i at num_leaves - 1 + i).
 StatusOr<Tree> ReadTree(const Section& s, const std::string& where, Forest& f) {
   if (auto it = s.find("is_linear"); it != s.end() && it->second != "0")
@@ -124,21 +173,7 @@ StatusOr<Tree> ReadTree(const Section& s, const std::string& where, Forest& f) {
   SERVING_ASSIGN_OR_RETURN(auto decision, List<int32_t>(s, "decision_type", where, inner));
   SERVING_ASSIGN_OR_RETURN(auto left, List<int32_t>(s, "left_child", where, inner));
   SERVING_ASSIGN_OR_RETURN(auto right, List<int32_t>(s, "right_child", where, inner));
-  SERVING_ASSIGN_OR_RETURN(auto num_cat, Integer(s, "num_cat", where));
-  std::vector<uint32_t> boundaries;
-  const auto bitset_base = static_cast<uint32_t>(f.bitsets.size());
-  if (num_cat > 0) {
-    SERVING_ASSIGN_OR_RETURN(auto b, List<uint32_t>(s, "cat_boundaries", where, std::nullopt));
-    SERVING_ASSIGN_OR_RETURN(auto words, List<uint32_t>(s, "cat_threshold", where, std::nullopt));
-    if (b.size() != static_cast<size_t>(num_cat) + 1)
-      return InvalidArgument(where + ": cat_boundaries has " + std::to_string(b.size()) + " values for num_cat " +
-                             std::to_string(num_cat));
-    for (size_t i = 0; i < b.size(); ++i)
-      if (b[i] > words.size() || (i > 0 && b[i] < b[i - 1]))
-        return InvalidArgument(where + ": cat_boundaries is not an ascending list of offsets into cat_threshold");
-    boundaries = std::move(b);
-    f.bitsets.insert(f.bitsets.end(), words.begin(), words.end());
-  }
+  SERVING_ASSIGN_OR_RETURN(const Bitsets bitsets, ReadBitsets(s, where, f));
   // LightGBM's children: >= 0 an internal node, < 0 the leaf ~child.
   const auto child = [&](int32_t c) -> int32_t {
     if (c >= 0) return static_cast<size_t>(c) < inner ? c : -1;
@@ -148,28 +183,11 @@ StatusOr<Tree> ReadTree(const Section& s, const std::string& where, Forest& f) {
   tree.nodes.resize(inner + num_leaves);
   for (size_t i = 0; i < inner; ++i) {
     Node& n = tree.nodes[i];
-    const int32_t d = decision[i];
-    if (d < 0 || d > 15) return InvalidArgument(where + ": decision_type " + std::to_string(d) + " is not LightGBM's");
     n.feature = feature[i];
     if (n.feature < 0) return InvalidArgument(where + ": split_feature " + std::to_string(n.feature) + " is negative");
     n.left = child(left[i]);
     n.right = child(right[i]);
-    n.default_left = (d & kDefaultLeftMask) != 0;
-    const int missing = (d >> 2) & 3;
-    if (missing == 3) return InvalidArgument(where + ": decision_type " + std::to_string(d) + " has no missing type");
-    n.missing = static_cast<Missing>(missing);
-    if (d & kCategoricalMask) {
-      const double index = threshold[i];
-      if (!(index >= 0 && index < static_cast<double>(boundaries.size() > 0 ? boundaries.size() - 1 : 0)))
-        return InvalidArgument(where + ": categorical split " + std::to_string(i) + " names bitset " +
-                               std::to_string(index) + " of " + std::to_string(num_cat));
-      const auto k = static_cast<size_t>(index);
-      n.categorical = true;
-      n.bitset_begin = bitset_base + boundaries[k];
-      n.bitset_words = boundaries[k + 1] - boundaries[k];
-    } else {
-      n.threshold = threshold[i];
-    }
+    SERVING_RETURN_IF_ERROR(ReadSplit(n, i, decision[i], threshold[i], bitsets, where));
   }
   for (size_t i = 0; i < num_leaves; ++i) tree.nodes[inner + i].value = leaf_value[i];
   return tree;

@@ -289,12 +289,15 @@ StatusOr<json> Document(std::string_view text, json::input_format_t format) {
   return doc;
 }
 
-StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
-  const json* learner = Member(doc, "learner");
-  if (!learner) return InvalidArgument("not an XGBoost JSON model (no 'learner')");
-  const json* param = Member(*learner, "learner_model_param");
-  if (!param) return InvalidArgument("the model has no learner_model_param");
-  const json* booster = Member(*learner, "gradient_booster");
+// The gbtree booster's model (a dart booster wraps one), with its trees and each tree's output.
+struct Booster {
+  const json* model;
+  const json* trees;
+  const json* tree_info;
+};
+
+StatusOr<Booster> FindBooster(const json& learner) {
+  const json* booster = Member(learner, "gradient_booster");
   const json* booster_name = booster ? Member(*booster, "name") : nullptr;
   if (!booster_name || !booster_name->is_string()) return InvalidArgument("the model has no gradient_booster");
   if (*booster_name == "dart")
@@ -309,20 +312,22 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
   if (tree_info->size() != trees->size())
     return InvalidArgument("tree_info lists " + std::to_string(tree_info->size()) + " trees, the model has " +
                            std::to_string(trees->size()));
+  return Booster{model, trees, tree_info};
+}
 
-  Forest f;
-  f.library = Library::kXgboost;
-  const json* objective = Member(*learner, "objective");
+// The objective, its link, the number of outputs and features, and each output's base margin.
+Status ReadOutputs(const json& learner, const json& param, Forest& f) {
+  const json* objective = Member(learner, "objective");
   const json* objective_name = objective ? Member(*objective, "name") : nullptr;
   if (!objective_name || !objective_name->is_string()) return InvalidArgument("the model has no objective name");
   f.objective = objective_name->get<std::string>();
   SERVING_ASSIGN_OR_RETURN(auto kind, ReadObjective(f.objective));
   f.link = kind.link;
   f.classifier = kind.classifier;
-  SERVING_ASSIGN_OR_RETURN(auto num_class, Count(Member(*param, "num_class"), "num_class", 1 << 20));
-  SERVING_ASSIGN_OR_RETURN(auto num_feature, Count(Member(*param, "num_feature"), "num_feature", 1 << 24));
+  SERVING_ASSIGN_OR_RETURN(auto num_class, Count(Member(param, "num_class"), "num_class", 1 << 20));
+  SERVING_ASSIGN_OR_RETURN(auto num_feature, Count(Member(param, "num_feature"), "num_feature", 1 << 24));
   int64_t num_target = 1;
-  if (const json* t = Member(*param, "num_target")) {
+  if (const json* t = Member(param, "num_target")) {
     SERVING_ASSIGN_OR_RETURN(auto n, Count(t, "num_target", 1 << 20));
     num_target = std::max<int64_t>(1, n);
   }
@@ -331,7 +336,7 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
   if ((f.link == Link::kSoftmax || f.link == Link::kArgmax) && f.num_outputs < 2)
     return InvalidArgument("objective " + f.objective + " with num_class " + std::to_string(num_class));
   f.num_features = static_cast<uint32_t>(num_feature);
-  SERVING_ASSIGN_OR_RETURN(auto base_score, Numbers(Member(*param, "base_score"), "base_score"));
+  SERVING_ASSIGN_OR_RETURN(auto base_score, Numbers(Member(param, "base_score"), "base_score"));
   if (base_score.size() != 1 && base_score.size() != f.num_outputs)
     return InvalidArgument("base_score has " + std::to_string(base_score.size()) + " values for " +
                            std::to_string(f.num_outputs) + " outputs");
@@ -341,7 +346,12 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
     if (!std::isfinite(margin)) return InvalidArgument("base_score " + std::to_string(score) + " has no margin");
     f.base_margin.push_back(margin);
   }
-  if (const json* names = Member(*learner, "feature_names"); names && names->is_array() && !names->empty()) {
+  return Status::Ok();
+}
+
+// The model's feature names, or XGBoost's own f0, f1, ... when it has none.
+Status ReadFeatureNames(const json& learner, Forest& f) {
+  if (const json* names = Member(learner, "feature_names"); names && names->is_array() && !names->empty()) {
     for (const json& n : *names) {
       if (!n.is_string()) return InvalidArgument("feature_names holds a value that is not a string");
       f.feature_names.push_back(n.get<std::string>());
@@ -349,32 +359,49 @@ StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
   } else {
     for (uint32_t i = 0; i < f.num_features; ++i) f.feature_names.push_back("f" + std::to_string(i));
   }
+  return Status::Ok();
+}
 
-  // Early stopping: best_iteration counts iterations; each holds num_outputs x num_parallel_tree trees.
-  size_t keep = trees->size();
-  const json* attributes = Member(*learner, "attributes");
-  if (const json* best = attributes ? Member(*attributes, "best_iteration") : nullptr; best && use_best_iteration) {
-    SERVING_ASSIGN_OR_RETURN(auto iteration, Count(best, "best_iteration", INT32_MAX));
-    int64_t parallel = 1;
-    const json* gbtree_param = Member(*model, "gbtree_model_param");
-    if (const json* p = gbtree_param ? Member(*gbtree_param, "num_parallel_tree") : nullptr) {
-      SERVING_ASSIGN_OR_RETURN(auto n, Count(p, "num_parallel_tree", 1 << 20));
-      parallel = std::max<int64_t>(1, n);
-    }
-    const auto per_iteration = static_cast<size_t>(parallel) * f.num_outputs;
-    keep = std::min(keep, static_cast<size_t>(iteration + 1) * per_iteration);
+// How many trees to use: all, or with early stopping those up to best_iteration (each iteration holds
+// num_outputs x num_parallel_tree trees).
+StatusOr<size_t> TreesToKeep(const json& learner, const Booster& b, uint32_t num_outputs, bool use_best_iteration) {
+  size_t keep = b.trees->size();
+  const json* attributes = Member(learner, "attributes");
+  const json* best = attributes ? Member(*attributes, "best_iteration") : nullptr;
+  if (!best || !use_best_iteration) return keep;
+  SERVING_ASSIGN_OR_RETURN(auto iteration, Count(best, "best_iteration", INT32_MAX));
+  int64_t parallel = 1;
+  const json* gbtree_param = Member(*b.model, "gbtree_model_param");
+  if (const json* p = gbtree_param ? Member(*gbtree_param, "num_parallel_tree") : nullptr) {
+    SERVING_ASSIGN_OR_RETURN(auto n, Count(p, "num_parallel_tree", 1 << 20));
+    parallel = std::max<int64_t>(1, n);
   }
+  const auto per_iteration = static_cast<size_t>(parallel) * num_outputs;
+  return std::min(keep, static_cast<size_t>(iteration + 1) * per_iteration);
+}
+
+StatusOr<Forest> FromDocument(const json& doc, bool use_best_iteration) {
+  const json* learner = Member(doc, "learner");
+  if (!learner) return InvalidArgument("not an XGBoost JSON model (no 'learner')");
+  const json* param = Member(*learner, "learner_model_param");
+  if (!param) return InvalidArgument("the model has no learner_model_param");
+  SERVING_ASSIGN_OR_RETURN(const Booster booster, FindBooster(*learner));
+  Forest f;
+  f.library = Library::kXgboost;
+  SERVING_RETURN_IF_ERROR(ReadOutputs(*learner, *param, f));
+  SERVING_RETURN_IF_ERROR(ReadFeatureNames(*learner, f));
+  SERVING_ASSIGN_OR_RETURN(const size_t keep, TreesToKeep(*learner, booster, f.num_outputs, use_best_iteration));
   for (size_t i = 0; i < keep; ++i) {
     const std::string where = "tree " + std::to_string(i);
-    SERVING_ASSIGN_OR_RETURN(auto tree, ReadTree((*trees)[i], where, f.bitsets));
-    const json& group = (*tree_info)[i];
+    SERVING_ASSIGN_OR_RETURN(auto tree, ReadTree((*booster.trees)[i], where, f.bitsets));
+    const json& group = (*booster.tree_info)[i];
     if (!group.is_number_integer() || group.get<int64_t>() < 0 || group.get<int64_t>() >= f.num_outputs)
       return InvalidArgument(where + ": tree_info names output " + Show(group) + " of " +
                              std::to_string(f.num_outputs));
     tree.output = static_cast<uint32_t>(group.get<int64_t>());
     f.trees.push_back(std::move(tree));
   }
-  if (Status s = f.Check(); !s.ok()) return s;
+  SERVING_RETURN_IF_ERROR(f.Check());
   return f;
 }
 

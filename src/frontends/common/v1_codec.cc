@@ -49,10 +49,8 @@ Status DecodeV1Rows(const inference::v1::InferRequest& in, const ModelView& mode
     for (int i = 0; i < width; ++i)
       if (!seen[i]) return InvalidArgument(where + ".features: missing feature '" + cfg.feature_names[i] + "'");
   }
-  auto bytes = EncodeDoubles(values, spec.dtype, "rows");
-  if (!bytes.ok()) return bytes.status();
-
-  request.inputs.push_back(Tensor::Owning(spec.name, spec.dtype, {in.rows_size(), width}, std::move(bytes).value()));
+  SERVING_ASSIGN_OR_RETURN(auto bytes, EncodeDoubles(values, spec.dtype, "rows"));
+  request.inputs.push_back(Tensor::Owning(spec.name, spec.dtype, {in.rows_size(), width}, std::move(bytes)));
   return Status::Ok();
 }
 

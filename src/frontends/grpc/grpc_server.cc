@@ -92,11 +92,10 @@ StatusOr<int> GrpcServer::Start(const Options& options) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   v1_ = NewV1Service(server_, transport_, options.authorizer, mutual_tls);
   v2_ = NewV2Service(server_, transport_, options.authorizer, mutual_tls);
-  auto credentials = Credentials(options);
-  if (!credentials.ok()) return credentials.status();
+  SERVING_ASSIGN_OR_RETURN(auto credentials, Credentials(options));
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, *credentials, &port);
+  builder.AddListeningPort(options.address, credentials, &port);
   if (!options.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, options.handshake_timeout_s * 1000);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);

@@ -241,17 +241,16 @@ StatusOr<int> HttpServer::Start(const Options& options) {
   workers_ = std::make_unique<WorkerPool>(options_.worker_threads, options_.max_queued);
   int port = options.port;
   for (int i = 0; i < std::max(1, options.threads); ++i) {
-    auto fd = Listen(options.host, port);
-    if (!fd.ok()) return fd.status();
-    port = BoundPort(*fd);
+    SERVING_ASSIGN_OR_RETURN(const int fd, Listen(options.host, port));
+    port = BoundPort(fd);
     auto loop = std::make_unique<HttpLoop>();
     loop->server = this;
     loop->options = &options_;
     loop->connections = &connections_;
     loop->base = event_base_new();
-    StartAccepting(loop.get(), *fd);
+    StartAccepting(loop.get(), fd);
     if (!loop->listener) {
-      close(*fd);
+      close(fd);
       return Unavailable("cannot accept HTTP connections on port " + std::to_string(port));
     }
     loops_.push_back(std::move(loop));

@@ -119,7 +119,8 @@ class HttpServer {
 
   // Register before Start(). A path no route matches gets 404, a path matched by routes of other methods
   // 405 with Allow; their bodies, and a refusal by the authorizer, in the error format of the longest
-  // ErrorFormat prefix that matches the path (google.rpc.Status JSON without one).
+  // ErrorFormat prefix that matches the path (google.rpc.Status JSON without one). A format runs on the thread
+  // that writes the error (an event loop, a worker, or whichever thread a handler replies from): it must be pure.
   void Route(HttpRoute route, HttpHandler handler, RunOn run_on = RunOn::kLoop);
   void ErrorFormat(std::string prefix, std::function<std::string(const Status&)> format);
   // The route table, in registration order.

@@ -272,6 +272,53 @@ void AppendData(const Tensor& t, ordered& data) {
   });
 }
 
+// The request's own fields: id, binary_data_output and the scheduling parameters.
+Status ReadRequestFields(od::object& root, V2HttpInfer& out) {
+  SERVING_ASSIGN_OR_RETURN(auto id, StringField(root, "id", ""));
+  if (id) out.request.id = std::move(*id);
+  SERVING_ASSIGN_OR_RETURN(auto binary_output, BoolParam(root, "binary_data_output", ""));
+  out.binary_by_default = binary_output.value_or(false);
+  for (std::string_view name : v2::kSchedulingParameters) {
+    SERVING_ASSIGN_OR_RETURN(auto v, Param(root, name, ""));
+    if (!v) continue;
+    uint64_t n = 0;
+    SERVING_RETURN_IF_ERROR(
+        v2::SetSchedulingParameter(name, v->get_uint64().get(n) ? std::nullopt : std::optional(n), out.request));
+  }
+  return Status::Ok();
+}
+
+// The inputs, their binary data taken from `binary` in order; every byte of it must be claimed.
+Status ReadInputs(od::object& root, std::string_view binary, size_t json_size, V2HttpInfer& out) {
+  SERVING_ASSIGN_OR_RETURN(auto inputs, Field(root, "inputs", ""));
+  od::array input_array;
+  if (!inputs) return v2::NoInputs();
+  if (inputs->get_array().get(input_array)) return InvalidArgument("inputs must be an array");
+  size_t offset = 0, index = 0;
+  for (auto element : input_array) {
+    od::value v;
+    if (auto e = element.get(v)) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
+    Tensor t;
+    SERVING_RETURN_IF_ERROR(ParseInput(v, index++, binary, offset, json_size, &t));
+    out.request.inputs.push_back(std::move(t));
+  }
+  if (out.request.inputs.empty()) return v2::NoInputs();
+  if (offset != binary.size())
+    return InvalidArgument("binary data has " + std::to_string(binary.size() - offset) +
+                           " bytes not claimed by any input's binary_data_size");
+  return Status::Ok();
+}
+
+// Nothing may follow the object (a second document, a NUL byte and garbage, ...): walks the rest of it and
+// requires the end of the input.
+Status CheckNothingFollows(od::object& root, od::document& doc) {
+  if (root.reset().error()) return InvalidArgument("request body is not valid JSON");
+  for (auto field : root)
+    if (auto e = field.error()) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
+  if (!doc.current_location().error()) return InvalidArgument("request body has content after its JSON object");
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size_t> header_length, size_t readable) {
@@ -299,43 +346,11 @@ StatusOr<V2HttpInfer> ParseV2InferBody(std::string_view body, std::optional<size
     return InvalidArgument(e == simdjson::INCORRECT_TYPE ? "request body must be a JSON object"
                                                          : "request body is not valid JSON: " + JsonError(e));
   V2HttpInfer out;
-  SERVING_ASSIGN_OR_RETURN(auto id, StringField(root, "id", ""));
-  if (id) out.request.id = std::move(*id);
-  SERVING_ASSIGN_OR_RETURN(auto binary_output, BoolParam(root, "binary_data_output", ""));
-  out.binary_by_default = binary_output.value_or(false);
-  for (std::string_view name : v2::kSchedulingParameters) {
-    SERVING_ASSIGN_OR_RETURN(auto v, Param(root, name, ""));
-    if (!v) continue;
-    uint64_t n = 0;
-    SERVING_RETURN_IF_ERROR(
-        v2::SetSchedulingParameter(name, v->get_uint64().get(n) ? std::nullopt : std::optional(n), out.request));
-  }
-
-  SERVING_ASSIGN_OR_RETURN(auto inputs, Field(root, "inputs", ""));
-  od::array input_array;
-  if (!inputs) return v2::NoInputs();
-  if (inputs->get_array().get(input_array)) return InvalidArgument("inputs must be an array");
-  size_t offset = 0, index = 0;
-  for (auto element : input_array) {
-    od::value v;
-    if (auto e = element.get(v)) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
-    Tensor t;
-    SERVING_RETURN_IF_ERROR(ParseInput(v, index++, binary, offset, head.size(), &t));
-    out.request.inputs.push_back(std::move(t));
-  }
-  if (out.request.inputs.empty()) return v2::NoInputs();
-  if (offset != binary.size())
-    return InvalidArgument("binary data has " + std::to_string(binary.size() - offset) +
-                           " bytes not claimed by any input's binary_data_size");
+  SERVING_RETURN_IF_ERROR(ReadRequestFields(root, out));
+  SERVING_RETURN_IF_ERROR(ReadInputs(root, binary, head.size(), out));
   SERVING_ASSIGN_OR_RETURN(auto outputs, Field(root, "outputs", ""));
   if (outputs) SERVING_RETURN_IF_ERROR(ParseOutputs(*outputs, &out));
-
-  // Nothing may follow the object (a second document, a NUL byte and garbage, ...): walk the rest of it
-  // and require the end of the input.
-  if (root.reset().error()) return InvalidArgument("request body is not valid JSON");
-  for (auto field : root)
-    if (auto e = field.error()) return InvalidArgument("request body is not valid JSON: " + JsonError(e));
-  if (!doc.current_location().error()) return InvalidArgument("request body has content after its JSON object");
+  SERVING_RETURN_IF_ERROR(CheckNothingFollows(root, doc));
   return out;
 }
 
