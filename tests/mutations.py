@@ -18,8 +18,8 @@ BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / "build"))
 # (what breaks, file, text to replace, replacement, pytest selection that must fail)
 MUTATIONS = [
     ("repository load/unload is refused unless the model control mode is explicit", "src/core/inference_server.cc",
-     '  if (!options_.explicit_model_control) return done(ModelControl(action, model, ModelControlDisabled()));',
-     '  if (false) return done(ModelControl(action, model, ModelControlDisabled()));',
+     "  if (!options_.explicit_model_control) return finish(ModelControlDisabled());",
+     "  if (false) return finish(ModelControlDisabled());",
      ["tests/e2e/test_model_control.py", "-k", "refused_unless_explicit"]),
     ("a model load runs on the control thread, not on the transport's", "src/core/inference_server.cc",
      "  if (!control_->Post(task)) {", "  if ((task(false), false)) {",
@@ -45,11 +45,10 @@ MUTATIONS = [
     ("an expired token is refused", "src/auth/authorizer.cc",
      "  if (token->expires && *token->expires <= std::chrono::system_clock::now())", "  if (false)",
      ["tests/e2e/test_auth.py", "-k", "expired"]),
-    # (Mutated where the scheduler records it, not in model_statistics.h: a header most files include would
-    # rebuild the server twice, ~4 minutes of CI.)
-    ("every phase of an execution is in Triton's statistics", "src/core/scheduler.cc",
-     "e.executed - e.stacked,\n                                   now - e.executed,",
-     "e.executed - e.stacked,\n                                   std::chrono::nanoseconds(0),",
+    # (Mutated where the metrics observer records it, not in model_statistics.h: a header most files include
+    # would rebuild the server twice, ~4 minutes of CI.)
+    ("every phase of an execution is in Triton's statistics", "src/observability/metrics_observer.cc",
+     "e.executed - e.stacked, now - e.executed,", "e.executed - e.stacked, std::chrono::nanoseconds(0),",
      ["tests/e2e/test_triton_config.py", "-k", "statistics_extension or perf_analyzer"]),
     ("the model configuration answer has Triton's numbers", "src/frontends/http/v2_json.cc",
      '{"dims",', '{"dimz",',

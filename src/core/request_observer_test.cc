@@ -134,7 +134,7 @@ class ObserverTest : public ::testing::Test {
     ResponseEncoder encoder{[](const InferResponse&) {},
                             [&](const StatusOr<InferResponse>& r) { done.set_value(r.status()); }};
     server_->Infer(std::move(request), decoder, std::move(encoder));
-    const Status s = done.get_future().get();
+    Status s = done.get_future().get();
     EXPECT_TRUE(server_->WaitIdle(Clock::now() + std::chrono::seconds(10)));
     return s;
   }
