@@ -274,7 +274,12 @@ Status ReadLabels(const config::ModelConfig& c, const ModelFileReader& read_file
     if (f != f.filename() || f == "." || f == "..")
       return InvalidArgument(where + " must be a file in the model's directory");
     auto text = read_file(out.label_filename(), kMaxLabelFileBytes);
-    if (!text.ok()) return InvalidArgument(where + " cannot be read: " + text.status().message());
+    // NOT_FOUND stays NOT_FOUND: the repository reads the config again at its next poll (a label file uploaded
+    // after its config is then found); a file over its bound is the config's mistake.
+    if (!text.ok())
+      return Status(
+          text.status().code() == StatusCode::kNotFound ? StatusCode::kNotFound : StatusCode::kInvalidArgument,
+          where + " cannot be read: " + text.status().message());
     std::istringstream in(*text);
     std::vector<std::string> labels;
     for (std::string line; std::getline(in, line);) {
@@ -395,7 +400,8 @@ StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::str
   if (st.ok()) st = ReadParameters(c, **backend, s, ignored);
   if (st.ok()) st = Unsupported(c, ignored);
   if (st.ok()) st = ReadLabels(c, read_file, s);
-  if (!st.ok()) return InvalidArgument(where + st.message());
+  if (!st.ok())  // NOT_FOUND (a label file not there yet) kept: the repository reads the config again later
+    return Status(st.code() == StatusCode::kNotFound ? st.code() : StatusCode::kInvalidArgument, where + st.message());
   for (const auto& [field, reason] : ignored)
     logging::Warn("model config field ignored", {{"model", model_name}, {"field", field}, {"reason", reason}});
   return s;

@@ -102,9 +102,18 @@ bool ModelRepository::Poll() {
   }
   // A listing that failed (out of descriptors, a remount in progress, storage unreachable, ...) says nothing
   // about which models are gone: keep serving everything loaded and look again at the next poll.
-  if (!names.ok())
-    logging::Error("cannot read model repository",
-                   {{"path", source_->Describe()}, {"reason", names.status().message()}});
+  if (!names.ok()) {
+    const int failures = poll_failures_.fetch_add(1) + 1;
+    std::string reason = StatusCodeName(names.status().code());
+    for (char& c : reason) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (metrics_) metrics_->CountRepositoryError(reason);
+    logging::Error("cannot read model repository", {{"path", source_->Describe()},
+                                                    {"reason", names.status().message()},
+                                                    {"consecutive_failures", failures},
+                                                    {"next_poll_ms", static_cast<int64_t>(NextPollDelay().count())}});
+  } else if (poll_failures_.exchange(0) > 0) {
+    logging::Info("model repository readable again", {{"path", source_->Describe()}});
+  }
   for (const auto& name : listed) PollModel(name);
 
   // Models whose directory is gone: unload every version.
@@ -294,11 +303,18 @@ void ModelRepository::ReapRetired() {
   done.clear();  // destroys the versions here, on the repository's thread
 }
 
+std::chrono::milliseconds ModelRepository::NextPollDelay() const {
+  // Doubling per consecutive failure, up to 64 intervals or a minute, whichever is longer than the interval.
+  const int failures = std::min(poll_failures_.load(), 6);
+  const auto cap = std::max(options_.poll_interval, std::chrono::milliseconds(60000));
+  return std::min(options_.poll_interval * (int64_t{1} << failures), cap);
+}
+
 void ModelRepository::StartPolling() {
   if (options_.poll_interval.count() <= 0 || poller_.joinable()) return;
   poller_ = std::thread([this] {
     MutexLock lock(poll_mu_);
-    while (!poll_cv_.WaitFor(poll_mu_, options_.poll_interval, [this]() REQUIRES(poll_mu_) { return stop_polling_; })) {
+    while (!poll_cv_.WaitFor(poll_mu_, NextPollDelay(), [this]() REQUIRES(poll_mu_) { return stop_polling_; })) {
       lock.Unlock();
       Poll();
       lock.Lock();

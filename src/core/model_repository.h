@@ -78,6 +78,10 @@ class ModelRepository {
   Status Unload(const std::string& name) EXCLUDES(op_mu_, mu_);
   void StartPolling();
   void StopPolling();
+  // The poller's wait before its next poll: the poll interval, doubled for each consecutive poll whose listing
+  // failed (storage unreachable), up to 64 intervals or a minute, whichever is longer; the interval again after
+  // a listing that succeeds.
+  std::chrono::milliseconds NextPollDelay() const;
   // Called after every Poll(), Load() or Unload() that changed something, on that call's thread. Set before
   // polling starts.
   void SetOnChange(std::function<void()> on_change) { on_change_ = std::move(on_change); }
@@ -117,6 +121,8 @@ class ModelRepository {
   std::map<std::string, std::unique_ptr<Entry>> models_ GUARDED_BY(mu_);
   std::vector<std::shared_ptr<ModelVersion>> retired_ GUARDED_BY(mu_);
   bool changed_ GUARDED_BY(op_mu_) = false;
+  // Consecutive polls whose listing failed: the poller backs off (NextPollDelay) until one succeeds.
+  std::atomic<int> poll_failures_{0};
 
   std::function<void()> on_change_;  // set before polling starts, then only read
   Mutex poll_mu_;

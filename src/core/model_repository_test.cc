@@ -151,9 +151,29 @@ TEST_F(RepositoryTest, AFailedListingUnloadsNothing) {
   // nothing is known to be gone.
   files_->listing_fails = true;
   repo->Poll();
-  files_->listing_fails = false;
   EXPECT_TRUE(repo->Get("m", "").ok());
   EXPECT_TRUE(repo->AllReady());
+}
+
+TEST_F(RepositoryTest, PollsBackOffWhileTheListingFailsAndRecoverAtOnce) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo =
+      std::make_unique<ModelRepository>(std::make_unique<testing::MemorySource>(files_),
+                                        ModelRepository::Options{std::chrono::milliseconds(2000)}, &backends_, nullptr);
+  repo->Poll();
+  EXPECT_EQ(repo->NextPollDelay(), std::chrono::milliseconds(2000));
+  files_->listing_fails = true;
+  std::vector<int64_t> delays;
+  for (int i = 0; i < 7; ++i) {
+    repo->Poll();
+    delays.push_back(repo->NextPollDelay().count());
+  }
+  EXPECT_EQ(delays, (std::vector<int64_t>{4000, 8000, 16000, 32000, 60000, 60000, 60000}));
+  EXPECT_TRUE(repo->Get("m", "").ok()) << "a version was unloaded while the store was unreachable";
+  files_->listing_fails = false;
+  repo->Poll();
+  EXPECT_EQ(repo->NextPollDelay(), std::chrono::milliseconds(2000));
 }
 
 TEST_F(RepositoryTest, SkipsInvalidModelNames) {

@@ -54,4 +54,13 @@ class RepositorySource {
 // A version directory's name: a positive integer of at most 18 digits.
 bool ParseVersionName(std::string_view name, int64_t* version);
 
+// Helpers for sources.
+// A single path segment that names nothing else: not empty, ".", "..", and without '/' or NUL.
+bool IsPlainName(std::string_view name);
+// Whether `path` ('/'-separated) is made of plain names only, so it cannot leave the directory it is under.
+bool IsPlainRelativePath(std::string_view path);
+// Adds `s` to an FNV-1a hash (then a separator): a fingerprint of many files stays short.
+void MixFingerprint(uint64_t* hash, std::string_view s);
+inline constexpr uint64_t kFingerprintSeed = 14695981039346656037ull;
+
 }  // namespace serving

@@ -60,6 +60,14 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
                           "How long the last load of a model version took", r);
   model_control_ = Family(BuildCounter(), "inference_model_control_requests_total",
                           "Explicit model load/unload requests, by action and status code", r);
+  repository_errors_ = Family(BuildCounter(), "inference_repository_poll_errors_total",
+                              "Repository polls whose listing failed, by reason (the status code, lower case)", r);
+  download_bytes_ = &Family(BuildCounter(), "inference_repository_download_bytes_total",
+                            "Bytes of model versions downloaded from object storage", r)
+                         ->Add({});
+  download_duration_ = &Family(BuildHistogram(), "inference_repository_download_duration_seconds",
+                               "How long downloading a model version from object storage took", r)
+                            ->Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300});
   // Security.
   auth_failures_ = Family(BuildCounter(), "inference_auth_failures_total",
                           "Requests refused by authorization before any work, by transport and reason "
@@ -143,6 +151,15 @@ void Metrics::RemoveSeries(const std::string& model, const std::string& version,
       if (labels["model"] == model && labels["version"] == version) requests_->Remove(&requests_->Add(labels));
     }
   }
+}
+
+void Metrics::CountRepositoryError(const std::string& reason) {
+  repository_errors_->Add({{"reason", reason}}).Increment();
+}
+
+void Metrics::CountDownload(uint64_t bytes, double seconds) {
+  download_bytes_->Increment(static_cast<double>(bytes));
+  download_duration_->Observe(seconds);
 }
 
 void Metrics::CountModelControl(const std::string& action, const std::string& code) {

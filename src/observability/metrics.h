@@ -84,6 +84,10 @@ class Metrics final : public TransportMetrics, public SecurityMetrics {
   void SetModelState(const std::string& model, const std::string& version, const std::string& state);
   // An explicit load/unload request (action "load" or "unload") and its status code name.
   void CountModelControl(const std::string& action, const std::string& code);
+  // A repository poll whose listing failed; `reason` is the status code's name, lower case.
+  void CountRepositoryError(const std::string& reason);
+  // A model version downloaded from object storage: its bytes and how long it took.
+  void CountDownload(uint64_t bytes, double seconds);
   void SetModelLoadDuration(const std::string& model, const std::string& version, double seconds);
   prometheus::Gauge& inflight() { return *inflight_; }
   void Count(TransportEvent event) override;
@@ -105,6 +109,9 @@ class Metrics final : public TransportMetrics, public SecurityMetrics {
   prometheus::Family<prometheus::Gauge>* model_state_;
   prometheus::Family<prometheus::Gauge>* load_duration_;
   prometheus::Family<prometheus::Counter>* model_control_;
+  prometheus::Family<prometheus::Counter>* repository_errors_;
+  prometheus::Counter* download_bytes_;
+  prometheus::Histogram* download_duration_;
   prometheus::Family<prometheus::Counter>* auth_failures_;
   prometheus::Family<prometheus::Counter>* secret_reloads_;
   prometheus::Gauge* inflight_;

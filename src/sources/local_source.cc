@@ -21,17 +21,6 @@ std::string FileStamp(const fs::path& p) {
   return std::to_string(t.time_since_epoch().count()) + ":" + std::to_string(size);
 }
 
-// FNV-1a: the fingerprint of a version stays short however many files it has.
-void Mix(uint64_t* h, std::string_view s) {
-  for (unsigned char c : s) *h = (*h ^ c) * 1099511628211ull;
-  *h = (*h ^ 0xff) * 1099511628211ull;  // separator
-}
-
-bool IsPlainName(const std::string& name) {
-  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
-         name.find('\0') == std::string::npos;
-}
-
 }  // namespace
 
 LocalDirectorySource::LocalDirectorySource(fs::path root) : root_(std::move(root)) {
@@ -75,7 +64,7 @@ StatusOr<std::map<int64_t, std::string>> LocalDirectorySource::ListVersions(cons
     int64_t v = 0;
     std::error_code entry_ec;
     if (!d.is_directory(entry_ec) || !ParseVersionName(d.path().filename().string(), &v) || !Inside(d.path())) continue;
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = kFingerprintSeed;
     bool escapes = false;
     int entries = 0;
     // Sorted, so the fingerprint does not depend on the order the directory lists its entries in.
@@ -90,8 +79,8 @@ StatusOr<std::map<int64_t, std::string>> LocalDirectorySource::ListVersions(cons
     }
     if (escapes) continue;
     for (const auto& [name, stamp] : files) {
-      Mix(&h, name);
-      Mix(&h, stamp);
+      MixFingerprint(&h, name);
+      MixFingerprint(&h, stamp);
     }
     versions[v] = std::to_string(files.size()) + ":" + std::to_string(h);
   }
