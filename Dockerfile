@@ -26,12 +26,13 @@ FROM scratch AS envoy-descriptor
 COPY --from=build /out/inference_descriptor.pb /
 
 FROM debian:12.12-slim AS runtime
-# Runtime libraries only (gRPC, protobuf, prometheus-cpp, libevent, simdjson, http-parser); no compilers, no package cache.
+# Runtime libraries only (gRPC, protobuf, prometheus-cpp, libevent, simdjson, http-parser, libcurl and pugixml for
+# object storage, CA certificates to verify it); no compilers, no package cache.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc++1.51=1.51.* libprotobuf32=3.21.* libprometheus-cpp-pull1.0=1.0.* libprometheus-cpp-core1.0=1.0.* \
       libevent-2.1-7=2.1.* libevent-pthreads-2.1-7=2.1.* libevent-openssl-2.1-7=2.1.* libssl3=3.0.* \
-      libsimdjson14=3.0.* libhttp-parser2.9=2.9.* \
+      libsimdjson14=3.0.* libhttp-parser2.9=2.9.* libcurl4=7.88.* libpugixml1v5=1.13.* ca-certificates=2025* \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 inference \
  && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin inference

@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize tsan mutations test-arm64 clean models monitor \
-  bench bench-statistics bench-trees bench-security test-triton fuzz
+  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz
 
 all: build
 
@@ -57,6 +57,12 @@ bench-trees: build
 bench-security: build
 	scripts/install-deps.sh bench
 	TRITON_PEER=$(TRITON_PEER) PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" .venv/bin/python bench/security.py $(BENCH_ARGS)
+
+# Models from object storage (docs/model-repository.md#object-storage): upload -> served at the default poll
+# interval, download throughput and memory, against moto's S3 server on loopback. ~3 minutes.
+bench-s3: build
+	scripts/install-deps.sh test
+	PATH="$(CURDIR)/.venv/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/s3_repository.py $(BENCH_ARGS)
 
 # Per-request cost of the statistics behind Triton's statistics extension and metric names, next to the
 # Prometheus calls the request path already makes (docs/metrics.md#cost).

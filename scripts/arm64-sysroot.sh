@@ -18,7 +18,8 @@ SYSROOT="$DEST/sysroot"
 # The -dev packages of BUILD_PKGS in install-deps.sh that have arm64 code, and protobuf-compiler-grpc, whose
 # arm64 plugin gRPC's CMake config insists exists (the build runs the host's).
 PKGS=(libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc prometheus-cpp-dev libevent-dev libsimdjson-dev
-  libhttp-parser-dev nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev libc6 libstdc++6)
+  libhttp-parser-dev nlohmann-json3-dev libssl-dev libcurl4-openssl-dev libpugixml-dev libgtest-dev libgmock-dev libc6
+  libstdc++6)
 QEMU_VERSION="${QEMU_VERSION:-1:10.0.13+ds-0+deb13u1}"
 
 SUDO=""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make fuzz: builds the libFuzzer targets of the tree model parsers and of the authorization inputs (the tokens
-# file, Triton's restricted-API values, the Authorization header) (clang, AddressSanitizer, UBSan) and runs each
+# file, Triton's restricted-API values, the Authorization header) and of the object store's listing replies
+# (clang, AddressSanitizer, UBSan) and runs each
 # for FUZZ_SECONDS (default 45) from its committed seed corpus (tests/fuzz/corpus/*). New inputs found go to a
 # scratch copy of the corpus, not into git; a crash leaves its input in build-fuzz/ and fails the run.
 set -euo pipefail
@@ -21,7 +22,10 @@ echo "fuzz: building auth_fuzz"
 "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc \
   src/auth/authorizer.cc src/auth/token_file.cc src/auth/restricted_api.cc src/auth/file_watch.cc src/core/status.cc \
   src/observability/logger.cc tests/fuzz/auth_fuzz.cc -lcrypto -o "$OUT/auth_fuzz"
-for target in lightgbm xgboost xgboost_ubj auth; do
+echo "fuzz: building s3_list_fuzz"
+"$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc \
+  src/sources/s3/s3_xml.cc src/core/status.cc tests/fuzz/s3_list_fuzz.cc -lpugixml -o "$OUT/s3_list_fuzz"
+for target in lightgbm xgboost xgboost_ubj auth s3_list; do
   work="$OUT/corpus-$target"
   rm -rf "$work" && mkdir -p "$work"
   cp tests/fuzz/corpus/"$target"/* "$work"/

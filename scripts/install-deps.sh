@@ -38,7 +38,7 @@ fi
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates npm
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   golang-github-gogo-googleapis-dev prometheus-cpp-dev libevent-dev nlohmann-json3-dev libsimdjson-dev
-  libhttp-parser-dev libssl-dev ccache
+  libhttp-parser-dev libssl-dev libcurl4-openssl-dev libpugixml-dev ccache
   libgtest-dev libgmock-dev libbenchmark-dev)
 TEST_PKGS=(python3 python3-venv curl prometheus nginx-light shellcheck clang-format clang-tidy libb64-0d
   clang-14 libclang-rt-14-dev)  # the last two: libFuzzer for make fuzz

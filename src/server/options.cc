@@ -87,8 +87,25 @@ void TransportFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
 void ModelFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
   flags.insert({
       {"model-repository",
-       {"directory of models: <model>/config.pbtxt, <model>/<version>/model.onnx (required)",
-        Text(&o->model_repository)}},
+       {"directory of models: <model>/config.pbtxt, <model>/<version>/model.onnx, or Triton's "
+        "s3://[http(s)://host:port/]bucket/prefix with AWS_* credentials (required; repeatable: a model is "
+        "served from the first that has it)",
+        Append(&o->model_repositories)}},
+      {"repository-cache-dir",
+       {"where versions from object storage are downloaded (default $TMPDIR/inference-server-models)",
+        Text(&o->repository_cache_dir)}},
+      {"repository-max-file-bytes",
+       {"largest file of a model version downloaded from object storage (default 4 GiB)",
+        Number(&o->repository_max_file_bytes)}},
+      {"repository-max-model-bytes",
+       {"largest model version downloaded from object storage, all files together (default 16 GiB)",
+        Number(&o->repository_max_model_bytes)}},
+      {"s3-addressing",
+       {"auto (default: path-style for an explicit endpoint, virtual-hosted for AWS), path or virtual",
+        Text(&o->s3_addressing)}},
+      {"s3-ca-file",
+       {"PEM bundle that verifies the object store's certificate (default: AWS_CA_BUNDLE, else the system's)",
+        Text(&o->s3_ca_file)}},
       {"model-control-mode",
        {"none (default): serve the models found at startup; poll: also rescan the repository every "
         "--repository-poll-ms; explicit: load --load-model models at startup and allow repository load/unload "
@@ -230,6 +247,10 @@ Status CheckModelControl(const ServerOptions& o) {
                            o.model_control_mode + ")");
   if (o.access_log_sample_rate < 0 || o.access_log_sample_rate > 1)
     return InvalidArgument("--access-log-sample-rate must be within 0..1");
+  if (o.repository_max_file_bytes < 1 || o.repository_max_model_bytes < 1)
+    return InvalidArgument("--repository-max-file-bytes and --repository-max-model-bytes must be at least 1");
+  if (o.s3_addressing != "auto" && o.s3_addressing != "path" && o.s3_addressing != "virtual")
+    return InvalidArgument("--s3-addressing must be auto, path or virtual");
   return Status::Ok();
 }
 
@@ -282,7 +303,7 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
     if (it == flags.end()) return InvalidArgument("unknown flag --" + arg);
     if (!it->second.set(value)) return InvalidArgument("--" + arg + ": invalid value '" + value + "'");
   }
-  if (o.model_repository.empty() && !o.list_endpoints) return InvalidArgument("--model-repository is required");
+  if (o.model_repositories.empty() && !o.list_endpoints) return InvalidArgument("--model-repository is required");
   SERVING_RETURN_IF_ERROR(CheckTransports(o));
   SERVING_RETURN_IF_ERROR(CheckModelControl(o));
   SERVING_RETURN_IF_ERROR(CheckTls(o));

@@ -10,7 +10,7 @@
 namespace serving {
 
 struct ServerOptions {
-  std::string model_repository;
+  std::vector<std::string> model_repositories;  // --model-repository, repeatable (Triton's)
   std::string host = "0.0.0.0";
   int grpc_port = 50051;
   int http_port = 8080;
@@ -30,6 +30,12 @@ struct ServerOptions {
   std::vector<std::string> load_models;  // --load-model, repeatable; "*" loads every model
   int repository_poll_ms = 2000;
   bool repository_poll_set = false;  // --repository-poll-ms or --repository-poll-secs was given
+  // Object storage (--model-repository s3://...): where versions are downloaded to, and the bounds on them.
+  std::string repository_cache_dir;  // "": $TMPDIR (or /tmp) + /inference-server-models
+  int64_t repository_max_file_bytes = int64_t{4} << 30;
+  int64_t repository_max_model_bytes = int64_t{16} << 30;
+  std::string s3_addressing = "auto";  // auto (path-style for an explicit endpoint), path, virtual
+  std::string s3_ca_file;              // "": AWS_CA_BUNDLE, else the system's
   std::string default_model;
   double grace_period_s = 30;
   double shutdown_delay_s = 0;

@@ -32,7 +32,7 @@
 #include "observability/logger.h"
 #include "observability/metrics_observer.h"
 #include "observability/process_metrics.h"
-#include "sources/local_source.h"
+#include "sources/open_source.h"
 #include "tls/tls_context.h"
 
 namespace serving {
@@ -367,12 +367,16 @@ int RunServer(const ServerOptions& o) {
   RequestObservers observers;
   observers.Add(&metrics_observer);
   observers.Add(&access_log);
+  auto source = OpenRepositorySource(
+      {o.model_repositories, o.repository_cache_dir, static_cast<uint64_t>(o.repository_max_file_bytes),
+       static_cast<uint64_t>(o.repository_max_model_bytes), o.s3_addressing, o.s3_ca_file, &metrics});
+  if (!source.ok()) return Fail("cannot open the model repository", source.status());
+  const std::string repositories = (*source)->Describe();
   const bool poll = o.model_control_mode == "poll";
-  ModelRepository repository(std::make_unique<LocalDirectorySource>(o.model_repository),
-                             {std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)}, &backends, &metrics,
-                             &observers);
+  ModelRepository repository(std::move(source).value(), {std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)},
+                             &backends, &metrics, &observers);
   InferenceServer server({o.default_model, o.model_control_mode == "explicit"}, &repository, &observers);
-  logging::Info("loading models", {{"model_repository", o.model_repository},
+  logging::Info("loading models", {{"model_repository", repositories},
                                    {"model_control_mode", o.model_control_mode},
                                    {"poll_ms", poll ? o.repository_poll_ms : 0}});
   LoadInitialModels(o, repository);

@@ -121,10 +121,11 @@ class Server:
     """A running inference-server process on loopback."""
 
     def __init__(self, repository, extra_args=(), tmp_path=None, grpc_port=None, http_port=None, preexec_fn=None,
-                 binary=None, tls=None):
+                 binary=None, tls=None, env=None):
         """`tls`: the pki fixture's certificates, to serve both listeners over TLS with its server certificate
-        (`http` is then an https URL and `ca` the CA to verify it with)."""
-        self.repository = pathlib.Path(repository)
+        (`http` is then an https URL and `ca` the CA to verify it with). `repository`: a directory or an s3://
+        URL; `env`: variables added to the server's environment (AWS credentials)."""
+        self.repository = repository if str(repository).startswith("s3://") else pathlib.Path(repository)
         self.ca = None
         if tls:
             crt, key = tls["server"]
@@ -138,7 +139,8 @@ class Server:
                      "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
                      "--metrics-port", str(self.metrics_port), *extra_args]
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
+                                     env={**os.environ, **env} if env else None)
         self.http = f"{'https' if tls else 'http'}://127.0.0.1:{self.http_port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
 
@@ -213,8 +215,8 @@ def make_server(tmp_path):
     """Factory for servers with their own repository and flags; stopped at the end of the test."""
     started = []
 
-    def make(repository, *args, ready=True, preexec_fn=None):
-        s = Server(repository, args, tmp_path=tmp_path, preexec_fn=preexec_fn)
+    def make(repository, *args, ready=True, preexec_fn=None, env=None):
+        s = Server(repository, args, tmp_path=tmp_path, preexec_fn=preexec_fn, env=env)
         started.append(s)
         return s.wait_ready() if ready else s
 
