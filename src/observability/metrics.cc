@@ -29,6 +29,30 @@ auto* Family(Builder builder, const char* name, const char* help, prometheus::Re
   return &builder.Name(name).Help(help).Register(registry);
 }
 
+// The transports' series: open HTTP connections and every refusal before a request reaches the core.
+Metrics::TransportSeries TransportFamilies(prometheus::Registry& r) {
+  using prometheus::BuildCounter, prometheus::BuildGauge;
+  auto& rejected = *Family(BuildCounter(), "inference_transport_rejected_total",
+                           "Connections or messages the transport refused before any request reached the core, "
+                           "by protocol and reason",
+                           r);
+  const auto refused = [&rejected](const char* protocol, const char* reason) {
+    return &rejected.Add({{"protocol", protocol}, {"reason", reason}});
+  };
+  return Metrics::TransportSeries{
+      &Family(BuildGauge(), "inference_http_connections", "Open HTTP connections", r)->Add({}),
+      refused("http", "connection_limit"),
+      refused("http", "request_timeout"),
+      refused("http", "accept_error"),
+      refused("http", "malformed"),
+      refused("http", "overloaded"),
+      refused("grpc", "malformed"),
+      refused("http", "tls_handshake_timeout"),
+      refused("http", "tls_handshake_failed"),
+      refused("grpc", "tls_handshake_timeout"),
+      refused("grpc", "tls_handshake_failed")};
+}
+
 }  // namespace
 
 Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared<prometheus::Registry>()) {
@@ -77,25 +101,7 @@ Metrics::Metrics(const std::string& server_version) : registry_(std::make_shared
                            "Tokens files and certificates re-read after they changed, by secret and result "
                            "(error: the previous one stays in force)",
                            r);
-  // Transports.
-  auto& rejected = *Family(BuildCounter(), "inference_transport_rejected_total",
-                           "Connections or messages the transport refused before any request reached the core, "
-                           "by protocol and reason",
-                           r);
-  const auto refused = [&rejected](const char* protocol, const char* reason) {
-    return &rejected.Add({{"protocol", protocol}, {"reason", reason}});
-  };
-  transport_ = TransportSeries{&Family(BuildGauge(), "inference_http_connections", "Open HTTP connections", r)->Add({}),
-                               refused("http", "connection_limit"),
-                               refused("http", "request_timeout"),
-                               refused("http", "accept_error"),
-                               refused("http", "malformed"),
-                               refused("http", "overloaded"),
-                               refused("grpc", "malformed"),
-                               refused("http", "tls_handshake_timeout"),
-                               refused("http", "tls_handshake_failed"),
-                               refused("grpc", "tls_handshake_timeout"),
-                               refused("grpc", "tls_handshake_failed")};
+  transport_ = TransportFamilies(r);
   Family(BuildGauge(), "inference_server_build_info", "Build information; always 1", r)
       ->Add({{"version", server_version}})
       .Set(1);

@@ -1,6 +1,7 @@
 """Models from object storage (--model-repository s3://...), against a real S3-compatible server started here:
 moto's server mode with authentication on, so every request must carry a valid AWS Signature V4 made with an
 access key the store issued (a wrong secret is refused by the store, not by us). Files go in with boto3."""
+import threading
 import time
 
 import numpy as np
@@ -81,10 +82,32 @@ def test_a_new_version_is_served_after_a_poll_and_a_half_upload_is_not(store, ma
     server = make_server(store.url(), "--model-control-mode", "poll", "--repository-poll-ms", "300",
                          "--repository-cache-dir", str(tmp_path / "cache"), env=store.env())
     before = infer(server, "breast_cancer", rows(datasets, "breast_cancer"))
-    # Version 2 (the same model file): served within a few polls, and the newest version answers.
+    # Version 2 (the same model file) uploaded under load: served within a few polls, version 1 retired, and not
+    # one request of the load fails meanwhile.
+    outcomes, stop = [], threading.Event()
+    name = requests.get(f"{server.http}/v2/models/breast_cancer", timeout=5).json()["inputs"][0]["name"]
+
+    def load():
+        with requests.Session() as session:
+            while not stop.is_set():
+                x = rows(datasets, "breast_cancer", 4)
+                body = {"inputs": [{"name": name, "shape": list(x.shape), "datatype": "FP32",
+                                    "data": x.flatten().tolist()}]}
+                r = session.post(f"{server.http}/v2/models/breast_cancer/infer", json=body, timeout=10)
+                outcomes.append(r.status_code)
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
     store.s3.upload_file(str(model / "1" / "model.onnx"), "models", "repo/breast_cancer/2/model.onnx")
-    wait_for(lambda: requests.get(f"{server.http}/v2/models/breast_cancer/versions/2/ready", timeout=5).status_code
-             == 200, timeout=20, what="version 2 ready")
+    wait_for(lambda: requests.get(f"{server.http}/v2/models/breast_cancer/versions/1/ready", timeout=5).status_code
+             != 200, timeout=20, what="version 2 served and version 1 retired")
+    time.sleep(0.5)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert len(outcomes) > 50 and set(outcomes) == {200}, f"{len(outcomes)} requests: {sorted(set(outcomes))}"
+    assert requests.get(f"{server.http}/v2/models/breast_cancer/versions/2/ready", timeout=5).status_code == 200
     assert infer(server, "breast_cancer", rows(datasets, "breast_cancer"), version=2) == before
     # Models half-uploaded are not served; once complete they are: diabetes without its config.pbtxt yet, digits
     # with its config but not the label file the config names.
