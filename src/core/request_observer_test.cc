@@ -162,6 +162,8 @@ TEST_F(ObserverTest, EveryStepOfASuccessfulRequestInOrder) {
   auto version = repo_->Get("m", "");
   ASSERT_TRUE(version.ok());
   (*version)->scheduler().set_inline_budget(std::chrono::seconds(1));
+  // The worker frees its instance just after the reply it sent: wait for that, or "b" finds it busy and queues.
+  ASSERT_TRUE(testing::WaitUntil([&] { return (*version)->scheduler().busy_instances() == 0; }));
   ASSERT_TRUE(Run(Row("b")).ok());
   EXPECT_EQ(recorder_.Take(), (Events{"Received:b", "Decoded:b", "Started:b", "Executed:1/1", "Succeeded:b in 1",
                                       "Encoded:", "Finished:b m OK queued"}));
