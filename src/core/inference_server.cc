@@ -67,7 +67,9 @@ std::string InferenceServer::DefaultModel() const {
   return models.empty() ? "" : models.front().name;
 }
 
-bool InferenceServer::Ready() const { return !draining_.load() && repository_->AllReady(); }
+bool InferenceServer::Ready() const {
+  return !draining_.load() && (!options_.strict_readiness || repository_->AllReady());
+}
 
 std::vector<ModelInfo> InferenceServer::ListModels() const { return repository_->List(); }
 

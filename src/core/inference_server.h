@@ -78,6 +78,10 @@ class InferenceServer {
     // Repository load/unload requests are served (Triton's --model-control-mode=explicit); otherwise they are
     // refused with FAILED_PRECONDITION, counted and logged.
     bool explicit_model_control = false;
+    // Triton's --strict-readiness: true: ready only while every model has a ready version; false: ready
+    // whatever the models' states (each model's own readiness still says), for repositories every replica
+    // shares, where one broken or half-uploaded model must not take the serving ones out of rotation.
+    bool strict_readiness = true;
   };
 
   // `observers` (may be null: nobody watches) must be the list the repository asks for versions' observers.
@@ -115,7 +119,8 @@ class InferenceServer {
   std::string DefaultModel() const;
 
   bool Live() const { return true; }
-  // Ready to take traffic: every model has a ready version and the server is not draining.
+  // Ready to take traffic: the server is not draining and (with strict readiness) every model has a ready
+  // version.
   bool Ready() const;
   // Readiness turns false; requests are still served (the frontends stop accepting new connections).
   void BeginDrain() { draining_.store(true); }

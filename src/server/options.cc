@@ -111,6 +111,10 @@ void ModelFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
         "--repository-poll-ms; explicit: load --load-model models at startup and allow repository load/unload "
         "requests (refused in the other modes)",
         Text(&o->model_control_mode)}},
+      {"strict-readiness",
+       {"true (default): ready only while every model has a ready version; false: ready whatever the models' "
+        "states, each model's readiness still its own (for a repository every replica polls: docs/deploy.md)",
+        Bool(&o->strict_readiness)}},
       {"load-model",
        {"with --model-control-mode=explicit, a model to load at startup; repeatable; * loads every model",
         Append(&o->load_models)}},

@@ -39,6 +39,7 @@ struct ServerOptions {
   std::string default_model;
   double grace_period_s = 30;
   double shutdown_delay_s = 0;
+  bool strict_readiness = true;
   std::string log_level = "info";
   std::string log_format = "json";
   double access_log_sample_rate = 1.0;

@@ -375,10 +375,12 @@ int RunServer(const ServerOptions& o) {
   const bool poll = o.model_control_mode == "poll";
   ModelRepository repository(std::move(source).value(), {std::chrono::milliseconds(poll ? o.repository_poll_ms : 0)},
                              &backends, &metrics, &observers);
-  InferenceServer server({o.default_model, o.model_control_mode == "explicit"}, &repository, &observers);
+  InferenceServer server({o.default_model, o.model_control_mode == "explicit", o.strict_readiness}, &repository,
+                         &observers);
   logging::Info("loading models", {{"model_repository", repositories},
                                    {"model_control_mode", o.model_control_mode},
-                                   {"poll_ms", poll ? o.repository_poll_ms : 0}});
+                                   {"poll_ms", poll ? o.repository_poll_ms : 0},
+                                   {"strict_readiness", o.strict_readiness}});
   LoadInitialModels(o, repository);
 
   frontends::GrpcServer grpc(&server, &metrics);

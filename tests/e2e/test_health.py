@@ -151,3 +151,40 @@ def test_requests_without_traceparent_get_a_generated_trace_id(server):
     line = [l for l in server.wait_for_log(lambda l: l.get("request_id") == "untraced")
             if l.get("request_id") == "untraced"][0]
     assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"])
+
+
+def test_strict_readiness_needs_every_model_and_can_be_turned_off(make_server, tmp_path):
+    """A half-copied model (a version without config.pbtxt) keeps a strict server unready (the default, as
+    Triton); with --strict-readiness=false the server is ready and serves, and only that model says it is not."""
+    import shutil
+
+    from conftest import MODELS
+
+    repo = tmp_path / "repo"
+    shutil.copytree(MODELS / "diabetes", repo / "diabetes")
+    (repo / "half" / "1").mkdir(parents=True)
+    shutil.copy(MODELS / "diabetes" / "1" / "model.onnx", repo / "half" / "1" / "model.onnx")
+
+    def overall(server):
+        with grpc.insecure_channel(server.grpc_target) as ch:
+            return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="")).status
+
+    strict = make_server(repo, ready=False)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{strict.http}/v2/models/diabetes/ready", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    assert requests.get(strict.http + "/readyz").status_code == 503
+    assert requests.get(strict.http + "/v2/health/ready").status_code != 200
+    assert overall(strict) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+    lax = make_server(repo, "--strict-readiness=false")
+    assert requests.get(lax.http + "/readyz").status_code == 200
+    assert overall(lax) == health_pb2.HealthCheckResponse.SERVING
+    assert requests.get(lax.http + "/v2/models/half/ready").status_code != 200
+    assert requests.get(lax.http + "/v2/models/diabetes/ready").status_code == 200
+    assert '"strict_readiness":false' in lax.log_text()
