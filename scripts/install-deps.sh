@@ -80,6 +80,23 @@ install_prometheus() {
     echo "install-deps: [${SECONDS} s] warning: Prometheus $PROMETHEUS_VERSION could not be built; Debian's is used" >&2
 }
 
+# SeaweedFS's `weed`, the S3 store the kind-bucket overlay runs in the cluster, for tests/deploy/test_model_store.py
+# (which runs the overlay's store, seed Job and servers as processes). Built from the Go module at the commit
+# whose `weed version` is the image tag the manifest pins (4.53); the module's go.mod has replace directives,
+# so it is built inside a copy of the module rather than with `go install`.
+SEAWEEDFS_MODULE=github.com/seaweedfs/seaweedfs@v0.0.0-20261109003541-7506e5f91cd6
+SEAWEEDFS_VERSION=4.53
+install_seaweedfs() {
+  local bin="$ROOT/.deps/bin/weed" dir tmp
+  if [[ -x "$bin" && "$("$bin" version 2>/dev/null)" == *" $SEAWEEDFS_VERSION "* ]]; then return; fi
+  echo "install-deps: [${SECONDS} s] go build weed (SeaweedFS $SEAWEEDFS_VERSION)"
+  dir="$(cd "$ROOT" && go mod download -json "$SEAWEEDFS_MODULE" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  tmp="$(mktemp -d)"
+  cp -R "$dir/." "$tmp/" && chmod -R u+w "$tmp"
+  (cd "$tmp" && go build -trimpath -o "$bin" ./weed)
+  rm -rf "$tmp"
+}
+
 if [[ "$MODE" == monitor ]]; then install_prometheus; exit 0; fi
 "$ROOT/scripts/fetch-onnxruntime.sh"
 
@@ -108,6 +125,7 @@ if [[ "$MODE" == test ]]; then
     echo "install-deps: [${SECONDS} s] go install kube-score"
     GOBIN="$ROOT/.deps/bin" go install github.com/zegl/kube-score/cmd/kube-score@v1.20.0
   fi
+  install_seaweedfs
   # Grafana's dashboard schema (@grafana/schema) and TypeScript, for the dashboard schema test.
   if [[ ! -x "$ROOT/tools/grafana-schema-check/node_modules/.bin/tsc" ]]; then
     echo "install-deps: [${SECONDS} s] npm ci tools/grafana-schema-check"

@@ -4,7 +4,10 @@
 # Running it again changes nothing that is already right and succeeds.
 #
 #   sh scripts/restart.sh           create/update the cluster and deploy, then smoke-test it
+#   sh scripts/restart.sh --bucket  the same, with the models in a bucket of an in-cluster S3 store
+#                                   (SeaweedFS, seeded with the bundled models) instead of the image
 #   sh scripts/restart.sh --down    delete the cluster
+# Going back from --bucket to the plain run deletes the store and its bucket (they leave the overlay).
 #
 # Needs docker (Docker Desktop, or colima: `colima start --arch aarch64 --cpu 4 --memory 8`), kind and kubectl.
 set -eu
@@ -17,6 +20,8 @@ IMAGE_REPO="inference-server"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KIND_CONFIG="$ROOT/deploy/kind/cluster.yaml"
 OVERLAY="$ROOT/deploy/k8s/overlays/kind"
+BUCKET_OVERLAY="$ROOT/deploy/k8s/overlays/kind-bucket"
+BUCKET=""
 DESCRIPTOR_DIR="$ROOT/deploy/k8s/base/inference/generated"
 # The servers' certificate, the CA Envoy trusts and the bearer tokens (scripts/kind-secrets.sh; never committed).
 SECRETS_DIR="$OVERLAY/generated"
@@ -99,10 +104,25 @@ build_image() {
 deploy() {
   log "certificates and bearer tokens in $SECRETS_DIR"
   sh "$ROOT/scripts/kind-secrets.sh" "$SECRETS_DIR"
-  log "applying deploy/k8s/overlays/kind"
+  overlay="$OVERLAY"
+  if [ -n "$BUCKET" ]; then
+    overlay="$BUCKET_OVERLAY"
+    log "object-store keys in $BUCKET_OVERLAY/generated"
+    sh "$ROOT/scripts/model-store-secrets.sh" "$BUCKET_OVERLAY/generated"
+    # A Job's pod template cannot change (the server image's tag does): the finished seed Job goes first.
+    if kubectl get namespace model-store >/dev/null 2>&1; then
+      kubectl -n model-store delete job model-store-seed --ignore-not-found
+    fi
+  fi
+  log "applying deploy/k8s/overlays/$(basename "$overlay")"
   # --prune deletes the platform's objects that are no longer in the overlay (old generated ConfigMaps).
-  kubectl kustomize "$OVERLAY" | sed "s|image: $IMAGE_REPO:dev|image: $IMAGE_REPO:$IMAGE_TAG|" |
+  kubectl kustomize "$overlay" | sed "s|image: $IMAGE_REPO:dev|image: $IMAGE_REPO:$IMAGE_TAG|" |
     kubectl apply --prune -l app.kubernetes.io/part-of=inference-platform -f -
+  if [ -n "$BUCKET" ]; then
+    # The servers start once the bucket exists (until then they exit naming it, and are restarted).
+    kubectl -n model-store rollout status statefulset/model-store --timeout=300s
+    kubectl -n model-store wait --for=condition=complete job/model-store-seed --timeout=300s
+  fi
   for target in inference/deployment/inference-server inference/deployment/envoy \
                 monitoring/deployment/prometheus monitoring/deployment/grafana \
                 monitoring/statefulset/loki monitoring/daemonset/alloy; do
@@ -148,6 +168,11 @@ The platform is up. Every request but health needs a bearer token (docs/security
   gRPC        kubectl -n inference port-forward svc/inference-server 50051:50051 (TLS: the CA is $SECRETS_DIR/ca.crt)
 Tear down:    sh scripts/restart.sh --down
 URLS
+  [ -z "$BUCKET" ] || cat <<URLS
+Models are served from s3://models/repository in the cluster's SeaweedFS (docs/deploy.md#models-from-a-bucket):
+  kubectl -n model-store port-forward svc/model-store 8333:8333
+  the publisher's keys: $BUCKET_OVERLAY/generated/admin.env
+URLS
 }
 
 main() {
@@ -162,8 +187,9 @@ main() {
       fi
       return 0 ;;
     "") ;;
-    -h | --help) sed -n '2,10p' "$0"; return 0 ;;
-    *) die "unknown argument '$1' (use --down or nothing)" ;;
+    --bucket) BUCKET=1 ;;
+    -h | --help) sed -n '2,13p' "$0"; return 0 ;;
+    *) die "unknown argument '$1' (use --bucket, --down or nothing)" ;;
   esac
   check_prerequisites
   create_cluster

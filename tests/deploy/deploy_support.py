@@ -27,13 +27,14 @@ def place_descriptor():
 
 
 def place_secrets():
-    """Makes the kind overlay's certificates and tokens where its secretGenerator reads them, with the script
-    scripts/restart.sh runs (scripts/kind-secrets.sh)."""
+    """Makes the kind overlays' certificates, tokens and object-store keys where their secretGenerators read them,
+    with the scripts scripts/restart.sh runs (scripts/kind-secrets.sh, scripts/model-store-secrets.sh)."""
     import subprocess
 
-    subprocess.run(["sh", str(ROOT / "scripts" / "kind-secrets.sh"), str(DEPLOY / "k8s" / "overlays" / "kind" /
-                                                                       "generated")],
-                   check=True, capture_output=True, timeout=60)
+    overlays = DEPLOY / "k8s" / "overlays"
+    for script, overlay in [("kind-secrets.sh", "kind"), ("model-store-secrets.sh", "kind-bucket")]:
+        subprocess.run(["sh", str(ROOT / "scripts" / script), str(overlays / overlay / "generated")],
+                       check=True, capture_output=True, timeout=60)
 
 
 def kustomize(path):

@@ -2,6 +2,8 @@
 rendered kind overlay: every finding is fixed, or skipped here, in one place, with its reason."""
 import subprocess
 
+import pytest
+
 from deploy_support import DEPLOY, ROOT, kustomize
 
 KUBE_SCORE = ROOT / ".deps" / "bin" / "kube-score"
@@ -23,10 +25,11 @@ SKIPPED = {
 }
 
 
-def test_kube_score_finds_nothing_left(tmp_path):
+@pytest.mark.parametrize("overlay", ["kind", "kind-bucket"])
+def test_kube_score_finds_nothing_left(tmp_path, overlay):
     assert KUBE_SCORE.exists(), "scripts/install-deps.sh builds kube-score"
     rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(kustomize(DEPLOY / "k8s" / "overlays" / "kind"))
+    rendered.write_text(kustomize(DEPLOY / "k8s" / "overlays" / overlay))
     args = [str(KUBE_SCORE), "score", str(rendered), "-o", "ci"]
     for name in SKIPPED:
         args += ["--ignore-test", name]

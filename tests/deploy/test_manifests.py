@@ -14,7 +14,7 @@ K8S_VERSION = "1.35.0"  # deploy/kind/cluster.yaml pins kindest/node:v1.35.0
 # The oldest and newest Kubernetes that ingress-nginx v1.15 and the kind node images support: the manifests
 # must be valid on both.
 K8S_VERSIONS = ["1.31.0", K8S_VERSION]
-OVERLAYS = [DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "kind"]
+OVERLAYS = [DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "kind", DEPLOY / "k8s" / "overlays" / "kind-bucket"]
 
 
 def render(path):

@@ -140,3 +140,24 @@ def test_a_kind_too_old_for_the_node_image_is_reported(standins, monkeypatch):
 def test_unknown_arguments_are_refused(standins):
     out, _ = standins("--bogus")
     assert out.returncode != 0 and "unknown argument" in out.stderr
+
+
+def test_bucket_run_deploys_the_store_seeds_it_and_waits_for_the_seed_before_the_servers(standins):
+    out, calls = standins("--bucket")
+    assert out.returncode == 0, out.stderr
+    applied = (standins.state / "applied.yaml").read_text()
+    assert "name: model-store" in applied and "kind: StatefulSet" in applied
+    assert "--model-repository=s3://$(MODEL_BUCKET)/$(MODEL_PREFIX)" in applied
+    assert "image: inference-server:0123456789ab" in applied and "image: inference-server:dev" not in applied
+    assert (ROOT / "deploy" / "k8s" / "overlays" / "kind-bucket" / "generated" / "admin.env").exists()
+    apply = calls.index("kubectl apply --prune -l app.kubernetes.io/part-of=inference-platform -f -")
+    delete = calls.index("kubectl -n model-store delete job model-store-seed --ignore-not-found")
+    seeded = calls.index("kubectl -n model-store wait --for=condition=complete job/model-store-seed --timeout=300s")
+    servers = next(i for i, c in enumerate(calls) if "rollout status deployment/inference-server" in c)
+    assert delete < apply < seeded < servers
+    assert "kubectl -n model-store port-forward svc/model-store 8333:8333" in out.stdout
+    # Back to the plain run: the store leaves the overlay, so the prune deletes it.
+    out, calls = standins()
+    assert out.returncode == 0, out.stderr
+    applied = (standins.state / "applied.yaml").read_text()
+    assert "model-store" not in applied and "--model-repository=/models" in applied
