@@ -162,7 +162,8 @@ class Server:
         return requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
 
     def log_text(self):
-        self.log.flush()
+        if not self.log.closed:  # read after stop() too (a failed test's report)
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def log_lines(self):

@@ -118,3 +118,67 @@ class Forwarder:
                     pass
                 c.close()
             self.conns = []
+
+
+TLS_FRONT = """
+worker_processes 1;
+{user}
+error_log {tmp}/error.log;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 0;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            proxy_pass http://127.0.0.1:{store_port};
+            # The Host the client signed (AWS Signature V4 covers it) reaches the store unchanged.
+            proxy_set_header Host $http_host;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+class TlsFront:
+    """nginx terminating HTTPS in front of the store with a certificate of the test's own CA: an S3 endpoint
+    over TLS, as a private store is reached (s3://https://host:port/bucket/prefix)."""
+
+    def __init__(self, tmp, store_port, certificate):
+        from proxies import NGINX
+
+        tmp = pathlib.Path(tmp)
+        tmp.mkdir(parents=True)
+        self.port = free_port()
+        cert, key = certificate
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf = tmp / "nginx.conf"
+        conf.write_text(TLS_FRONT.format(user=user, tmp=tmp, port=self.port, cert=cert, key=key,
+                                         store_port=store_port))
+        check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(tmp)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
+        wait_for(self._listening, timeout=30, what="nginx listening")
+
+    def _listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def url(self, prefix="repo", bucket="models"):
+        return f"s3://https://127.0.0.1:{self.port}/{bucket}/{prefix}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import MODELS, Server, metric_sum, wait_for
-from s3_store import Forwarder, Store
+from s3_store import Forwarder, Store, TlsFront
 
 
 @pytest.fixture
@@ -210,3 +210,30 @@ def test_local_and_s3_repositories_together_first_one_wins(store, make_server, d
     assert warning["model"] == "diabetes" and warning["served_from"] == str(local), warning
     downloads = [l["model"] for l in server.log_lines() if l["msg"] == "model version downloaded"]
     assert downloads == ["digits"], "diabetes was downloaded although the local repository has it"
+
+
+def test_a_store_over_https_is_verified_against_the_configured_ca(store, make_server, pki, datasets, tmp_path):
+    """TLS to the store is verified: a certificate of an unknown CA stops the server naming the failure; the CA
+    given with --s3-ca-file, or AWS_CA_BUNDLE, is trusted."""
+    store.upload(MODELS / "breast_cancer", "repo/breast_cancer")
+    front = TlsFront(tmp_path / "tls-front", store.port, pki["server"])
+    try:
+        system_cas = dict(store.env(), AWS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt")
+        refused = Server(front.url(), tmp_path=tmp_path, env=system_cas)
+        try:
+            assert refused.proc.wait(timeout=30) == 1
+            error = next(l for l in refused.log_lines() if l["msg"] == "cannot open the model repository")
+        finally:
+            refused.stop()
+        assert front.url() in error["reason"] and "certificate" in error["reason"].lower(), error
+
+        local = make_server(MODELS)
+        x = rows(datasets, "breast_cancer")
+        by_flag = make_server(front.url(), "--s3-ca-file", str(pki["ca"]),
+                              "--repository-cache-dir", str(tmp_path / "c1"), env=system_cas)
+        assert infer(by_flag, "breast_cancer", x) == infer(local, "breast_cancer", x)
+        by_env = make_server(front.url(), "--repository-cache-dir", str(tmp_path / "c2"),
+                             env=dict(store.env(), AWS_CA_BUNDLE=str(pki["ca"])))
+        assert infer(by_env, "breast_cancer", x) == infer(local, "breast_cancer", x)
+    finally:
+        front.stop()
