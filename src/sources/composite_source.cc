@@ -44,9 +44,17 @@ RepositorySource* CompositeSource::Owner(const std::string& model) {
 }
 
 StatusOr<std::map<int64_t, std::string>> CompositeSource::ListVersions(const std::string& model) {
-  RepositorySource* s = Owner(model);
-  if (!s) return NotFound("model '" + model + "' is not in any repository");
-  return s->ListVersions(model);
+  if (auto it = owner_.find(model); it != owner_.end()) return it->second->ListVersions(model);
+  // Not listed yet (an explicit load before any poll): the first repository that has it owns it, and its
+  // answer is the one returned, so finding the owner costs no second listing.
+  for (const auto& source : sources_) {
+    auto versions = source->ListVersions(model);
+    if (versions.status().code() != StatusCode::kNotFound) {
+      owner_[model] = source.get();
+      return versions;
+    }
+  }
+  return NotFound("model '" + model + "' is not in any repository");
 }
 
 std::string CompositeSource::FileFingerprint(const std::string& model, const std::string& file) {

@@ -134,17 +134,8 @@ StatusOr<ListPage> Client::List(const std::string& prefix, const std::string& de
   if (!token.empty()) query += "continuation-token=" + UriEncode(token, false) + "&";
   if (!delimiter.empty()) query += "delimiter=" + UriEncode(delimiter, false) + "&";
   query += "list-type=2&max-keys=1000&prefix=" + UriEncode(prefix, false);
-  Reply reply;
-  std::string body;
-  reply.sink = [&body](const char* data, size_t n) {
-    if (body.size() + n > kMaxReplyBytes) return false;
-    body.append(data, n);
-    return true;
-  };
-  SERVING_RETURN_IF_ERROR(Perform("GET", "", query, reply));
-  if (reply.http < 200 || reply.http >= 300) return Refusal(reply, "listing '" + prefix + "'");
-  if (reply.aborted)
-    return InvalidArgument("model repository " + options_.location.url + ": a listing page over 8 MiB");
+  SERVING_ASSIGN_OR_RETURN(const std::string body, GetBounded("", query, kMaxReplyBytes, "listing '" + prefix + "'",
+                                                              "a listing page over 8 MiB"));
   auto page = ParseListPage(body);
   if (!page.ok()) return InvalidArgument("model repository " + options_.location.url + ": " + page.status().message());
   return page;
@@ -158,6 +149,12 @@ StatusOr<Object> Client::Head(const std::string& key) {
 }
 
 StatusOr<std::string> Client::Get(const std::string& key, size_t max_bytes) {
+  return GetBounded(key, "", max_bytes, "'" + key + "'",
+                    "'" + key + "' is over " + std::to_string(max_bytes) + " bytes");
+}
+
+StatusOr<std::string> Client::GetBounded(const std::string& key, const std::string& query, size_t max_bytes,
+                                         const std::string& what, const std::string& over) {
   Reply reply;
   std::string body;
   reply.sink = [&body, max_bytes](const char* data, size_t n) {
@@ -165,11 +162,9 @@ StatusOr<std::string> Client::Get(const std::string& key, size_t max_bytes) {
     body.append(data, n);
     return true;
   };
-  SERVING_RETURN_IF_ERROR(Perform("GET", key, "", reply));
-  if (reply.http < 200 || reply.http >= 300) return Refusal(reply, "'" + key + "'");
-  if (reply.aborted)
-    return InvalidArgument("model repository " + options_.location.url + ": '" + key + "' is over " +
-                           std::to_string(max_bytes) + " bytes");
+  SERVING_RETURN_IF_ERROR(Perform("GET", key, query, reply));
+  if (reply.http < 200 || reply.http >= 300) return Refusal(reply, what);
+  if (reply.aborted) return InvalidArgument("model repository " + options_.location.url + ": " + over);
   return body;
 }
 

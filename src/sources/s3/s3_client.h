@@ -52,6 +52,10 @@ class Client {
   // Runs one request; the reply's `sink` (optional) takes the body of a 2xx reply, returning false to abort.
   Status Perform(const std::string& method, const std::string& key, const std::string& query, Reply& reply);
   Status Refusal(const Reply& reply, const std::string& what) const;
+  // A GET whose reply is kept in memory, refused past `max_bytes` (INVALID_ARGUMENT saying `over`); `what`
+  // names the request in the store's refusals.
+  StatusOr<std::string> GetBounded(const std::string& key, const std::string& query, size_t max_bytes,
+                                   const std::string& what, const std::string& over);
 
   Options options_;
   void* curl_;  // CURL*, reused so the connection is kept alive between requests

@@ -24,33 +24,40 @@ S3Source::~S3Source() {
 
 Status S3Source::Check() { return client_->List(client_->location().prefix, "/", "").status(); }
 
-StatusOr<std::vector<s3::Object>> S3Source::ListAll(const std::string& prefix) {
-  std::vector<s3::Object> all;
+Status S3Source::ForEachPage(const std::string& prefix, const std::string& delimiter,
+                             const std::function<Status(s3::ListPage&)>& take) {
   std::string token;
   do {
-    SERVING_ASSIGN_OR_RETURN(s3::ListPage page, client_->List(prefix, "", token));
+    SERVING_ASSIGN_OR_RETURN(s3::ListPage page, client_->List(prefix, delimiter, token));
+    SERVING_RETURN_IF_ERROR(take(page));
+    token = page.truncated ? page.next_token : "";
+  } while (!token.empty());
+  return Status::Ok();
+}
+
+StatusOr<std::vector<s3::Object>> S3Source::ListAll(const std::string& prefix) {
+  std::vector<s3::Object> all;
+  SERVING_RETURN_IF_ERROR(ForEachPage(prefix, "", [&](s3::ListPage& page) {
     for (auto& o : page.objects) all.push_back(std::move(o));
     if (all.size() > kMaxListedKeys)
       return InvalidArgument("model repository " + Describe() + ": over 100000 keys under '" + prefix + "'");
-    token = page.truncated ? page.next_token : "";
-  } while (!token.empty());
+    return Status::Ok();
+  }));
   return all;
 }
 
 StatusOr<std::vector<std::string>> S3Source::ListModels() {
   const std::string& prefix = client_->location().prefix;
   std::vector<std::string> models;
-  std::string token;
-  do {
-    SERVING_ASSIGN_OR_RETURN(s3::ListPage page, client_->List(prefix, "/", token));
+  SERVING_RETURN_IF_ERROR(ForEachPage(prefix, "/", [&](s3::ListPage& page) {
     for (const std::string& p : page.common_prefixes) {
       if (p.size() <= prefix.size() + 1 || p.compare(0, prefix.size(), prefix) != 0) continue;
       models.push_back(p.substr(prefix.size(), p.size() - prefix.size() - 1));
     }
     if (models.size() > kMaxListedKeys)
       return InvalidArgument("model repository " + Describe() + ": over 100000 models");
-    token = page.truncated ? page.next_token : "";
-  } while (!token.empty());
+    return Status::Ok();
+  }));
   return models;
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -53,6 +54,9 @@ class S3Source final : public RepositorySource {
   using VersionFiles = std::map<std::string, s3::Object>;
   // Every key under `prefix`, all pages (at most kMaxListedKeys).
   StatusOr<std::vector<s3::Object>> ListAll(const std::string& prefix);
+  // Lists `prefix` page after page, handing each to `take`, which may stop the listing with an error.
+  Status ForEachPage(const std::string& prefix, const std::string& delimiter,
+                     const std::function<Status(s3::ListPage&)>& take);
   std::string ModelPrefix(const std::string& model) const { return client_->location().prefix + model + "/"; }
 
   static constexpr size_t kMaxListedKeys = 100000;
