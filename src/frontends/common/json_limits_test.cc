@@ -33,5 +33,11 @@ TEST(JsonLimitsTest, ANulByteAnywhereIsRejectedWithItsOffset) {
   EXPECT_NE(s.message().find("NUL byte at offset 2"), std::string::npos) << s.message();
 }
 
+// Found by json_limits_fuzz: the byte after a backslash in a string was skipped unchecked.
+TEST(JsonLimitsTest, AnEscapedNulByteIsRejectedToo) {
+  Status s = CheckJsonBody(std::string("{\"a\": \"x\\\0\"}", 11), 4);
+  EXPECT_NE(s.message().find("NUL byte at offset 9"), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace serving::frontends
