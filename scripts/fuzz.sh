@@ -4,7 +4,8 @@
 # gRPC messages, the JSON nesting scan, config.pbtxt) with clang, AddressSanitizer and UBSan through CMake
 # (SERVING_FUZZ; ccache applies), and runs each for FUZZ_SECONDS (default 20) from its committed seed corpus
 # (tests/fuzz/corpus/<target>). New inputs found go to a scratch copy of the corpus, not into git; a crash, leak,
-# timeout or out-of-memory leaves its input in build-fuzz/ and fails the run. FUZZ_TARGETS narrows the list.
+# timeout or out-of-memory leaves its input in build-fuzz/ and fails the run. FUZZ_TARGETS narrows the list;
+# FUZZ_RUNS stops each target after that many executions (the long run: FUZZ_RUNS=10000000 FUZZ_SECONDS=3600).
 # docs/reliability.md#fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,8 @@ for target in "${TARGETS[@]}"; do
   # The fuzzer's own exit status is not the verdict: the artifacts it leaves are (checked below).
   (
     cd "$OUT"
-    ASAN_OPTIONS=detect_leaks=1 "./${target}_fuzz" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 \
+    ASAN_OPTIONS=detect_leaks=1 "./${target}_fuzz" -max_total_time="$SECONDS_EACH" -runs="${FUZZ_RUNS:--1}" \
+      -max_len=65536 -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 "corpus-$target" > "fuzz-$target.log" 2>&1 || true
   )
   grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|cov: .*ft:.*corp:.*exec/s|ERROR|SUMMARY|Test unit written" \
