@@ -101,7 +101,7 @@ sanitize: deps-test
 
 # The unit tests and the concurrency-heavy end-to-end tests (batching, reload under load, drain, cancellation,
 # connection limits, model load under traffic, health) against a ThreadSanitizer build; any report fails
-# (the server exits 66). Suppressions, each justified, for third-party code only: tests/build/tsan.supp.
+# (the server exits 66); the fuzz corpora replay elsewhere (one thread each). Suppressions, each justified, for third-party code only: tests/build/tsan.supp.
 # -U__SANITIZE_THREAD__: protobuf's headers change a class's layout under TSan, which Debian's libprotobuf
 # (built without it) does not. CI runs it (docs/testing.md#threadsanitizer).
 TSAN_DIR ?= build-tsan
@@ -113,7 +113,7 @@ tsan: deps-test
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread"
 	cmake --build $(TSAN_DIR) --target core_test auth_test trees_test frontends_test inference-server
 	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/build/tsan.supp" \
-	  ctest --test-dir $(TSAN_DIR) --output-on-failure -E frontend_seam
+	  ctest --test-dir $(TSAN_DIR) --output-on-failure -E "frontend_seam|fuzz_corpus_"
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/build/tsan.supp" PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" \
 	  SERVING_SANITIZER=tsan INFERENCE_SERVER=$(TSAN_DIR)/inference-server PYTHONPATH=tests \
 	  .venv/bin/python -m pytest -p no_silent_skips -rs $(addprefix tests/e2e/,$(TSAN_E2E)) -q $(PYTEST_ARGS)
