@@ -13,7 +13,7 @@ SECONDS_EACH="${FUZZ_SECONDS:-20}"
 OUT=build-fuzz
 CXX="${FUZZ_CXX:-clang++-14}"
 CC="${FUZZ_CC:-clang-14}"
-read -r -a TARGETS <<< "${FUZZ_TARGETS:-lightgbm xgboost xgboost_ubj auth s3_list json_limits v2_rest v2_grpc v1_rest model_config}"
+read -r -a TARGETS <<< "${FUZZ_TARGETS:-lightgbm xgboost xgboost_ubj auth s3_list json_limits v2_rest v2_grpc v1_rest model_config http}"
 mkdir -p "$OUT"
 FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
 cmake -S . -B "$OUT" -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_C_COMPILER="$CC" \
@@ -26,12 +26,14 @@ for target in "${TARGETS[@]}"; do
   work="$OUT/corpus-$target"
   rm -rf "$work" && mkdir -p "$work"
   cp tests/fuzz/corpus/"$target"/* "$work"/
+  dict=()
+  [[ -f "tests/fuzz/$target.dict" ]] && dict=(-dict="../tests/fuzz/$target.dict")
   echo "fuzz: ${target}_fuzz for ${SECONDS_EACH}s"
   # The fuzzer's own exit status is not the verdict: the artifacts it leaves are (checked below).
   (
     cd "$OUT"
     ASAN_OPTIONS=detect_leaks=1 "./${target}_fuzz" -max_total_time="$SECONDS_EACH" -runs="${FUZZ_RUNS:--1}" \
-      -max_len=65536 -timeout=10 \
+      -max_len=65536 -timeout=10 "${dict[@]}" \
       -rss_limit_mb=2048 -print_final_stats=1 "corpus-$target" > "fuzz-$target.log" 2>&1 || true
   )
   grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|cov: .*ft:.*corp:.*exec/s|ERROR|SUMMARY|Test unit written" \
