@@ -40,6 +40,9 @@ MUTATIONS = [
      """  od::value v;
   auto e = object.find_field_unordered(key).get(v);""",
      ["tests/e2e/test_hostile.py", "-k", "once_crashed"]),
+    ("a version whose files could not be fetched is fetched again at the next poll", "src/core/model_repository.cc",
+     "    if (!transient) e.failed_fingerprint[v] = fingerprint;", "    e.failed_fingerprint[v] = fingerprint;",
+     ["tests/e2e/test_s3_repository.py", "-k", "cut_off_midway"]),
     ("a model load runs on the control thread, not on the transport's", "src/core/inference_server.cc",
      "  if (!control_->Post(task)) {", "  if ((task(false), false)) {",
      ["tests/e2e/test_model_control.py", "-k", "slow_load"]),

@@ -231,11 +231,15 @@ void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& ba
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (metrics_) metrics_->SetModelLoadDuration(name, std::to_string(v), seconds);
   if (!loaded) {
-    e.failed_fingerprint[v] = fingerprint;
+    // Files that could not be fetched (the store unreachable mid-download, a full disk: UNAVAILABLE) are
+    // fetched again at the next poll; files that were had and did not load wait until they change.
+    const bool transient = !dir.ok() && dir.status().code() == StatusCode::kUnavailable;
+    if (!transient) e.failed_fingerprint[v] = fingerprint;
     const bool still_serving = e.ready.count(v) > 0;
     if (!still_serving) source_->Release(name, v);
     SetState(e, name, v, still_serving ? VersionState::kReady : VersionState::kFailed,
-             (still_serving ? "reload failed, previous files still serving: " : "") + status.message());
+             (still_serving ? "reload failed, previous files still serving: " : "") + status.message() +
+                 (transient ? " (tried again at the next poll)" : ""));
     if (still_serving)
       logging::Error("model reload failed", {{"model", name}, {"version", v}, {"reason", status.message()}});
     return;

@@ -7,6 +7,7 @@ import pathlib
 import socket
 import subprocess
 import threading
+import time
 
 from conftest import free_port, wait_for
 
@@ -71,15 +72,26 @@ class Forwarder:
     """A TCP forwarder to the store that can be switched off (every connection closed, new ones refused) and on
     again on the same port: the store becoming unreachable and coming back, its contents kept."""
 
-    def __init__(self, target_port):
-        self.target, self.port = target_port, free_port()
+    def __init__(self, target_port, rate=None):
+        """`rate`: bytes per second from the store to the client (None: as fast as it goes), so that a download
+        takes long enough to be cut off in the middle."""
+        self.target, self.port, self.rate = target_port, free_port(), rate
         self.listener, self.conns, self.lock = None, [], threading.Lock()
         self.start()
 
     def start(self):
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", self.port))
+        # Connections cut mid-transfer hold the port until their close completes (FIN_WAIT): retry a while.
+        deadline = time.time() + 30
+        while True:
+            try:
+                self.listener.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
         self.listener.listen(64)
         threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
 
@@ -92,14 +104,16 @@ class Forwarder:
             upstream = socket.create_connection(("127.0.0.1", self.target))
             with self.lock:
                 self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, rate in ((client, upstream, None), (upstream, client, self.rate)):
+                threading.Thread(target=self._pump, args=(a, b, rate), daemon=True).start()
 
     @staticmethod
-    def _pump(src, dst):
+    def _pump(src, dst, rate):
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         for s in (src, dst):

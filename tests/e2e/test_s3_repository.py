@@ -192,6 +192,45 @@ def test_an_unreachable_store_keeps_what_is_served_backs_off_and_recovers(store,
     forwarder.stop()
 
 
+def test_a_download_cut_off_midway_is_fetched_again_once_the_store_is_back(store, make_server, datasets, tmp_path):
+    """The store goes away while a version downloads (64 MiB through a forwarder throttled to 16 MiB/s): the
+    version fails with the reason, its partial files are removed, what was served goes on, and once the store is
+    back the next poll downloads it again (a transient failure is not remembered as the version's verdict)."""
+    import os
+
+    model = MODELS / "breast_cancer"
+    store.upload(model, "repo/breast_cancer")
+    forwarder = Forwarder(store.port, rate=16 << 20)
+    cache = tmp_path / "cache"
+    server = make_server(f"s3://http://127.0.0.1:{forwarder.port}/models/repo", "--model-control-mode", "poll",
+                         "--repository-poll-ms", "200", "--repository-cache-dir", str(cache), env=store.env())
+    before = infer(server, "breast_cancer", rows(datasets, "breast_cancer"))
+    pad = tmp_path / "pad.bin"
+    pad.write_bytes(os.urandom(64 << 20))
+    store.s3.upload_file(str(pad), "models", "repo/breast_cancer/2/pad.bin")
+    store.s3.upload_file(str(model / "1" / "model.onnx"), "models", "repo/breast_cancer/2/model.onnx")
+
+    def big_files():
+        return [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size > (1 << 20)]
+
+    wait_for(lambda: big_files(), timeout=30, what="version 2 downloading")
+    forwarder.stop()
+
+    def state_of_2():
+        index = requests.post(server.http + "/v2/repository/index", json={}, timeout=5).json()
+        return next((m for m in index if m["name"] == "breast_cancer" and m.get("version") == "2"), {})
+
+    wait_for(lambda: state_of_2().get("reason"), timeout=30, what="version 2 failed")
+    assert "tried again at the next poll" in state_of_2()["reason"], state_of_2()
+    assert not big_files(), "the partial download was left on disk"
+    assert infer(server, "breast_cancer", rows(datasets, "breast_cancer"), version=1) == before
+    assert requests.get(server.http + "/v2/health/ready", timeout=5).status_code == 200
+    forwarder.start()
+    wait_for(lambda: requests.get(f"{server.http}/v2/models/breast_cancer/versions/2/ready", timeout=5).status_code
+             == 200, timeout=90, what="version 2 served once the store is back")
+    forwarder.stop()
+
+
 def test_local_and_s3_repositories_together_first_one_wins(store, make_server, datasets, tmp_path):
     """Triton's repeated --model-repository: a model is served from the first repository that lists it."""
     import shutil
