@@ -22,12 +22,13 @@ StatusOr<std::unique_ptr<RepositorySource>> Open(const std::string& repository, 
   client.credentials = s3::CredentialsFrom(env);
   client.ca_file = o.s3_ca_file;
   if (client.ca_file.empty() && env.count("AWS_CA_BUNDLE")) client.ca_file = env.at("AWS_CA_BUNDLE");
-  S3Source::Options source;
-  source.cache_dir = o.cache_dir;
-  if (source.cache_dir.empty()) {
+  std::filesystem::path cache_dir = o.cache_dir;
+  if (cache_dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
-    source.cache_dir = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / "inference-server-models";
+    cache_dir = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / "inference-server-models";
   }
+  S3Source::Options source;
+  SERVING_ASSIGN_OR_RETURN(source.downloads, DownloadDir::Open(cache_dir, "s3-"));
   source.max_file_bytes = o.max_file_bytes;
   source.max_model_bytes = o.max_model_bytes;
   source.metrics = o.metrics;

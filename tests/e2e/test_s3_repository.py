@@ -231,6 +231,32 @@ def test_a_download_cut_off_midway_is_fetched_again_once_the_store_is_back(store
     forwarder.stop()
 
 
+def test_downloads_of_a_killed_server_are_removed_by_the_next_one(store, make_server, datasets, tmp_path):
+    """SIGKILL leaves a server's downloads behind (nothing runs to remove them); the next server on the same cache
+    directory (a restarted container keeps its emptyDir) removes them, logs it, and serves."""
+    import signal
+
+    store.upload(MODELS / "breast_cancer", "repo/breast_cancer")
+    cache = tmp_path / "cache"
+    first = Server(store.url(), ["--repository-cache-dir", str(cache)], tmp_path=tmp_path, env=store.env())
+    try:
+        first.wait_ready()
+        x = rows(datasets, "breast_cancer")
+        before = infer(first, "breast_cancer", x)
+        (left,) = [p for p in cache.iterdir() if p.is_dir()]
+        first.proc.send_signal(signal.SIGKILL)
+        assert first.proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        first.stop()
+    assert (left / "breast_cancer" / "1" / "model.onnx").exists()
+    second = make_server(store.url(), "--repository-cache-dir", str(cache), env=store.env())
+    assert not left.exists(), "the killed server's downloads are still there"
+    removed = [l for l in second.log_lines() if l["msg"] == "removed the downloads of a server that is gone"]
+    assert [l["dir"] for l in removed] == [str(left)], removed
+    assert infer(second, "breast_cancer", x) == before
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
+
+
 def test_local_and_s3_repositories_together_first_one_wins(store, make_server, datasets, tmp_path):
     """Triton's repeated --model-repository: a model is served from the first repository that lists it."""
     import shutil

@@ -1,9 +1,5 @@
 #include "sources/s3/s3_source.h"
 
-#include <unistd.h>
-
-#include <atomic>
-
 #include "observability/logger.h"
 #include "observability/metrics.h"
 
@@ -12,15 +8,7 @@ namespace serving {
 namespace fs = std::filesystem;
 
 S3Source::S3Source(std::unique_ptr<s3::Client> client, Options options)
-    : client_(std::move(client)), options_(std::move(options)) {
-  static std::atomic<int> next{0};
-  dir_ = options_.cache_dir / ("s3-" + std::to_string(getpid()) + "-" + std::to_string(next++));
-}
-
-S3Source::~S3Source() {
-  std::error_code ec;
-  fs::remove_all(dir_, ec);
-}
+    : client_(std::move(client)), options_(std::move(options)), dir_(options_.downloads->path()) {}
 
 Status S3Source::Check() { return client_->List(client_->location().prefix, "/", "").status(); }
 

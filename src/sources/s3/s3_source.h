@@ -20,6 +20,7 @@
 #include <set>
 
 #include "core/repository_source.h"
+#include "sources/download_dir.h"
 #include "sources/s3/s3_client.h"
 
 namespace serving {
@@ -29,13 +30,12 @@ class Metrics;
 class S3Source final : public RepositorySource {
  public:
   struct Options {
-    std::filesystem::path cache_dir;  // this source's downloads go into a directory of its own under it
+    std::shared_ptr<DownloadDir> downloads;  // this source's own directory under the cache directory
     uint64_t max_file_bytes = uint64_t{4} << 30;
     uint64_t max_model_bytes = uint64_t{16} << 30;
     Metrics* metrics = nullptr;  // downloads counted and timed when set
   };
   S3Source(std::unique_ptr<s3::Client> client, Options options);
-  ~S3Source() override;  // removes its downloads
 
   // One listing of the repository's prefix: OK, or why the store refuses (credentials, bucket, endpoint), for a
   // clear error at startup.
@@ -62,7 +62,7 @@ class S3Source final : public RepositorySource {
   static constexpr size_t kMaxListedKeys = 100000;
   const std::unique_ptr<s3::Client> client_;
   const Options options_;
-  std::filesystem::path dir_;                                               // cache_dir/s3-<pid>-<n>
+  const std::filesystem::path dir_;                                         // options_.downloads's
   std::map<std::string, std::map<int64_t, VersionFiles>> listed_;           // model -> version -> files
   std::map<std::pair<std::string, int64_t>, std::filesystem::path> local_;  // materialised versions
 };
