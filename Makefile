@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize tsan mutations test-arm64 clean models monitor \
-  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz
+  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak
 
 all: build
 
@@ -60,6 +60,13 @@ bench-security: build
 
 # Models from object storage (docs/model-repository.md#object-storage): upload -> served at the default poll
 # interval, download throughput and memory, against moto's S3 server on loopback. ~3 minutes.
+# The soak (bench/soak.py; docs/reliability.md#soak): mixed traffic at 70 % of the measured peak for SOAK_SECONDS
+# with a hot reload and an unload/load in the middle; fails on any unexpected error, RSS drift or descriptor
+# growth. CI runs it for 60 s.
+SOAK_SECONDS ?= 600
+soak: deps-test build
+	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
 bench-s3: build
 	scripts/install-deps.sh test
 	PATH="$(CURDIR)/.venv/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/s3_repository.py $(BENCH_ARGS)
