@@ -10,6 +10,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+void Touch(const fs::path& path, const std::string& content = "") { std::ofstream(path) << content; }
+
 class DownloadDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -37,11 +39,11 @@ TEST_F(DownloadDirTest, ADirectoryNoProcessHoldsIsRemovedAtTheNextOpen) {
   // What a server killed before it cleaned up leaves: its directory and lock file, the lock released by its death.
   const fs::path dead = cache_ / "s3-dead01";
   fs::create_directories(dead / "m" / "1");
-  std::ofstream(dead / ".lock");
-  std::ofstream(dead / "m" / "1" / "model.onnx") << "stale";
+  Touch(dead / ".lock");
+  Touch(dead / "m" / "1" / "model.onnx", "stale");
   // Not ours (another prefix) and one being made (no lock file yet): left alone.
   fs::create_directories(cache_ / "other-dir");
-  std::ofstream(cache_ / "other-dir" / ".lock");
+  Touch(cache_ / "other-dir" / ".lock");
   fs::create_directories(cache_ / "s3-making");
   auto live = DownloadDir::Open(cache_, "s3-");
   ASSERT_TRUE(live.ok());
