@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize tsan mutations test-arm64 clean models monitor \
-  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak
+  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak bench-capacity
 
 all: build
 
@@ -66,6 +66,10 @@ bench-security: build
 SOAK_SECONDS ?= 600
 soak: deps-test build
 	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
+# What idle connections cost (bench/capacity.py; docs/reliability.md#capacity): 10,000 HTTP, 1,000 gRPC.
+bench-capacity: deps-test build
+	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/capacity.py $(BENCH_ARGS)
 
 bench-s3: build
 	scripts/install-deps.sh test

@@ -1,0 +1,131 @@
+"""Idle connections: what 10,000 idle HTTP connections and 1,000 idle gRPC connections cost the server, and whether
+it still answers at once beside them (docs/reliability.md#capacity). Loopback only, bounded, stops by itself.
+
+  .venv/bin/python bench/capacity.py --out docs/benchmarks/capacity.json
+
+The server runs with --http-max-connections above the count (its default, 4096, would close the rest at
+accept). HTTP connections are opened and left without a request (well within --http-request-timeout-s); gRPC
+channels each get a connection of their own (a local subchannel pool) and make one call, then idle. Before,
+with them open, and after they are closed: the server's RSS and descriptors, and the latency of a request on a
+fresh connection (median of 20).
+"""
+import argparse
+import json
+import os
+import pathlib
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_state(pid):
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    rss = int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1]) / 1024
+    return {"rss_mib": round(rss, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+def fresh_latency_ms(http):
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        r = requests.get(http + "/v2/health/ready", timeout=10, headers={"Connection": "close"})
+        times.append(1000 * (time.perf_counter() - start))
+        assert r.status_code == 200
+    return round(statistics.median(times), 2)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--http", type=int, default=10000)
+    ap.add_argument("--grpc", type=int, default=1000)
+    ap.add_argument("--binary", default=os.environ.get("INFERENCE_SERVER", str(ROOT / "build" / "inference-server")))
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < args.http + args.grpc + 200:
+        sys.exit(f"capacity: the open file limit ({hard}) is below the connections asked for")
+
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
+
+    http_port, grpc_port = free_port(), free_port()
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen([args.binary, "--model-repository", str(ROOT / "models" / "repository"),
+                               "--host", "127.0.0.1", "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+                               "--metrics-port", str(free_port()), "--http-max-connections", str(args.http + 100)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    http = f"http://127.0.0.1:{http_port}"
+    result = {"machine": f"{os.cpu_count()} CPUs, {sys.platform}", "http_connections": args.http,
+              "grpc_connections": args.grpc}
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if requests.get(http + "/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                sys.exit("capacity: the server did not become ready")
+            time.sleep(0.1)
+        time.sleep(1)
+        result["idle"] = dict(server_state(server.pid), fresh_request_ms=fresh_latency_ms(http))
+
+        start = time.time()
+        socks = []
+        for _ in range(args.http):
+            s = socket.create_connection(("127.0.0.1", http_port))
+            socks.append(s)
+        time.sleep(2)  # every connection accepted and registered
+        state = server_state(server.pid)
+        result["with_http"] = dict(state, fresh_request_ms=fresh_latency_ms(http),
+                                   open_seconds=round(time.time() - start, 1))
+        result["kib_per_http_connection"] = round(1024 * (state["rss_mib"] - result["idle"]["rss_mib"]) / args.http, 1)
+        for s in socks:
+            s.close()
+        socks.clear()
+        time.sleep(2)
+        result["after_http"] = server_state(server.pid)
+
+        channels = []
+        for _ in range(args.grpc):
+            ch = grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=[("grpc.use_local_subchannel_pool", 1)])
+            pb_grpc.GRPCInferenceServiceStub(ch).ServerLive(pb.ServerLiveRequest(), timeout=10)
+            channels.append(ch)
+        time.sleep(2)
+        state = server_state(server.pid)
+        result["with_grpc"] = dict(state, fresh_request_ms=fresh_latency_ms(http))
+        result["kib_per_grpc_connection"] = round(
+            1024 * (state["rss_mib"] - result["after_http"]["rss_mib"]) / args.grpc, 1)
+        for ch in channels:
+            ch.close()
+        time.sleep(2)
+        result["after_grpc"] = server_state(server.pid)
+        result["server_alive"] = server.poll() is None
+    finally:
+        server.terminate()
+        result["server_exit_code"] = server.wait(timeout=60)
+    print(json.dumps(result, indent=1))
+    if args.out:
+        pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    if not result.get("server_alive") or result["server_exit_code"] != 0:
+        sys.exit("capacity: the server did not survive")
+
+
+if __name__ == "__main__":
+    main()
