@@ -33,14 +33,9 @@ StatusOr<std::vector<std::string>> CompositeSource::ListModels() {
 }
 
 RepositorySource* CompositeSource::Owner(const std::string& model) {
-  if (auto it = owner_.find(model); it != owner_.end()) return it->second;
-  for (const auto& source : sources_) {
-    if (source->ListVersions(model).status().code() != StatusCode::kNotFound) {
-      owner_[model] = source.get();
-      return source.get();
-    }
-  }
-  return nullptr;
+  if (owner_.find(model) == owner_.end()) (void)ListVersions(model);  // finds the owner, if any
+  auto it = owner_.find(model);
+  return it != owner_.end() ? it->second : nullptr;
 }
 
 StatusOr<std::map<int64_t, std::string>> CompositeSource::ListVersions(const std::string& model) {
