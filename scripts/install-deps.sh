@@ -126,6 +126,11 @@ if [[ "$MODE" == test ]]; then
     GOBIN="$ROOT/.deps/bin" go install github.com/zegl/kube-score/cmd/kube-score@v1.20.0
   fi
   install_seaweedfs
+  # h2spec, the HTTP/2 conformance tool, against the gRPC port (tests/e2e/test_h2spec.py).
+  if [[ ! -x "$ROOT/.deps/bin/h2spec" ]]; then
+    echo "install-deps: [${SECONDS} s] go install h2spec"
+    GOBIN="$ROOT/.deps/bin" go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+  fi
   # Grafana's dashboard schema (@grafana/schema) and TypeScript, for the dashboard schema test.
   if [[ ! -x "$ROOT/tools/grafana-schema-check/node_modules/.bin/tsc" ]]; then
     echo "install-deps: [${SECONDS} s] npm ci tools/grafana-schema-check"
