@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -77,7 +78,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(Port()));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) std::abort();  // the server is gone
+  // Out of local ports for a moment (thousands of connections a second): wait; refused: the server is gone.
+  for (int tries = 0; connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0; ++tries) {
+    if (errno != EADDRNOTAVAIL || tries == 1000) std::abort();
+    usleep(1000);
+  }
   timeval tv{8, 0};  // under libFuzzer's -timeout: a server that never answers nor closes is reported as a hang
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -90,6 +95,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string reply;
   char buf[1 << 14];
   for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) reply.append(buf, static_cast<size_t>(n));
+  // Closed at once (RST) once the server has closed: no TIME_WAIT left behind per input.
+  const linger abort_close{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
   close(fd);
   if (!reply.empty() && reply.compare(0, 9, "HTTP/1.1 ") != 0) std::abort();  // every reply starts with a status
   if (std::getenv("HTTP_FUZZ_SHOW")) std::fprintf(stderr, "%s\n---\n", reply.c_str());  // to check a seed
