@@ -14,6 +14,40 @@ std::string_view Utf8Prefix(std::string_view s, size_t max) {
   return s.substr(0, n);
 }
 
+// `s` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD: client input quoted
+// in a message goes into JSON and protobuf strings, which must be UTF-8 (protobuf logs a plain-text error line
+// for each one that is not; found by tests/fuzz/http_fuzz.cc with a path byte of 0xB2).
+std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t n = b < 0x80                        ? 1
+                     : (b >> 5) == 0x6 && b >= 0xC2  ? 2
+                     : (b >> 4) == 0xE               ? 3
+                     : (b >> 3) == 0x1E && b <= 0xF4 ? 4
+                                                     : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    if (ok && n == 3) {  // no overlong forms or UTF-16 surrogates
+      const auto c = static_cast<unsigned char>(s[i + 1]);
+      ok = !(b == 0xE0 && c < 0xA0) && !(b == 0xED && c >= 0xA0);
+    }
+    if (ok && n == 4) {  // no overlong forms, nothing past U+10FFFF
+      const auto c = static_cast<unsigned char>(s[i + 1]);
+      ok = !(b == 0xF0 && c < 0x90) && !(b == 0xF4 && c >= 0x90);
+    }
+    if (ok) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Status::Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {
@@ -25,8 +59,8 @@ Status::Status(StatusCode code, std::string message) : code_(code), message_(std
 }
 
 std::string Excerpt(std::string_view input, size_t max) {
-  if (input.size() <= max) return std::string(input);
-  return std::string(Utf8Prefix(input, max)) + "...(" + std::to_string(input.size()) + " bytes)";
+  if (input.size() <= max) return ValidUtf8(input);
+  return ValidUtf8(Utf8Prefix(input, max)) + "...(" + std::to_string(input.size()) + " bytes)";
 }
 
 std::string Quote(std::string_view input, size_t max) { return "'" + Excerpt(input, max) + "'"; }

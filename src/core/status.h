@@ -65,7 +65,8 @@ Status DeadlineExceeded(std::string message);
 Status Cancelled(std::string message);
 
 // Client input quoted in a message: at most `max` bytes (cut on a UTF-8 boundary, with "...(N bytes)"
-// saying how long it was) in single quotes, so a 10 MB name or value is never echoed back whole.
+// saying how long it was) in single quotes, so a 10 MB name or value is never echoed back whole. Bytes that are
+// not well-formed UTF-8 become U+FFFD: the message goes into JSON and protobuf strings.
 std::string Quote(std::string_view input, size_t max = 128);
 // The same without the quotes (for numbers and JSON tokens).
 std::string Excerpt(std::string_view input, size_t max = 128);

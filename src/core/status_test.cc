@@ -56,5 +56,17 @@ TEST(StatusTest, QuoteCutsOnACharacterBoundaryAndSaysHowLongTheInputWas) {
   EXPECT_EQ(Quote("\xc3\xa9\xc3\xa9", 3), "'\xc3\xa9...(4 bytes)'");
 }
 
+// Found by http_fuzz: a path byte 0xB2 went into a google.rpc.Status message, which protobuf refuses to
+// serialise as it is (a plain-text error line on stderr for each request).
+TEST(StatusTest, QuoteReplacesBytesThatAreNotUtf8) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(Quote("/v\xb2/m"), "'/v" + fffd + "/m'");
+  EXPECT_EQ(Quote("\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "'\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80'");  // é € 😀 kept
+  EXPECT_EQ(Quote("\xc3"), "'" + fffd + "'");                                                              // cut short
+  EXPECT_EQ(Quote("\xc0\xaf"), "'" + fffd + fffd + "'");                        // overlong '/'
+  EXPECT_EQ(Quote("\xed\xa0\x80"), "'" + fffd + fffd + fffd + "'");             // a UTF-16 surrogate
+  EXPECT_EQ(Quote("\xf4\x90\x80\x80"), "'" + fffd + fffd + fffd + fffd + "'");  // past U+10FFFF
+}
+
 }  // namespace
 }  // namespace serving

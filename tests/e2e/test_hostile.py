@@ -384,3 +384,21 @@ def test_malformed_json_that_once_crashed_the_server_is_a_400(server, name):
     r = requests.post(f"{server.http}/v2/models/diabetes/infer", data=body, headers=headers, timeout=10)
     assert r.status_code == 400 and r.json()["error"], r.text
     assert requests.get(f"{server.http}/v2/health/ready", timeout=5).status_code == 200
+
+
+def test_a_path_that_is_not_utf8_is_quoted_as_utf8_and_logs_nothing_but_json(make_server):
+    """Found by tests/fuzz/http_fuzz.cc: a path byte 0xB2 was quoted into the 404's google.rpc.Status as it was;
+    protobuf refused the string and printed a plain-text error line on the server's stderr for each such
+    request. Quoted client input is made valid UTF-8 (U+FFFD for what is not)."""
+    server = make_server(MODELS)
+    port = int(server.http.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /v1/\xb2\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 404"), head
+    assert json.loads(body.decode("utf-8"))["message"] == "no route for GET '/v1/\ufffd\ufffd'"
+    lines = [l for l in server.log_text().splitlines() if l.strip()]
+    assert all(l.startswith("{") for l in lines), [l for l in lines if not l.startswith("{")]
