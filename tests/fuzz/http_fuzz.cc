@@ -6,17 +6,22 @@
 // the target, and every reply must be an HTTP/1.1 status line.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
+
+#include <google/protobuf/stubs/logging.h>
 
 #include "core/inference_server.h"
 #include "core/model_repository.h"
@@ -42,6 +47,14 @@ struct Platform {
 int Port() {
   static Platform* platform = [] {
     logging::Configure(logging::Level::kError, logging::Format::kJson);
+    signal(SIGPIPE, SIG_IGN);  // as the server's main does: a client gone mid-reply is an error, not a signal
+    // protobuf complains on stderr (past the JSON logger) about what it cannot serialise, such as a message that
+    // is not UTF-8: a finding, not noise.
+    google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char*, int, const std::string& m) {
+      if (level < google::protobuf::LOGLEVEL_ERROR) return;
+      std::fprintf(stderr, "http_fuzz: protobuf: %s\n", m.c_str());
+      std::abort();
+    });
     auto* p = new Platform();
     p->backends.Register("fake", std::make_unique<testing::FakeBackend>());
     auto files = std::make_shared<testing::MemorySource::Files>();
@@ -78,9 +91,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(Port()));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  // Out of local ports for a moment (thousands of connections a second): wait; refused: the server is gone.
+  // Out of local ports for a moment (thousands of connections a second): wait. Interrupted by libFuzzer's
+  // timer signal: the connection goes on, wait for it. Refused: the server is gone.
   for (int tries = 0; connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0; ++tries) {
-    if (errno != EADDRNOTAVAIL || tries == 1000) std::abort();
+    if (errno == EINTR) {
+      pollfd p{fd, POLLOUT, 0};
+      int error = 0;
+      socklen_t len = sizeof(error);
+      while (poll(&p, 1, 5000) < 0 && errno == EINTR) {
+      }
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error == 0) break;
+      errno = error;
+    }
+    if (errno != EADDRNOTAVAIL || tries == 1000) {
+      std::fprintf(stderr, "http_fuzz: connect: %s\n", std::strerror(errno));
+      std::abort();
+    }
     usleep(1000);
   }
   timeval tv{8, 0};  // under libFuzzer's -timeout: a server that never answers nor closes is reported as a hang
@@ -94,7 +120,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   shutdown(fd, SHUT_WR);  // the client has said everything: the server answers and closes
   std::string reply;
   char buf[1 << 14];
-  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) reply.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0 || (n < 0 && errno == EINTR);)
+    if (n > 0) reply.append(buf, static_cast<size_t>(n));
   // Closed at once (RST) once the server has closed: no TIME_WAIT left behind per input.
   const linger abort_close{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));

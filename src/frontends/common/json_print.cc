@@ -22,7 +22,8 @@ Status ProtoFromJson(std::string_view json, google::protobuf::Message* message, 
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
-  if (!status.ok()) return InvalidArgument("invalid JSON body: " + std::string(status.message()));
+  // protobuf's message quotes the body around the error: client input, so made valid UTF-8 and bounded.
+  if (!status.ok()) return InvalidArgument("invalid JSON body: " + Excerpt(std::string(status.message()), 512));
   return Status::Ok();
 }
 
