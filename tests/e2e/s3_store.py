@@ -14,6 +14,15 @@ from conftest import free_port, wait_for
 MOTO = pathlib.Path(os.environ.get("VIRTUAL_ENV", pathlib.Path(__file__).resolve().parents[2] / ".venv")) / "bin" / "moto_server"
 
 
+def listening(port):
+    """Whether something accepts connections on loopback `port`."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 class Store:
     """moto_server on loopback with IAM authentication on, one user allowed everything, bucket `models`."""
 
@@ -29,7 +38,7 @@ class Store:
         self.proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(self.port)], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        wait_for(self._listening, timeout=30, what="moto_server listening")
+        wait_for(lambda: listening(self.port), timeout=30, what="moto_server listening")
         setup = dict(endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="setup",
                      aws_secret_access_key="setup")
         iam = boto3.client("iam", **setup)
@@ -42,13 +51,6 @@ class Store:
         self.s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
                                aws_access_key_id=self.key, aws_secret_access_key=self.secret)
         self.s3.create_bucket(Bucket="models")
-
-    def _listening(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
 
     def env(self, secret=None):
         return {"AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": secret or self.secret,
@@ -181,14 +183,7 @@ class TlsFront:
         check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(tmp)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
         self.proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
-        wait_for(self._listening, timeout=30, what="nginx listening")
-
-    def _listening(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
+        wait_for(lambda: listening(self.port), timeout=30, what="nginx listening")
 
     def url(self, prefix="repo", bucket="models"):
         return f"s3://https://127.0.0.1:{self.port}/{bucket}/{prefix}"
