@@ -153,7 +153,7 @@ void ModelRepository::PollModel(const std::string& name) {
     e = slot.get();
     if (e->unloaded_by_request) return;
   }
-  ReadConfig(*e, name);
+  if (!ReadConfig(*e, name)) return;
   if (!e->parsed || !e->error.empty()) return;  // keep serving what is loaded with the last good config
   const ModelSettings& cfg = *e->parsed;
   Backend* backend = backends_->Find(cfg.backend);  // the config was checked against the registry
@@ -181,10 +181,16 @@ void ModelRepository::PollModel(const std::string& name) {
   ForgetGone(*e, name, versions);
 }
 
-void ModelRepository::ReadConfig(Entry& e, const std::string& name) {
-  const std::string fp = source_->FileFingerprint(name, kConfigFile);
-  if (fp == e.config_fingerprint) return;
-  e.config_fingerprint = fp;
+bool ModelRepository::ReadConfig(Entry& e, const std::string& name) {
+  // A store that cannot be reached says nothing about the config: keep the one read last, as a failed
+  // listing keeps the models (not a "rejected" config, which would also forget why versions failed).
+  const StatusOr<std::string> fp = source_->FileFingerprint(name, kConfigFile);
+  if (!fp.ok()) {
+    logging::Warn("cannot check model config", {{"model", name}, {"reason", fp.status().message()}});
+    return false;
+  }
+  if (*fp == e.config_fingerprint) return true;
+  e.config_fingerprint = *fp;
   const std::string file_name = source_->Describe() + "/" + name + "/" + kConfigFile;
   auto text = source_->ReadFile(name, kConfigFile, kMaxConfigBytes);
   StatusOr<ModelSettings> cfg = text.ok()
@@ -201,13 +207,14 @@ void ModelRepository::ReadConfig(Entry& e, const std::string& name) {
     e.error.clear();
     e.failed_fingerprint.clear();
     if (metrics_) metrics_->ForgetModelVersion(name, "config");
-    return;
+    return true;
   }
   // A file that could not be read (not one that did not parse) is read again at the next poll.
   if (cfg.status().code() == StatusCode::kNotFound) e.config_fingerprint.clear();
   e.error = cfg.status().message();
   logging::Error("model config rejected", {{"model", name}, {"reason", e.error}});
   if (metrics_) metrics_->SetModelState(name, "config", "FAILED");
+  return true;
 }
 
 void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& backend, int64_t v,

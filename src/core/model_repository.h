@@ -99,7 +99,8 @@ class ModelRepository {
   struct Entry;
   void PollModel(const std::string& name) REQUIRES(op_mu_) EXCLUDES(mu_);
   // PollModel's steps.
-  void ReadConfig(Entry& entry, const std::string& name) REQUIRES(op_mu_) EXCLUDES(mu_);
+  // False when the source could not say whether the config changed (nothing else is done this poll).
+  bool ReadConfig(Entry& entry, const std::string& name) REQUIRES(op_mu_) EXCLUDES(mu_);
   void LoadVersion(Entry& entry, const std::string& name, Backend& backend, int64_t version,
                    const std::string& fingerprint) REQUIRES(op_mu_) EXCLUDES(mu_);
   void UnloadUnwanted(Entry& entry, const std::string& name, const std::set<int64_t>& wanted,

@@ -128,6 +128,27 @@ TEST_F(RepositoryTest, ABrokenConfigKeepsTheLoadedVersion) {
   EXPECT_FALSE(repo->List()[0].error.empty());
 }
 
+TEST_F(RepositoryTest, AConfigThatCannotBeCheckedIsKeptAndSoAreTheVerdictsOnVersions) {
+  WriteConfig("m");
+  WriteVersion("m", 1);
+  auto repo = Make();
+  repo->Poll();
+  WriteVersion("m", 2, "bad");
+  repo->Poll();
+  ASSERT_EQ(StateOf(*repo, "m", 2), VersionState::kFailed);
+  const int materialized = files_->materialized;
+  // The store answers the listing and not the config's HEAD (a connection cut in between): not a rejected
+  // config, and the failed version, unchanged, is not fetched again when the store is back.
+  files_->files_unreachable = true;
+  repo->Poll();
+  EXPECT_TRUE(repo->List()[0].error.empty()) << repo->List()[0].error;
+  EXPECT_EQ((*repo->Get("m", ""))->version(), 1);
+  files_->files_unreachable = false;
+  repo->Poll();
+  EXPECT_EQ(files_->materialized, materialized);
+  EXPECT_EQ(StateOf(*repo, "m", 2), VersionState::kFailed);
+}
+
 TEST_F(RepositoryTest, RemovedModelsDisappear) {
   WriteConfig("a");
   WriteVersion("a", 1);

@@ -38,8 +38,9 @@ class RepositorySource {
   // The model's versions, each with a fingerprint of all of that version's files. NOT_FOUND: no such model.
   virtual StatusOr<std::map<int64_t, std::string>> ListVersions(const std::string& model) = 0;
 
-  // A file of the model's own directory (not of a version): "" when it does not exist.
-  virtual std::string FileFingerprint(const std::string& model, const std::string& file) = 0;
+  // A file of the model's own directory (not of a version): "" when it does not exist. UNAVAILABLE when the
+  // source cannot tell (a store unreachable): the repository then keeps what it read last.
+  virtual StatusOr<std::string> FileFingerprint(const std::string& model, const std::string& file) = 0;
   // Its content. NOT_FOUND when it does not exist or cannot be read; INVALID_ARGUMENT when larger than
   // `max_bytes`. Errors name the file as the user knows it (Describe()/model/file).
   virtual StatusOr<std::string> ReadFile(const std::string& model, const std::string& file, size_t max_bytes) = 0;

@@ -52,9 +52,9 @@ StatusOr<std::map<int64_t, std::string>> CompositeSource::ListVersions(const std
   return NotFound("model '" + model + "' is not in any repository");
 }
 
-std::string CompositeSource::FileFingerprint(const std::string& model, const std::string& file) {
+StatusOr<std::string> CompositeSource::FileFingerprint(const std::string& model, const std::string& file) {
   RepositorySource* s = Owner(model);
-  return s ? s->FileFingerprint(model, file) : "";
+  return s ? s->FileFingerprint(model, file) : std::string();
 }
 
 StatusOr<std::string> CompositeSource::ReadFile(const std::string& model, const std::string& file, size_t max_bytes) {

@@ -20,7 +20,7 @@ class CompositeSource final : public RepositorySource {
   std::string Describe() const override;
   StatusOr<std::vector<std::string>> ListModels() override;
   StatusOr<std::map<int64_t, std::string>> ListVersions(const std::string& model) override;
-  std::string FileFingerprint(const std::string& model, const std::string& file) override;
+  StatusOr<std::string> FileFingerprint(const std::string& model, const std::string& file) override;
   StatusOr<std::string> ReadFile(const std::string& model, const std::string& file, size_t max_bytes) override;
   StatusOr<std::filesystem::path> Materialize(const std::string& model, int64_t version) override;
   void Release(const std::string& model, int64_t version) override;

@@ -88,9 +88,9 @@ StatusOr<std::map<int64_t, std::string>> LocalDirectorySource::ListVersions(cons
   return versions;
 }
 
-std::string LocalDirectorySource::FileFingerprint(const std::string& model, const std::string& file) {
+StatusOr<std::string> LocalDirectorySource::FileFingerprint(const std::string& model, const std::string& file) {
   auto dir = ModelDir(model);
-  if (!dir.ok() || !IsPlainName(file)) return "";
+  if (!dir.ok() || !IsPlainName(file)) return std::string();
   return FileStamp(*dir / file);
 }
 

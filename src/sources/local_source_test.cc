@@ -92,8 +92,8 @@ TEST_F(LocalSourceTest, ModelFilesAreReadWithinTheirLimit) {
   Write("m/labels.txt", "a\nb\n");
   LocalDirectorySource source(root_);
   EXPECT_EQ(source.ReadFile("m", "labels.txt", 100).value(), "a\nb\n");
-  EXPECT_NE(source.FileFingerprint("m", "config.pbtxt"), "");
-  EXPECT_EQ(source.FileFingerprint("m", "absent"), "");
+  EXPECT_NE(source.FileFingerprint("m", "config.pbtxt").value(), "");
+  EXPECT_EQ(source.FileFingerprint("m", "absent").value(), "");
   EXPECT_EQ(source.ReadFile("m", "absent", 100).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(source.ReadFile("m", "../m/labels.txt", 100).status().code(), StatusCode::kNotFound);
   // A huge config is refused before it is read (sparse: costs no disk).

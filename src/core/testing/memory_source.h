@@ -31,6 +31,7 @@ class MemorySource final : public RepositorySource {
     std::mutex mu;
     std::map<std::string, Model> models;
     bool listing_fails = false;
+    bool files_unreachable = false;  // FileFingerprint answers UNAVAILABLE (the listing still works)
     int materialized = 0;
     std::vector<std::pair<std::string, int64_t>> released;
   };
@@ -65,10 +66,12 @@ class MemorySource final : public RepositorySource {
     }
     return out;
   }
-  std::string FileFingerprint(const std::string& model, const std::string& file) override {
+  StatusOr<std::string> FileFingerprint(const std::string& model, const std::string& file) override {
     std::lock_guard<std::mutex> l(files_->mu);
+    if (files_->files_unreachable) return Unavailable("the store is unreachable");
     const std::string* content = Find(model, file);
-    return content ? std::to_string(std::hash<std::string>()(*content)) + ":" + std::to_string(content->size()) : "";
+    if (!content) return std::string();
+    return std::to_string(std::hash<std::string>()(*content)) + ":" + std::to_string(content->size());
   }
   StatusOr<std::string> ReadFile(const std::string& model, const std::string& file, size_t max_bytes) override {
     std::lock_guard<std::mutex> l(files_->mu);

@@ -87,10 +87,13 @@ StatusOr<std::map<int64_t, std::string>> S3Source::ListVersions(const std::strin
   return fingerprints;
 }
 
-std::string S3Source::FileFingerprint(const std::string& model, const std::string& file) {
-  if (!IsPlainName(model) || !IsPlainName(file)) return "";
+StatusOr<std::string> S3Source::FileFingerprint(const std::string& model, const std::string& file) {
+  if (!IsPlainName(model) || !IsPlainName(file)) return std::string();
   auto head = client_->Head(ModelPrefix(model) + file);
-  if (!head.ok()) return "";
+  // Unreachable (or a 5xx, 429): unknown, not absent. A 403 is how S3 answers HEAD of a missing key to an
+  // identity that may not list: absent, as a 404.
+  if (!head.ok() && head.status().code() == StatusCode::kUnavailable) return head.status();
+  if (!head.ok()) return std::string();
   return head->etag + ":" + std::to_string(head->size);
 }
 
