@@ -6,7 +6,7 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize tsan mutations test-arm64 clean models monitor \
-  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak bench-capacity
+  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak bench-capacity bench-overload
 
 all: build
 
@@ -70,6 +70,11 @@ soak: deps-test build
 # What idle connections cost (bench/capacity.py; docs/reliability.md#capacity): 10,000 HTTP, 1,000 gRPC.
 bench-capacity: deps-test build
 	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/capacity.py $(BENCH_ARGS)
+
+# Overload (bench/overload.py; docs/reliability.md#overload): 10x the measured capacity on v2 REST and v2 gRPC
+# (h2load, open loop), then the load taken away. About 1 minute.
+bench-overload: deps-test build
+	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/overload.py $(BENCH_ARGS)
 
 bench-s3: build
 	scripts/install-deps.sh test

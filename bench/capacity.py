@@ -16,26 +16,18 @@ import pathlib
 import resource
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from serving import BINARY, ROOT, Server, process_state
 
 
 def server_state(pid):
-    status = pathlib.Path(f"/proc/{pid}/status").read_text()
-    rss = int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1]) / 1024
-    return {"rss_mib": round(rss, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+    state = process_state(pid)
+    return {"rss_mib": state["rss_mib"], "fds": state["fds"]}
 
 
 def fresh_latency_ms(http):
@@ -52,7 +44,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--http", type=int, default=10000)
     ap.add_argument("--grpc", type=int, default=1000)
-    ap.add_argument("--binary", default=os.environ.get("INFERENCE_SERVER", str(ROOT / "build" / "inference-server")))
+    ap.add_argument("--binary", default=BINARY)
     ap.add_argument("--out")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -63,26 +55,16 @@ def main():
     import grpc
     from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-    http_port, grpc_port = free_port(), free_port()
     log = tempfile.TemporaryFile()
-    server = subprocess.Popen([args.binary, "--model-repository", str(ROOT / "models" / "repository"),
-                               "--host", "127.0.0.1", "--http-port", str(http_port), "--grpc-port", str(grpc_port),
-                               "--metrics-port", str(free_port()), "--http-max-connections", str(args.http + 100)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    http = f"http://127.0.0.1:{http_port}"
+    try:
+        server = Server(ROOT / "models" / "repository", "--http-max-connections", args.http + 100, log=log,
+                        binary=args.binary)
+    except RuntimeError as e:
+        sys.exit(f"capacity: {e}")
+    http, http_port, grpc_port = server.http, server.http_port, server.grpc_port
     result = {"machine": f"{os.cpu_count()} CPUs, {sys.platform}", "http_connections": args.http,
               "grpc_connections": args.grpc}
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(http + "/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                sys.exit("capacity: the server did not become ready")
-            time.sleep(0.1)
         time.sleep(1)
         result["idle"] = dict(server_state(server.pid), fresh_request_ms=fresh_latency_ms(http))
 
@@ -116,10 +98,9 @@ def main():
             ch.close()
         time.sleep(2)
         result["after_grpc"] = server_state(server.pid)
-        result["server_alive"] = server.poll() is None
+        result["server_alive"] = server.proc.poll() is None
     finally:
-        server.terminate()
-        result["server_exit_code"] = server.wait(timeout=60)
+        result["server_exit_code"] = server.stop()
     print(json.dumps(result, indent=1))
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

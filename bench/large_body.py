@@ -11,31 +11,16 @@ median wall time of --runs posts, the server's peak RSS growth (VmHWM) and its R
 import argparse
 import json
 import os
-import pathlib
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from serving import ROOT, Server, process_state
+
 ROW = [17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4,
        0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656,
        0.7119, 0.2654, 0.4601, 0.1189]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kb(pid, field):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def post(url, body):
@@ -49,26 +34,17 @@ def post(url, body):
 
 
 def measure(binary, rows, runs):
-    port = free_port()
-    proc = subprocess.Popen([binary, "--model-repository", str(ROOT / "models" / "repository"), "--host", "127.0.0.1",
-                             "--http-port", str(port), "--grpc-port", str(free_port()), "--metrics-port", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server = Server(ROOT / "models" / "repository", binary=binary)
+    url = server.http
     try:
-        for _ in range(200):
-            try:
-                if urllib.request.urlopen(url + "/v2/health/ready", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
         body = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": [rows, 30],
                                        "data": [ROW] * rows}]}, separators=(",", ":")).encode()
-        before = kb(proc.pid, "VmRSS")
+        before = process_state(server.pid)["rss_mib"]
         times = [post(url + "/v2/models/breast_cancer/infer", body) for _ in range(runs)]
-        return len(body), statistics.median(times), kb(proc.pid, "VmHWM") - before, kb(proc.pid, "VmRSS") - before
+        after = process_state(server.pid)
+        return len(body), statistics.median(times), after["hwm_mib"] - before, after["rss_mib"] - before
     finally:
-        proc.terminate()
-        proc.wait()
+        server.stop()
 
 
 def main():
@@ -84,8 +60,8 @@ def main():
         for binary in args.binary:
             size, seconds, peak, after = measure(binary, rows, args.runs)
             mb = size / 1e6
-            print(f"| {binary} | {mb:.1f} | {seconds:.3f} | {mb / seconds:.0f} | {peak / 1024:.0f} "
-                  f"({peak * 1024 / size:.1f}x) | {after / 1024:.0f} |", flush=True)
+            print(f"| {binary} | {mb:.1f} | {seconds:.3f} | {mb / seconds:.0f} | {peak:.0f} "
+                  f"({peak * 2**20 / size:.1f}x) | {after:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -37,18 +37,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 import conftest  # noqa: E402,F401  (generates the inference.v1 stubs into build/pygen)
 from inference.v1 import inference_pb2  # noqa: E402
+from serving import free_port  # noqa: E402
 
 DOCS = ROOT / "docs"
 # The Triton peer's directory (its start-triton.sh; see its README). Elsewhere: a script that starts Triton's
 # container the same way (REPO HTTP GRPC METRICS).
 TRITON = pathlib.Path(os.environ.get("TRITON_PEER", ROOT.parent / "shared" / "peers" / "triton-ort")) / "start-triton.sh"
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Process:

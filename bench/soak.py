@@ -17,9 +17,7 @@ import multiprocessing as mp
 import os
 import pathlib
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,18 +26,13 @@ import time
 import numpy as np
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from serving import BINARY, ROOT, Server, process_state
+
 MODELS = ROOT / "models" / "repository"
 # (model, protocol, rows): the traffic mix, cycled by every client.
 MIX = [("breast_cancer", "rest-v2", 1), ("diabetes", "rest-v2", 16), ("breast_cancer", "rest-v1", 4),
        ("digits", "grpc-v2", 4), ("diabetes", "grpc-v2", 1), ("digits", "rest-v2", 16)]
 FEATURES = {"breast_cancer": 30, "diabetes": 10, "digits": 64}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def client(http, grpc_target, rate, stop_at, out):
@@ -100,11 +93,9 @@ def run_clients(http, grpc_target, processes, rate_each, seconds):
 def sample(pid, stop, samples, t0):
     while not stop.is_set():
         try:
-            status = pathlib.Path(f"/proc/{pid}/status").read_text()
-            rss = int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1]) / 1024
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
-            samples.append({"t": round(time.time() - t0, 1), "rss_mib": round(rss, 1), "fds": fds})
-        except (OSError, StopIteration):
+            state = process_state(pid)
+            samples.append({"t": round(time.time() - t0, 1), "rss_mib": state["rss_mib"], "fds": state["fds"]})
+        except OSError:
             pass
         stop.wait(1)
 
@@ -173,7 +164,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("SOAK_SECONDS", 600)))
     ap.add_argument("--fraction", type=float, default=float(os.environ.get("SOAK_FRACTION", 0.7)))
     ap.add_argument("--clients", type=int, default=3)
-    ap.add_argument("--binary", default=os.environ.get("INFERENCE_SERVER", str(ROOT / "build" / "inference-server")))
+    ap.add_argument("--binary", default=BINARY)
     ap.add_argument("--out")
     ap.add_argument("--plot")
     ap.add_argument("--max-rss-drift-mib", type=float, default=32)
@@ -183,24 +174,14 @@ def main():
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="soak-"))
     repo = tmp / "models"
     shutil.copytree(MODELS, repo)
-    http_port, grpc_port = free_port(), free_port()
     log = open(tmp / "server.log", "wb")
-    server = subprocess.Popen([args.binary, "--model-repository", str(repo), "--model-control-mode", "explicit",
-                               "--load-model", "*", "--host", "127.0.0.1", "--http-port", str(http_port),
-                               "--grpc-port", str(grpc_port), "--metrics-port", str(free_port()),
-                               "--access-log-sample-rate", "0"], stdout=log, stderr=subprocess.STDOUT)
-    http, grpc_target = f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(http + "/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                sys.exit("soak: the server did not become ready:\n" + (tmp / "server.log").read_text()[-3000:])
-            time.sleep(0.1)
+        server = Server(repo, "--model-control-mode", "explicit", "--load-model", "*", "--access-log-sample-rate", "0",
+                        log=log, binary=args.binary)
+    except RuntimeError as e:
+        sys.exit(f"soak: {e}:\n" + (tmp / "server.log").read_text()[-3000:])
+    http, grpc_target = server.http, server.grpc_target
+    try:
         peak_records = run_clients(http, grpc_target, args.clients, 0, 5)
         peak = sum(r[3] == "ok" for r in peak_records) / 5
         target = args.fraction * peak
@@ -217,10 +198,9 @@ def main():
         controller.join(timeout=120)
         stop.set()
         sampler.join()
-        alive = server.poll() is None
+        alive = server.proc.poll() is None
     finally:
-        server.terminate()
-        code = server.wait(timeout=60)
+        code = server.stop()
         log.close()
 
     unload = next((e for e in events if e["what"].startswith("unload")), None)

@@ -1,16 +1,16 @@
 """The compute-bound benchmark model: an MLP with input 512, three hidden layers of 1024 (ReLU) and 10 softmax
 outputs, random weights from a fixed seed (a benchmark model: what it predicts does not matter, its cost does).
-Usage: make_mlp.py OUT.onnx"""
-import sys
+Usage: make_mlp.py OUT.onnx [--hidden-layers N]   (N: 3 by default; bench/overload.py makes a deeper one)"""
+import argparse
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def main(path):
+def main(path, hidden_layers=3):
     rng = np.random.default_rng(0)
-    sizes = [512, 1024, 1024, 1024, 10]
+    sizes = [512] + [1024] * hidden_layers + [10]
     nodes, inits, prev = [], [], "X"
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
@@ -32,4 +32,8 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--hidden-layers", type=int, default=3)
+    a = ap.parse_args()
+    main(a.out, a.hidden_layers)
