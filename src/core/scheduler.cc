@@ -372,6 +372,15 @@ void Scheduler::Reply(Execution& e, std::vector<InferResponse>& responses) {
     response.model = config_->name;
     response.version = version_;
     response.config = config_;
+    // The client went away while its request executed (a model run cannot be stopped midway): the reply
+    // would be dropped, so it is counted as what it is. Its execution stays counted with its batch.
+    if (job.request.cancelled && job.request.cancelled->load()) {
+      Fail(job,
+           Cancelled("the client went away while the request executed on model '" + config_->name +
+                     "'; its reply was dropped"),
+           FailReason::kCanceled);
+      continue;
+    }
     if (observers_->wants_payload()) observers_->Payload(job.request, &response);
     // Just before the reply is handed back: a client that has its reply finds it counted.
     observers_->Succeeded(job.request, e.report, Clock::now());

@@ -337,6 +337,26 @@ TEST_F(SchedulerTest, RequestsCancelledOrPastTheirDeadlineLeaveTheQueueWithoutRu
   EXPECT_EQ(model_.batches(), (std::vector<int64_t>{8, 8}));
 }
 
+TEST_F(SchedulerTest, ARequestWhoseClientLeftWhileItRanIsAnsweredCancelledAndItsBatchMatesAreNot) {
+  auto scheduler = MakeBatching(8, "max_queue_delay_microseconds: 60000000");
+  gate_.Close();
+  auto gone = std::make_shared<std::atomic<bool>>(false);
+  Scheduler::Job leaving = Rows(0, 4);
+  leaving.request.cancelled = gone;
+  ASSERT_TRUE(scheduler->Enqueue(std::move(leaving)).ok());
+  ASSERT_TRUE(scheduler->Enqueue(Rows(1, 4)).ok());  // a full batch with 0
+  WaitExecuting();
+  gone->store(true);  // during the run
+  gate_.Open();
+  WaitFinished(2);
+  std::map<float, Status> by_tag;
+  for (const auto& [tag, status] : Finished()) by_tag[tag] = status;
+  EXPECT_EQ(by_tag[0].code(), StatusCode::kCancelled);
+  EXPECT_NE(by_tag[0].message().find("while the request executed"), std::string::npos) << by_tag[0].message();
+  EXPECT_EQ(by_tag[1].code(), StatusCode::kOk);
+  EXPECT_EQ(model_.batches(), (std::vector<int64_t>{8}));
+}
+
 TEST_F(SchedulerTest, PreserveOrderingHandsRepliesBackInQueueOrder) {
   for (const bool preserve : {true, false}) {
     finished_.clear();

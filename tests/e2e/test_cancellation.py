@@ -57,3 +57,114 @@ def test_requests_whose_client_left_while_queued_never_run(tmp_path, make_server
     # Both still serve.
     assert requests.get(s.http + "/v2/health/ready", timeout=5).status_code == 200
     channel.close()
+
+
+def test_a_client_that_leaves_while_its_request_executes_is_counted_cancelled(tmp_path, make_server):
+    """The model cannot be stopped mid-run: the request runs to its end, its reply is dropped, and it is counted
+    and logged CANCELLED (not OK: nobody got the answer), over HTTP (connection closed) and gRPC (call cancelled).
+    The server then serves the next request as before."""
+    repo = tmp_path / "repo"
+    slow_model(repo / "slow" / "1" / "model.onnx", depth=256)
+    (repo / "slow" / "config.pbtxt").write_text('backend: "onnxruntime"\ninstance_group [ { count: 1 kind: KIND_CPU } ]\n')
+    s = make_server(repo)
+    x = np.ones((256, 1024), dtype=np.float32)
+    text = lambda: s.metrics_text()  # noqa: E731
+    executing = lambda: inflight(s) >= 1 and metric_sum(text(), "inference_queue_depth", model="slow") == 0  # noqa: E731
+
+    head = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": list(x.shape),
+                                   "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+    http = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
+    http.sendall(b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nInference-Header-Content-Length: %d\r\n"
+                 b"Content-Length: %d\r\n\r\n" % (len(head), len(head) + x.nbytes) + head + x.tobytes())
+    wait_for(executing, what="the HTTP request executing")
+    http.close()
+    wait_for(lambda: metric_sum(text(), "inference_executions_total", model="slow") == 1, timeout=120,
+             what="the HTTP request's execution done")
+
+    channel = grpc.insecure_channel(s.grpc_target)
+    req = pb.ModelInferRequest(model_name="slow")
+    req.inputs.add(name="X", datatype="FP32", shape=list(x.shape))
+    req.raw_input_contents.append(x.tobytes())
+    call = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer.future(req, timeout=120)
+    wait_for(executing, what="the gRPC request executing")
+    call.cancel()
+    wait_for(lambda: metric_sum(text(), "inference_executions_total", model="slow") == 2, timeout=120,
+             what="the gRPC request's execution done")
+
+    wait_for(lambda: metric_sum(text(), "inference_requests_total", model="slow", code="CANCELLED") == 2,
+             timeout=30, what="both counted CANCELLED")
+    assert metric_sum(text(), "inference_requests_total", model="slow", code="OK") == 0
+    lines = s.wait_for_log(lambda l: l.get("status") == "CANCELLED" and l.get("protocol") == "grpc-v2")
+    cancelled = [l for l in lines if l.get("status") == "CANCELLED"]
+    assert {l["protocol"] for l in cancelled} == {"http-v2", "grpc-v2"}, cancelled
+    assert all("while the request executed" in l["error"] for l in cancelled), cancelled
+    reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(req, timeout=120)
+    assert np.frombuffer(reply.raw_output_contents[0], np.float32).shape == (256 * 1024,)
+    channel.close()
+
+
+def test_a_client_that_leaves_while_its_reply_is_written_costs_nothing_after(tmp_path, make_server):
+    """A 16 MiB reply the client stops reading: over HTTP it reads the status line and closes (with unread data:
+    a reset); over gRPC its receive limit (1 MiB) makes it cancel the call at the message's length prefix. Both
+    while the server still has megabytes to write. Twenty times each: the server drops each connection and its
+    buffers (open connections back to none, RSS bounded), and answers another client at once throughout."""
+    repo = tmp_path / "repo"
+    slow_model(repo / "big" / "1" / "model.onnx", depth=1)
+    (repo / "big" / "config.pbtxt").write_text('backend: "onnxruntime"\n')
+    s = make_server(repo)
+    x = np.ones((4096, 1024), dtype=np.float32)  # Y: 4096 x 1024 FP32, 16 MiB
+    head = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": list(x.shape),
+                                   "parameters": {"binary_data_size": x.nbytes}}],
+                       "outputs": [{"name": "Y", "parameters": {"binary_data": True}}]}).encode()
+    request = (b"POST /v2/models/big/infer HTTP/1.1\r\nHost: x\r\nInference-Header-Content-Length: %d\r\n"
+               b"Content-Length: %d\r\n\r\n" % (len(head), len(head) + x.nbytes) + head + x.tobytes())
+    req = pb.ModelInferRequest(model_name="big")
+    req.inputs.add(name="X", datatype="FP32", shape=list(x.shape))
+    req.raw_input_contents.append(x.tobytes())
+    small = grpc.insecure_channel(s.grpc_target, options=[("grpc.max_receive_message_length", 1 << 20)])
+    stub = pb_grpc.GRPCInferenceServiceStub(small)
+
+    def rss_mib():
+        status = open(f"/proc/{s.proc.pid}/status").read()
+        return int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1]) / 1024
+
+    def leave_while_http_reply_is_written():
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the reply backs up in the server
+        c.settimeout(120)
+        c.connect(("127.0.0.1", s.http_port))
+        c.sendall(request)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += c.recv(1024)
+        assert got.startswith(b"HTTP/1.1 200"), got[:200]
+        c.close()
+
+    def leave_while_grpc_reply_is_written():
+        try:
+            stub.ModelInfer(req, timeout=120)
+            raise AssertionError("a 16 MiB reply passed a 1 MiB receive limit")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+
+    def answered_at_once():
+        r = requests.get(s.http + "/v2/models/big", timeout=5)
+        assert r.status_code == 200
+
+    leave_while_http_reply_is_written()
+    leave_while_grpc_reply_is_written()
+    before = rss_mib()
+    for _ in range(20):
+        leave_while_http_reply_is_written()
+        answered_at_once()
+        leave_while_grpc_reply_is_written()
+        answered_at_once()
+    wait_for(lambda: metric_sum(s.metrics_text(), "inference_http_connections") <= 1, timeout=30,
+             what="the abandoned HTTP connections closed")
+    grown = rss_mib() - before
+    assert grown < 64, f"RSS grew {grown:.0f} MiB over 40 abandoned 16 MiB replies"
+    full = grpc.insecure_channel(s.grpc_target, options=[("grpc.max_receive_message_length", 64 << 20)])
+    reply = pb_grpc.GRPCInferenceServiceStub(full).ModelInfer(req, timeout=120)
+    assert len(reply.raw_output_contents[0]) == x.nbytes
+    small.close()
+    full.close()
