@@ -19,6 +19,11 @@ For each protocol (v2 REST JSON over HTTP/1.1, v2 gRPC), with h2load (nghttp2) a
 Refused requests are answered RESOURCE_EXHAUSTED (gRPC) / 429 (REST) when the queue is full; the server's own
 counts by status code (inference_requests_total) are read before and after. h2load counts HTTP/2 replies and
 cannot see a gRPC status, so gRPC's accepted/refused split comes from the server's counters and the probe.
+
+Exits 1 (CI runs it briefly: `make bench-overload BENCH_ARGS=--seconds 5`) when the server dies, a request fails
+with anything but a refusal (or CANCELLED: h2load's requests in flight when it stops), nothing is refused (no
+overload was reached), the queue grows past its bound, RSS grows by more than --max-rss-growth-mib, or the
+closed loop afterwards does not reach 90 % of the capacity within --max-recovery-s.
 """
 import argparse
 import json
@@ -37,6 +42,7 @@ from serving import ROOT, Server, metric_sum
 
 WIDTH = 512
 MODEL = "mlp"
+QUEUE_BOUND = 1024  # max_queue_size's default
 
 
 def repository(work, hidden_layers):
@@ -212,6 +218,8 @@ def main():
     ap.add_argument("--hidden-layers", type=int, default=6, help="the MLP's depth: its cost per request")
     ap.add_argument("--rest-connections", type=int, default=2000)
     ap.add_argument("--protocols", default="rest,grpc")
+    ap.add_argument("--max-rss-growth-mib", type=float, default=256)
+    ap.add_argument("--max-recovery-s", type=float, default=3)
     ap.add_argument("--out")
     args = ap.parse_args()
     import resource
@@ -237,8 +245,30 @@ def main():
                 sys.stderr.write((work / "server.log").read_text()[-4000:])
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    if not result["server_alive"] or result["server_exit_code"] != 0:
-        sys.exit("overload: the server did not survive")
+    failures = verdict(result, args)
+    if failures:
+        sys.exit("overload: FAILED: " + "; ".join(failures))
+    print("overload: passed")
+
+
+def verdict(result, args):
+    failures = []
+    if not result.get("server_alive") or result.get("server_exit_code") != 0:
+        failures.append(f"the server did not survive (exit code {result.get('server_exit_code')})")
+    for p in result["protocols"]:
+        name, o, r = p["protocol"], p["overload"], p["recovery"]
+        other = {k: v for k, v in o["server_codes"].items() if k not in ("OK", "RESOURCE_EXHAUSTED", "CANCELLED")}
+        if other:
+            failures.append(f"{name}: requests failed otherwise than refused: {other}")
+        if not o["server_codes"].get("RESOURCE_EXHAUSTED"):
+            failures.append(f"{name}: nothing was refused: the overload was not reached")
+        if o["max_queue_depth"] is not None and o["max_queue_depth"] > QUEUE_BOUND:
+            failures.append(f"{name}: the queue reached {o['max_queue_depth']:.0f} (bound {QUEUE_BOUND})")
+        if o["rss_mib_max"] is not None and o["rss_mib_max"] - result["idle"]["rss_mib"] > args.max_rss_growth_mib:
+            failures.append(f"{name}: RSS grew to {o['rss_mib_max']} MiB")
+        if r["seconds_to_90_percent"] is None or r["seconds_to_90_percent"] > args.max_recovery_s:
+            failures.append(f"{name}: throughput not back to 90 % within {args.max_recovery_s} s: {r}")
+    return failures
 
 
 if __name__ == "__main__":

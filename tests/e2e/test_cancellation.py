@@ -12,6 +12,25 @@ from conftest import metric_sum, wait_for
 from test_lifecycle import inflight, slow_model
 
 
+def binary_infer(model, x, binary_output=None):
+    """The raw bytes of a /v2 HTTP request with X in the binary tensor extension (and `binary_output` asked for
+    as binary data)."""
+    body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": list(x.shape),
+                        "parameters": {"binary_data_size": x.nbytes}}]}
+    if binary_output:
+        body["outputs"] = [{"name": binary_output, "parameters": {"binary_data": True}}]
+    head = json.dumps(body).encode()
+    return (b"POST /v2/models/%s/infer HTTP/1.1\r\nHost: x\r\nInference-Header-Content-Length: %d\r\n"
+            b"Content-Length: %d\r\n\r\n" % (model.encode(), len(head), len(head) + x.nbytes) + head + x.tobytes())
+
+
+def grpc_infer(model, x):
+    req = pb.ModelInferRequest(model_name=model)
+    req.inputs.add(name="X", datatype="FP32", shape=list(x.shape))
+    req.raw_input_contents.append(x.tobytes())
+    return req
+
+
 def test_requests_whose_client_left_while_queued_never_run(tmp_path, make_server):
     repo = tmp_path / "repo"
     # Seconds a request here (1024 chained 256x1024x1024 MatMuls): A must outlast queueing B and C on any CPU.
@@ -23,21 +42,15 @@ def test_requests_whose_client_left_while_queued_never_run(tmp_path, make_server
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
 
     def grpc_request():
-        req = pb.ModelInferRequest(model_name="slow")
-        req.inputs.add(name="X", datatype="FP32", shape=list(x.shape))
-        req.raw_input_contents.append(x.tobytes())
-        return req
+        return grpc_infer("slow", x)
 
     # A occupies the only instance.
     first = stub.ModelInfer.future(grpc_request(), timeout=120)
     wait_for(lambda: inflight(s) >= 1, what="the first request running")
 
     # B over HTTP (binary v2 body) and C over gRPC queue behind it; then both clients leave.
-    head = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": list(x.shape),
-                                   "parameters": {"binary_data_size": x.nbytes}}]}).encode()
     http = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
-    http.sendall(b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nInference-Header-Content-Length: %d\r\n"
-                 b"Content-Length: %d\r\n\r\n" % (len(head), len(head) + x.nbytes) + head + x.tobytes())
+    http.sendall(binary_infer("slow", x))
     wait_for(lambda: inflight(s) >= 2, what="the HTTP request queued")
     third = stub.ModelInfer.future(grpc_request(), timeout=120)
     wait_for(lambda: inflight(s) >= 3, what="the gRPC request queued")
@@ -71,20 +84,15 @@ def test_a_client_that_leaves_while_its_request_executes_is_counted_cancelled(tm
     text = lambda: s.metrics_text()  # noqa: E731
     executing = lambda: inflight(s) >= 1 and metric_sum(text(), "inference_queue_depth", model="slow") == 0  # noqa: E731
 
-    head = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": list(x.shape),
-                                   "parameters": {"binary_data_size": x.nbytes}}]}).encode()
     http = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
-    http.sendall(b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nInference-Header-Content-Length: %d\r\n"
-                 b"Content-Length: %d\r\n\r\n" % (len(head), len(head) + x.nbytes) + head + x.tobytes())
+    http.sendall(binary_infer("slow", x))
     wait_for(executing, what="the HTTP request executing")
     http.close()
     wait_for(lambda: metric_sum(text(), "inference_executions_total", model="slow") == 1, timeout=120,
              what="the HTTP request's execution done")
 
     channel = grpc.insecure_channel(s.grpc_target)
-    req = pb.ModelInferRequest(model_name="slow")
-    req.inputs.add(name="X", datatype="FP32", shape=list(x.shape))
-    req.raw_input_contents.append(x.tobytes())
+    req = grpc_infer("slow", x)
     call = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer.future(req, timeout=120)
     wait_for(executing, what="the gRPC request executing")
     call.cancel()
@@ -113,14 +121,7 @@ def test_a_client_that_leaves_while_its_reply_is_written_costs_nothing_after(tmp
     (repo / "big" / "config.pbtxt").write_text('backend: "onnxruntime"\n')
     s = make_server(repo)
     x = np.ones((4096, 1024), dtype=np.float32)  # Y: 4096 x 1024 FP32, 16 MiB
-    head = json.dumps({"inputs": [{"name": "X", "datatype": "FP32", "shape": list(x.shape),
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "outputs": [{"name": "Y", "parameters": {"binary_data": True}}]}).encode()
-    request = (b"POST /v2/models/big/infer HTTP/1.1\r\nHost: x\r\nInference-Header-Content-Length: %d\r\n"
-               b"Content-Length: %d\r\n\r\n" % (len(head), len(head) + x.nbytes) + head + x.tobytes())
-    req = pb.ModelInferRequest(model_name="big")
-    req.inputs.add(name="X", datatype="FP32", shape=list(x.shape))
-    req.raw_input_contents.append(x.tobytes())
+    request, req = binary_infer("big", x, binary_output="Y"), grpc_infer("big", x)
     small = grpc.insecure_channel(s.grpc_target, options=[("grpc.max_receive_message_length", 1 << 20)])
     stub = pb_grpc.GRPCInferenceServiceStub(small)
 
