@@ -31,7 +31,10 @@ StatusOr<SslCtxPtr> LoadServerContext(const TlsFiles& files) {
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), files.cert.c_str()) != 1)
     return InvalidArgument("TLS certificate " + Quote(files.cert) + ": " + OpenSslErrors());
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), files.key.c_str(), SSL_FILETYPE_PEM) != 1)
-    return InvalidArgument("TLS key " + Quote(files.key) + ": " + OpenSslErrors());
+    // OpenSSL checks the key against the certificate here too ("key values mismatch"): name both files, as
+    // either may be the one that was replaced.
+    return InvalidArgument("TLS key " + Quote(files.key) + " (for the certificate " + Quote(files.cert) +
+                           "): " + OpenSslErrors());
   if (SSL_CTX_check_private_key(ctx.get()) != 1)
     return InvalidArgument("TLS key " + Quote(files.key) + " does not match the certificate " + Quote(files.cert));
   if (!files.client_ca.empty()) {

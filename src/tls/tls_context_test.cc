@@ -79,6 +79,7 @@ TEST_F(TlsContextTest, LoadsAMatchingPairAndRefusesWhatDoesNot) {
   auto mismatched = LoadServerContext(Files("a.crt", "b.key"));
   ASSERT_FALSE(mismatched.ok());
   EXPECT_NE(mismatched.status().message().find("b.key"), std::string::npos) << mismatched.status().message();
+  EXPECT_NE(mismatched.status().message().find("a.crt"), std::string::npos) << mismatched.status().message();
   auto missing = LoadServerContext(Files("nope.crt", "a.key"));
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("nope.crt"), std::string::npos);
