@@ -134,6 +134,8 @@ if [[ "$MODE" == test ]]; then
     GOBIN="$ROOT/.deps/bin" go install github.com/zegl/kube-score/cmd/kube-score@v1.20.0
   fi
   install_seaweedfs
+  # KEDA's module (2.9 MB: its CRD schemas and scaler sources), for tests/deploy/test_keda.py: nothing is built.
+  (cd "$ROOT" && go mod download github.com/kedacore/keda/v2@v2.21.0)
   # h2spec, the HTTP/2 conformance tool, against the gRPC port (tests/e2e/test_h2spec.py).
   if [[ ! -x "$ROOT/.deps/bin/h2spec" ]]; then
     echo "install-deps: [${SECONDS} s] go install h2spec"

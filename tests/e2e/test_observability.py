@@ -72,12 +72,12 @@ def substitute(expr):
 
 
 class Prometheus:
-    def __init__(self, tmp_path, target, envoy_target, rule_files=RULE_FILES, more_targets=()):
+    def __init__(self, tmp_path, target, envoy_target, rule_files=RULE_FILES, more_targets=(), labels=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = tmp_path / "prometheus.yml"
         scrape = [{"job_name": "inference-server", "static_configs": [
-            {"targets": [target, *more_targets], "labels": {"namespace": "local", "pod": "local"}}]}]
+            {"targets": [target, *more_targets], "labels": labels or {"namespace": "local", "pod": "local"}}]}]
         if envoy_target:  # as the cluster's `envoy` job: Envoy's admin port, /stats/prometheus
             scrape.append({"job_name": "envoy", "metrics_path": "/stats/prometheus", "static_configs": [
                 {"targets": [envoy_target], "labels": {"namespace": "local", "pod": "envoy"}}]})
