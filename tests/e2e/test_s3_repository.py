@@ -227,7 +227,7 @@ def test_a_download_cut_off_midway_is_fetched_again_once_the_store_is_back(store
     assert requests.get(server.http + "/v2/health/ready", timeout=5).status_code == 200
     forwarder.start()
     wait_for(lambda: requests.get(f"{server.http}/v2/models/breast_cancer/versions/2/ready", timeout=5).status_code
-             == 200, timeout=90, what="version 2 served once the store is back")
+             == 200, timeout=45, what="version 2 served once the store is back")
     forwarder.stop()
 
 
