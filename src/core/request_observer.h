@@ -66,6 +66,8 @@ class VersionObserver {
   // Parsed, decoded and validated (transport thread); its decode_time is set (since the transport received it).
   virtual void Decoded(const InferRequest&) {}
   // Put in the version's queue (transport thread); not called for a request run at once on the caller's thread.
+  // Queued and LeftQueue are called under the scheduler's lock, so a count kept from them is never past the
+  // queue's bound: keep them to a counter's update.
   virtual void Queued(const InferRequest&) {}
   // A worker took `count` requests out of the queue, to run or to fail.
   virtual void LeftQueue(size_t /*count*/) {}

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "core/inference_server.h"
 #include "core/model_repository.h"
@@ -151,6 +153,30 @@ class ObserverTest : public ::testing::Test {
 
 using Events = std::vector<std::string>;
 
+// Counts the queue from Queued and LeftQueue, as inference_queue_depth does, and keeps the largest count.
+class DepthCounter final : public RequestObserver {
+ public:
+  class Version final : public VersionObserver {
+   public:
+    explicit Version(DepthCounter* c) : c_(c) {}
+    void Queued(const InferRequest&) override {
+      const int now = ++c_->depth;
+      int seen = c_->max.load();
+      while (now > seen && !c_->max.compare_exchange_weak(seen, now)) {
+      }
+    }
+    void LeftQueue(size_t count) override { c_->depth -= static_cast<int>(count); }
+
+   private:
+    DepthCounter* c_;
+  };
+  std::shared_ptr<VersionObserver> ForVersion(const std::string&, int64_t) override {
+    return std::make_shared<Version>(this);
+  }
+  std::atomic<int> depth{0};
+  std::atomic<int> max{0};
+};
+
 TEST_F(ObserverTest, EveryStepOfASuccessfulRequestInOrder) {
   Serve();
   ASSERT_TRUE(Run(Row("a")).ok());
@@ -167,6 +193,30 @@ TEST_F(ObserverTest, EveryStepOfASuccessfulRequestInOrder) {
   ASSERT_TRUE(Run(Row("b")).ok());
   EXPECT_EQ(recorder_.Take(), (Events{"Received:b", "Decoded:b", "Started:b", "Executed:1/1", "Succeeded:b in 1",
                                       "Encoded:", "Finished:b m OK queued"}));
+}
+
+TEST_F(ObserverTest, AQueueDepthCountedFromTheNotificationsNeverPassesTheBound) {
+  // The queue full most of the time, workers taking from it while callers add: a worker's LeftQueue must not
+  // lag behind the next caller's Queued (it did: inference_queue_depth read 1025 of 1024 under overload).
+  DepthCounter depth;
+  observers_.Add(&depth);
+  Serve(
+      "max_batch_size: 1\ndynamic_batching { default_queue_policy { max_queue_size: 2 } }\n"
+      "instance_group [ { count: 2 } ]\n");
+  std::atomic<int> answered{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 6; ++t)
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 400; ++i) {
+        ResponseEncoder encoder{[](const InferResponse&) {}, [&](const StatusOr<InferResponse>&) { ++answered; }};
+        server_->Infer(Row(std::to_string(t * 1000 + i)), {}, std::move(encoder));
+      }
+    });
+  for (auto& c : callers) c.join();
+  ASSERT_TRUE(testing::WaitUntil([&] { return answered.load() == 2400; }));
+  EXPECT_LE(depth.max.load(), 2);
+  EXPECT_EQ(depth.depth.load(), 0);
+  (void)recorder_.Take();
 }
 
 TEST_F(ObserverTest, ABatchIsOneExecutionSharedByItsRequests) {

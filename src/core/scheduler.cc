@@ -138,8 +138,9 @@ void Scheduler::WorkerLoop() {
     std::vector<Job> batch;
     std::vector<Failed> failed;
     const bool done = NextWork(&batch, &failed);
-    lock.Unlock();
+    // Under the lock, as Queued: a depth counted from the two never passes the queue's bound.
     if (const size_t taken = batch.size() + failed.size(); taken > 0) observers_->LeftQueue(taken);
+    lock.Unlock();
     for (auto& f : failed) Fail(f.job, std::move(f.status), f.reason);
     if (!batch.empty()) Run(batch);
     if (done) return;
