@@ -284,6 +284,14 @@ def test_alerts_fire_on_their_faults(tmp_path):
     (repo / "broken" / "1").mkdir(parents=True)
     (repo / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model")
     (repo / "broken" / "config.pbtxt").write_text('backend: "onnxruntime"\n')
+    # A canary beside its stable version, for each comparison alert: "latency" (version 2 about 100 times
+    # slower) and "errors" (version 2 answers every request with a server error: a Reshape its input cannot fit).
+    slow_model(repo / "latency" / "1" / "model.onnx", depth=1)
+    slow_model(repo / "latency" / "2" / "model.onnx", depth=96)
+    (repo / "latency" / "config.pbtxt").write_text('backend: "onnxruntime"\nversion_policy: { all { } }\n')
+    reshape_model(repo / "errors" / "1" / "model.onnx", [-1, 4])
+    reshape_model(repo / "errors" / "2" / "model.onnx", [3])
+    (repo / "errors" / "config.pbtxt").write_text('backend: "onnxruntime"\nversion_policy: { all { } }\n')
     server = Server(repo, tmp_path=tmp_path)
     wait_for(lambda: answers(server.http + "/healthz"), what="the server (live, not ready: a model failed)")
     prom = Prometheus(tmp_path, f"127.0.0.1:{server.metrics_port}", None, rule_files=rules,
@@ -305,20 +313,63 @@ def test_alerts_fire_on_their_faults(tmp_path):
             time.sleep(1)
         expected = {"InferenceHighErrorRatio", "InferenceLatencySLOFastBurn", "InferenceLatencySLOSlowBurn",
                     "InferenceModelNotReady", "InferenceModelVersionFailed", "InferenceTargetDown"}
-        deadline = time.time() + 30
-        while True:
-            firing = {a["labels"]["alertname"] for a in requests.get(prom.url + "/api/v1/alerts").json()["data"]["alerts"]
-                      if a["state"] == "firing"}
-            if expected <= firing or time.time() > deadline:
-                break
-            time.sleep(0.5)
+        firing = wait_firing(prom, expected)
         assert expected <= firing, (f"not firing: {expected - firing}; " + ", ".join(
             f"{r}={prom.query(r)}" for r in ["job:inference_latency_slo_misses:ratio_rate5m",
                                              "job:inference_latency_slo_misses:ratio_rate1h", "ALERTS"]))
         assert "InferenceNoTraffic" not in firing
+        assert not {a for a in firing if a.startswith("InferenceVersion")}, "one version alone is compared with itself"
+
+        # Then the canaries (after: their fast requests would dilute the latency SLO's share of slow ones).
+        for _ in range(3):
+            for version, count in [("1", 4), ("2", 1)]:
+                for _ in range(count):
+                    inp = tgrpc.InferInput("X", [8, 1024], "FP32")
+                    inp.set_data_from_numpy(np.ones((8, 1024), np.float32))
+                    client.infer("latency", [inp], model_version=version)
+            for version, status in [("1", 200), ("2", 500), ("1", 200), ("2", 500)]:
+                r = requests.post(f"{server.http}/v2/models/errors/versions/{version}/infer",
+                                  json={"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": [1] * 4}]})
+                assert r.status_code == status, r.text
+            time.sleep(1)
+        comparisons = {"InferenceVersionErrorsAboveOthers", "InferenceVersionSlowerThanOthers"}
+        wait_firing(prom, comparisons)
+        # Each comparison alert names the canary that is worse, never the version it is compared with.
+        alerts = requests.get(prom.url + "/api/v1/alerts").json()["data"]["alerts"]
+        compared = {(a["labels"]["alertname"], a["labels"]["model"], a["labels"]["version"]) for a in alerts
+                    if a["labels"]["alertname"] in comparisons and a["state"] == "firing"}
+        assert compared == {("InferenceVersionErrorsAboveOthers", "errors", "2"),
+                            ("InferenceVersionSlowerThanOthers", "latency", "2")}, compared
     finally:
         prom.stop()
         assert server.stop() == 0
+
+
+def wait_firing(prom, expected, timeout=30):
+    """The names of the firing alerts once `expected` are among them, or after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        firing = {a["labels"]["alertname"] for a in requests.get(prom.url + "/api/v1/alerts").json()["data"]["alerts"]
+                  if a["state"] == "firing"}
+        if expected <= firing or time.time() > deadline:
+            return firing
+        time.sleep(0.5)
+
+
+def reshape_model(path, shape):
+    """X [N, 4] FP32 reshaped to `shape`: [-1, 4] serves any N; [3] fails every request in ONNX Runtime's Run."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["X", "shape"], ["Y"])], "reshape",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 4] if shape == [-1, 4] else shape)],
+        initializer=[helper.make_tensor("shape", TensorProto.INT64, [len(shape)], shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
 
 
 def immediate_rules(tmp_path, window=None):
