@@ -9,6 +9,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import yaml
 
 from conftest import ROOT, wait_for
@@ -48,6 +49,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.not_under_emulation("a queue time in seconds against a wall-clock threshold, and CPU utilization")
 def test_the_queue_signal_is_below_its_threshold_idle_and_crosses_it_overloaded(tmp_path, make_server):
     import grpc
     from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
