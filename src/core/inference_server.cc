@@ -168,6 +168,17 @@ StatusOr<bool> InferenceServer::ModelReady(const std::string& model, const std::
 
 Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& decoder,
                                 std::shared_ptr<ModelVersion>* version) {
+  // Where the transport named the model (a /v2 path, a gRPC field), a request its version's queue has no
+  // room for is refused before its body is parsed: under overload the parse is most of what a refusal costs
+  // (docs/reliability.md#overload). Enqueue checks again.
+  if (!request.model.empty() && decoder.parse) {
+    if (auto early = repository_->Get(request.model, request.version); early.ok()) {
+      if (Status room = (*early)->scheduler().Room(); !room.ok()) {
+        *version = std::move(early).value();
+        return room;
+      }
+    }
+  }
   if (decoder.parse) {
     if (Status s = decoder.parse(request); !s.ok()) return s;
   }
@@ -195,7 +206,9 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   if (request.id.empty()) request.id = RandomHex(16);
   if (!status.ok()) {
     (void)CheckRequestId(request.id);  // a parse that failed may have left a long one: cut for the log line
-    if (mv) mv->observers().Failed(request, FailReason::kOther, Clock::now());
+    const FailReason reason =
+        status.code() == StatusCode::kResourceExhausted ? FailReason::kRejected : FailReason::kOther;
+    if (mv) mv->observers().Failed(request, reason, Clock::now());
     encoder.send(status);
     Finish(request, mv.get(), status, /*queued=*/false);
     Release();

@@ -91,9 +91,7 @@ Status Scheduler::Enqueue(Job& job) {
   std::vector<Job> mine;  // the job, when it runs on this thread (see Hand-off)
   {
     MutexLock lock(mu_);
-    if (l.size >= l.policy.max_size)
-      return ResourceExhausted("model '" + config_->name + "' queue is full (" + std::to_string(l.policy.max_size) +
-                               " requests waiting); retry later");
+    if (l.size >= l.policy.max_size) return QueueFull(l.policy.max_size);
     job.enqueued = Clock::now();
     job.timeout_at = Later(job.enqueued, timeout);
     job.level = level;
@@ -118,6 +116,18 @@ Status Scheduler::Enqueue(Job& job) {
   }
   cv_.NotifyOne();
   return Status::Ok();
+}
+
+Status Scheduler::QueueFull(size_t bound) const {
+  return ResourceExhausted("model '" + config_->name + "' queue is full (" + std::to_string(bound) +
+                           " requests waiting); retry later");
+}
+
+Status Scheduler::Room() const {
+  MutexLock lock(mu_);
+  for (const auto& l : levels_)
+    if (l.size < l.policy.max_size) return Status::Ok();
+  return QueueFull(levels_[default_level_].policy.max_size);
 }
 
 size_t Scheduler::queue_depth() const {

@@ -75,6 +75,9 @@ class Scheduler {
   // Tests under emulation, where every execution is slow, widen it.
   void set_inline_budget(std::chrono::nanoseconds budget) { inline_budget_ns_.store(budget.count()); }
   size_t queue_depth() const;
+  // RESOURCE_EXHAUSTED, as Enqueue would answer, when every priority level's queue is full; else OK. A hint
+  // taken before a request is parsed (the queue may change before it is enqueued).
+  Status Room() const;
   // Instances executing now (a worker marks its instance free only after it has answered the batch).
   uint32_t busy_instances() const;
 
@@ -92,6 +95,7 @@ class Scheduler {
     std::deque<Job> queue, delayed;  // delayed: timed out under DELAY
     size_t size = 0;                 // queued, forming included
   };
+  Status QueueFull(size_t bound) const;
   struct Failed {
     Job job;
     Status status;

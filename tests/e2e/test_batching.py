@@ -174,6 +174,10 @@ def test_a_full_queue_answers_at_once_while_the_model_is_busy(tmp_path, make_ser
         wait_for(lambda: inflight(s) >= 2, what="one queued")
         r = requests.post(s.http + "/v2/models/slow/infer", json=v2_body(slow_rows(1)), timeout=10)
         assert r.status_code == 429 and "queue is full" in r.json()["error"] and r.headers.get("Retry-After"), r.text
+        # Refused before its body is parsed (the parse is most of a refusal's cost under overload): a body
+        # that is not JSON at all gets the same 429, not a 400.
+        r = requests.post(s.http + "/v2/models/slow/infer", data=b"{not json", timeout=10)
+        assert r.status_code == 429 and "queue is full" in r.json()["error"], r.text
         try:
             stub.ModelInfer(v2_grpc_request(slow_rows(1), "slow"), timeout=10)
             raise AssertionError("the queue is full")
