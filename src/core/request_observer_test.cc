@@ -205,6 +205,7 @@ TEST_F(ObserverTest, AQueueDepthCountedFromTheNotificationsNeverPassesTheBound) 
       "instance_group [ { count: 2 } ]\n");
   std::atomic<int> answered{0};
   std::vector<std::thread> callers;
+  callers.reserve(6);
   for (int t = 0; t < 6; ++t)
     callers.emplace_back([&, t] {
       for (int i = 0; i < 400; ++i) {
