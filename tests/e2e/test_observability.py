@@ -14,7 +14,7 @@ import pytest
 import requests
 import tritonclient.grpc as tgrpc
 
-from conftest import MODELS, ROOT, answers, free_port, wait_for
+from conftest import EMULATED, MODELS, ROOT, answers, free_port, wait_for
 
 MONITORING = ROOT / "deploy" / "k8s" / "base" / "monitoring"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
@@ -332,14 +332,18 @@ def test_alerts_fire_on_their_faults(tmp_path):
                                   json={"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4], "data": [1] * 4}]})
                 assert r.status_code == status, r.text
             time.sleep(1)
-        comparisons = {"InferenceVersionErrorsAboveOthers", "InferenceVersionSlowerThanOthers"}
+        # Under emulation slow_model scales its depth down to 1 for both "latency" versions, which then cost the
+        # same: only the error comparison is checked there.
+        worse = {("InferenceVersionErrorsAboveOthers", "errors", "2")}
+        if not EMULATED:
+            worse.add(("InferenceVersionSlowerThanOthers", "latency", "2"))
+        comparisons = {name for name, _, _ in worse}
         wait_firing(prom, comparisons)
         # Each comparison alert names the canary that is worse, never the version it is compared with.
         alerts = requests.get(prom.url + "/api/v1/alerts").json()["data"]["alerts"]
         compared = {(a["labels"]["alertname"], a["labels"]["model"], a["labels"]["version"]) for a in alerts
                     if a["labels"]["alertname"] in comparisons and a["state"] == "firing"}
-        assert compared == {("InferenceVersionErrorsAboveOthers", "errors", "2"),
-                            ("InferenceVersionSlowerThanOthers", "latency", "2")}, compared
+        assert compared == worse, compared
     finally:
         prom.stop()
         assert server.stop() == 0
