@@ -14,7 +14,7 @@ For each protocol (v2 REST JSON over HTTP/1.1, v2 gRPC), with h2load (nghttp2) a
    (Python: requests / grpcio) sends one request every 20 ms and records what it got and how long it took, and
    the server's RSS, descriptors and queue depth are sampled every 0.25 s;
 3. recovery: the closed loop of step 1 again at once: requests/s in each 0.5 s window, and the time until a
-   window reaches 90 % (and 75 %) of C.
+   window reaches 90 % (and 50 %) of C.
 
 Refused requests are answered RESOURCE_EXHAUSTED (gRPC) / 429 (REST) when the queue is full; the server's own
 counts by status code (inference_requests_total) are read before and after. h2load counts HTTP/2 replies and
@@ -23,8 +23,9 @@ cannot see a gRPC status, so gRPC's accepted/refused split comes from the server
 Exits 1 (CI runs it briefly: `make bench-overload BENCH_ARGS=--seconds 5`) when the server dies, a request fails
 with anything but a refusal (or CANCELLED: h2load's requests in flight when it stops), nothing is refused (no
 overload was reached), the queue grows past its bound, RSS grows by more than --max-rss-growth-mib, or the
-closed loop afterwards does not reach 75 % of the capacity within --max-recovery-s (75, not 90: two closed-loop
-measurements of the same server a few seconds apart differ by up to 20 % on this shared machine).
+closed loop afterwards does not reach half the capacity within --max-recovery-s (a stuck or still-draining server
+would not; a finer bar is noise here: two closed-loop measurements a few seconds apart differ by 20 % and more on
+this shared machine, and the figures are reported as measured).
 """
 import argparse
 import json
@@ -204,11 +205,11 @@ def one_protocol(server, protocol, body, x, req, args, work):
     rows, _ = h2load(server, protocol, body, args.capacity_seconds, work / f"{protocol}-recovery.tsv", 8, streams=1)
     per_window = windows(rows)
     first_full = next((i for i, w in enumerate(per_window) if w >= 0.9 * capacity), None)
-    first_most = next((i for i, w in enumerate(per_window) if w >= 0.75 * capacity), None)
+    first_half = next((i for i, w in enumerate(per_window) if w >= 0.5 * capacity), None)
     result["recovery"] = {"rps_per_0.5s_window": per_window, "rps": round(sum(1 for r in rows if r[1] == 200) /
                                                                              args.capacity_seconds),
                           "seconds_to_90_percent": None if first_full is None else (first_full + 1) * 0.5,
-                          "seconds_to_75_percent": None if first_most is None else (first_most + 1) * 0.5,
+                          "seconds_to_50_percent": None if first_half is None else (first_half + 1) * 0.5,
                           "state_after": server.state()}
     return result
 
@@ -269,8 +270,8 @@ def verdict(result, args):
             failures.append(f"{name}: the queue reached {o['max_queue_depth']:.0f} (bound {QUEUE_BOUND})")
         if o["rss_mib_max"] is not None and o["rss_mib_max"] - result["idle"]["rss_mib"] > args.max_rss_growth_mib:
             failures.append(f"{name}: RSS grew to {o['rss_mib_max']} MiB")
-        if r["seconds_to_75_percent"] is None or r["seconds_to_75_percent"] > args.max_recovery_s:
-            failures.append(f"{name}: throughput not back to 75 % within {args.max_recovery_s} s: {r}")
+        if r["seconds_to_50_percent"] is None or r["seconds_to_50_percent"] > args.max_recovery_s:
+            failures.append(f"{name}: throughput not back to half the capacity within {args.max_recovery_s} s: {r}")
     return failures
 
 
