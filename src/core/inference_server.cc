@@ -168,13 +168,16 @@ StatusOr<bool> InferenceServer::ModelReady(const std::string& model, const std::
 
 Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& decoder,
                                 std::shared_ptr<ModelVersion>* version) {
-  // Where the transport named the model (a /v2 path, a gRPC field), a request its version's queue has no
-  // room for is refused before its body is parsed: under overload the parse is most of what a refusal costs
-  // (docs/reliability.md#overload). Enqueue checks again.
+  // Where the transport named the model (a /v2 path), the version is looked up before the body is parsed, and a
+  // request its queue has no room for is refused then: under overload the parse is most of what a refusal
+  // costs (docs/reliability.md#overload). Enqueue checks again. A lookup that fails is answered after the parse,
+  // as on the protocols that name the model inside the body (a malformed body is reported first everywhere).
+  std::shared_ptr<ModelVersion> early;
   if (!request.model.empty() && decoder.parse) {
-    if (auto early = repository_->Get(request.model, request.version); early.ok()) {
-      if (Status room = (*early)->scheduler().Room(); !room.ok()) {
-        *version = std::move(early).value();
+    if (auto found = repository_->Get(request.model, request.version); found.ok()) {
+      early = std::move(found).value();
+      if (Status room = early->scheduler().Room(); !room.ok()) {
+        *version = std::move(early);
         return room;
       }
     }
@@ -183,7 +186,11 @@ Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& dec
     if (Status s = decoder.parse(request); !s.ok()) return s;
   }
   if (Status s = CheckRequestId(request.id); !s.ok()) return s;
-  SERVING_ASSIGN_OR_RETURN(*version, Resolve(request.model, request.version));
+  if (early) {
+    *version = std::move(early);
+  } else {
+    SERVING_ASSIGN_OR_RETURN(*version, Resolve(request.model, request.version));
+  }
   const ModelVersion& mv = **version;
   if (decoder.decode) {
     if (Status s = decoder.decode(ModelView{mv.config(), mv.version(), mv.signature()}, request); !s.ok()) return s;
