@@ -1,6 +1,7 @@
 """A client that goes away before its request ran: the request leaves the queue without running, and is
 counted and logged as CANCELLED (HTTP: the connection closed; gRPC: the call cancelled)."""
 import json
+import os
 import socket
 
 import grpc
@@ -165,7 +166,9 @@ def test_a_client_that_leaves_while_its_reply_is_written_costs_nothing_after(tmp
     wait_for(lambda: metric_sum(s.metrics_text(), "inference_http_connections") <= 1, timeout=30,
              what="the abandoned HTTP connections closed")
     grown = rss_mib() - before
-    assert grown < 64, f"RSS grew {grown:.0f} MiB over 40 abandoned 16 MiB replies"
+    # AddressSanitizer holds freed memory in its quarantine (256 MiB): RSS says nothing there.
+    if os.environ.get("SERVING_SANITIZER") != "asan":
+        assert grown < 64, f"RSS grew {grown:.0f} MiB over 40 abandoned 16 MiB replies"
     full = grpc.insecure_channel(s.grpc_target, options=[("grpc.max_receive_message_length", 64 << 20)])
     reply = pb_grpc.GRPCInferenceServiceStub(full).ModelInfer(req, timeout=120)
     assert len(reply.raw_output_contents[0]) == x.nbytes
