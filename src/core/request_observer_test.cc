@@ -215,6 +215,8 @@ TEST_F(ObserverTest, AQueueDepthCountedFromTheNotificationsNeverPassesTheBound) 
     });
   for (auto& c : callers) c.join();
   ASSERT_TRUE(testing::WaitUntil([&] { return answered.load() == 2400; }));
+  // A worker is still in the server after its last answer: the server goes only once it is idle.
+  ASSERT_TRUE(server_->WaitIdle(Clock::now() + std::chrono::seconds(10)));
   EXPECT_LE(depth.max.load(), 2);
   EXPECT_EQ(depth.depth.load(), 0);
   (void)recorder_.Take();
