@@ -2,8 +2,8 @@
 server and waiting until it is ready, its RSS and descriptors from /proc, and reading a Prometheus counter."""
 import os
 import pathlib
-import socket
 import subprocess
+import sys
 import time
 
 import requests
@@ -11,20 +11,8 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BINARY = os.environ.get("INFERENCE_SERVER", str(ROOT / "build" / "inference-server"))
 
-
-def free_port():
-    """A free loopback port below the kernel's ephemeral range, so no outgoing connection can take it before the
-    server binds it (the tests' conftest does the same)."""
-    low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(1000):
-        port = int.from_bytes(os.urandom(2), "big") % (low - 10000) + 10000
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
+sys.path.insert(0, str(ROOT / "tests"))
+from ports import free_port  # noqa: E402,F401 (the benchmarks import it from here)
 
 
 class Server:

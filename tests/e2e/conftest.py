@@ -4,13 +4,15 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 import requests
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/: ports.py
+from ports import free_port  # noqa: E402,F401 (the tests import it from here)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BINARY = pathlib.Path(os.environ.get("INFERENCE_SERVER", ROOT / "build" / "inference-server")).resolve()
@@ -109,33 +111,6 @@ def answers(url, status=200):
         return requests.get(url, timeout=1).status_code == status
     except requests.ConnectionError:
         return False
-
-
-def _ephemeral_low():
-    try:
-        return int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port():
-    """A free loopback port below the kernel's ephemeral range: a port the kernel handed out (bind to 0) can be
-    taken as the source port of some outgoing connection between this pick and the server's bind (CI saw
-    "Address already in use" once, after tests that open thousands of connections)."""
-    import random
-
-    low = _ephemeral_low()
-    for _ in range(200):
-        port = random.randint(10000, low - 1)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
