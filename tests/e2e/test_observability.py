@@ -284,10 +284,12 @@ def test_alerts_fire_on_their_faults(tmp_path):
     (repo / "broken" / "1").mkdir(parents=True)
     (repo / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model")
     (repo / "broken" / "config.pbtxt").write_text('backend: "onnxruntime"\n')
-    # A canary beside its stable version, for each comparison alert: "latency" (version 2 about 100 times
-    # slower) and "errors" (version 2 answers every request with a server error: a Reshape its input cannot fit).
+    # A canary beside its stable version, for each comparison alert: "latency" (version 2 about 100 ms a request,
+    # hundreds of times slower: with a dozen requests version 1's p99 is its slowest one, and when version 2 took
+    # 13 ms, one version-1 request of 10 ms hid it) and "errors" (version 2 answers every request with a server
+    # error: a Reshape its input cannot fit).
     slow_model(repo / "latency" / "1" / "model.onnx", depth=1)
-    slow_model(repo / "latency" / "2" / "model.onnx", depth=96)
+    slow_model(repo / "latency" / "2" / "model.onnx", depth=192)
     (repo / "latency" / "config.pbtxt").write_text('backend: "onnxruntime"\nversion_policy: { all { } }\n')
     reshape_model(repo / "errors" / "1" / "model.onnx", [-1, 4])
     reshape_model(repo / "errors" / "2" / "model.onnx", [3])
@@ -324,8 +326,8 @@ def test_alerts_fire_on_their_faults(tmp_path):
         for _ in range(3):
             for version, count in [("1", 4), ("2", 1)]:
                 for _ in range(count):
-                    inp = tgrpc.InferInput("X", [8, 1024], "FP32")
-                    inp.set_data_from_numpy(np.ones((8, 1024), np.float32))
+                    inp = tgrpc.InferInput("X", [32, 1024], "FP32")
+                    inp.set_data_from_numpy(np.ones((32, 1024), np.float32))
                     client.infer("latency", [inp], model_version=version)
             for version, status in [("1", 200), ("2", 500), ("1", 200), ("2", 500)]:
                 r = requests.post(f"{server.http}/v2/models/errors/versions/{version}/infer",
@@ -343,7 +345,9 @@ def test_alerts_fire_on_their_faults(tmp_path):
         alerts = requests.get(prom.url + "/api/v1/alerts").json()["data"]["alerts"]
         compared = {(a["labels"]["alertname"], a["labels"]["model"], a["labels"]["version"]) for a in alerts
                     if a["labels"]["alertname"] in comparisons and a["state"] == "firing"}
-        assert compared == worse, compared
+        assert compared == worse, (compared, {r: prom.query(r) for r in [
+            "job_model_version:inference_request_duration_seconds:p99_rate5m",
+            "job_model_version:inference_error_ratio:rate5m"]})
     finally:
         prom.stop()
         assert server.stop() == 0
