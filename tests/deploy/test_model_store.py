@@ -163,7 +163,7 @@ def in_cluster_endpoint(objects, env):
     assert env["AWS_ENDPOINT_URL"] == f"http://model-store.model-store.svc.cluster.local:{port['port']}"
 
 
-def run_seed(objects, tmp, store_url):
+def run_seed(objects, tmp, store_url, store_log):
     job = find(objects, "Job", "model-store-seed", "model-store")
     spec = job["spec"]["template"]["spec"]
     pod = Pod(objects, "model-store", spec, tmp / "seed")
@@ -177,9 +177,18 @@ def run_seed(objects, tmp, store_url):
     env = pod.env(c)
     in_cluster_endpoint(objects, env)
     env = {k: pod.local(c, v) for k, v in env.items()} | {"AWS_ENDPOINT_URL": store_url, "PATH": os.environ["PATH"]}
-    out = subprocess.run(pod.command(c, env), env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
+    try:
+        out = subprocess.run(pod.command(c, env), env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"the seed Job ran over 120 s: {e.stdout} {e.stderr}\n{store_warnings(store_log)}") from e
+    assert out.returncode == 0, out.stdout + out.stderr + store_warnings(store_log)
     return env, out.stdout
+
+
+def store_warnings(log):
+    """The store's warnings and errors (its log is mostly info lines), for a failure message."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line[:1] in "WEF"]
+    return "the store's warnings and errors:\n" + "\n".join(lines[-30:])
 
 
 def start_server(objects, tmp, start, store_url):
@@ -236,11 +245,11 @@ def s3_client(url, env):
 def test_the_bucket_overlay_serves_the_seeded_models_and_a_version_uploaded_later(platform):
     objects, tmp, start = platform
     store_url = start_store(objects, tmp, start)
-    seed_env, seeded = run_seed(objects, tmp, store_url)
+    seed_env, seeded = run_seed(objects, tmp, store_url, tmp / "store.log")
     models = sorted(p.name for p in (ROOT / "models" / "repository").iterdir() if p.is_dir())
     assert all(f"seed: uploaded {m}" in seeded for m in models), seeded
     # A second seed run (restart.sh applies the Job again) leaves what is in the bucket alone.
-    _, again = run_seed(objects, tmp / "again", store_url)
+    _, again = run_seed(objects, tmp / "again", store_url, tmp / "store.log")
     assert all(f"seed: {m} is in the bucket already" in again for m in models), again
 
     base, session, log = start_server(objects, tmp, start, store_url)
