@@ -256,6 +256,7 @@ def test_the_bucket_overlay_serves_the_seeded_models_and_a_version_uploaded_late
     for model in models:
         reference(ROOT / "models" / "repository" / model, session, base)
     assert "model version downloaded" in log.read_text()
+    assert "Reporting anonymous cluster statistics" not in (tmp / "store.log").read_text()  # -master.telemetry=false
 
     # docs/deploy.md: upload version 2 with the publisher's keys; served at the next poll, no restart.
     publisher = s3_client(store_url, seed_env)
