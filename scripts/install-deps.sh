@@ -136,6 +136,8 @@ if [[ "$MODE" == test ]]; then
   install_seaweedfs
   # KEDA's module (2.9 MB: its CRD schemas and scaler sources), for tests/deploy/test_keda.py: nothing is built.
   (cd "$ROOT" && go mod download github.com/kedacore/keda/v2@v2.21.0)
+  # Gateway API's module (2.8 MB: its CRD schemas), for tests/deploy/test_gateway.py: nothing is built.
+  (cd "$ROOT" && go mod download sigs.k8s.io/gateway-api@v1.6.3)
   # h2spec, the HTTP/2 conformance tool, against the gRPC port (tests/e2e/test_h2spec.py).
   if [[ ! -x "$ROOT/.deps/bin/h2spec" ]]; then
     echo "install-deps: [${SECONDS} s] go install h2spec"

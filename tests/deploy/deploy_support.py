@@ -66,3 +66,39 @@ def kustomize_command():
     if cmd[1] == "kustomize":
         return f'exec "{cmd[0]}" "$@"'
     return f'shift; exec "{cmd[0]}" build "$@"'
+
+
+def go_module(module):
+    """The directory of a Go module (`path@version`) in the module cache, downloaded by scripts/install-deps.sh
+    (the other projects' CRD schemas and sources some tests check against; nothing is built)."""
+    import json
+    import os
+    import subprocess
+
+    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
+    out = subprocess.run([need("go"), "mod", "download", "-json", module], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=300)
+    info = json.loads(out.stdout or "{}")
+    assert "Dir" in info, f"go mod download {module}: {out.stdout[-500:]}{out.stderr[-500:]}"
+    return pathlib.Path(info["Dir"])
+
+
+def strict(schema):
+    """A CRD's structural schema with unknown fields refused wherever it lists the fields (`kubectl apply`
+    would drop a misspelt field silently)."""
+    import copy
+
+    schema = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "properties" in node and "additionalProperties" not in node and \
+                    not node.get("x-kubernetes-preserve-unknown-fields"):
+                node["additionalProperties"] = False
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(schema)
+    return schema

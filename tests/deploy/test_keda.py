@@ -5,52 +5,22 @@ silently), and each trigger's metadata keys against the `keda:"name=…"` tags o
 module (metadata is a free map in the schema). The query itself runs on a real Prometheus in
 tests/e2e/test_autoscaling.py."""
 import copy
-import json
-import os
 import re
-import subprocess
 
 import jsonschema
 import pytest
 import yaml
 
-from deploy_support import DEPLOY, ROOT, kustomize, need
+from deploy_support import DEPLOY, go_module, kustomize, strict
 
 KEDA_MODULE = "github.com/kedacore/keda/v2@v2.21.0"
 OVERLAY = DEPLOY / "k8s" / "overlays" / "kind-keda"
 SCALER_SOURCES = {"prometheus": "prometheus_scaler.go", "cpu": "cpu_memory_scaler.go"}
 
 
-def keda_module():
-    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
-    out = subprocess.run([need("go"), "mod", "download", "-json", KEDA_MODULE], capture_output=True, text=True,
-                         cwd=ROOT, env=env, timeout=300)
-    info = json.loads(out.stdout or "{}")
-    assert "Dir" in info, f"go mod download {KEDA_MODULE}: {out.stdout[-500:]}{out.stderr[-500:]}"
-    return ROOT.__class__(info["Dir"])
-
-
-def strict(schema):
-    """The CRD's structural schema with unknown fields refused wherever it lists the fields."""
-    schema = copy.deepcopy(schema)
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "properties" in node and "additionalProperties" not in node and \
-                    not node.get("x-kubernetes-preserve-unknown-fields"):
-                node["additionalProperties"] = False
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(schema)
-    return schema
-
-
 @pytest.fixture(scope="module")
 def keda():
-    return keda_module()
+    return go_module(KEDA_MODULE)
 
 
 @pytest.fixture(scope="module")

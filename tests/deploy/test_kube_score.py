@@ -25,7 +25,7 @@ SKIPPED = {
 }
 
 
-@pytest.mark.parametrize("overlay", ["kind", "kind-bucket", "kind-keda", "kind-canary"])
+@pytest.mark.parametrize("overlay", ["kind", "kind-bucket", "kind-keda", "kind-canary", "kind-gateway"])
 def test_kube_score_finds_nothing_left(tmp_path, overlay):
     assert KUBE_SCORE.exists(), "scripts/install-deps.sh builds kube-score"
     rendered = tmp_path / "rendered.yaml"

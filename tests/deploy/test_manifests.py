@@ -15,9 +15,11 @@ K8S_VERSION = "1.35.0"  # deploy/kind/cluster.yaml pins kindest/node:v1.35.0
 # must be valid on both.
 K8S_VERSIONS = ["1.31.0", K8S_VERSION]
 OVERLAYS = [DEPLOY / "k8s" / "base", DEPLOY / "k8s" / "overlays" / "kind", DEPLOY / "k8s" / "overlays" / "kind-bucket",
-            DEPLOY / "k8s" / "overlays" / "kind-keda", DEPLOY / "k8s" / "overlays" / "kind-canary"]
-# Kinds of other projects' CRDs, each validated against that project's own schema (tests/deploy/test_keda.py).
-CRD_GROUPS = ("keda.sh/",)
+            DEPLOY / "k8s" / "overlays" / "kind-keda", DEPLOY / "k8s" / "overlays" / "kind-canary",
+            DEPLOY / "k8s" / "overlays" / "kind-gateway"]
+# Kinds of other projects' CRDs, each validated against that project's own schema (tests/deploy/test_keda.py,
+# tests/deploy/test_gateway.py).
+CRD_GROUPS = ("keda.sh/", "gateway.networking.k8s.io/")
 
 
 def render(path):

@@ -22,7 +22,7 @@ def checkov(*args):
     return failed, skipped
 
 
-@pytest.mark.parametrize("overlay", ["kind", "kind-bucket", "kind-keda", "kind-canary"])
+@pytest.mark.parametrize("overlay", ["kind", "kind-bucket", "kind-keda", "kind-canary", "kind-gateway"])
 def test_checkov_finds_nothing_unjustified_in_the_manifests(tmp_path, overlay):
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(kustomize(DEPLOY / "k8s" / "overlays" / overlay))
