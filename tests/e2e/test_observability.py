@@ -77,7 +77,9 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         config = tmp_path / "prometheus.yml"
         scrape = [{"job_name": "inference-server", "static_configs": [
-            {"targets": [target, *more_targets], "labels": labels or {"namespace": "local", "pod": "local"}}]}]
+            # As the cluster's relabelling labels a stable pod (prometheus.yml).
+            {"targets": [target, *more_targets], "labels": labels or {"namespace": "local", "pod": "local",
+                                                                      "track": "stable"}}]}]
         if envoy_target:  # as the cluster's `envoy` job: Envoy's admin port, /stats/prometheus
             scrape.append({"job_name": "envoy", "metrics_path": "/stats/prometheus", "static_configs": [
                 {"targets": [envoy_target], "labels": {"namespace": "local", "pod": "envoy"}}]})
