@@ -116,13 +116,14 @@ sanitize: deps-test
 	  tests/e2e -q $(PYTEST_ARGS)
 
 # The unit tests and the concurrency-heavy end-to-end tests (batching, reload under load, drain, cancellation,
-# connection limits, model load under traffic, health) against a ThreadSanitizer build; any report fails
+# connection limits, model load under traffic, health, payload logging's sender thread) against a
+# ThreadSanitizer build; any report fails
 # (the server exits 66); the fuzz corpora replay elsewhere (one thread each). Suppressions, each justified, for third-party code only: tests/build/tsan.supp.
 # -U__SANITIZE_THREAD__: protobuf's headers change a class's layout under TSan, which Debian's libprotobuf
 # (built without it) does not. CI runs it (docs/testing.md#threadsanitizer).
 TSAN_DIR ?= build-tsan
 TSAN_E2E = test_batching.py test_concurrency.py test_lifecycle.py test_cancellation.py test_model_control.py \
-  test_hostile.py test_health.py
+  test_hostile.py test_health.py test_payload_log.py
 tsan: deps-test
 	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer -U__SANITIZE_THREAD__" \

@@ -17,6 +17,12 @@ BUILD = pathlib.Path(os.environ.get("BUILD_DIR", ROOT / "build"))
 
 # (what breaks, file, text to replace, replacement, pytest selection that must fail)
 MUTATIONS = [
+    ("a payload event's header values are percent-encoded (a request id cannot forge a header)",
+     "src/observability/payload_log.cc", "    if (c < 0x21 || c > 0x7e || c == '\"' || c == '%') {", "    if (false) {",
+     ["tests/e2e/test_payload_log.py", "-k", "forge"]),
+    ("payload logging sends the events of --payload-log-sample-rate of the requests",
+     "src/observability/payload_log.cc", "  if ((!requests && !responses) || !Sampled(options_.sample_rate)) return;",
+     "  if (!requests && !responses) return;", ["tests/e2e/test_payload_log.py", "-k", "sampling"]),
     ("repository load/unload is refused unless the model control mode is explicit", "src/core/inference_server.cc",
      "  if (!options_.explicit_model_control) return finish(ModelControlDisabled());",
      "  if (false) return finish(ModelControlDisabled());",

@@ -1,20 +1,9 @@
 #include "observability/access_log.h"
 
-#include <random>
-
 #include "observability/logger.h"
+#include "observability/sampling.h"
 
 namespace serving {
-namespace {
-
-bool Sampled(double rate) {
-  if (rate >= 1.0) return true;
-  if (rate <= 0.0) return false;
-  thread_local std::mt19937 rng(std::random_device{}());
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < rate;
-}
-
-}  // namespace
 
 void AccessLog::Finished(const RequestOutcome& outcome, VersionObserver*) {
   const Status& status = outcome.status;

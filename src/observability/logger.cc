@@ -24,7 +24,7 @@ const char* LevelName(Level l) {
 }
 
 // RFC 3339 UTC with microseconds: 2026-11-29T01:02:03.456789Z
-std::string Timestamp() {
+std::string NowRfc3339() {
   auto now = std::chrono::system_clock::now();
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
   auto secs = static_cast<std::time_t>(us / 1000000);
@@ -72,13 +72,13 @@ void Log(Level level, std::string_view msg, std::initializer_list<Field> fields)
   if (g_format == Format::kJson) {
     // ordered_json keeps ts, level, msg first so lines read well; replace invalid UTF-8 instead of throwing.
     nlohmann::ordered_json j;
-    j["ts"] = Timestamp();
+    j["ts"] = NowRfc3339();
     j["level"] = LevelName(level);
     j["msg"] = std::string(msg);
     for (const auto& f : fields) j[f.key] = ToJson(f.value);
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
-    line = Timestamp() + " " + LevelName(level) + " " + std::string(msg);
+    line = NowRfc3339() + " " + LevelName(level) + " " + std::string(msg);
     for (const auto& f : fields)
       line += std::string(" ") + f.key + "=" +
               ToJson(f.value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -98,5 +98,7 @@ void RateLimitedWarning::Hit(std::string_view detail) {
   Warn(msg_, {{"events", count_}, {"detail", detail}});
   count_ = 0;
 }
+
+std::string Timestamp() { return NowRfc3339(); }
 
 }  // namespace serving::logging

@@ -40,6 +40,8 @@ struct Field {
 };
 
 void Log(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
+// Now as RFC 3339 UTC with microseconds (2026-11-29T01:02:03.456789Z), as the log lines' `ts`.
+std::string Timestamp();
 
 inline void Debug(std::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kDebug, msg, f); }
 inline void Info(std::string_view msg, std::initializer_list<Field> f = {}) { Log(Level::kInfo, msg, f); }

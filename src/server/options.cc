@@ -135,6 +135,20 @@ void ModelFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
       {"log-format", {"json or text (default json)", Text(&o->log_format)}},
       {"access-log-sample-rate",
        {"fraction of successful requests logged, 0..1 (default 1)", Number(&o->access_log_sample_rate)}},
+      {"payload-log-url",
+       {"send each request's inputs and outputs as CloudEvents (KServe's logger format) to this http(s) sink "
+        "(default: off; docs/metrics.md#payload-logging)",
+        Text(&o->payload_log_url)}},
+      {"payload-log-mode", {"all (default), request or response: which events are sent", Text(&o->payload_log_mode)}},
+      {"payload-log-sample-rate",
+       {"fraction of requests whose events are sent, 0..1 (default 1)", Number(&o->payload_log_sample_rate)}},
+      {"payload-log-max-bytes",
+       {"largest event body sent; larger ones are dropped and counted (default 1048576)",
+        Number(&o->payload_log_max_bytes)}},
+      {"payload-log-queue",
+       {"events waiting for the sink; past it new ones are dropped and counted (default 256)",
+        Number(&o->payload_log_queue)}},
+      {"payload-log-source", {"the events' source attribute (default inference-server)", Text(&o->payload_log_source)}},
       {"ort-intra-op-threads",
        {"ONNX Runtime intra-op threads per model instance unless its config says; 0 (default): the available "
         "cores divided by the model's instances",
@@ -251,6 +265,15 @@ Status CheckModelControl(const ServerOptions& o) {
                            o.model_control_mode + ")");
   if (o.access_log_sample_rate < 0 || o.access_log_sample_rate > 1)
     return InvalidArgument("--access-log-sample-rate must be within 0..1");
+  if (!o.payload_log_url.empty() && o.payload_log_url.rfind("http://", 0) != 0 &&
+      o.payload_log_url.rfind("https://", 0) != 0)
+    return InvalidArgument("--payload-log-url must start with http:// or https://");
+  if (o.payload_log_mode != "all" && o.payload_log_mode != "request" && o.payload_log_mode != "response")
+    return InvalidArgument("--payload-log-mode must be all, request or response");
+  if (o.payload_log_sample_rate < 0 || o.payload_log_sample_rate > 1)
+    return InvalidArgument("--payload-log-sample-rate must be within 0..1");
+  if (o.payload_log_max_bytes < 1 || o.payload_log_queue < 1 || o.payload_log_queue > 1000000)
+    return InvalidArgument("--payload-log-max-bytes must be at least 1 and --payload-log-queue within 1..1000000");
   if (o.repository_max_file_bytes < 1 || o.repository_max_model_bytes < 1)
     return InvalidArgument("--repository-max-file-bytes and --repository-max-model-bytes must be at least 1");
   if (o.s3_addressing != "auto" && o.s3_addressing != "path" && o.s3_addressing != "virtual")

@@ -43,6 +43,13 @@ struct ServerOptions {
   std::string log_level = "info";
   std::string log_format = "json";
   double access_log_sample_rate = 1.0;
+  // Payload logging (observability/payload_log.h): CloudEvents of requests and responses to an HTTP sink.
+  std::string payload_log_url;  // "": off
+  std::string payload_log_mode = "all";
+  double payload_log_sample_rate = 1.0;
+  int64_t payload_log_max_bytes = int64_t{1} << 20;
+  int64_t payload_log_queue = 256;
+  std::string payload_log_source = "inference-server";
   // Authorization (docs/security.md): bearer tokens, the categories open without one, Triton's restricted APIs.
   std::string auth_tokens_file;
   std::string auth_open = "health,metrics";

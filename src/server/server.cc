@@ -28,9 +28,11 @@
 #include "frontends/grpc/grpc_server.h"
 #include "frontends/grpc/handshake_watch.h"
 #include "frontends/http/routes.h"
+#include "frontends/http/v2_json.h"
 #include "observability/access_log.h"
 #include "observability/logger.h"
 #include "observability/metrics_observer.h"
+#include "observability/payload_log.h"
 #include "observability/process_metrics.h"
 #include "sources/open_source.h"
 #include "tls/tls_context.h"
@@ -367,6 +369,24 @@ int RunServer(const ServerOptions& o) {
   RequestObservers observers;
   observers.Add(&metrics_observer);
   observers.Add(&access_log);
+  std::unique_ptr<PayloadLog> payload_log;
+  if (!o.payload_log_url.empty()) {
+    const char* pod_namespace = std::getenv("POD_NAMESPACE");  // the downward API's, in the Deployment
+    payload_log = std::make_unique<PayloadLog>(
+        PayloadLogOptions{.url = o.payload_log_url,
+                          .mode = o.payload_log_mode,
+                          .sample_rate = o.payload_log_sample_rate,
+                          .max_bytes = static_cast<size_t>(o.payload_log_max_bytes),
+                          .queue = static_cast<size_t>(o.payload_log_queue),
+                          .source = o.payload_log_source,
+                          .namespace_name = pod_namespace ? pod_namespace : "",
+                          .endpoint = "",
+                          .timeout = std::chrono::milliseconds(2000)},
+        PayloadEncoders{[](const InferRequest& r) { return frontends::EncodeV2InferRequestJson(r); },
+                        [](const InferResponse& r) { return frontends::EncodeV2InferResponse(r, {}).bytes; }},
+        *metrics.registry());
+    observers.Add(payload_log.get());
+  }
   auto source = OpenRepositorySource(
       {o.model_repositories, o.repository_cache_dir, static_cast<uint64_t>(o.repository_max_file_bytes),
        static_cast<uint64_t>(o.repository_max_model_bytes), o.s3_addressing, o.s3_ca_file, &metrics});

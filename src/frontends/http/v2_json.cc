@@ -393,6 +393,21 @@ V2HttpBody EncodeV2InferResponse(const InferResponse& r, const V2HttpInfer& req)
   return body;
 }
 
+std::string EncodeV2InferRequestJson(const InferRequest& r) {
+  ordered j;
+  if (!r.id.empty()) j["id"] = r.id;
+  j["inputs"] = ordered::array();
+  for (const auto& t : r.inputs) {
+    ordered i;
+    i["name"] = t.name;
+    i["datatype"] = DataTypeName(t.dtype);
+    i["shape"] = t.shape;
+    AppendData(t, i["data"]);
+    j["inputs"].push_back(std::move(i));
+  }
+  return j.dump(-1, ' ', false, ordered::error_handler_t::replace);
+}
+
 std::string ErrorJson(const std::string& message) {
   return json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }

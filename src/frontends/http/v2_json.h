@@ -30,6 +30,8 @@ struct V2HttpBody {
   std::optional<size_t> header_length;  // set when binary output data follows the JSON
 };
 V2HttpBody EncodeV2InferResponse(const InferResponse& response, const V2HttpInfer& request);
+// A request as v2 REST's JSON request form, every input's data as a JSON array (what payload logging sends).
+std::string EncodeV2InferRequestJson(const InferRequest& request);
 
 std::string ErrorJson(const std::string& message);
 std::string MetadataJson(const inference::ModelMetadataResponse& metadata);

@@ -15,6 +15,15 @@ TEST(V2JsonTest, NestedAndFlatDataFlattenAlike) {
   EXPECT_EQ(0, std::memcmp(nested->request.inputs[0].data, flat->request.inputs[0].data, 16));
 }
 
+TEST(V2JsonTest, ARequestEncodedForPayloadLoggingParsesBackToTheSameTensors) {
+  const std::string body =
+      R"({"id":"r1","inputs":[{"name":"x","datatype":"INT64","shape":[2],"data":[9007199254740993,-1]},)"
+      R"({"name":"s","datatype":"BYTES","shape":[1],"data":["hi"]}]})";
+  auto parsed = ParseV2InferBody(body, {});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(EncodeV2InferRequestJson(parsed->request), body);
+}
+
 TEST(V2JsonTest, Int64ValuesKeepFullPrecision) {
   auto r =
       ParseV2InferBody(R"({"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[9007199254740993]}]})", {});

@@ -1,0 +1,219 @@
+#include "observability/payload_log.h"
+
+#include <curl/curl.h>
+
+#include <mutex>
+
+#include "observability/logger.h"
+#include "observability/sampling.h"
+
+namespace serving {
+namespace {
+
+constexpr std::string_view kTypes[2] = {"org.kubeflow.serving.inference.request",
+                                        "org.kubeflow.serving.inference.response"};
+constexpr std::string_view kOutcomeNames[] = {"sent", "queue_full", "too_large", "sink_error", "shutdown"};
+// Client-chosen ids go into headers: longer ones are cut (the body keeps them whole).
+constexpr size_t kMaxHeaderValue = 256;
+
+// A CloudEvents header value in the HTTP binding's form: bytes outside printable ASCII, space, '"' and '%'
+// percent-encoded, so that no value (a request id is the client's) can end the header or start another.
+std::string HeaderValue(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value.substr(0, kMaxHeaderValue)) {
+    if (c < 0x21 || c > 0x7e || c == '"' || c == '%') {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+// The sink as logged: without user:password@ if the URL carries one.
+std::string Redacted(const std::string& url) {
+  const size_t scheme = url.find("://");
+  const size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  const size_t at = url.find('@', start);
+  const size_t path = url.find('/', start);
+  if (at == std::string::npos || (path != std::string::npos && at > path)) return url;
+  return url.substr(0, start) + url.substr(at + 1);
+}
+
+// At least how many bytes a JSON array of the tensor's elements takes ("0," each): a request whose tensors
+// could not fit under the limit is dropped before it is encoded.
+size_t JsonLowerBound(const std::vector<Tensor>& tensors) {
+  size_t bytes = 0;
+  for (const auto& t : tensors) {
+    size_t elements = 1;
+    for (int64_t d : t.shape) elements *= d > 0 ? static_cast<size_t>(d) : 0;
+    bytes += 2 * elements;
+  }
+  return bytes;
+}
+
+size_t Discard(char*, size_t size, size_t count, void*) { return size * count; }
+
+}  // namespace
+
+class PayloadLog::Version final : public VersionObserver {
+ public:
+  Version(PayloadLog* log, std::string model, int64_t version)
+      : log_(log), model_(std::move(model)), version_(std::to_string(version)) {}
+  bool wants_payload() const override { return true; }
+  void Payload(const InferRequest& request, const InferResponse* response) override {
+    log_->Payload(model_, version_, request, response);
+  }
+
+ private:
+  PayloadLog* const log_;
+  const std::string model_;
+  const std::string version_;
+};
+
+PayloadLog::PayloadLog(PayloadLogOptions options, PayloadEncoders encoders, prometheus::Registry& registry)
+    : options_(std::move(options)), encoders_(std::move(encoders)) {
+  auto& family = prometheus::BuildCounter()
+                     .Name("inference_payload_events_total")
+                     .Help(
+                         "Payload log events (CloudEvents to --payload-log-url) by type and outcome: sent, or "
+                         "dropped because the queue was full, the body was over --payload-log-max-bytes, the "
+                         "sink failed, or the server stopped")
+                     .Register(registry);
+  for (size_t type = 0; type < 2; ++type)
+    for (size_t o = 0; o < kOutcomes; ++o)
+      counts_[type][o] =
+          &family.Add({{"type", type ? "response" : "request"}, {"outcome", std::string(kOutcomeNames[o])}});
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  curl_ = curl_easy_init();
+  sender_ = std::thread([this] { Run(); });
+  logging::Info("payload logging", {{"sink", Redacted(options_.url)},
+                                    {"mode", options_.mode},
+                                    {"sample_rate", options_.sample_rate},
+                                    {"max_bytes", static_cast<int64_t>(options_.max_bytes)},
+                                    {"queue", static_cast<int64_t>(options_.queue)}});
+}
+
+PayloadLog::~PayloadLog() {
+  {
+    MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  cv_.NotifyOne();
+  sender_.join();
+  curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+std::shared_ptr<VersionObserver> PayloadLog::ForVersion(const std::string& model, int64_t version) {
+  return std::make_shared<Version>(this, model, version);
+}
+
+void PayloadLog::Payload(const std::string& model, const std::string& version, const InferRequest& request,
+                         const InferResponse* response) {
+  const bool requests = options_.mode != "response";
+  const bool responses = options_.mode != "request" && response != nullptr;
+  if ((!requests && !responses) || !Sampled(options_.sample_rate)) return;
+  if (Full()) {
+    if (requests) Count(false, kQueueFull, "");
+    if (responses) Count(true, kQueueFull, "");
+    return;
+  }
+  auto offer = [&](bool is_response, size_t lower_bound, const auto& encode) {
+    if (lower_bound > options_.max_bytes) return Count(is_response, kTooLarge, "over " + std::to_string(lower_bound));
+    std::string body = encode();
+    if (body.size() > options_.max_bytes) return Count(is_response, kTooLarge, std::to_string(body.size()));
+    Offer({is_response, request.id, model, version, request.trace_id, std::move(body)});
+  };
+  if (requests) offer(false, JsonLowerBound(request.inputs), [&] { return encoders_.request(request); });
+  if (responses) offer(true, JsonLowerBound(response->outputs), [&] { return encoders_.response(*response); });
+}
+
+bool PayloadLog::Full() const {
+  MutexLock lock(mu_);
+  return stopping_ || queue_.size() >= options_.queue;
+}
+
+void PayloadLog::Offer(Event event) {
+  {
+    MutexLock lock(mu_);
+    if (!stopping_ && queue_.size() < options_.queue) {
+      queue_.push_back(std::move(event));
+      lock.Unlock();
+      cv_.NotifyOne();
+      return;
+    }
+  }
+  Count(event.response, kQueueFull, "");
+}
+
+void PayloadLog::Count(bool response, Outcome outcome, const std::string& detail) {
+  counts_[response][outcome]->Increment();
+  if (outcome != kSent) warnings_[outcome].Hit(detail);
+}
+
+void PayloadLog::Run() {
+  MutexLock lock(mu_);
+  Clock::time_point deadline = Clock::time_point::max();
+  while (true) {
+    cv_.Wait(mu_, [this]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
+    if (stopping_ && deadline == Clock::time_point::max()) deadline = Clock::now() + std::chrono::seconds(1);
+    if (queue_.empty()) return;  // stopping, nothing left
+    if (Clock::now() > deadline) {
+      std::deque<Event> dropped;
+      dropped.swap(queue_);
+      lock.Unlock();
+      for (const auto& e : dropped) Count(e.response, kShutdown, "");
+      return;
+    }
+    Event event = std::move(queue_.front());
+    queue_.pop_front();
+    lock.Unlock();
+    const std::string error = Send(event);
+    Count(event.response, error.empty() ? kSent : kSinkError, error);
+    lock.Lock();
+  }
+}
+
+std::string PayloadLog::Send(const Event& e) {
+  CURL* curl = static_cast<CURL*>(curl_);
+  if (curl == nullptr) return "no curl handle";
+  curl_easy_reset(curl);  // keeps the connection to the sink
+  const std::string headers[] = {
+      "Content-Type: application/json",
+      "ce-specversion: 1.0",
+      "ce-id: " + HeaderValue(e.id),
+      "ce-type: " + std::string(kTypes[e.response]),
+      "ce-source: " + HeaderValue(options_.source),
+      "ce-time: " + logging::Timestamp(),
+      "ce-inferenceservicename: " + HeaderValue(e.model),
+      "ce-namespace: " + HeaderValue(options_.namespace_name),
+      "ce-component: predictor",
+      "ce-endpoint: " + HeaderValue(options_.endpoint),
+      "ce-modelversion: " + HeaderValue(e.version),
+      "ce-traceid: " + HeaderValue(e.trace_id),
+      "Expect:",  // no 100-continue round trip
+  };
+  curl_slist* list = nullptr;
+  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, options_.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e.body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(e.body.size()));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);  // the sink's reply is not read
+  const CURLcode rc = curl_easy_perform(curl);
+  long code = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+  curl_slist_free_all(list);
+  if (rc != CURLE_OK) return curl_easy_strerror(rc);
+  if (code < 200 || code > 299) return "HTTP " + std::to_string(code);
+  return "";
+}
+
+}  // namespace serving
