@@ -6,7 +6,8 @@ SERVER_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize tsan mutations test-arm64 clean models monitor \
-  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak bench-capacity bench-overload
+  bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak bench-capacity bench-overload \
+  bench-payload-log
 
 all: build
 
@@ -75,6 +76,11 @@ bench-capacity: deps-test build
 # (h2load, open loop), then the load taken away. About 1 minute.
 bench-overload: deps-test build
 	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/overload.py $(BENCH_ARGS)
+
+# What payload logging costs a request (bench/payload_log.py; docs/benchmarks.md#payload-logging): off, every
+# request, 1 % of them, to an nginx sink on loopback; h2load at c=1 and c=64. About two minutes.
+bench-payload-log: deps-test build
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python bench/payload_log.py $(BENCH_ARGS)
 
 bench-s3: build
 	scripts/install-deps.sh test
