@@ -133,8 +133,12 @@ def test_the_pin_header_and_the_refused_repository_api_match_envoys(objects):
     # and gRPC's repository methods; a rule without backends is refused by the gateway.
     refused = next(r for r in routes if r["name"] == "no-repository-api-from-outside")["match"]["path_separated_prefix"]
     assert http["no-repository-api-from-outside"]["matches"] == [{"path": {"type": "PathPrefix", "value": refused}}]
-    assert {m["method"]["method"] for m in grpc["no-repository-api-from-outside"]["matches"]} == {
-        "RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"}
+    methods = {m["method"]["method"] for m in grpc["no-repository-api-from-outside"]["matches"]}
+    assert methods == {"RepositoryIndex", "RepositoryModelLoad", "RepositoryModelUnload"}
+    assert {m["method"]["service"] for m in grpc["no-repository-api-from-outside"]["matches"]} == {
+        "inference.GRPCInferenceService"}
+    grpc_refused = next(r for r in routes if r["name"] == "no-grpc-model-control-from-outside")["match"]["prefix"]
+    assert all(f"/inference.GRPCInferenceService/{m}".startswith(grpc_refused) for m in methods), grpc_refused
     for rule in (http["no-repository-api-from-outside"], grpc["no-repository-api-from-outside"]):
         assert "backendRefs" not in rule
 

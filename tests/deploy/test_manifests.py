@@ -267,5 +267,5 @@ def test_the_repository_api_is_not_routed_from_outside(objects):
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
     blocked = [r for r in routes if "direct_response" in r]
     assert [r["match"] for r in blocked] == [{"path_separated_prefix": "/v2/repository"},
-                                             {"prefix": "/inference.GRPCInferenceService/RepositoryModel"}]
+                                             {"prefix": "/inference.GRPCInferenceService/Repository"}]
     assert routes.index(blocked[-1]) < min(routes.index(r) for r in routes if "route" in r), "before any route"

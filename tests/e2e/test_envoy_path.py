@@ -310,7 +310,7 @@ def secured_path(tmp_path_factory, repo, pki):
 
 def test_model_control_is_not_reachable_through_the_ingress(secured_path):
     """Even a server that allows repository load/unload, asked with a token that may, is out of reach from
-    outside: Envoy answers every /v2/repository path and the gRPC load/unload methods itself."""
+    outside: Envoy answers every /v2/repository path and the gRPC repository methods (index, load, unload) itself."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     for target in ["/v2/repository/models/digits/unload", "/v2/repository/models/digits/load",
                    "/v2/repository/index", "/v2/repository"]:
@@ -318,9 +318,11 @@ def test_model_control_is_not_reachable_through_the_ingress(secured_path):
         assert r.status_code == 404 and "not served through the ingress" in r.text, (target, r.text)
     client = tgrpc.InferenceServerClient(secured_path.envoy.target)
     from tritonclient.utils import InferenceServerException
-    with pytest.raises(InferenceServerException) as e:
-        client.unload_model("digits", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert "UNIMPLEMENTED" in str(e.value.status()), e.value
+    for call in (lambda h: client.unload_model("digits", headers=h), lambda h: client.load_model("digits", headers=h),
+                 lambda h: client.get_model_repository_index(headers=h)):
+        with pytest.raises(InferenceServerException) as e:
+            call({"authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert "UNIMPLEMENTED" in str(e.value.status()), e.value
     for s in secured_path.servers:
         assert requests.get(s.http + "/v2/models/digits/ready").status_code == 200, "still served"
         assert not any(l.get("msg") == "model control" for l in s.log_lines()), "no call reached a server"
