@@ -5,7 +5,7 @@ unaffected, drops counted and logged), ids and trace ids joining the two events,
 (its bearer token) in any event."""
 import http.server
 import json
-import re
+import subprocess
 import threading
 import time
 
@@ -16,7 +16,7 @@ import requests
 from cloudevents.http import from_http
 from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-from conftest import MODELS, free_port, wait_for
+from conftest import BINARY, MODELS, free_port, metric_sum, wait_for
 
 MODEL = "breast_cancer"  # 30 FP32 features a row
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -80,9 +80,8 @@ def infer_rest(server, x, request_id=None, headers=None):
 
 
 def events_total(server, outcome, kind=None):
-    return sum(float(m.group(2)) for m in re.finditer(
-        r'^inference_payload_events_total\{([^}]*)\} (\S+)$', server.metrics_text(), re.M)
-        if f'outcome="{outcome}"' in m.group(1) and (kind is None or f'type="{kind}"' in m.group(1)))
+    labels = {"outcome": outcome, **({"type": kind} if kind else {})}
+    return metric_sum(server.metrics_text(), "inference_payload_events_total", **labels)
 
 
 def by_type(sink):
@@ -227,3 +226,16 @@ def test_no_header_of_the_request_reaches_an_event_and_ids_cannot_forge_headers(
         assert "X-Forged" not in headers and "x-forged" not in {k.lower() for k in headers}
         assert headers["ce-id"] == "id%0D%0AX-Forged:%201"  # percent-encoded, as the HTTP binding says
     assert {event.data.get("id") for event, _ in sink.events} == {forged}  # the body keeps it whole
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--payload-log-url", "ftp://127.0.0.1/"], "must start with http:// or https://"),
+    (["--payload-log-mode", "everything"], "must be all, request or response"),
+    (["--payload-log-sample-rate", "1.5"], "within 0..1"),
+    (["--payload-log-max-bytes", "0"], "--payload-log-max-bytes must be at least 1"),
+    (["--payload-log-queue", "0"], "--payload-log-queue within 1..1000000"),
+])
+def test_bad_payload_log_flags_stop_the_server_with_a_reason(args, words):
+    r = subprocess.run([str(BINARY), "--model-repository", str(MODELS), *args], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and words in r.stderr, r.stderr
