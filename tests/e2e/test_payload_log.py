@@ -239,3 +239,13 @@ def test_bad_payload_log_flags_stop_the_server_with_a_reason(args, words):
     r = subprocess.run([str(BINARY), "--model-repository", str(MODELS), *args], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 2 and words in r.stderr, r.stderr
+
+
+def test_a_password_in_the_sink_url_is_never_logged(make_server, sink):
+    url = sink.url.replace("http://", "http://logger:pa55word-in-url@")
+    server = make_server(MODELS, "--payload-log-url", url)
+    infer_rest(server, rows(1), request_id="with-credentials")
+    wait_for(lambda: len(sink.events) == 2, timeout=10, what="2 events (the credentials are curl's basic auth)")
+    (line,) = [line for line in server.log_lines() if line["msg"] == "payload logging"]
+    assert line["sink"] == sink.url, line
+    assert "pa55word" not in "".join(map(str, server.log_lines()))
