@@ -137,6 +137,7 @@ class Forwarder:
 
 
 TLS_FRONT = """
+daemon off;
 worker_processes 1;
 {user}
 error_log {tmp}/error.log;
