@@ -23,19 +23,6 @@ const char* LevelName(Level l) {
   return "info";
 }
 
-// RFC 3339 UTC with microseconds: 2026-11-29T01:02:03.456789Z
-std::string NowRfc3339() {
-  auto now = std::chrono::system_clock::now();
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-  auto secs = static_cast<std::time_t>(us / 1000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof(buf) - n, ".%06lldZ", static_cast<long long>(us % 1000000));
-  return buf;
-}
-
 nlohmann::json ToJson(const Field::Value& v) {
   return std::visit(
       [](const auto& x) -> nlohmann::json {
@@ -48,6 +35,18 @@ nlohmann::json ToJson(const Field::Value& v) {
 }
 
 }  // namespace
+
+std::string Timestamp() {
+  auto now = std::chrono::system_clock::now();
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  auto secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof(buf) - n, ".%06lldZ", static_cast<long long>(us % 1000000));
+  return buf;
+}
 
 void Configure(Level level, Format format) {
   g_level = level;
@@ -72,13 +71,13 @@ void Log(Level level, std::string_view msg, std::initializer_list<Field> fields)
   if (g_format == Format::kJson) {
     // ordered_json keeps ts, level, msg first so lines read well; replace invalid UTF-8 instead of throwing.
     nlohmann::ordered_json j;
-    j["ts"] = NowRfc3339();
+    j["ts"] = Timestamp();
     j["level"] = LevelName(level);
     j["msg"] = std::string(msg);
     for (const auto& f : fields) j[f.key] = ToJson(f.value);
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
-    line = NowRfc3339() + " " + LevelName(level) + " " + std::string(msg);
+    line = Timestamp() + " " + LevelName(level) + " " + std::string(msg);
     for (const auto& f : fields)
       line += std::string(" ") + f.key + "=" +
               ToJson(f.value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -98,7 +97,5 @@ void RateLimitedWarning::Hit(std::string_view detail) {
   Warn(msg_, {{"events", count_}, {"detail", detail}});
   count_ = 0;
 }
-
-std::string Timestamp() { return NowRfc3339(); }
 
 }  // namespace serving::logging

@@ -254,6 +254,15 @@ Status ParseOutputs(od::value value, V2HttpInfer* out) {
   return Status::Ok();
 }
 
+// A tensor's name, datatype and shape, as v2 JSON writes them before its data.
+ordered TensorHeader(const Tensor& t) {
+  ordered o;
+  o["name"] = t.name;
+  o["datatype"] = DataTypeName(t.dtype);
+  o["shape"] = t.shape;
+  return o;
+}
+
 void AppendData(const Tensor& t, ordered& data) {
   data = ordered::array();
   auto& arr = data.get_ref<ordered::array_t&>();
@@ -370,10 +379,7 @@ V2HttpBody EncodeV2InferResponse(const InferResponse& r, const V2HttpInfer& req)
   j["outputs"] = ordered::array();
   std::string binary;
   for (const auto& t : r.outputs) {
-    ordered o;
-    o["name"] = t.name;
-    o["datatype"] = DataTypeName(t.dtype);
-    o["shape"] = t.shape;
+    ordered o = TensorHeader(t);
     auto it = req.binary.find(t.name);
     const bool as_binary = it != req.binary.end() ? it->second : req.binary_by_default;
     if (as_binary) {
@@ -398,10 +404,7 @@ std::string EncodeV2InferRequestJson(const InferRequest& r) {
   if (!r.id.empty()) j["id"] = r.id;
   j["inputs"] = ordered::array();
   for (const auto& t : r.inputs) {
-    ordered i;
-    i["name"] = t.name;
-    i["datatype"] = DataTypeName(t.dtype);
-    i["shape"] = t.shape;
+    ordered i = TensorHeader(t);
     AppendData(t, i["data"]);
     j["inputs"].push_back(std::move(i));
   }
