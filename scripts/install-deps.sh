@@ -143,6 +143,14 @@ if [[ "$MODE" == test ]]; then
     echo "install-deps: [${SECONDS} s] go install h2spec"
     GOBIN="$ROOT/.deps/bin" go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
   fi
+  # An OpenTelemetry Collector (OTLP receiver, file exporter) built from the collector's Go modules
+  # (tools/otelcol), for the tracing tests; rebuilt when its module list changes.
+  otelcol_sum="$(cat "$ROOT/tools/otelcol/go.mod" "$ROOT/tools/otelcol/main.go" | sha256sum | cut -c1-16)"
+  if [[ ! -x "$ROOT/.deps/bin/otelcol" || "$(cat "$ROOT/.deps/otelcol.sha256" 2>/dev/null)" != "$otelcol_sum" ]]; then
+    echo "install-deps: [${SECONDS} s] go build otelcol (tools/otelcol)"
+    (cd "$ROOT/tools/otelcol" && go build -trimpath -o "$ROOT/.deps/bin/otelcol" .)
+    echo "$otelcol_sum" >"$ROOT/.deps/otelcol.sha256"
+  fi
   # Grafana's dashboard schema (@grafana/schema) and TypeScript, for the dashboard schema test.
   if [[ ! -x "$ROOT/tools/grafana-schema-check/node_modules/.bin/tsc" ]]; then
     echo "install-deps: [${SECONDS} s] npm ci tools/grafana-schema-check"

@@ -44,13 +44,24 @@ Status CheckRequestId(std::string& id) {
 
 std::string NewTraceId() { return RandomHex(32); }
 
-std::string TraceIdFromTraceparent(std::string_view tp) {
-  // version "-" trace-id "-" parent-id "-" flags: 00-<32 hex>-<16 hex>-<2 hex>
-  if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-') return "";
-  std::string_view id = tp.substr(3, 32);
-  if (id.find_first_not_of("0123456789abcdef") != std::string_view::npos) return "";
-  if (id == std::string(32, '0')) return "";
-  return std::string(id);
+TraceContext ParseTraceContext(std::string_view tp, std::string_view tracestate) {
+  // version "-" trace-id "-" parent-id "-" flags: 00-<32 hex>-<16 hex>-<2 hex>. A later version may append
+  // fields ("-..."); version ff is invalid.
+  constexpr std::string_view kHex = "0123456789abcdef";
+  TraceContext c;
+  if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return c;
+  if (tp.substr(0, 2) == "ff" || tp.substr(0, 2).find_first_not_of(kHex) != std::string_view::npos) return c;
+  if (tp.substr(0, 2) == "00" ? tp.size() != 55 : tp.size() > 55 && tp[55] != '-') return c;
+  const std::string_view id = tp.substr(3, 32), parent = tp.substr(36, 16), flags = tp.substr(53, 2);
+  for (std::string_view field : {id, parent, flags})
+    if (field.find_first_not_of(kHex) != std::string_view::npos) return c;
+  if (id == std::string_view("00000000000000000000000000000000") || parent == std::string_view("0000000000000000"))
+    return c;
+  c.trace_id = id;
+  c.parent_span_id = parent;
+  c.parent_sampled = (kHex.find(flags[1]) & 1) != 0;  // the flags' lowest bit
+  if (tracestate.size() <= 512) c.tracestate = tracestate;
+  return c;
 }
 
 InferenceServer::InferenceServer(Options options, ModelRepository* repository, const RequestObservers* observers)
@@ -199,7 +210,8 @@ Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& dec
 }
 
 void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, ResponseEncoder encoder) {
-  if (request.trace_id.empty()) request.trace_id = NewTraceId();
+  if (request.trace.trace_id.empty()) request.trace.trace_id = NewTraceId();
+  request.trace.span_id = RandomHex(16);
   observers_->Received(request);
   if (!Admit()) {
     const Status closed = Unavailable("the server is shutting down");
@@ -223,13 +235,15 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   }
   // The clock started when the transport received the request: this is its decode time, parsing included.
   request.decode_time = Clock::now() - request.received;
+  for (const Tensor& t : request.inputs) request.input_bytes += t.byte_size;
   mv->observers().Decoded(request);
 
   // Finish() reports the request's id/protocol/trace: keep them, the job takes the request itself.
   InferRequest meta;
   meta.id = request.id;
   meta.protocol = request.protocol;
-  meta.trace_id = request.trace_id;
+  meta.trace = request.trace;
+  meta.input_bytes = request.input_bytes;
   meta.principal = request.principal;
   meta.tls_identity = request.tls_identity;
   meta.received = request.received;
@@ -241,6 +255,8 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   // before the request stops counting as in flight: once the server is idle no worker holds a version, so
   // the repository's reference is the last one and a worker never destroys the scheduler it runs on.
   job.done = [this, mv, meta, encoder = std::move(encoder)](StatusOr<InferResponse> result) mutable {
+    if (result.ok())
+      for (const Tensor& t : result->outputs) meta.output_bytes += t.byte_size;
     if (result.ok() && encoder.encode) {
       const auto encode_start = Clock::now();
       encoder.encode(*result);

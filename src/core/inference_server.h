@@ -90,7 +90,7 @@ class InferenceServer {
 
   // Asynchronous; `encoder.send` runs exactly once, possibly before Infer returns (on errors) or on a worker
   // thread, after `encoder.encode` when the request succeeded. `request` carries the transport's part
-  // (protocol, trace_id, received, deadline, cancelled); `decoder` fills in the rest. An empty request id or
+  // (protocol, trace context, received, deadline, cancelled); `decoder` fills in the rest. An empty request id or
   // trace id is generated.
   void Infer(InferRequest request, const RequestDecoder& decoder, ResponseEncoder encoder);
   // Without a wire encoding (tests, tools): `done` gets the response itself.
@@ -157,8 +157,10 @@ class InferenceServer {
   std::unique_ptr<ControlQueue> control_;  // declared last: its thread stops before the rest goes
 };
 
-// A W3C trace id (32 lowercase hex chars) from a `traceparent` value; empty when malformed.
-std::string TraceIdFromTraceparent(std::string_view traceparent);
+// The trace context from W3C `traceparent` and `tracestate` values: trace id, parent span and its sampled flag;
+// left empty when `traceparent` is malformed (the core then starts a new trace), and `tracestate` kept only with
+// a valid `traceparent` and when at most 512 bytes.
+TraceContext ParseTraceContext(std::string_view traceparent, std::string_view tracestate);
 // 32 random lowercase hex chars.
 std::string NewTraceId();
 

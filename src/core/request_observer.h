@@ -47,6 +47,8 @@ struct ExecutionReport {
   Clock::time_point executed;  // the model returned
   Clock::time_point sliced;    // each request's outputs were cut out
   Status status;               // of the execution and the slicing
+  // Its requests, in batch order (valid during Executed only: the requests are answered after it).
+  std::vector<const InferRequest*> batch;
 };
 
 // A finished request: its reply has been handed to the frontend.

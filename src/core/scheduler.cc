@@ -329,19 +329,18 @@ std::vector<Scheduler::Job*> Scheduler::Runnable(std::vector<Job>& batch, Clock:
 
 void Scheduler::Execute(Execution& e) {
   // A lone request runs on its own tensors; several are stacked, asking for every output any of them wants.
+  ExecutionReport& r = e.report;
+  r.batch.reserve(e.jobs.size());
+  for (const Job* job : e.jobs) r.batch.push_back(&job->request);
   std::vector<Tensor> stacked;
   e.outputs = e.jobs.front()->request.requested_outputs;
   if (e.jobs.size() > 1) {
-    std::vector<const InferRequest*> requests;
-    requests.reserve(e.jobs.size());
-    for (const Job* job : e.jobs) requests.push_back(&job->request);
-    stacked = StackInputs(requests);
+    stacked = StackInputs(r.batch);
     for (const Job* job : e.jobs)
       for (const auto& name : job->request.requested_outputs)
         if (std::find(e.outputs.begin(), e.outputs.end(), name) == e.outputs.end()) e.outputs.push_back(name);
   }
   const std::span<const Tensor> inputs = e.jobs.size() > 1 ? stacked : e.jobs.front()->request.inputs;
-  ExecutionReport& r = e.report;
   r.requests = e.jobs.size();
   for (const Job* job : e.jobs) r.rows += RequestRows(job->request);
   r.stacked = Clock::now();

@@ -17,7 +17,7 @@ void AccessLog::Finished(const RequestOutcome& outcome, VersionObserver*) {
                 {"protocol", request.protocol},
                 {"status", StatusCodeName(status.code())},
                 {"latency_us", static_cast<int64_t>(latency.count())},
-                {"trace_id", request.trace_id},
+                {"trace_id", request.trace.trace_id},
                 {"principal", request.principal},
                 {"tls_identity", request.tls_identity},
                 {"error", status.message()}});

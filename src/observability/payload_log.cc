@@ -1,9 +1,5 @@
 #include "observability/payload_log.h"
 
-#include <curl/curl.h>
-
-#include <mutex>
-
 #include "observability/logger.h"
 #include "observability/sampling.h"
 
@@ -33,16 +29,6 @@ std::string HeaderValue(std::string_view value) {
   return out;
 }
 
-// The sink as logged: without user:password@ if the URL carries one.
-std::string Redacted(const std::string& url) {
-  const size_t scheme = url.find("://");
-  const size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  const size_t at = url.find('@', start);
-  const size_t path = url.find('/', start);
-  if (at == std::string::npos || (path != std::string::npos && at > path)) return url;
-  return url.substr(0, start) + url.substr(at + 1);
-}
-
 // At least how many bytes a JSON array of the tensor's elements takes ("0," each): a request whose tensors
 // could not fit under the limit is dropped before it is encoded.
 size_t JsonLowerBound(const std::vector<Tensor>& tensors) {
@@ -54,8 +40,6 @@ size_t JsonLowerBound(const std::vector<Tensor>& tensors) {
   }
   return bytes;
 }
-
-size_t Discard(char*, size_t size, size_t count, void*) { return size * count; }
 
 }  // namespace
 
@@ -87,11 +71,8 @@ PayloadLog::PayloadLog(PayloadLogOptions options, PayloadEncoders encoders, prom
     for (size_t o = 0; o < kOutcomes; ++o)
       counts_[type][o] =
           &family.Add({{"type", type ? "response" : "request"}, {"outcome", std::string(kOutcomeNames[o])}});
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  curl_ = curl_easy_init();
   sender_ = std::thread([this] { Run(); });
-  logging::Info("payload logging", {{"sink", Redacted(options_.url)},
+  logging::Info("payload logging", {{"sink", RedactedUrl(options_.url)},
                                     {"mode", options_.mode},
                                     {"sample_rate", options_.sample_rate},
                                     {"max_bytes", static_cast<int64_t>(options_.max_bytes)},
@@ -105,7 +86,6 @@ PayloadLog::~PayloadLog() {
   }
   cv_.NotifyOne();
   sender_.join();
-  curl_easy_cleanup(static_cast<CURL*>(curl_));
 }
 
 std::shared_ptr<VersionObserver> PayloadLog::ForVersion(const std::string& model, int64_t version) {
@@ -126,7 +106,7 @@ void PayloadLog::Payload(const std::string& model, const std::string& version, c
     if (lower_bound > options_.max_bytes) return Count(is_response, kTooLarge, "over " + std::to_string(lower_bound));
     std::string body = encode();
     if (body.size() > options_.max_bytes) return Count(is_response, kTooLarge, std::to_string(body.size()));
-    Offer({is_response, request.id, model, version, request.trace_id, std::move(body)});
+    Offer({is_response, request.id, model, version, request.trace.trace_id, std::move(body)});
   };
   if (requests) offer(false, JsonLowerBound(request.inputs), [&] { return encoders_.request(request); });
   if (responses) offer(true, JsonLowerBound(response->outputs), [&] { return encoders_.response(*response); });
@@ -179,10 +159,7 @@ void PayloadLog::Run() {
 }
 
 std::string PayloadLog::Send(const Event& e) {
-  CURL* curl = static_cast<CURL*>(curl_);
-  if (curl == nullptr) return "no curl handle";
-  curl_easy_reset(curl);  // keeps the connection to the sink
-  const std::string headers[] = {
+  const std::vector<std::string> headers = {
       "Content-Type: application/json",
       "ce-specversion: 1.0",
       "ce-id: " + HeaderValue(e.id),
@@ -195,25 +172,8 @@ std::string PayloadLog::Send(const Event& e) {
       "ce-endpoint: " + HeaderValue(options_.endpoint),
       "ce-modelversion: " + HeaderValue(e.version),
       "ce-traceid: " + HeaderValue(e.trace_id),
-      "Expect:",  // no 100-continue round trip
   };
-  curl_slist* list = nullptr;
-  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, options_.url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, e.body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(e.body.size()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);  // the sink's reply is not read
-  const CURLcode rc = curl_easy_perform(curl);
-  long code = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-  curl_slist_free_all(list);
-  if (rc != CURLE_OK) return curl_easy_strerror(rc);
-  if (code < 200 || code > 299) return "HTTP " + std::to_string(code);
-  return "";
+  return poster_.Post(options_.url, headers, e.body, options_.timeout);
 }
 
 }  // namespace serving

@@ -26,6 +26,7 @@
 #include "core/infer_request.h"
 #include "core/mutex.h"
 #include "core/request_observer.h"
+#include "observability/http_post.h"
 #include "observability/logger.h"
 
 namespace serving {
@@ -95,8 +96,8 @@ class PayloadLog final : public RequestObserver {
   CondVar cv_;
   std::deque<Event> queue_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
-  void* curl_ = nullptr;  // the sender thread's handle (keeps its connection to the sink alive)
-  std::thread sender_;    // declared last: starts once the rest is built
+  HttpPoster poster_;   // the sender thread's
+  std::thread sender_;  // declared last: starts once the rest is built
 };
 
 }  // namespace serving

@@ -4,6 +4,8 @@
 #include <functional>
 #include <map>
 
+#include "server/trace_config.h"
+
 namespace serving {
 namespace {
 
@@ -149,6 +151,28 @@ void ModelFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
        {"events waiting for the sink; past it new ones are dropped and counted (default 256)",
         Number(&o->payload_log_queue)}},
       {"payload-log-source", {"the events' source attribute (default inference-server)", Text(&o->payload_log_source)}},
+      {"trace-url",
+       {"export OpenTelemetry spans of requests over OTLP/HTTP (JSON) to this collector endpoint, e.g. "
+        "http://otel-collector:4318/v1/traces (default: off; docs/observability.md#tracing)",
+        Text(&o->trace_url)}},
+      {"trace-sample-rate",
+       {"fraction of requests traced when no sampled or unsampled W3C traceparent came with them, 0..1 (default 1)",
+        Number(&o->trace_sample_rate)}},
+      {"trace-queue",
+       {"spans waiting for the collector; past it new ones are dropped and counted (default 2048)",
+        Number(&o->trace_queue)}},
+      {"trace-batch", {"spans per export at most (default 512)", Number(&o->trace_batch)}},
+      {"trace-delay-ms",
+       {"a span waits at most this long before its batch is exported (default 5000)", Number(&o->trace_delay_ms)}},
+      {"trace-resource",
+       {"a resource attribute of every span, key=value (service.name, deployment.environment, ...); repeatable",
+        Append(&o->trace_resource)}},
+      {"trace-config",
+       {"Triton's tracing settings: mode=opentelemetry, level=OFF|TIMESTAMPS, rate=N (one request in N), "
+        "count=-1, opentelemetry,url=host:port/v1/traces, opentelemetry,resource=key=value, "
+        "opentelemetry,bsp_max_queue_size=N, opentelemetry,bsp_max_export_batch_size=N, "
+        "opentelemetry,bsp_schedule_delay=MS; repeatable",
+        Append(&o->trace_config)}},
       {"ort-intra-op-threads",
        {"ONNX Runtime intra-op threads per model instance unless its config says; 0 (default): the available "
         "cores divided by the model's instances",
@@ -334,6 +358,7 @@ StatusOr<ServerOptions> ParseOptions(int argc, char** argv) {
   SERVING_RETURN_IF_ERROR(CheckTransports(o));
   SERVING_RETURN_IF_ERROR(CheckModelControl(o));
   SERVING_RETURN_IF_ERROR(CheckTls(o));
+  SERVING_RETURN_IF_ERROR(ApplyTraceConfig(o));
   return o;
 }
 

@@ -50,6 +50,15 @@ struct ServerOptions {
   int64_t payload_log_max_bytes = int64_t{1} << 20;
   int64_t payload_log_queue = 256;
   std::string payload_log_source = "inference-server";
+  // Tracing (observability/tracing.h): OpenTelemetry spans over OTLP/HTTP; Triton's --trace-config settings are
+  // applied onto these by ParseOptions (server/trace_config.h).
+  std::string trace_url;  // "": off
+  double trace_sample_rate = 1.0;
+  int64_t trace_queue = 2048;
+  int64_t trace_batch = 512;
+  int64_t trace_delay_ms = 5000;
+  std::vector<std::string> trace_resource;  // key=value
+  std::vector<std::string> trace_config;    // Triton's [opentelemetry,]key=value
   // Authorization (docs/security.md): bearer tokens, the categories open without one, Triton's restricted APIs.
   std::string auth_tokens_file;
   std::string auth_open = "health,metrics";

@@ -34,6 +34,7 @@
 #include "observability/metrics_observer.h"
 #include "observability/payload_log.h"
 #include "observability/process_metrics.h"
+#include "observability/tracing.h"
 #include "sources/open_source.h"
 #include "tls/tls_context.h"
 
@@ -345,6 +346,33 @@ bool ShutDown(const ServerOptions& o, int sig, InferenceServer& server, frontend
   return drained;
 }
 
+// Tracing's options; its resource: the service, then the pod from the downward API (deploy/k8s), then
+// --trace-resource (which may override either).
+TracingOptions TracingFrom(const ServerOptions& o) {
+  std::vector<std::pair<std::string, std::string>> resource = {{"service.name", "inference-server"},
+                                                               {"service.version", SERVING_VERSION}};
+  for (const auto& [env, key] :
+       {std::pair{"POD_NAME", "k8s.pod.name"}, std::pair{"POD_NAMESPACE", "k8s.namespace.name"},
+        std::pair{"NODE_NAME", "k8s.node.name"}})
+    if (const char* value = std::getenv(env); value && *value) resource.emplace_back(key, value);
+  for (const auto& kv : o.trace_resource) {
+    const size_t eq = kv.find('=');
+    std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
+    auto same = std::find_if(resource.begin(), resource.end(), [&](const auto& r) { return r.first == key; });
+    if (same != resource.end())
+      same->second = std::move(value);
+    else
+      resource.emplace_back(std::move(key), std::move(value));
+  }
+  return {.url = o.trace_url,
+          .sample_rate = o.trace_sample_rate,
+          .queue = static_cast<size_t>(o.trace_queue),
+          .batch = static_cast<size_t>(o.trace_batch),
+          .delay = std::chrono::milliseconds(o.trace_delay_ms),
+          .timeout = std::chrono::milliseconds(10000),
+          .resource = std::move(resource)};
+}
+
 }  // namespace
 
 int RunServer(const ServerOptions& o) {
@@ -386,6 +414,11 @@ int RunServer(const ServerOptions& o) {
                         [](const InferResponse& r) { return frontends::EncodeV2InferResponse(r, {}).bytes; }},
         *metrics.registry());
     observers.Add(payload_log.get());
+  }
+  std::unique_ptr<Tracing> tracing;
+  if (!o.trace_url.empty()) {
+    tracing = std::make_unique<Tracing>(TracingFrom(o), *metrics.registry());
+    observers.Add(tracing.get());
   }
   auto source = OpenRepositorySource(
       {o.model_repositories, o.repository_cache_dir, static_cast<uint64_t>(o.repository_max_file_bytes),

@@ -17,10 +17,13 @@ namespace serving::frontends {
 
 namespace {
 
-std::string TraceIdFrom(const grpc::CallbackServerContext* ctx) {
-  auto it = ctx->client_metadata().find("traceparent");
-  if (it == ctx->client_metadata().end()) return "";
-  return TraceIdFromTraceparent(std::string_view(it->second.data(), it->second.size()));
+TraceContext TraceFrom(const grpc::CallbackServerContext* ctx) {
+  auto value = [ctx](const char* key) {
+    auto it = ctx->client_metadata().find(key);
+    return it == ctx->client_metadata().end() ? std::string_view()
+                                              : std::string_view(it->second.data(), it->second.size());
+  };
+  return ParseTraceContext(value("traceparent"), value("tracestate"));
 }
 
 Clock::time_point DeadlineFrom(const grpc::CallbackServerContext* ctx) {
@@ -65,7 +68,7 @@ InferRequest TransportRequest(const grpc::CallbackServerContext* ctx, const char
                               const CancellableReactor& reactor, std::string principal, std::string tls_identity) {
   InferRequest request;
   request.protocol = protocol;
-  request.trace_id = TraceIdFrom(ctx);
+  request.trace = TraceFrom(ctx);
   request.deadline = DeadlineFrom(ctx);
   request.cancelled = reactor.cancelled;
   request.principal = std::move(principal);

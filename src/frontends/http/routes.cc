@@ -5,7 +5,7 @@ namespace serving::frontends {
 InferRequest TransportRequest(const HttpRequest& req, const char* protocol) {
   InferRequest request;
   request.protocol = protocol;
-  request.trace_id = TraceIdFromTraceparent(req.Header("traceparent"));
+  request.trace = ParseTraceContext(req.Header("traceparent"), req.Header("tracestate"));
   request.received = req.received;
   request.cancelled = req.cancelled;
   request.principal = req.principal;

@@ -1,0 +1,266 @@
+#include "observability/tracing.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <random>
+
+namespace serving {
+namespace {
+
+constexpr std::string_view kDropNames[] = {"queue_full", "export_failed", "shutdown"};
+
+// A steady-clock moment as Unix nanoseconds (the clocks read together, so each span is placed where it was).
+int64_t UnixNs(Clock::time_point t) {
+  const auto now_system = std::chrono::system_clock::now();
+  const auto now_steady = Clock::now();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now_system.time_since_epoch() - (now_steady - t)).count();
+}
+
+nlohmann::json AttributeValue(const Span::Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return {{"stringValue", *s}};
+  if (const auto* i = std::get_if<int64_t>(&v)) return {{"intValue", std::to_string(*i)}};  // int64 as a string
+  return {{"boolValue", std::get<bool>(v)}};
+}
+
+template <typename Pairs>
+nlohmann::json Attributes(const Pairs& pairs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [key, value] : pairs) out.push_back({{"key", key}, {"value", AttributeValue(value)}});
+  return out;
+}
+
+nlohmann::json SpanJson(const Span& s) {
+  nlohmann::json j = {{"traceId", s.trace_id},
+                      {"spanId", s.span_id},
+                      {"name", s.name},
+                      {"kind", s.server ? 2 : 1},  // SPAN_KIND_SERVER, SPAN_KIND_INTERNAL
+                      {"startTimeUnixNano", std::to_string(s.start_unix_ns)},
+                      {"endTimeUnixNano", std::to_string(s.end_unix_ns)},
+                      {"attributes", Attributes(s.attributes)}};
+  if (!s.parent_span_id.empty()) j["parentSpanId"] = s.parent_span_id;
+  if (!s.tracestate.empty()) j["traceState"] = s.tracestate;
+  if (!s.events.empty()) {
+    auto& events = j["events"] = nlohmann::json::array();
+    for (const auto& [name, at] : s.events) events.push_back({{"name", name}, {"timeUnixNano", std::to_string(at)}});
+  }
+  if (!s.links.empty()) {
+    auto& links = j["links"] = nlohmann::json::array();
+    for (const auto& [trace, span] : s.links) links.push_back({{"traceId", trace}, {"spanId", span}});
+  }
+  // STATUS_CODE_ERROR with its message; unset otherwise (OpenTelemetry leaves OK to the application).
+  if (!s.error.empty()) j["status"] = {{"code", 2}, {"message", s.error}};
+  return j;
+}
+
+}  // namespace
+
+std::string EncodeOtlpJson(const std::vector<Span>& spans,
+                           const std::vector<std::pair<std::string, std::string>>& resource) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const Span& s : spans) list.push_back(SpanJson(s));
+  std::vector<std::pair<std::string, Span::Value>> attributes(resource.begin(), resource.end());
+  const nlohmann::json body = {
+      {"resourceSpans",
+       {{{"resource", {{"attributes", Attributes(attributes)}}},
+         {"scopeSpans",
+          {{{"scope", {{"name", "inference-server"}, {"version", SERVING_VERSION}}}, {"spans", list}}}}}}}};
+  // Replace: request ids are the client's, and need not be UTF-8.
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool TraceSampled(const TraceContext& trace, double rate) {
+  if (!trace.parent_span_id.empty()) return trace.parent_sampled;
+  if (rate >= 1.0) return true;
+  if (rate <= 0.0 || trace.trace_id.size() != 32) return false;
+  // The trace id's last 8 bytes, halved, against rate * 2^63: as OpenTelemetry's TraceIdRatioBased sampler.
+  uint64_t low = 0;
+  std::from_chars(trace.trace_id.data() + 16, trace.trace_id.data() + 32, low, 16);
+  return (low >> 1) < static_cast<uint64_t>(rate * 9223372036854775808.0);
+}
+
+// A version's spans: the queue span of each sampled request, the execution span of each batch with one.
+class Tracing::Version final : public VersionObserver {
+ public:
+  Version(Tracing* tracing, std::string model, int64_t version)
+      : tracing_(tracing), model_(std::move(model)), version_(version) {}
+
+  void Started(const InferRequest& r) override {
+    if (!tracing_->Sampled(r.trace)) return;
+    const Clock::time_point queued = r.received + r.decode_time;
+    Span s;
+    s.trace_id = r.trace.trace_id;
+    s.span_id = NewSpanId();
+    s.parent_span_id = r.trace.span_id;
+    s.name = "queue";
+    s.start_unix_ns = UnixNs(queued);
+    s.end_unix_ns = UnixNs(queued + r.queue_time);
+    s.attributes = {{"inference.model", model_}, {"inference.model_version", version_}};
+    tracing_->Offer(std::move(s));
+  }
+
+  void Executed(const ExecutionReport& e) override {
+    Span s;
+    for (const InferRequest* r : e.batch) {
+      if (!tracing_->Sampled(r->trace)) continue;
+      if (s.trace_id.empty()) {
+        s.trace_id = r->trace.trace_id;
+        s.parent_span_id = r->trace.span_id;
+      }
+      s.links.emplace_back(r->trace.trace_id, r->trace.span_id);
+    }
+    if (s.trace_id.empty()) return;  // no request of the batch is traced
+    s.span_id = NewSpanId();
+    s.name = "execute " + model_;
+    s.start_unix_ns = UnixNs(e.start);
+    s.end_unix_ns = UnixNs(e.sliced);
+    s.attributes = {{"inference.model", model_},
+                    {"inference.model_version", version_},
+                    {"inference.batch.requests", static_cast<int64_t>(e.requests)},
+                    {"inference.batch.rows", e.rows}};
+    s.events = {{"inputs stacked", UnixNs(e.stacked)}, {"model returned", UnixNs(e.executed)}};
+    if (!e.status.ok()) s.error = e.status.message();
+    tracing_->Offer(std::move(s));
+  }
+
+ private:
+  static std::string NewSpanId() {
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    static constexpr char kHex[] = "0123456789abcdef";
+    uint64_t bits = rng() | 1;  // never all zeros
+    std::string id(16, '0');
+    for (char& c : id) {
+      c = kHex[bits & 0xf];
+      bits >>= 4;
+    }
+    return id;
+  }
+
+  Tracing* const tracing_;
+  const std::string model_;
+  const int64_t version_;
+};
+
+Tracing::Tracing(TracingOptions options, prometheus::Registry& registry) : options_(std::move(options)) {
+  exported_ = &prometheus::BuildCounter()
+                   .Name("inference_trace_spans_exported_total")
+                   .Help("Trace spans the collector (--trace-url) took")
+                   .Register(registry)
+                   .Add({});
+  auto& dropped = prometheus::BuildCounter()
+                      .Name("inference_trace_spans_dropped_total")
+                      .Help(
+                          "Trace spans not exported, by reason: the queue was full, the collector failed or was "
+                          "too slow, or the server stopped first")
+                      .Register(registry);
+  for (size_t d = 0; d < kDrops; ++d) dropped_[d] = &dropped.Add({{"reason", std::string(kDropNames[d])}});
+  sender_ = std::thread([this] { Run(); });
+  logging::Info("tracing", {{"collector", RedactedUrl(options_.url)},
+                            {"sample_rate", options_.sample_rate},
+                            {"queue", static_cast<int64_t>(options_.queue)},
+                            {"batch", static_cast<int64_t>(options_.batch)},
+                            {"delay_ms", static_cast<int64_t>(options_.delay.count())}});
+}
+
+Tracing::~Tracing() {
+  {
+    MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  cv_.NotifyOne();
+  sender_.join();
+}
+
+std::shared_ptr<VersionObserver> Tracing::ForVersion(const std::string& model, int64_t version) {
+  return std::make_shared<Version>(this, model, version);
+}
+
+void Tracing::Finished(const RequestOutcome& o, VersionObserver*) {
+  const InferRequest& r = o.request;
+  if (!Sampled(r.trace)) return;
+  Span s;
+  s.trace_id = r.trace.trace_id;
+  s.span_id = r.trace.span_id;
+  s.parent_span_id = r.trace.parent_span_id;
+  s.tracestate = r.trace.tracestate;
+  s.name = o.model.empty() ? std::string("infer") : "infer " + std::string(o.model);
+  s.server = true;
+  s.start_unix_ns = UnixNs(r.received);
+  s.end_unix_ns = UnixNs(o.finished);
+  s.attributes = {{"inference.protocol", r.protocol},
+                  {"inference.request_id", r.id},
+                  {"inference.status", std::string(StatusCodeName(o.status.code()))},
+                  {"inference.input_bytes", static_cast<int64_t>(r.input_bytes)},
+                  {"inference.output_bytes", static_cast<int64_t>(r.output_bytes)}};
+  if (!o.model.empty()) {
+    s.attributes.emplace_back("inference.model", std::string(o.model));
+    s.attributes.emplace_back("inference.model_version", o.version);
+  }
+  if (r.decode_time > Clock::duration::zero()) s.events = {{"decoded", UnixNs(r.received + r.decode_time)}};
+  if (!o.status.ok()) s.error = o.status.message();
+  Offer(std::move(s));
+}
+
+void Tracing::Offer(Span span) {
+  {
+    MutexLock lock(mu_);
+    if (!stopping_ && queue_.size() < options_.queue) {
+      queue_.push_back(std::move(span));
+      const bool full_batch = queue_.size() >= options_.batch;
+      lock.Unlock();
+      if (full_batch) cv_.NotifyOne();
+      return;
+    }
+  }
+  Dropped(kQueueFull, 1, "");
+}
+
+void Tracing::Dropped(Drop reason, size_t count, const std::string& detail) {
+  dropped_[reason]->Increment(static_cast<double>(count));
+  warnings_[reason].Hit(detail);
+}
+
+void Tracing::Run() {
+  MutexLock lock(mu_);
+  Clock::time_point deadline = Clock::time_point::max();  // once stopping: the end of the flush
+  while (true) {
+    // Wait for a full batch, the delay since this wait began (a span may have waited up to that), or the stop.
+    const auto wake = Clock::now() + options_.delay;
+    cv_.WaitUntil(mu_, wake, [this]() REQUIRES(mu_) { return stopping_ || queue_.size() >= options_.batch; });
+    if (stopping_ && deadline == Clock::time_point::max()) deadline = Clock::now() + std::chrono::seconds(1);
+    if (queue_.empty()) {
+      if (stopping_) return;
+      continue;
+    }
+    if (Clock::now() > deadline) {
+      const size_t left = queue_.size();
+      queue_.clear();
+      lock.Unlock();
+      Dropped(kShutdown, left, "");
+      return;
+    }
+    std::vector<Span> batch;
+    const size_t n = std::min(queue_.size(), options_.batch);
+    batch.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    lock.Unlock();
+    const std::string body = EncodeOtlpJson(batch, options_.resource);
+    const auto timeout = deadline == Clock::time_point::max()
+                             ? options_.timeout
+                             : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()) +
+                                   std::chrono::milliseconds(1);
+    const std::string error = poster_.Post(options_.url, {"Content-Type: application/json"}, body, timeout);
+    if (error.empty()) {
+      exported_->Increment(static_cast<double>(batch.size()));
+    } else {
+      Dropped(kExportFailed, batch.size(), error);
+    }
+    lock.Lock();
+  }
+}
+
+}  // namespace serving
