@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize tsan mutations test-arm64 clean models monitor \
   bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak bench-capacity bench-overload \
-  bench-payload-log
+  bench-observers
 
 all: build
 
@@ -77,10 +77,10 @@ bench-capacity: deps-test build
 bench-overload: deps-test build
 	INFERENCE_SERVER=$(BUILD_DIR)/inference-server .venv/bin/python bench/overload.py $(BENCH_ARGS)
 
-# What payload logging costs a request (bench/payload_log.py; docs/benchmarks.md#payload-logging): off, every
-# request, 1 % of them, to an nginx sink on loopback; h2load at c=1 and c=64. About two minutes.
-bench-payload-log: deps-test build
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python bench/payload_log.py $(BENCH_ARGS)
+# What tracing and payload logging cost a request (bench/observers.py; docs/benchmarks.md#tracing-and-payload-logging):
+# both off, each for every request and for 1 % of them, to nginx on loopback; h2load at c=1 and c=64. About 3 minutes.
+bench-observers: deps-test build
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python bench/observers.py $(BENCH_ARGS)
 
 bench-s3: build
 	scripts/install-deps.sh test
@@ -122,14 +122,14 @@ sanitize: deps-test
 	  tests/e2e -q $(PYTEST_ARGS)
 
 # The unit tests and the concurrency-heavy end-to-end tests (batching, reload under load, drain, cancellation,
-# connection limits, model load under traffic, health, payload logging's sender thread) against a
+# connection limits, model load under traffic, health, payload logging's sender thread, tracing's exporter) against a
 # ThreadSanitizer build; any report fails
 # (the server exits 66); the fuzz corpora replay elsewhere (one thread each). Suppressions, each justified, for third-party code only: tests/build/tsan.supp.
 # -U__SANITIZE_THREAD__: protobuf's headers change a class's layout under TSan, which Debian's libprotobuf
 # (built without it) does not. CI runs it (docs/testing.md#threadsanitizer).
 TSAN_DIR ?= build-tsan
 TSAN_E2E = test_batching.py test_concurrency.py test_lifecycle.py test_cancellation.py test_model_control.py \
-  test_hostile.py test_health.py test_payload_log.py
+  test_hostile.py test_health.py test_payload_log.py test_tracing.py
 tsan: deps-test
 	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer -U__SANITIZE_THREAD__" \

@@ -105,6 +105,28 @@ install_seaweedfs() {
   cp "$cached" "$bin"
 }
 
+# Jaeger v2, the trace store the manifests run (deploy/k8s/base/monitoring/jaeger), for
+# tests/deploy/test_trace_store.py (which runs it with the deployed configuration). Built from the Go module of the
+# release the image tag pins (module v1.75.0 = Jaeger v2.12.0); its go.mod has replace directives, so it is built
+# inside a copy of the module, and cached in $TOOL_CACHE as weed is (about 150 s to build here).
+JAEGER_MODULE=github.com/jaegertracing/jaeger@v1.75.0
+install_jaeger() {
+  local bin="$ROOT/.deps/bin/jaeger" cached="$TOOL_CACHE/jaeger-${JAEGER_MODULE##*@}" dir tmp
+  if [[ ! -x "$cached" ]]; then
+    echo "install-deps: [${SECONDS} s] go build jaeger (${JAEGER_MODULE##*@}) into $TOOL_CACHE"
+    dir="$(cd "$ROOT" && go mod download -json "$JAEGER_MODULE" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+    tmp="$(mktemp -d)"
+    cp -R "$dir/." "$tmp/" && chmod -R u+w "$tmp"
+    mkdir -p "$TOOL_CACHE"
+    (cd "$tmp" && go build -trimpath -o "$cached.partial" ./cmd/jaeger) && mv "$cached.partial" "$cached"
+    rm -rf "$tmp"
+  fi
+  if ! cmp -s "$cached" "$bin"; then
+    mkdir -p "$(dirname "$bin")"
+    cp "$cached" "$bin"
+  fi
+}
+
 if [[ "$MODE" == monitor ]]; then install_prometheus; exit 0; fi
 "$ROOT/scripts/fetch-onnxruntime.sh"
 
@@ -134,6 +156,7 @@ if [[ "$MODE" == test ]]; then
     GOBIN="$ROOT/.deps/bin" go install github.com/zegl/kube-score/cmd/kube-score@v1.20.0
   fi
   install_seaweedfs
+  install_jaeger
   # KEDA's module (2.9 MB: its CRD schemas and scaler sources), for tests/deploy/test_keda.py: nothing is built.
   (cd "$ROOT" && go mod download github.com/kedacore/keda/v2@v2.21.0)
   # Gateway API's module (2.8 MB: its CRD schemas), for tests/deploy/test_gateway.py: nothing is built.

@@ -18,6 +18,7 @@ void AccessLog::Finished(const RequestOutcome& outcome, VersionObserver*) {
                 {"status", StatusCodeName(status.code())},
                 {"latency_us", static_cast<int64_t>(latency.count())},
                 {"trace_id", request.trace.trace_id},
+                {"span_id", request.trace.span_id},
                 {"principal", request.principal},
                 {"tls_identity", request.tls_identity},
                 {"error", status.message()}});

@@ -1,4 +1,4 @@
-// Tracing (docs/observability.md#tracing): OpenTelemetry spans of each sampled request, exported over OTLP/HTTP
+// Tracing (docs/metrics.md#tracing): OpenTelemetry spans of each sampled request, exported over OTLP/HTTP
 // (JSON encoding) to a collector. An observer on the request-observer seam (core/request_observer.h):
 //
 //  - the server span of a request ("infer <model>", kind SERVER), child of the caller's span when a W3C

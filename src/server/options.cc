@@ -153,7 +153,7 @@ void ModelFlags(ServerOptions* o, std::map<std::string, Flag>& flags) {
       {"payload-log-source", {"the events' source attribute (default inference-server)", Text(&o->payload_log_source)}},
       {"trace-url",
        {"export OpenTelemetry spans of requests over OTLP/HTTP (JSON) to this collector endpoint, e.g. "
-        "http://otel-collector:4318/v1/traces (default: off; docs/observability.md#tracing)",
+        "http://otel-collector:4318/v1/traces (default: off; docs/metrics.md#tracing)",
         Text(&o->trace_url)}},
       {"trace-sample-rate",
        {"fraction of requests traced when no sampled or unsampled W3C traceparent came with them, 0..1 (default 1)",

@@ -6,7 +6,7 @@
 
 namespace serving {
 
-// Applies each of `o.trace_config` (Triton's spellings, where they map: docs/observability.md#tracing) onto
+// Applies each of `o.trace_config` (Triton's spellings, where they map: docs/metrics.md#tracing) onto
 // the --trace-* options, then checks them all; INVALID_ARGUMENT names the setting that is wrong.
 Status ApplyTraceConfig(ServerOptions& o);
 

@@ -116,11 +116,18 @@ def dns_cluster(cluster):
     return {"all_addresses_in_single_endpoint": False, **cluster["cluster_type"]["typed_config"]}
 
 
+def inference_clusters(envoy):
+    """Envoy's clusters of inference servers (every track), not the trace store's."""
+    clusters = envoy["static_resources"]["clusters"]
+    assert {c["name"] for c in clusters if not c["name"].startswith("inference_server")} == {"opentelemetry_collector"}
+    return [c for c in clusters if c["name"].startswith("inference_server")]
+
+
 def test_envoy_balances_over_the_headless_service(objects):
     headless = find(objects, "Service", "inference-server-headless")
     assert headless["spec"]["clusterIP"] == "None"
     envoy = yaml.safe_load((DEPLOY / "k8s" / "base" / "inference" / "envoy.yaml").read_text())
-    for cluster in envoy["static_resources"]["clusters"]:
+    for cluster in inference_clusters(envoy):
         address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
         track = cluster["name"].removeprefix("inference_server_").removeprefix("grpc").removeprefix("http")
         assert track in ("", "_canary", "_shadow"), cluster["name"]
@@ -238,7 +245,7 @@ def test_servers_serve_tls_and_tokens_from_secrets_and_envoy_verifies_them(objec
     envoy = yaml.safe_load(find(objects, "ConfigMap", next(
         o["metadata"]["name"] for o in objects if o["metadata"]["name"].startswith("envoy-config")))["data"]["envoy.yaml"])
     names = set()
-    for cluster in envoy["static_resources"]["clusters"]:
+    for cluster in inference_clusters(envoy):
         tls = cluster["transport_socket"]["typed_config"]
         assert tls["@type"].endswith("UpstreamTlsContext")
         validation = tls["common_tls_context"]["validation_context"]
@@ -269,3 +276,37 @@ def test_the_repository_api_is_not_routed_from_outside(objects):
     assert [r["match"] for r in blocked] == [{"path_separated_prefix": "/v2/repository"},
                                              {"prefix": "/inference.GRPCInferenceService/Repository"}]
     assert routes.index(blocked[-1]) < min(routes.index(r) for r in routes if "route" in r), "before any route"
+
+
+def test_spans_of_envoy_and_the_servers_reach_the_trace_store_grafana_reads(objects):
+    """Tracing's wiring (docs/metrics.md#tracing): Envoy's tracer exports OTLP/gRPC and the servers OTLP/HTTP to the
+    jaeger Service's ports of those names, which its NetworkPolicy opens to the inference namespace; Grafana's
+    Jaeger data source reads its query port, and Loki's derived field links a log line's trace_id to it."""
+    jaeger = find(objects, "Service", "jaeger")
+    assert jaeger["metadata"]["namespace"] == "monitoring"
+    ports = {p["name"]: p["port"] for p in jaeger["spec"]["ports"]}
+    host = "jaeger.monitoring.svc.cluster.local"
+    envoy = yaml.safe_load(find(objects, "ConfigMap", next(
+        o["metadata"]["name"] for o in objects if o["metadata"]["name"].startswith("envoy-config")))["data"]["envoy.yaml"])
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    tracer = hcm["tracing"]["provider"]["typed_config"]
+    assert tracer["@type"].endswith("OpenTelemetryConfig")
+    (otel,) = [c for c in envoy["static_resources"]["clusters"] if c["name"] == tracer["grpc_service"]["envoy_grpc"]["cluster_name"]]
+    address = otel["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert (address["address"], address["port_value"]) == (host, ports["otlp-grpc"])
+    (server,) = find(objects, "Deployment", "inference-server")["spec"]["template"]["spec"]["containers"]
+    args = dict(a[2:].split("=", 1) for a in server["args"])
+    assert args["trace-url"] == f"http://{host}:{ports['otlp-http']}/v1/traces"
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in server["env"]}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "NODE_NAME": "spec.nodeName"}
+    policy = find(objects, "NetworkPolicy", "jaeger")
+    (otlp_rule,) = [r for r in policy["spec"]["ingress"] if {"port": 4318, "protocol": "TCP"} in r["ports"]]
+    assert {p["port"] for p in otlp_rule["ports"]} == {ports["otlp-grpc"], ports["otlp-http"]}
+    assert otlp_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "inference"}}}]
+    datasources = yaml.safe_load(next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"]
+                                      .startswith("grafana-datasources"))["data"]["datasources.yml"])["datasources"]
+    by_uid = {d["uid"]: d for d in datasources}
+    assert by_uid["jaeger"]["type"] == "jaeger" and by_uid["jaeger"]["url"] == f"http://jaeger:{ports['query']}"
+    (derived,) = by_uid["loki"]["jsonData"]["derivedFields"]
+    assert derived["datasourceUid"] == "jaeger" and derived["url"] == "$${__value.raw}"
+    assert by_uid["jaeger"]["jsonData"]["tracesToLogsV2"]["datasourceUid"] == "loki"

@@ -121,7 +121,7 @@ TRACKS = ("canary", "shadow")
 
 
 def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca, descriptor=DESCRIPTOR, tracks=None,
-                 runtime_dir=None):
+                 runtime_dir=None, collector_port=None):
     """The deployed envoy.yaml with loopback addresses. Each cluster keeps its DNS cluster type: its one
     endpoint (the headless Service's name, one address per pod) becomes one `localhost` endpoint per
     server process, since the servers here differ by port rather than by address. Its TLS to the servers stays,
@@ -129,7 +129,8 @@ def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca,
     it, for tests of something else that run plaintext servers. `tracks` maps "canary" and "shadow" to their
     servers' (grpc_ports, http_ports); a track not given gets a port nobody listens on (no healthy host, as
     when its Service has no pods). `runtime_dir` stands for the envoy-runtime ConfigMap's mount (a kubelet-like
-    `..data` link inside it; see write_runtime)."""
+    `..data` link inside it; see write_runtime). `collector_port`: the OTLP/gRPC port Envoy's spans go to
+    (an OpenTelemetry Collector's, in place of the trace store's Service); None: a port nobody listens on."""
     # Through JSON: the YAML's anchors would otherwise share objects between clusters and routes.
     config = json.loads(json.dumps(yaml.safe_load(ENVOY_YAML.read_text())))
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
@@ -143,8 +144,13 @@ def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca,
     for track in TRACKS:
         grpc, http = (tracks or {}).get(track) or ([free_port()], [free_port()])
         ports[f"inference_server_grpc_{track}"], ports[f"inference_server_http_{track}"] = grpc, http
-    assert sorted(ports) == sorted(c["name"] for c in config["static_resources"]["clusters"])
-    for cluster in config["static_resources"]["clusters"]:
+    clusters = config["static_resources"]["clusters"]
+    (otel,) = [c for c in clusters if c["name"] == "opentelemetry_collector"]
+    clusters.remove(otel)
+    otel["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] = {
+        "address": "localhost", "port_value": collector_port or free_port()}
+    assert sorted(ports) == sorted(c["name"] for c in clusters)
+    for cluster in clusters:
         (group,) = cluster["load_assignment"]["endpoints"]
         (template,) = group["lb_endpoints"]
         endpoints = []
@@ -159,6 +165,7 @@ def envoy_config(listener_port, admin_port, grpc_ports, http_ports, upstream_ca,
             validation["trusted_ca"]["filename"] = str(upstream_ca)
         else:
             del cluster["transport_socket"]
+    clusters.append(otel)
     (layer,) = config["layered_runtime"]["layers"]
     assert layer["disk_layer"]["symlink_root"] == POD_RUNTIME_ROOT
     if runtime_dir:
@@ -199,9 +206,9 @@ def deployment_args():
 class Envoy:
     """A real Envoy process on loopback running envoy_config() in front of `servers`."""
 
-    def __init__(self, tmp, servers, tracks=None, runtime_dir=None):
+    def __init__(self, tmp, servers, tracks=None, runtime_dir=None, collector_port=None):
         """`servers` (and those of `tracks`: {"canary": [...], "shadow": [...]}) all with TLS (Server(tls=...))
-        or all without; `runtime_dir`: see envoy_config."""
+        or all without; `runtime_dir`, `collector_port`: see envoy_config."""
         self.port, self.admin_port = free_port(), free_port()
         self.tracks = set(tracks or ())
         if runtime_dir is None:  # as without the envoy-runtime ConfigMap: an empty mount
@@ -212,7 +219,7 @@ class Envoy:
         self.config = envoy_config(
             self.port, self.admin_port, [s.grpc_port for s in servers], [s.http_port for s in servers], ca,
             tracks={t: ([s.grpc_port for s in group], [s.http_port for s in group]) for t, group in (tracks or {}).items()},
-            runtime_dir=runtime_dir)
+            runtime_dir=runtime_dir, collector_port=collector_port)
         path = pathlib.Path(tmp) / "envoy.yaml"
         path.write_text(yaml.safe_dump(self.config))
         self.log_path = pathlib.Path(tmp) / "envoy.log"

@@ -3,7 +3,8 @@ OpenTelemetry spans over OTLP/HTTP to a real OpenTelemetry Collector (tests/e2e/
 them to a file the tests read. Each traced request has a server span (under the caller's span when a W3C
 traceparent came), a queue span, and the execution span of its batch, which links every request it served;
 sampling is parent-based with a ratio for the rest; a collector that is gone or stalled fails and delays no
-request, and what it did not take is counted. Through Envoy: tests/e2e/test_envoy_path.py."""
+request, and what it did not take is counted. Through the real Envoy with the deployed envoy.yaml (its
+OpenTelemetry tracer pointed at the same collector), Envoy's span and the server's are one trace."""
 import socket
 import subprocess
 import threading
@@ -15,8 +16,9 @@ import pytest
 import requests
 from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-from conftest import BINARY, MODELS, metric_sum, wait_for
+from conftest import BINARY, MODELS, Server, metric_sum, wait_for
 from otel_collector import Collector, attributes
+from proxies import Envoy
 from test_batching import batching_repository, v2_body
 
 MODEL = "breast_cancer"  # 30 FP32 features a row
@@ -158,6 +160,52 @@ def test_sampling_keeps_the_ratio_and_follows_a_parents_decision(make_server, co
     # 2,000 draws at 0.1: 200 expected, standard deviation 13.4; five of them either side.
     assert 133 <= len(rooted) <= 267, len(rooted)
     print(f"--trace-sample-rate 0.1 traced {len(rooted)} of 2000 requests")
+
+
+def test_through_envoy_one_trace_holds_envoys_span_and_the_servers(tmp_path, pki, collector):
+    server = Server(MODELS, ["--trace-url", collector.traces_url, *FAST], tmp_path=tmp_path, tls=pki).wait_ready()
+    envoy = Envoy(tmp_path, [server], collector_port=collector.grpc_port)
+    try:
+        envoy.wait_all_healthy(2)
+        x = rows(2)
+        # /v1, transcoded by Envoy to gRPC; /v2 REST passed through; the second with the client's own context.
+        v1 = {"model": MODEL, "rows": [{"values": r} for r in x.tolist()], "request_id": "via-envoy-v1"}
+        r = requests.post(envoy.url + "/v1/infer", json=v1, timeout=30)
+        assert r.status_code == 200, r.text
+        r = requests.post(f"{envoy.url}/v2/models/{MODEL}/infer", json=v2_body(x), timeout=30,
+                          headers={"traceparent": traceparent()})
+        assert r.status_code == 200, r.text
+
+        def ours():
+            return [s for s in server_spans(collector) if s["service"] == "inference-server"]
+
+        wait_for(lambda: len(ours()) == 2 and len({s["traceId"] for s in collector.spans()
+                                                    if s["service"] == "envoy"}) == 2,
+                 timeout=20, what="2 server spans and Envoy's spans of 2 traces")
+        spans = collector.spans()
+        by_id = {s["spanId"]: s for s in spans}
+        for mine in ours():
+            parent = by_id.get(mine.get("parentSpanId"))
+            assert parent and parent["service"] == "envoy" and parent["traceId"] == mine["traceId"], (mine, spans)
+            # Envoy's span holds the server's, in time too (one machine's clock). The server's ends once its reply
+            # was handed to the transport, which may be a moment after Envoy got the bytes: 2 ms of slack.
+            assert int(parent["startTimeUnixNano"]) <= int(mine["startTimeUnixNano"])
+            assert int(mine["endTimeUnixNano"]) <= int(parent["endTimeUnixNano"]) + 2_000_000
+            names = {s["name"] for s in spans if s["traceId"] == mine["traceId"]}
+            assert {"queue", "execute breast_cancer"} <= names, names
+            protocol = attributes(mine)["inference.protocol"]
+            if mine["traceId"] == TRACE:  # the client's trace, through Envoy's span, to ours
+                assert protocol == "http-v2"
+                root = parent
+                while root.get("parentSpanId") in by_id:
+                    root = by_id[root["parentSpanId"]]
+                assert root["parentSpanId"] == PARENT, root
+            else:
+                assert protocol == "grpc-v1"  # Envoy's transcoder called the server's gRPC
+        print("trace through Envoy:", sorted((s["service"], s["name"]) for s in spans if s["traceId"] == TRACE))
+    finally:
+        envoy.stop()
+        server.stop()
 
 
 class Stalled:

@@ -1,12 +1,13 @@
-"""make bench-payload-log: what payload logging costs a request (docs/benchmarks.md#payload-logging).
+"""make bench-observers: what tracing and payload logging cost a request (docs/benchmarks.md#tracing-and-payload-logging).
 
-The same server three ways, side by side in one run on this machine: payload logging off; on for every request
-(mode all: two CloudEvents a request); on for 1 % of them. The sink is Debian's nginx on loopback answering 204
-to every event (a sink that keeps up, so the cost measured is the server's: encoding, queueing, posting). Load:
+The same server five ways, side by side in one run on this machine: both off; tracing every request (three
+spans each, OTLP/HTTP JSON) and 1 % of them; payload logging every request (mode all: two CloudEvents a request)
+and 1 % of them. The collector and the sink are Debian's nginx on loopback answering 204 to every post (they
+keep up, so the cost measured is the server's: building, encoding, queueing, posting). Load:
 h2load, closed loop, one pre-encoded v2 gRPC ModelInferRequest of the bundled breast_cancer model (30 features),
 at each concurrency; the three servers take turns, the order rotating each repeat; the median of the repeats is
-reported. Writes docs/benchmarks/payload_log.json and prints the table docs/benchmarks.md shows.
-Usage: bench/payload_log.py [--repeats 3] [--seconds 4] [--concurrency 1,64]"""
+reported. Writes docs/benchmarks/observers.json and prints the table docs/benchmarks.md shows.
+Usage: bench/observers.py [--repeats 3] [--seconds 4] [--concurrency 1,64]"""
 import argparse
 import json
 import os
@@ -37,12 +38,16 @@ http {{
   client_max_body_size 4m;
   server {{
     listen 127.0.0.1:{port};
-    location /events {{ return 204; }}
+    location / {{ return 204; }}
   }}
 }}
 """
-SYSTEMS = {"off": [], "all requests": ["--payload-log-sample-rate", "1"], "1 % of requests":
-           ["--payload-log-sample-rate", "0.01"]}
+SYSTEMS = {"both off": [],
+           "tracing, every request": ["--trace-url", "{sink}/v1/traces", "--trace-sample-rate", "1"],
+           "tracing, 1 % of requests": ["--trace-url", "{sink}/v1/traces", "--trace-sample-rate", "0.01"],
+           "payload logging, every request": ["--payload-log-url", "{sink}/events", "--payload-log-sample-rate", "1"],
+           "payload logging, 1 % of requests": ["--payload-log-url", "{sink}/events", "--payload-log-sample-rate",
+                                                "0.01"]}
 
 
 def start_sink(tmp):
@@ -54,7 +59,7 @@ def start_sink(tmp):
     while not run.grpc_ready(port)():
         assert time.time() < deadline and proc.poll() is None, "nginx did not start"
         time.sleep(0.1)
-    return proc, f"http://127.0.0.1:{port}/events"
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def start(name, flags, sink_url, work):
@@ -62,8 +67,7 @@ def start(name, flags, sink_url, work):
     args = [str(ROOT / "build" / "inference-server"), "--model-repository", str(ROOT / "models" / "repository"),
             "--host", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port",
             str(metrics), "--access-log-sample-rate", "0"]
-    if flags:
-        args += ["--payload-log-url", sink_url, *flags]
+    args += [f.format(sink=sink_url) for f in flags]
     server = run.Process(name, args, run.http_ready(http), open(work / f"{name}.log", "wb"))
     return server, grpc, f"http://127.0.0.1:{metrics}/metrics"
 
@@ -75,7 +79,7 @@ def main():
     parser.add_argument("--concurrency", default="1,64")
     args = parser.parse_args()
     concurrency = [int(c) for c in args.concurrency.split(",")]
-    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-payload-"))
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-observers-"))
     sink, sink_url = start_sink(work)
     servers = {name: start(name, flags, sink_url, work) for name, flags in SYSTEMS.items()}
     runs = []
@@ -92,9 +96,16 @@ def main():
                     runs.append({"system": name, "concurrency": c, "repeat": repeat, **result})
                     print(f"bench: {name}, c={c}: {result['throughput']:.0f} req/s, p50 {result['p50_us']} µs, "
                           f"p99 {result['p99_us']} µs, {result['cpu_ms_per_request']:.3f} CPU ms/request", flush=True)
-        events = {name: {o: metric_sum(requests.get(metrics, timeout=5).text, "inference_payload_events_total",
-                                       outcome=o) for o in ("sent", "queue_full", "too_large", "sink_error")}
-                  for name, (_, _, metrics) in servers.items()}
+        dropped = {}  # what each server did not send, by reason: none is expected of a sink that keeps up
+        for name, (_, _, metrics) in servers.items():
+            text = requests.get(metrics, timeout=5).text
+            dropped[name] = {
+                **{f"payload {o}": metric_sum(text, "inference_payload_events_total", outcome=o)
+                   for o in ("queue_full", "too_large", "sink_error")},
+                **{f"spans {r}": metric_sum(text, "inference_trace_spans_dropped_total", reason=r)
+                   for r in ("queue_full", "export_failed")},
+                "payload sent": metric_sum(text, "inference_payload_events_total", outcome="sent"),
+                "spans exported": metric_sum(text, "inference_trace_spans_exported_total")}
     finally:
         for server, _, _ in servers.values():
             server.stop()
@@ -106,16 +117,16 @@ def main():
             cell = [r for r in runs if r["system"] == name and r["concurrency"] == c]
             median.append({"system": name, "concurrency": c, **{k: statistics.median(r[k] for r in cell) for k in (
                 "throughput", "p50_us", "p99_us", "cpu_ms_per_request")}})
-    out = ROOT / "docs" / "benchmarks" / "payload_log.json"
+    out = ROOT / "docs" / "benchmarks" / "observers.json"
     out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "commit": run.commit(), "args": vars(args),
-                               "command": " ".join(["bench/payload_log.py", *sys.argv[1:]]), "events": events,
+                               "command": " ".join(["bench/observers.py", *sys.argv[1:]]), "sent_and_dropped": dropped,
                                "runs": runs, "median": median}, indent=1))
-    print("| payload logging | c | req/s | p50 / p99 µs | CPU ms per request |")
+    print("| server | c | req/s | p50 / p99 µs | CPU ms per request |")
     print("|---|---|---|---|---|")
     for m in median:
         print(f"| {m['system']} | {m['concurrency']} | {m['throughput']:.0f} | {m['p50_us']:.0f} / {m['p99_us']:.0f} | "
               f"{m['cpu_ms_per_request']:.3f} |")
-    print(f"events: {events}")
+    print(f"sent and dropped: {dropped}")
 
 
 if __name__ == "__main__":
