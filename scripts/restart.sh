@@ -1,6 +1,6 @@
 #!/bin/sh
 # Creates (only if missing) the local kind cluster and deploys the whole platform onto it:
-# ingress-nginx, metrics-server, the inference server image, Envoy, Prometheus, Grafana, Loki and Alloy.
+# ingress-nginx, metrics-server, the inference server image, Envoy, Prometheus, Grafana, Loki, Alloy and Jaeger.
 # Running it again changes nothing that is already right and succeeds.
 #
 #   sh scripts/restart.sh           create/update the cluster and deploy, then smoke-test it
@@ -125,7 +125,7 @@ deploy() {
   fi
   for target in inference/deployment/inference-server inference/deployment/envoy \
                 monitoring/deployment/prometheus monitoring/deployment/grafana \
-                monitoring/statefulset/loki monitoring/daemonset/alloy; do
+                monitoring/statefulset/loki monitoring/daemonset/alloy monitoring/deployment/jaeger; do
     ns="${target%%/*}"
     kubectl -n "$ns" rollout status "${target#*/}" --timeout=300s
   done
@@ -165,6 +165,8 @@ The platform is up. Every request but health needs a bearer token (docs/security
   REST (v2)   curl -H "Authorization: Bearer \$TOKEN" http://localhost/v2/models
   Grafana     http://localhost:30090/   (dashboard "Inference server"; admin/admin to edit)
   Prometheus  http://localhost:30091/
+  Traces      Grafana > Explore > Jaeger, or a log line's trace_id link (Loki); Jaeger's own UI:
+              kubectl -n monitoring port-forward svc/jaeger 16686:16686, then http://localhost:16686/
   gRPC        kubectl -n inference port-forward svc/inference-server 50051:50051 (TLS: the CA is $SECRETS_DIR/ca.crt)
 Tear down:    sh scripts/restart.sh --down
 URLS
