@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: all deps deps-test build run test lint format sanitize tsan mutations test-arm64 clean models monitor \
   bench bench-statistics bench-trees bench-security bench-s3 test-triton fuzz soak bench-capacity bench-overload \
-  bench-observers
+  bench-observers trace-timeline
 
 all: build
 
@@ -81,6 +81,11 @@ bench-overload: deps-test build
 # both off, each for every request and for 1 % of them, to nginx on loopback; h2load at c=1 and c=64. About 3 minutes.
 bench-observers: deps-test build
 	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python bench/observers.py $(BENCH_ARGS)
+
+# One real trace through Envoy into the server, drawn (bench/trace_timeline.py; docs/metrics.md#tracing).
+trace-timeline: deps-test build
+	PATH="$(CURDIR)/.venv/bin:$(CURDIR)/.deps/bin:$$PATH" INFERENCE_SERVER=$(BUILD_DIR)/inference-server \
+	  .venv/bin/python bench/trace_timeline.py
 
 bench-s3: build
 	scripts/install-deps.sh test

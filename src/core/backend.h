@@ -29,13 +29,6 @@ class Model {
                          std::vector<Tensor>* results) = 0;
 };
 
-// What a backend says of a config parameter (config.pbtxt `parameters`) the core does not read itself.
-struct ParameterUse {
-  enum Kind { kRead, kIgnored, kUnknown };
-  Kind kind = kUnknown;
-  std::string reason;  // kIgnored: why it has no effect here (logged as a warning)
-};
-
 // A backend owns its part of the configuration: the platform names it serves, its parameters and their
 // values. The core (core/model_config.cc) knows no backend's names or parameters.
 class Backend {

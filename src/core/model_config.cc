@@ -216,8 +216,10 @@ Status CheckDynamicBatching(const config::ModelConfig& c, ModelSettings& s, Igno
   return Status::Ok();
 }
 
-// The parameters the core reads (docs/model-repository.md); the backend judges every other key.
-Status ReadParameters(const config::ModelConfig& c, const Backend& backend, ModelSettings& s, Ignored& ignored) {
+// The parameters the core reads (docs/model-repository.md); the request observers judge theirs, the backend
+// every other key.
+Status ReadParameters(const config::ModelConfig& c, const Backend& backend, const ParameterCheck& observers,
+                      ModelSettings& s, Ignored& ignored) {
   for (const auto& [key, param] : c.parameters()) {
     const std::string& v = param.string_value();
     if (key == "scores_output") {
@@ -232,7 +234,13 @@ Status ReadParameters(const config::ModelConfig& c, const Backend& backend, Mode
       if (unique.size() != s.feature_names.size())
         return InvalidArgument("parameters['feature_names'] names a feature twice");
     } else {
-      SERVING_ASSIGN_OR_RETURN(const ParameterUse use, backend.CheckParameter(key, v));
+      ParameterUse use;
+      if (observers) {
+        SERVING_ASSIGN_OR_RETURN(use, observers(key, v));
+      }
+      if (use.kind == ParameterUse::kUnknown) {
+        SERVING_ASSIGN_OR_RETURN(use, backend.CheckParameter(key, v));
+      }
       if (use.kind == ParameterUse::kIgnored) ignored.emplace_back("parameters['" + key + "']", use.reason);
       if (use.kind == ParameterUse::kUnknown)
         ignored.emplace_back("parameters['" + key + "']",
@@ -370,7 +378,7 @@ bool IsValidModelName(std::string_view name) {
 
 StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::string& file_name,
                                          const std::string& model_name, const ModelFileReader& read_file,
-                                         const BackendRegistry& backends) {
+                                         const BackendRegistry& backends, const ParameterCheck& observers) {
   ModelSettings s;
   config::ModelConfig& c = s.config;
   google::protobuf::TextFormat::Parser parser;
@@ -397,7 +405,7 @@ StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::str
   if (st.ok()) st = CheckInputs(c);
   if (st.ok()) st = ResolveInstances(c, s, ignored);
   if (st.ok()) st = CheckDynamicBatching(c, s, ignored);
-  if (st.ok()) st = ReadParameters(c, **backend, s, ignored);
+  if (st.ok()) st = ReadParameters(c, **backend, observers, s, ignored);
   if (st.ok()) st = Unsupported(c, ignored);
   if (st.ok()) st = ReadLabels(c, read_file, s);
   if (!st.ok())  // NOT_FOUND (a label file not there yet) kept: the repository reads the config again later

@@ -30,9 +30,12 @@ inline constexpr size_t kMaxConfigBytes = size_t{16} << 20;
 // names (label_filename) through `read_file`; errors start with `file_name` and name the field. The backend
 // the config names (or the platform's, or the registry's default) checks its own parameters. Fields that
 // are ignored are logged as warnings.
+// `observers` judges the parameters the server's request observers read (RequestObservers::CheckParameter);
+// null: none.
+using ParameterCheck = std::function<StatusOr<ParameterUse>(const std::string& key, const std::string& value)>;
 StatusOr<ModelSettings> ParseModelConfig(const std::string& text, const std::string& file_name,
                                          const std::string& model_name, const ModelFileReader& read_file,
-                                         const BackendRegistry& backends);
+                                         const BackendRegistry& backends, const ParameterCheck& observers = nullptr);
 
 // Checks a config against the signature a backend read from the model file and completes it: inputs and
 // outputs the config does not declare are added from the model (dims without the batch dimension when

@@ -193,13 +193,17 @@ bool ModelRepository::ReadConfig(Entry& e, const std::string& name) {
   e.config_fingerprint = *fp;
   const std::string file_name = source_->Describe() + "/" + name + "/" + kConfigFile;
   auto text = source_->ReadFile(name, kConfigFile, kMaxConfigBytes);
-  StatusOr<ModelSettings> cfg = text.ok()
-                                    ? ParseModelConfig(
-                                          *text, file_name, name,
-                                          [&](const std::string& file, size_t max_bytes)
-                                              REQUIRES(op_mu_) { return source_->ReadFile(name, file, max_bytes); },
-                                          *backends_)
-                                    : StatusOr<ModelSettings>(text.status());
+  StatusOr<ModelSettings> cfg =
+      text.ok() ? ParseModelConfig(
+                      *text, file_name, name,
+                      [&](const std::string& file, size_t max_bytes)
+                          REQUIRES(op_mu_) { return source_->ReadFile(name, file, max_bytes); },
+                      *backends_,
+                      observers_ ? ParameterCheck([this](const std::string& key, const std::string& value) {
+                        return observers_->CheckParameter(key, value);
+                      })
+                                 : ParameterCheck())
+                : StatusOr<ModelSettings>(text.status());
   changed_ = true;
   MutexLock lock(mu_);
   if (cfg.ok()) {
@@ -231,7 +235,7 @@ void ModelRepository::LoadVersion(Entry& e, const std::string& name, Backend& ba
     status = ReconcileSignature((*model)->signature(), reconciled.get());
     if (status.ok())
       loaded = std::make_shared<ModelVersion>(reconciled, v, std::move(model).value(),
-                                              observers_ ? observers_->ForVersion(name, v) : nullptr);
+                                              observers_ ? observers_->ForVersion(*reconciled, v) : nullptr);
   } else {
     status = model.status();
   }

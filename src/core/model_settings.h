@@ -26,4 +26,12 @@ struct ModelSettings {
   std::string scores_output;                                      // the output holding scores/probabilities
 };
 
+// What a backend or a request observer says of a config parameter (config.pbtxt `parameters`) the core does not
+// read itself.
+struct ParameterUse {
+  enum Kind { kRead, kIgnored, kUnknown };
+  Kind kind = kUnknown;
+  std::string reason;  // kIgnored: why it has no effect here (logged as a warning)
+};
+
 }  // namespace serving

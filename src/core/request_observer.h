@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "core/infer_request.h"
+#include "core/model_settings.h"
 #include "core/status.h"
 #include "observability/model_statistics.h"
 
@@ -95,10 +96,17 @@ class VersionObserver {
 class RequestObserver {
  public:
   virtual ~RequestObserver() = default;
-  // A model version loaded: this observer's VersionObserver for it, or null when it watches nothing inside
-  // versions. Called by the repository's loading thread.
-  virtual std::shared_ptr<VersionObserver> ForVersion(const std::string& /*model*/, int64_t /*version*/) {
+  // A model version loaded under `model` (its name, its config.pbtxt with the parameters this observer reads):
+  // this observer's VersionObserver for it, or null when it watches nothing inside versions. Called by the
+  // repository's loading thread.
+  virtual std::shared_ptr<VersionObserver> ForVersion(const ModelSettings& /*model*/, int64_t /*version*/) {
     return nullptr;
+  }
+  // A config.pbtxt parameter as backends judge theirs (core/backend.h): kUnknown when it is not this observer's;
+  // kRead, or kIgnored with why; an error refuses the config, naming the problem. Called by the thread parsing
+  // the config, before any version of it loads.
+  virtual StatusOr<ParameterUse> CheckParameter(const std::string& /*key*/, const std::string& /*value*/) const {
+    return ParameterUse{};
   }
   // Every inference request, once, as the core takes it (a refused one too).
   virtual void Received(const InferRequest&) {}
@@ -163,7 +171,9 @@ class VersionObservers final {
 class RequestObservers final {
  public:
   void Add(RequestObserver* observer) { observers_.push_back(observer); }
-  std::shared_ptr<const VersionObservers> ForVersion(const std::string& model, int64_t version) const;
+  std::shared_ptr<const VersionObservers> ForVersion(const ModelSettings& model, int64_t version) const;
+  // The first observer's judgement that is not kUnknown; kUnknown when no observer reads `key`.
+  StatusOr<ParameterUse> CheckParameter(const std::string& key, const std::string& value) const;
   void Received(const InferRequest& r) const {
     for (RequestObserver* o : observers_) o->Received(r);
   }

@@ -58,10 +58,10 @@ class Recorder final : public RequestObserver {
   };
 
   explicit Recorder(bool payload = false) : payload_(payload) {}
-  std::shared_ptr<VersionObserver> ForVersion(const std::string& model, int64_t version) override {
+  std::shared_ptr<VersionObserver> ForVersion(const ModelSettings& model, int64_t version) override {
     auto v = std::make_shared<Version>(this, payload_);
     std::lock_guard<std::mutex> l(mu);
-    versions[model + ":" + std::to_string(version)] = v.get();
+    versions[model.name + ":" + std::to_string(version)] = v.get();
     return v;
   }
   void Received(const InferRequest& q) override { Note("Received", q.id); }
@@ -170,7 +170,7 @@ class DepthCounter final : public RequestObserver {
    private:
     DepthCounter* c_;
   };
-  std::shared_ptr<VersionObserver> ForVersion(const std::string&, int64_t) override {
+  std::shared_ptr<VersionObserver> ForVersion(const ModelSettings&, int64_t) override {
     return std::make_shared<Version>(this);
   }
   std::atomic<int> depth{0};

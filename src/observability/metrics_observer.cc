@@ -48,8 +48,8 @@ class SeriesObserver final : public VersionObserver {
 
 }  // namespace
 
-std::shared_ptr<VersionObserver> MetricsObserver::ForVersion(const std::string& model, int64_t version) {
-  return std::make_shared<SeriesObserver>(metrics_.ForModel(model, std::to_string(version)));
+std::shared_ptr<VersionObserver> MetricsObserver::ForVersion(const ModelSettings& model, int64_t version) {
+  return std::make_shared<SeriesObserver>(metrics_.ForModel(model.name, std::to_string(version)));
 }
 
 void MetricsObserver::Received(const InferRequest&) { metrics_.inflight().Increment(); }

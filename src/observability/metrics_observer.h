@@ -17,7 +17,7 @@ class MetricsObserver final : public RequestObserver {
   // `metrics` must outlive this observer and every version observer it made.
   explicit MetricsObserver(Metrics& metrics) : metrics_(metrics) {}
 
-  std::shared_ptr<VersionObserver> ForVersion(const std::string& model, int64_t version) override;
+  std::shared_ptr<VersionObserver> ForVersion(const ModelSettings& model, int64_t version) override;
   void Received(const InferRequest&) override;
   void Finished(const RequestOutcome& outcome, VersionObserver* own) override;
   void ControlStarted(std::string_view action, const std::string& model) override;

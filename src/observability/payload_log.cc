@@ -1,5 +1,10 @@
 #include "observability/payload_log.h"
 
+#include <cstdlib>
+#include <optional>
+
+#include "core/backend.h"
+
 #include "observability/logger.h"
 #include "observability/sampling.h"
 
@@ -45,21 +50,59 @@ size_t JsonLowerBound(const std::vector<Tensor>& tensors) {
 
 class PayloadLog::Version final : public VersionObserver {
  public:
-  Version(PayloadLog* log, std::string model, int64_t version)
-      : log_(log), model_(std::move(model)), version_(std::to_string(version)) {}
+  Version(PayloadLog* log, std::string model, int64_t version, std::string mode, double sample_rate)
+      : log_(log),
+        model_(std::move(model)),
+        version_(std::to_string(version)),
+        mode_(std::move(mode)),
+        sample_rate_(sample_rate) {}
   bool wants_payload() const override { return true; }
   void Payload(const InferRequest& request, const InferResponse* response) override {
-    log_->Payload(model_, version_, request, response);
+    log_->Payload(model_, version_, mode_, sample_rate_, request, response);
   }
 
  private:
   PayloadLog* const log_;
   const std::string model_;
   const std::string version_;
+  const std::string mode_;
+  const double sample_rate_;
 };
+
+namespace {
+
+constexpr const char* kModeParameter = "payload_log_mode";
+constexpr const char* kRateParameter = "payload_log_sample_rate";
+
+// A sample rate as a config parameter's string: 0..1, or nullopt.
+std::optional<double> ParseRate(const std::string& value) {
+  char* end = nullptr;
+  const double rate = std::strtod(value.c_str(), &end);
+  if (value.empty() || end != value.c_str() + value.size() || !(rate >= 0 && rate <= 1)) return std::nullopt;
+  return rate;
+}
+
+}  // namespace
+
+StatusOr<ParameterUse> PayloadLog::CheckParameter(const std::string& key, const std::string& value) const {
+  if (key == kModeParameter) {
+    if (value != "all" && value != "request" && value != "response" && value != "none")
+      return InvalidArgument("parameters['payload_log_mode'] must be all, request, response or none, not '" + value +
+                             "'");
+  } else if (key == kRateParameter) {
+    if (!ParseRate(value))
+      return InvalidArgument("parameters['payload_log_sample_rate'] must be a number within 0..1, not '" + value + "'");
+  } else {
+    return ParameterUse{};
+  }
+  if (options_.url.empty())
+    return ParameterUse{ParameterUse::kIgnored, "payload logging is off (no --payload-log-url)"};
+  return ParameterUse{ParameterUse::kRead, ""};
+}
 
 PayloadLog::PayloadLog(PayloadLogOptions options, PayloadEncoders encoders, prometheus::Registry& registry)
     : options_(std::move(options)), encoders_(std::move(encoders)) {
+  if (options_.url.empty()) return;  // off
   auto& family = prometheus::BuildCounter()
                      .Name("inference_payload_events_total")
                      .Help(
@@ -85,18 +128,24 @@ PayloadLog::~PayloadLog() {
     stopping_ = true;
   }
   cv_.NotifyOne();
-  sender_.join();
+  if (sender_.joinable()) sender_.join();
 }
 
-std::shared_ptr<VersionObserver> PayloadLog::ForVersion(const std::string& model, int64_t version) {
-  return std::make_shared<Version>(this, model, version);
+std::shared_ptr<VersionObserver> PayloadLog::ForVersion(const ModelSettings& model, int64_t version) {
+  if (options_.url.empty()) return nullptr;
+  // The model's own settings (checked when its config was read), else the flags'.
+  std::string mode = ConfigParameter(model, kModeParameter);
+  if (mode.empty()) mode = options_.mode;
+  if (mode == "none") return nullptr;  // not logged: its requests cost nothing here
+  const std::optional<double> rate = ParseRate(ConfigParameter(model, kRateParameter));
+  return std::make_shared<Version>(this, model.name, version, std::move(mode), rate.value_or(options_.sample_rate));
 }
 
-void PayloadLog::Payload(const std::string& model, const std::string& version, const InferRequest& request,
-                         const InferResponse* response) {
-  const bool requests = options_.mode != "response";
-  const bool responses = options_.mode != "request" && response != nullptr;
-  if ((!requests && !responses) || !Sampled(options_.sample_rate)) return;
+void PayloadLog::Payload(const std::string& model, const std::string& version, std::string_view mode,
+                         double sample_rate, const InferRequest& request, const InferResponse* response) {
+  const bool requests = mode != "response";
+  const bool responses = mode != "request" && response != nullptr;
+  if ((!requests && !responses) || !Sampled(sample_rate)) return;
   if (Full()) {
     if (requests) Count(false, kQueueFull, "");
     if (responses) Count(true, kQueueFull, "");

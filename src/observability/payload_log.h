@@ -9,6 +9,9 @@
 // a sink that fails or is slow drops events, counted in inference_payload_events_total{outcome} and logged (at
 // most once a second per outcome, with the count since). Events carry tensors and ids only: never a header, token or
 // certificate.
+//
+// Per model, config.pbtxt parameters override the flags: `payload_log_mode` (all, request, response, or none:
+// that model is not logged) and `payload_log_sample_rate` (0..1). The sink stays the server's.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -52,14 +55,17 @@ struct PayloadEncoders {
 
 class PayloadLog final : public RequestObserver {
  public:
-  // `options.url` must not be empty. Its families are registered in `registry`.
+  // With `options.url` empty payload logging is off: nothing is registered or started, and the models'
+  // payload_log_* parameters are checked and ignored (with a warning that says so). Else its families are
+  // registered in `registry` and the sender starts.
   PayloadLog(PayloadLogOptions options, PayloadEncoders encoders, prometheus::Registry& registry);
   // Sends what is queued for at most a second, drops the rest (outcome "shutdown") and joins the sender.
   ~PayloadLog() override;
   PayloadLog(const PayloadLog&) = delete;
   PayloadLog& operator=(const PayloadLog&) = delete;
 
-  std::shared_ptr<VersionObserver> ForVersion(const std::string& model, int64_t version) override;
+  std::shared_ptr<VersionObserver> ForVersion(const ModelSettings& model, int64_t version) override;
+  StatusOr<ParameterUse> CheckParameter(const std::string& key, const std::string& value) const override;
 
  private:
   class Version;
@@ -73,9 +79,9 @@ class PayloadLog final : public RequestObserver {
     std::string body;
   };
 
-  // Called by a version's observer on a worker thread.
-  void Payload(const std::string& model, const std::string& version, const InferRequest& request,
-               const InferResponse* response);
+  // Called by a version's observer on a worker thread, with its model's mode and sample rate.
+  void Payload(const std::string& model, const std::string& version, std::string_view mode, double sample_rate,
+               const InferRequest& request, const InferResponse* response);
   bool Full() const EXCLUDES(mu_);
   void Offer(Event event) EXCLUDES(mu_);
   void Count(bool response, Outcome outcome, const std::string& detail);

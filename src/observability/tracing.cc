@@ -172,8 +172,8 @@ Tracing::~Tracing() {
   sender_.join();
 }
 
-std::shared_ptr<VersionObserver> Tracing::ForVersion(const std::string& model, int64_t version) {
-  return std::make_shared<Version>(this, model, version);
+std::shared_ptr<VersionObserver> Tracing::ForVersion(const ModelSettings& model, int64_t version) {
+  return std::make_shared<Version>(this, model.name, version);
 }
 
 void Tracing::Finished(const RequestOutcome& o, VersionObserver*) {

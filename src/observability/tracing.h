@@ -84,7 +84,7 @@ class Tracing final : public RequestObserver {
   Tracing(const Tracing&) = delete;
   Tracing& operator=(const Tracing&) = delete;
 
-  std::shared_ptr<VersionObserver> ForVersion(const std::string& model, int64_t version) override;
+  std::shared_ptr<VersionObserver> ForVersion(const ModelSettings& model, int64_t version) override;
   void Finished(const RequestOutcome& outcome, VersionObserver* own) override;
 
  private:

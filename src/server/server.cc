@@ -397,24 +397,22 @@ int RunServer(const ServerOptions& o) {
   RequestObservers observers;
   observers.Add(&metrics_observer);
   observers.Add(&access_log);
-  std::unique_ptr<PayloadLog> payload_log;
-  if (!o.payload_log_url.empty()) {
-    const char* pod_namespace = std::getenv("POD_NAMESPACE");  // the downward API's, in the Deployment
-    payload_log = std::make_unique<PayloadLog>(
-        PayloadLogOptions{.url = o.payload_log_url,
-                          .mode = o.payload_log_mode,
-                          .sample_rate = o.payload_log_sample_rate,
-                          .max_bytes = static_cast<size_t>(o.payload_log_max_bytes),
-                          .queue = static_cast<size_t>(o.payload_log_queue),
-                          .source = o.payload_log_source,
-                          .namespace_name = pod_namespace ? pod_namespace : "",
-                          .endpoint = "",
-                          .timeout = std::chrono::milliseconds(2000)},
-        PayloadEncoders{[](const InferRequest& r) { return frontends::EncodeV2InferRequestJson(r); },
-                        [](const InferResponse& r) { return frontends::EncodeV2InferResponse(r, {}).bytes; }},
-        *metrics.registry());
-    observers.Add(payload_log.get());
-  }
+  // Always there: with no --payload-log-url it only judges the models' payload_log_* parameters.
+  const char* pod_namespace = std::getenv("POD_NAMESPACE");  // the downward API's, in the Deployment
+  PayloadLog payload_log(
+      PayloadLogOptions{.url = o.payload_log_url,
+                        .mode = o.payload_log_mode,
+                        .sample_rate = o.payload_log_sample_rate,
+                        .max_bytes = static_cast<size_t>(o.payload_log_max_bytes),
+                        .queue = static_cast<size_t>(o.payload_log_queue),
+                        .source = o.payload_log_source,
+                        .namespace_name = pod_namespace ? pod_namespace : "",
+                        .endpoint = "",
+                        .timeout = std::chrono::milliseconds(2000)},
+      PayloadEncoders{[](const InferRequest& r) { return frontends::EncodeV2InferRequestJson(r); },
+                      [](const InferResponse& r) { return frontends::EncodeV2InferResponse(r, {}).bytes; }},
+      *metrics.registry());
+  observers.Add(&payload_log);
   std::unique_ptr<Tracing> tracing;
   if (!o.trace_url.empty()) {
     tracing = std::make_unique<Tracing>(TracingFrom(o), *metrics.registry());

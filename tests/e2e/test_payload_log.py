@@ -5,6 +5,7 @@ unaffected, drops counted and logged), ids and trace ids joining the two events,
 (its bearer token) in any event."""
 import http.server
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -160,6 +161,51 @@ def test_sampling_keeps_both_events_of_about_the_rate_of_requests(make_server, s
     assert sampled == {e["id"] for e, _ in events["response"]}  # a request is sampled with its response
     # Binomial(600, 0.3): mean 180, standard deviation 11.2; 4.5 of them either way.
     assert 130 <= len(sampled) <= 230, len(sampled)
+
+
+def with_parameters(tmp_path, **models):
+    """The bundled repository with each named model's config.pbtxt given extra `parameters` entries."""
+    repo = tmp_path / "repo"
+    shutil.copytree(MODELS, repo)
+    for model, parameters in models.items():
+        config = repo / model / "config.pbtxt"
+        config.write_text(config.read_text() + "".join(
+            f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}\n' for k, v in parameters.items()))
+    return repo
+
+
+def test_a_models_own_parameters_override_the_flags(make_server, sink, tmp_path):
+    """config.pbtxt's payload_log_mode / payload_log_sample_rate for one model; the flags for the others."""
+    repo = with_parameters(tmp_path, diabetes={"payload_log_mode": "none"}, digits={"payload_log_mode": "response"},
+                           breast_cancer={"payload_log_sample_rate": "0"})
+    server = make_server(repo, "--payload-log-url", sink.url, "--payload-log-sample-rate", "1")
+    for model, features in [("breast_cancer", 30), ("diabetes", 10), ("digits", 64)]:
+        body = {"id": model, "inputs": [{"name": "X", "datatype": "FP32", "shape": [1, features],
+                                         "data": [0.5] * features}]}
+        r = requests.post(f"{server.http}/v2/models/{model}/infer", json=body, timeout=10)
+        assert r.status_code == 200, r.text
+    wait_for(lambda: len(sink.events) == 1, timeout=10, what="digits' response event")
+    time.sleep(0.5)
+    # breast_cancer: its rate 0; diabetes: none; digits: its own mode with the flags' rate.
+    assert [(e["id"], e["type"].rsplit(".", 1)[1]) for e, _ in sink.events] == [("digits", "response")]
+
+
+@pytest.mark.parametrize("parameters,words", [
+    ({"payload_log_mode": "everything"}, "parameters['payload_log_mode'] must be all, request, response or none"),
+    ({"payload_log_sample_rate": "2"}, "parameters['payload_log_sample_rate'] must be a number within 0..1"),
+])
+def test_a_bad_payload_log_parameter_refuses_the_config_naming_it(make_server, sink, tmp_path, parameters, words):
+    server = make_server(with_parameters(tmp_path, diabetes=parameters), "--payload-log-url", sink.url, ready=False)
+    wait_for(lambda: any(words in line.get("reason", "") + line.get("error", "") for line in server.log_lines()),
+             timeout=20, what="the refusal logged")
+    assert requests.get(f"{server.http}/v2/models/diabetes/ready", timeout=5).status_code != 200
+    assert requests.get(f"{server.http}/v2/models/digits/ready", timeout=5).status_code == 200
+
+
+def test_without_a_sink_the_parameters_are_checked_and_said_to_be_ignored(make_server, tmp_path):
+    server = make_server(with_parameters(tmp_path, diabetes={"payload_log_mode": "request"}))
+    (line,) = [line for line in server.log_lines() if "payload_log_mode" in json.dumps(line)]
+    assert "payload logging is off (no --payload-log-url)" in json.dumps(line), line
 
 
 def test_an_event_over_the_limit_is_dropped_and_counted(make_server, sink):
