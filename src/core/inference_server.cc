@@ -216,8 +216,9 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
   if (!Admit()) {
     const Status closed = Unavailable("the server is shutting down");
     if (request.id.empty()) request.id = RandomHex(16);
+    const Clock::time_point answered = Clock::now();
     encoder.send(closed);
-    Finish(request, nullptr, closed, /*queued=*/false);
+    Finish(request, nullptr, closed, /*queued=*/false, answered);
     return;
   }
   std::shared_ptr<ModelVersion> mv;
@@ -228,8 +229,9 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
     const FailReason reason =
         status.code() == StatusCode::kResourceExhausted ? FailReason::kRejected : FailReason::kOther;
     if (mv) mv->observers().Failed(request, reason, Clock::now());
+    const Clock::time_point answered = Clock::now();
     encoder.send(status);
-    Finish(request, mv.get(), status, /*queued=*/false);
+    Finish(request, mv.get(), status, /*queued=*/false, answered);
     Release();
     return;
   }
@@ -263,8 +265,9 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
       mv->observers().Encoded(Clock::now() - encode_start);
     }
     const Status status = result.status();
+    const Clock::time_point answered = Clock::now();
     encoder.send(std::move(result));
-    Finish(meta, mv.get(), status, /*queued=*/true);
+    Finish(meta, mv.get(), status, /*queued=*/true, answered);
     mv.reset();
     Release();
   };
@@ -278,13 +281,13 @@ void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder,
 }
 
 void InferenceServer::Finish(const InferRequest& request, const ModelVersion* version, const Status& status,
-                             bool queued) {
+                             bool queued, Clock::time_point answered) {
   const RequestOutcome outcome{request,
                                version ? std::string_view(version->config().name) : std::string_view(),
                                version ? version->version() : 0,
                                status,
                                queued,
-                               Clock::now()};
+                               answered};
   observers_->Finished(outcome, version ? &version->observers() : nullptr);
 }
 

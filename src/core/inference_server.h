@@ -138,8 +138,9 @@ class InferenceServer {
   // Parses, resolves, decodes and validates; on success `*version` is the version to run on.
   Status Prepare(InferRequest& request, const RequestDecoder& decoder, std::shared_ptr<ModelVersion>* version);
   // Tells the observers that a request finished (after its reply was handed to the frontend). `version` may be
-  // null; `queued`: it reached the version's scheduler.
-  void Finish(const InferRequest& request, const ModelVersion* version, const Status& status, bool queued);
+  // null; `queued`: it reached the version's scheduler; `answered`: the moment its reply was handed over.
+  void Finish(const InferRequest& request, const ModelVersion* version, const Status& status, bool queued,
+              Clock::time_point answered);
   void ControlModel(bool load, const std::string& model, const ControlCallback& done);
   // Starts a request's in-flight accounting; false once Close() has returned.
   bool Admit() EXCLUDES(idle_mu_);

@@ -59,8 +59,8 @@ struct RequestOutcome {
   std::string_view model;  // empty: no version was resolved
   int64_t version = 0;
   const Status& status;
-  bool queued = false;  // it reached the version's scheduler
-  Clock::time_point finished;
+  bool queued = false;         // it reached the version's scheduler
+  Clock::time_point finished;  // the moment the reply was handed to the frontend (just before it was sent)
 };
 
 class VersionObserver {

@@ -74,7 +74,11 @@ class Pod:
             else:
                 data = find(self.objects, "Secret", ref["secretRef"]["name"], self.namespace)["data"]
                 env |= {k: base64.b64decode(v).decode() for k, v in data.items()}
-        env |= {e["name"]: e["value"] for e in container.get("env", [])}
+        # The downward API's fields as a kubelet fills them for one pod of this namespace.
+        fields = {"metadata.name": f"{container['name']}-0", "metadata.namespace": self.namespace,
+                  "spec.nodeName": "kind-control-plane"}
+        env |= {e["name"]: e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+                for e in container.get("env", [])}
         return env
 
     def local(self, container, text):

@@ -92,8 +92,9 @@ class Tracks:
 
     def runtime_values(self):
         entries = requests.get(self.envoy.admin + "/runtime", timeout=5).json()["entries"]
-        return {k.removeprefix("routing."): int(v["final_value"]) for k, v in entries.items()
-                if k.startswith("routing.")}
+        names = {"routing.canary_percent": "canary_percent", "routing.shadow_percent": "shadow_percent",
+                 "tracing.random_sampling": "tracing_percent"}  # envoy-deployment.yaml's volume items
+        return {names[k]: int(v["final_value"]) for k, v in entries.items() if k in names}
 
     def rest(self, headers=None, request_id=""):
         """One v2 REST request through Envoy: (track header, model_version, factor the answer shows)."""
@@ -213,9 +214,17 @@ def test_set_rollback_and_promote_move_traffic_without_a_failed_request(tracks):
     assert order[-3:] == ["patch", "rollout", "apply"], order
 
 
+def test_canary_sh_sets_envoys_tracing_share_and_keeps_it_when_the_canary_share_changes(tracks):
+    assert "; 5 % traced" in tracks.canary_sh("tracing", "5")  # canary_sh waits for Envoy's runtime to hold it
+    assert "; 5 % traced" in tracks.canary_sh("set", "0")
+    assert tracks.runtime_values()["tracing_percent"] == 5
+    tracks.canary_sh("tracing", "100")
+
+
 def test_canary_sh_refuses_a_share_that_is_not_a_percentage(tracks):
     env = {**os.environ, "KUBECTL": "false"}
-    for bad in (["set", "101"], ["set", "-1"], ["set", "ten"], ["set", ""], ["shadow", "5.5"], ["set"], ["nope"]):
+    for bad in (["set", "101"], ["set", "-1"], ["set", "ten"], ["set", ""], ["shadow", "5.5"], ["set"], ["nope"],
+                ["tracing", "101"], ["tracing"]):
         out = subprocess.run(["sh", str(ROOT / "scripts" / "canary.sh"), *bad], env=env, capture_output=True, text=True)
         assert out.returncode == 2 and "canary:" in out.stderr, (bad, out.stdout, out.stderr)
 
