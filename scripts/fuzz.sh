@@ -13,7 +13,7 @@ SECONDS_EACH="${FUZZ_SECONDS:-20}"
 OUT=build-fuzz
 CXX="${FUZZ_CXX:-clang++-14}"
 CC="${FUZZ_CC:-clang-14}"
-read -r -a TARGETS <<< "${FUZZ_TARGETS:-lightgbm xgboost xgboost_ubj auth s3_list json_limits v2_rest v2_grpc v1_rest model_config http tls_files}"
+read -r -a TARGETS <<< "${FUZZ_TARGETS:-lightgbm xgboost xgboost_ubj auth s3_list json_limits v2_rest v2_grpc v1_rest model_config http tls_files trace_context}"
 mkdir -p "$OUT"
 FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
 cmake -S . -B "$OUT" -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_C_COMPILER="$CC" \
