@@ -14,9 +14,8 @@ std::string_view Utf8Prefix(std::string_view s, size_t max) {
   return s.substr(0, n);
 }
 
-// `s` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD: client input quoted
-// in a message goes into JSON and protobuf strings, which must be UTF-8 (protobuf logs a plain-text error line
-// for each one that is not; found by tests/fuzz/http_fuzz.cc with a path byte of 0xB2).
+}  // namespace
+
 std::string ValidUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -47,8 +46,6 @@ std::string ValidUtf8(std::string_view s) {
   }
   return out;
 }
-
-}  // namespace
 
 Status::Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {
   if (message_.size() > kMaxStatusMessageBytes) {

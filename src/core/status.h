@@ -68,6 +68,10 @@ Status Cancelled(std::string message);
 // saying how long it was) in single quotes, so a 10 MB name or value is never echoed back whole. Bytes that are
 // not well-formed UTF-8 become U+FFFD: the message goes into JSON and protobuf strings.
 std::string Quote(std::string_view input, size_t max = 128);
+// `s` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD: client input quoted
+// in a message goes into JSON and protobuf strings, which must be UTF-8 (protobuf logs a plain-text error line
+// for each one that is not; found by tests/fuzz/http_fuzz.cc with a path byte of 0xB2).
+std::string ValidUtf8(std::string_view s);
 // The same without the quotes (for numbers and JSON tokens).
 std::string Excerpt(std::string_view input, size_t max = 128);
 

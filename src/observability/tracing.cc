@@ -1,7 +1,5 @@
 #include "observability/tracing.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <charconv>
 #include <random>
@@ -18,56 +16,142 @@ int64_t UnixNs(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(now_system.time_since_epoch() - (now_steady - t)).count();
 }
 
-nlohmann::json AttributeValue(const Span::Value& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) return {{"stringValue", *s}};
-  if (const auto* i = std::get_if<int64_t>(&v)) return {{"intValue", std::to_string(*i)}};  // int64 as a string
-  return {{"boolValue", std::get<bool>(v)}};
+// The OTLP JSON body is written directly, not through nlohmann::json: building its document per span cost the
+// sender thread more than the requests it traced (perf: malloc/free of the DOM, then its serializer, were most of
+// the server's CPU with every request traced; docs/benchmarks.md#tracing-and-payload-logging). The writer is
+// checked against nlohmann's parser in tracing_test.cc and by the trace_context fuzz target.
+
+// A JSON string: valid UTF-8 (what is not becomes U+FFFD, as client input does elsewhere), escaped.
+void AppendString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const bool ascii = std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  const std::string valid = ascii ? std::string() : ValidUtf8(s);
+  if (!ascii) s = valid;
+  out += '"';
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+void AppendKey(std::string& out, std::string_view key) {
+  AppendString(out, key);
+  out += ':';
+}
+
+void AppendAttributeValue(std::string& out, const std::string& v) {
+  out += "{\"stringValue\":";
+  AppendString(out, v);
+  out += '}';
+}
+
+void AppendAttributeValue(std::string& out, const Span::Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    out += "{\"stringValue\":";
+    AppendString(out, *s);
+  } else if (const auto* i = std::get_if<int64_t>(&v)) {
+    out += "{\"intValue\":\"" + std::to_string(*i) + "\"";  // int64 as a string, as OTLP JSON says
+  } else {
+    out += std::get<bool>(v) ? "{\"boolValue\":true" : "{\"boolValue\":false";
+  }
+  out += '}';
 }
 
 template <typename Pairs>
-nlohmann::json Attributes(const Pairs& pairs) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& [key, value] : pairs) out.push_back({{"key", key}, {"value", AttributeValue(value)}});
-  return out;
+void AppendAttributes(std::string& out, const Pairs& pairs) {
+  out += '[';
+  bool first = true;
+  for (const auto& [key, value] : pairs) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"key\":";
+    AppendString(out, key);
+    out += ",\"value\":";
+    AppendAttributeValue(out, value);
+    out += '}';
+  }
+  out += ']';
 }
 
-nlohmann::json SpanJson(const Span& s) {
-  nlohmann::json j = {{"traceId", s.trace_id},
-                      {"spanId", s.span_id},
-                      {"name", s.name},
-                      {"kind", s.server ? 2 : 1},  // SPAN_KIND_SERVER, SPAN_KIND_INTERNAL
-                      {"startTimeUnixNano", std::to_string(s.start_unix_ns)},
-                      {"endTimeUnixNano", std::to_string(s.end_unix_ns)},
-                      {"attributes", Attributes(s.attributes)}};
-  if (!s.parent_span_id.empty()) j["parentSpanId"] = s.parent_span_id;
-  if (!s.tracestate.empty()) j["traceState"] = s.tracestate;
+void AppendSpan(std::string& out, const Span& s) {
+  out += '{';
+  AppendKey(out, "traceId");
+  AppendString(out, s.trace_id);
+  out += ",\"spanId\":";
+  AppendString(out, s.span_id);
+  if (!s.parent_span_id.empty()) {
+    out += ",\"parentSpanId\":";
+    AppendString(out, s.parent_span_id);
+  }
+  if (!s.tracestate.empty()) {
+    out += ",\"traceState\":";
+    AppendString(out, s.tracestate);
+  }
+  out += ",\"name\":";
+  AppendString(out, s.name);
+  out += s.server ? ",\"kind\":2" : ",\"kind\":1";  // SPAN_KIND_SERVER, SPAN_KIND_INTERNAL
+  out += ",\"startTimeUnixNano\":\"" + std::to_string(s.start_unix_ns) + "\"";
+  out += ",\"endTimeUnixNano\":\"" + std::to_string(s.end_unix_ns) + "\"";
+  out += ",\"attributes\":";
+  AppendAttributes(out, s.attributes);
   if (!s.events.empty()) {
-    auto& events = j["events"] = nlohmann::json::array();
-    for (const auto& [name, at] : s.events) events.push_back({{"name", name}, {"timeUnixNano", std::to_string(at)}});
+    out += ",\"events\":[";
+    for (size_t i = 0; i < s.events.size(); ++i) {
+      if (i) out += ',';
+      out += "{\"name\":";
+      AppendString(out, s.events[i].first);
+      out += ",\"timeUnixNano\":\"" + std::to_string(s.events[i].second) + "\"}";
+    }
+    out += ']';
   }
   if (!s.links.empty()) {
-    auto& links = j["links"] = nlohmann::json::array();
-    for (const auto& [trace, span] : s.links) links.push_back({{"traceId", trace}, {"spanId", span}});
+    out += ",\"links\":[";
+    for (size_t i = 0; i < s.links.size(); ++i) {
+      if (i) out += ',';
+      out += "{\"traceId\":";
+      AppendString(out, s.links[i].first);
+      out += ",\"spanId\":";
+      AppendString(out, s.links[i].second);
+      out += '}';
+    }
+    out += ']';
   }
   // STATUS_CODE_ERROR with its message; unset otherwise (OpenTelemetry leaves OK to the application).
-  if (!s.error.empty()) j["status"] = {{"code", 2}, {"message", s.error}};
-  return j;
+  if (!s.error.empty()) {
+    out += ",\"status\":{\"code\":2,\"message\":";
+    AppendString(out, s.error);
+    out += '}';
+  }
+  out += '}';
 }
 
 }  // namespace
 
 std::string EncodeOtlpJson(const std::vector<Span>& spans,
                            const std::vector<std::pair<std::string, std::string>>& resource) {
-  nlohmann::json list = nlohmann::json::array();
-  for (const Span& s : spans) list.push_back(SpanJson(s));
-  std::vector<std::pair<std::string, Span::Value>> attributes(resource.begin(), resource.end());
-  const nlohmann::json body = {
-      {"resourceSpans",
-       {{{"resource", {{"attributes", Attributes(attributes)}}},
-         {"scopeSpans",
-          {{{"scope", {{"name", "inference-server"}, {"version", SERVING_VERSION}}}, {"spans", list}}}}}}}};
-  // Replace: request ids are the client's, and need not be UTF-8.
-  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  out.reserve(512 * spans.size() + 256);
+  out += "{\"resourceSpans\":[{\"resource\":{\"attributes\":";
+  AppendAttributes(out, resource);
+  out += "},\"scopeSpans\":[{\"scope\":{\"name\":\"inference-server\",\"version\":";
+  AppendString(out, SERVING_VERSION);
+  out += "},\"spans\":[";
+  for (size_t i = 0; i < spans.size(); ++i) {
+    if (i) out += ',';
+    AppendSpan(out, spans[i]);
+  }
+  out += "]}]}]}";
+  return out;
 }
 
 bool TraceSampled(const TraceContext& trace, double rate) {

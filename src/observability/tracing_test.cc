@@ -93,5 +93,40 @@ TEST(OtlpJson, SpansUnderOneResourceInTheOtlpJsonMapping) {
   EXPECT_EQ(span["status"]["message"], "bad \xef\xbf\xbd input");  // not UTF-8: replaced, not refused
 }
 
+TEST(OtlpJson, AnyStringIsWrittenAsJsonThatReadsBackTheSame) {
+  const std::string hostile[] = {"plain",
+                                 "quote \" and \\ backslash",
+                                 std::string("nul \0 byte", 10),
+                                 "\x01\x1f control",
+                                 "caf\xc3\xa9 \xf0\x9f\x99\x82",
+                                 "tab\tnew\nline",
+                                 "</script>",
+                                 ""};
+  for (const auto& text : hostile) {
+    Span s;
+    s.trace_id = std::string(32, 'a');
+    s.span_id = std::string(16, 'b');
+    s.name = text;
+    s.attributes = {{text, text}};
+    s.error = text.empty() ? "x" : text;
+    const auto j = nlohmann::json::parse(EncodeOtlpJson({s}, {{text, text}}));
+    const auto& span = j["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    EXPECT_EQ(span["name"], text);
+    EXPECT_EQ(span["attributes"][0]["key"], text);
+    EXPECT_EQ(span["attributes"][0]["value"]["stringValue"], text);
+    EXPECT_EQ(j["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"], text);
+  }
+  // Several spans in one body, none of them with optional fields.
+  Span a, b;
+  a.trace_id = b.trace_id = std::string(32, 'c');
+  a.span_id = "1111111111111111";
+  b.span_id = "2222222222222222";
+  const auto j = nlohmann::json::parse(EncodeOtlpJson({a, b}, {}));
+  const auto& spans = j["resourceSpans"][0]["scopeSpans"][0]["spans"];
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[1]["spanId"], "2222222222222222");
+  EXPECT_FALSE(spans[0].contains("parentSpanId") || spans[0].contains("links") || spans[0].contains("status"));
+}
+
 }  // namespace
 }  // namespace serving
