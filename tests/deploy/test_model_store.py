@@ -10,7 +10,6 @@ import base64
 import os
 import pathlib
 import re
-import socket
 import subprocess
 import time
 
@@ -20,16 +19,11 @@ import requests
 import yaml
 
 from deploy_support import DEPLOY, ROOT, kustomize
+from ports import free_port  # below the ephemeral range, never twice (tests/ports.py)
 
 WEED = ROOT / ".deps" / "bin" / "weed"
 SERVER = pathlib.Path(os.environ.get("INFERENCE_SERVER", ROOT / "build" / "inference-server")).resolve()
 OVERLAY = DEPLOY / "k8s" / "overlays" / "kind-bucket"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def find(objects, kind, name, namespace):

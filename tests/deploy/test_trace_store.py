@@ -8,7 +8,6 @@ trace)."""
 import os
 import pathlib
 import re
-import socket
 import subprocess
 import time
 
@@ -16,6 +15,7 @@ import requests
 import yaml
 
 from deploy_support import DEPLOY, ROOT, kustomize
+from ports import free_port
 
 JAEGER = ROOT / ".deps" / "bin" / "jaeger"
 SERVER = pathlib.Path(os.environ.get("INFERENCE_SERVER", ROOT / "build" / "inference-server")).resolve()
@@ -23,13 +23,7 @@ TRACE = "6e0c63257de34c92bf9efcd03927272e"
 
 
 def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    return [free_port() for _ in range(n)]
 
 
 def wait(predicate, what, proc, log, timeout=60):
