@@ -50,19 +50,19 @@ void AppendKey(std::string& out, std::string_view key) {
 }
 
 void AppendAttributeValue(std::string& out, const std::string& v) {
-  out += "{\"stringValue\":";
+  out += R"({"stringValue":)";
   AppendString(out, v);
   out += '}';
 }
 
 void AppendAttributeValue(std::string& out, const Span::Value& v) {
   if (const auto* s = std::get_if<std::string>(&v)) {
-    out += "{\"stringValue\":";
+    out += R"({"stringValue":)";
     AppendString(out, *s);
   } else if (const auto* i = std::get_if<int64_t>(&v)) {
-    out += "{\"intValue\":\"" + std::to_string(*i) + "\"";  // int64 as a string, as OTLP JSON says
+    out += R"({"intValue":")" + std::to_string(*i) + '"';  // int64 as a string, as OTLP JSON says
   } else {
-    out += std::get<bool>(v) ? "{\"boolValue\":true" : "{\"boolValue\":false";
+    out += std::get<bool>(v) ? R"({"boolValue":true)" : R"({"boolValue":false)";
   }
   out += '}';
 }
@@ -74,9 +74,9 @@ void AppendAttributes(std::string& out, const Pairs& pairs) {
   for (const auto& [key, value] : pairs) {
     if (!first) out += ',';
     first = false;
-    out += "{\"key\":";
+    out += R"({"key":)";
     AppendString(out, key);
-    out += ",\"value\":";
+    out += R"(,"value":)";
     AppendAttributeValue(out, value);
     out += '}';
   }
@@ -87,40 +87,40 @@ void AppendSpan(std::string& out, const Span& s) {
   out += '{';
   AppendKey(out, "traceId");
   AppendString(out, s.trace_id);
-  out += ",\"spanId\":";
+  out += R"(,"spanId":)";
   AppendString(out, s.span_id);
   if (!s.parent_span_id.empty()) {
-    out += ",\"parentSpanId\":";
+    out += R"(,"parentSpanId":)";
     AppendString(out, s.parent_span_id);
   }
   if (!s.tracestate.empty()) {
-    out += ",\"traceState\":";
+    out += R"(,"traceState":)";
     AppendString(out, s.tracestate);
   }
-  out += ",\"name\":";
+  out += R"(,"name":)";
   AppendString(out, s.name);
-  out += s.server ? ",\"kind\":2" : ",\"kind\":1";  // SPAN_KIND_SERVER, SPAN_KIND_INTERNAL
-  out += ",\"startTimeUnixNano\":\"" + std::to_string(s.start_unix_ns) + "\"";
-  out += ",\"endTimeUnixNano\":\"" + std::to_string(s.end_unix_ns) + "\"";
-  out += ",\"attributes\":";
+  out += s.server ? R"(,"kind":2)" : R"(,"kind":1)";  // SPAN_KIND_SERVER, SPAN_KIND_INTERNAL
+  out += R"(,"startTimeUnixNano":")" + std::to_string(s.start_unix_ns) + '"';
+  out += R"(,"endTimeUnixNano":")" + std::to_string(s.end_unix_ns) + '"';
+  out += R"(,"attributes":)";
   AppendAttributes(out, s.attributes);
   if (!s.events.empty()) {
-    out += ",\"events\":[";
+    out += R"(,"events":[)";
     for (size_t i = 0; i < s.events.size(); ++i) {
       if (i) out += ',';
-      out += "{\"name\":";
+      out += R"({"name":)";
       AppendString(out, s.events[i].first);
-      out += ",\"timeUnixNano\":\"" + std::to_string(s.events[i].second) + "\"}";
+      out += R"(,"timeUnixNano":")" + std::to_string(s.events[i].second) + R"("})";
     }
     out += ']';
   }
   if (!s.links.empty()) {
-    out += ",\"links\":[";
+    out += R"(,"links":[)";
     for (size_t i = 0; i < s.links.size(); ++i) {
       if (i) out += ',';
-      out += "{\"traceId\":";
+      out += R"({"traceId":)";
       AppendString(out, s.links[i].first);
-      out += ",\"spanId\":";
+      out += R"(,"spanId":)";
       AppendString(out, s.links[i].second);
       out += '}';
     }
@@ -128,7 +128,7 @@ void AppendSpan(std::string& out, const Span& s) {
   }
   // STATUS_CODE_ERROR with its message; unset otherwise (OpenTelemetry leaves OK to the application).
   if (!s.error.empty()) {
-    out += ",\"status\":{\"code\":2,\"message\":";
+    out += R"(,"status":{"code":2,"message":)";
     AppendString(out, s.error);
     out += '}';
   }
@@ -141,11 +141,11 @@ std::string EncodeOtlpJson(const std::vector<Span>& spans,
                            const std::vector<std::pair<std::string, std::string>>& resource) {
   std::string out;
   out.reserve(512 * spans.size() + 256);
-  out += "{\"resourceSpans\":[{\"resource\":{\"attributes\":";
+  out += R"({"resourceSpans":[{"resource":{"attributes":)";
   AppendAttributes(out, resource);
-  out += "},\"scopeSpans\":[{\"scope\":{\"name\":\"inference-server\",\"version\":";
+  out += R"(},"scopeSpans":[{"scope":{"name":"inference-server","version":)";
   AppendString(out, SERVING_VERSION);
-  out += "},\"spans\":[";
+  out += R"(},"spans":[)";
   for (size_t i = 0; i < spans.size(); ++i) {
     if (i) out += ',';
     AppendSpan(out, spans[i]);
