@@ -66,6 +66,11 @@ install_ingress_nginx() {
   # Since v1.13 the kind manifest no longer pins the controller to the node that has ports 80/443.
   kubectl -n ingress-nginx patch deployment ingress-nginx-controller --type merge -p \
     '{"spec":{"template":{"spec":{"nodeSelector":{"ingress-ready":"true","kubernetes.io/os":"linux"},"tolerations":[{"key":"node-role.kubernetes.io/control-plane","operator":"Exists","effect":"NoSchedule"}]}}}}' >/dev/null
+  # Traces start at the ingress (docs/deploy.md#traces): its OpenTelemetry module sends a span per request to
+  # Jaeger and passes it on in `traceparent`, under which Envoy's and the servers' spans go. Every request is
+  # traced here (AlwaysOn; a client's sampled traceparent is kept); the controller reloads on the change.
+  kubectl -n ingress-nginx patch configmap ingress-nginx-controller --type merge -p \
+    '{"data":{"enable-opentelemetry":"true","opentelemetry-trust-incoming-span":"true","otlp-collector-host":"jaeger.monitoring.svc.cluster.local","otlp-collector-port":"4317","otel-service-name":"ingress-nginx","otel-sampler":"AlwaysOn","otel-sampler-parent-based":"true"}}' >/dev/null
   kubectl -n ingress-nginx rollout status deployment/ingress-nginx-controller --timeout=300s
   # The admission webhook answers only once its certificate Jobs are done: applying an Ingress before that
   # fails intermittently on a fresh cluster.

@@ -302,7 +302,8 @@ def test_spans_of_envoy_and_the_servers_reach_the_trace_store_grafana_reads(obje
     policy = find(objects, "NetworkPolicy", "jaeger")
     (otlp_rule,) = [r for r in policy["spec"]["ingress"] if {"port": 4318, "protocol": "TCP"} in r["ports"]]
     assert {p["port"] for p in otlp_rule["ports"]} == {ports["otlp-grpc"], ports["otlp-http"]}
-    assert otlp_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "inference"}}}]
+    assert otlp_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+                                 for ns in ("inference", "ingress-nginx")]
     datasources = yaml.safe_load(next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"]
                                       .startswith("grafana-datasources"))["data"]["datasources.yml"])["datasources"]
     by_uid = {d["uid"]: d for d in datasources}

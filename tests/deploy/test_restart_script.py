@@ -1,6 +1,7 @@
 """A test of scripts/restart.sh's logic, not of a cluster: docker, kind, kubectl and curl are recording
 stand-ins on PATH (no Docker engine or cluster exists here). `kubectl kustomize` is passed to the real kubectl,
 so the overlay the script applies is really rendered."""
+import json
 import os
 import pathlib
 import shutil
@@ -78,7 +79,14 @@ def test_first_run_creates_the_cluster_and_deploys_everything(standins):
     first_apply = next(i for i, c in enumerate(calls)
                        if c == "kubectl apply --prune -l app.kubernetes.io/part-of=inference-platform -f -")
     assert webhook_ready < first_apply, "the Ingress is applied before ingress-nginx's admission webhook is ready"
-    for target in ["deployment/inference-server", "deployment/envoy", "statefulset/loki", "daemonset/alloy"]:
+    # The ingress controller's spans go to the trace store the monitoring overlay runs, on the port its Service
+    # and NetworkPolicy open (test_manifests.py checks those).
+    (otel,) = [c for c in calls if c.startswith("kubectl -n ingress-nginx patch configmap ingress-nginx-controller")]
+    data = json.loads(otel.split(" -p ", 1)[1])["data"]
+    assert data["enable-opentelemetry"] == "true" and data["opentelemetry-trust-incoming-span"] == "true"
+    assert (data["otlp-collector-host"], data["otlp-collector-port"]) == ("jaeger.monitoring.svc.cluster.local", "4317")
+    for target in ["deployment/inference-server", "deployment/envoy", "statefulset/loki", "daemonset/alloy",
+                   "deployment/jaeger"]:
         assert any(c.startswith("kubectl -n") and f"rollout status {target}" in c for c in calls), target
     smoke = [c for c in calls if c.startswith("curl")]
     assert any("http://localhost/v1/infer" in c for c in smoke) and any("localhost:30090" in c for c in smoke)
