@@ -103,7 +103,7 @@ lint: deps-test build
 format:
 	git ls-files 'src/*.cc' 'src/*.h' | xargs clang-format -i
 
-# libFuzzer on the tree model parsers (clang, ASan, UBSan), FUZZ_SECONDS (45) per parser from the committed seed
+# libFuzzer on every parser of outside input (clang, ASan, UBSan), FUZZ_SECONDS (20) per target from the committed seed
 # corpus (tests/fuzz; docs/testing.md#fuzzing). CI runs it.
 fuzz: deps-test
 	./scripts/fuzz.sh

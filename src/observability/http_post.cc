@@ -9,6 +9,13 @@ namespace {
 
 size_t Discard(char*, size_t size, size_t count, void*) { return size * count; }
 
+// libcurl's progress callback: non-zero aborts the transfer.
+int GiveUp(void* give_up_at, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return now > static_cast<const std::atomic<int64_t>*>(give_up_at)->load() ? 1 : 0;
+}
+
 }  // namespace
 
 HttpPoster::HttpPoster() {
@@ -20,7 +27,7 @@ HttpPoster::HttpPoster() {
 HttpPoster::~HttpPoster() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
 std::string HttpPoster::Post(const std::string& url, const std::vector<std::string>& headers, std::string_view body,
-                             std::chrono::milliseconds timeout) {
+                             std::chrono::milliseconds timeout, const std::atomic<int64_t>* give_up_at) {
   CURL* curl = static_cast<CURL*>(curl_);
   if (curl == nullptr) return "no curl handle";
   curl_easy_reset(curl);  // keeps the connection
@@ -35,6 +42,11 @@ std::string HttpPoster::Post(const std::string& url, const std::vector<std::stri
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);
+  if (give_up_at != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, GiveUp);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<int64_t>*>(give_up_at));
+  }
   const CURLcode rc = curl_easy_perform(curl);
   long code = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);

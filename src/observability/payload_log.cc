@@ -127,6 +127,9 @@ PayloadLog::~PayloadLog() {
     MutexLock lock(mu_);
     stopping_ = true;
   }
+  give_up_at_ =
+      std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() + std::chrono::seconds(1)).time_since_epoch())
+          .count();
   cv_.NotifyOne();
   if (sender_.joinable()) sender_.join();
 }
@@ -222,7 +225,7 @@ std::string PayloadLog::Send(const Event& e) {
       "ce-modelversion: " + HeaderValue(e.version),
       "ce-traceid: " + HeaderValue(e.trace_id),
   };
-  return poster_.Post(options_.url, headers, e.body, options_.timeout);
+  return poster_.Post(options_.url, headers, e.body, options_.timeout, &give_up_at_);
 }
 
 }  // namespace serving

@@ -252,6 +252,9 @@ Tracing::~Tracing() {
     MutexLock lock(mu_);
     stopping_ = true;
   }
+  give_up_at_ =
+      std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() + std::chrono::seconds(1)).time_since_epoch())
+          .count();
   cv_.NotifyOne();
   sender_.join();
 }
@@ -337,7 +340,8 @@ void Tracing::Run() {
                              ? options_.timeout
                              : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()) +
                                    std::chrono::milliseconds(1);
-    const std::string error = poster_.Post(options_.url, {"Content-Type: application/json"}, body, timeout);
+    const std::string error =
+        poster_.Post(options_.url, {"Content-Type: application/json"}, body, timeout, &give_up_at_);
     if (error.empty()) {
       exported_->Increment(static_cast<double>(batch.size()));
     } else {
