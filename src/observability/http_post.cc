@@ -26,8 +26,14 @@ HttpPoster::HttpPoster() {
 
 HttpPoster::~HttpPoster() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
 
+void HttpPoster::GiveUpAfter(std::chrono::steady_clock::duration grace) {
+  give_up_at_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    (std::chrono::steady_clock::now() + grace).time_since_epoch())
+                    .count();
+}
+
 std::string HttpPoster::Post(const std::string& url, const std::vector<std::string>& headers, std::string_view body,
-                             std::chrono::milliseconds timeout, const std::atomic<int64_t>* give_up_at) {
+                             std::chrono::milliseconds timeout) {
   CURL* curl = static_cast<CURL*>(curl_);
   if (curl == nullptr) return "no curl handle";
   curl_easy_reset(curl);  // keeps the connection
@@ -42,11 +48,9 @@ std::string HttpPoster::Post(const std::string& url, const std::vector<std::stri
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);
-  if (give_up_at != nullptr) {
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, GiveUp);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<int64_t>*>(give_up_at));
-  }
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, GiveUp);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &give_up_at_);
   const CURLcode rc = curl_easy_perform(curl);
   long code = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);

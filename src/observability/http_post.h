@@ -21,15 +21,16 @@ class HttpPoster final {
 
   // POSTs `body` to `url` (http or https only) with `headers` ("Name: value" each); "" when the server took
   // it (2xx), else why not ("HTTP 503", or libcurl's error). The reply's body is read and dropped. Gives up
-  // after `timeout`, or once the steady clock passes `*give_up_at` (nanoseconds since its epoch; read about
-  // once a second while waiting, so a stopping server is not held by a stalled peer).
+  // after `timeout`, or once the moment GiveUpAfter set has passed.
   std::string Post(const std::string& url, const std::vector<std::string>& headers, std::string_view body,
-                   std::chrono::milliseconds timeout, const std::atomic<int64_t>* give_up_at = nullptr);
-
-  static int64_t Never() { return INT64_MAX; }
+                   std::chrono::milliseconds timeout);
+  // From any thread (the one stopping the sender): a POST in flight, or a later one, is abandoned `grace` from
+  // now (checked about once a second while waiting), so a stalled peer cannot hold a stopping server.
+  void GiveUpAfter(std::chrono::steady_clock::duration grace);
 
  private:
   void* curl_ = nullptr;
+  std::atomic<int64_t> give_up_at_{INT64_MAX};  // steady clock nanoseconds
 };
 
 // A URL as it may be logged: without the user:password@ it may carry.

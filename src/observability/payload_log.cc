@@ -127,9 +127,7 @@ PayloadLog::~PayloadLog() {
     MutexLock lock(mu_);
     stopping_ = true;
   }
-  give_up_at_ =
-      std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() + std::chrono::seconds(1)).time_since_epoch())
-          .count();
+  poster_.GiveUpAfter(std::chrono::seconds(1));  // a POST in flight to a stalled peer: abandoned then
   cv_.NotifyOne();
   if (sender_.joinable()) sender_.join();
 }
@@ -225,7 +223,7 @@ std::string PayloadLog::Send(const Event& e) {
       "ce-modelversion: " + HeaderValue(e.version),
       "ce-traceid: " + HeaderValue(e.trace_id),
   };
-  return poster_.Post(options_.url, headers, e.body, options_.timeout, &give_up_at_);
+  return poster_.Post(options_.url, headers, e.body, options_.timeout);
 }
 
 }  // namespace serving

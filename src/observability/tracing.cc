@@ -252,9 +252,7 @@ Tracing::~Tracing() {
     MutexLock lock(mu_);
     stopping_ = true;
   }
-  give_up_at_ =
-      std::chrono::duration_cast<std::chrono::nanoseconds>((Clock::now() + std::chrono::seconds(1)).time_since_epoch())
-          .count();
+  poster_.GiveUpAfter(std::chrono::seconds(1));  // a POST in flight to a stalled peer: abandoned then
   cv_.NotifyOne();
   sender_.join();
 }
@@ -340,8 +338,7 @@ void Tracing::Run() {
                              ? options_.timeout
                              : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()) +
                                    std::chrono::milliseconds(1);
-    const std::string error =
-        poster_.Post(options_.url, {"Content-Type: application/json"}, body, timeout, &give_up_at_);
+    const std::string error = poster_.Post(options_.url, {"Content-Type: application/json"}, body, timeout);
     if (error.empty()) {
       exported_->Increment(static_cast<double>(batch.size()));
     } else {

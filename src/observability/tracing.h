@@ -108,8 +108,6 @@ class Tracing final : public RequestObserver {
   CondVar cv_;
   std::deque<Span> queue_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
-  // Once the server stops: when an export still in flight is abandoned (a second after the stop).
-  std::atomic<int64_t> give_up_at_{HttpPoster::Never()};
   HttpPoster poster_;   // the sender thread's
   std::thread sender_;  // declared last: starts once the rest is built
 };

@@ -105,6 +105,15 @@ def identity_model(repository, name, dims, config="", unused_initializer=False, 
     (repository / name / "config.pbtxt").write_text('backend: "onnxruntime"\n' + config)
 
 
+def refusal(*args):
+    """The server started on the bundled repository with `args`: it must stop at once with status 2 (a bad flag);
+    its stderr, which says why."""
+    r = subprocess.run([str(BINARY), "--model-repository", str(MODELS), *args], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    return r.stderr
+
+
 def answers(url, status=200):
     """Whether `url` answers with `status` now (False while nothing listens there)."""
     try:

@@ -6,7 +6,6 @@ unaffected, drops counted and logged), ids and trace ids joining the two events,
 import http.server
 import json
 import shutil
-import subprocess
 import threading
 import time
 
@@ -17,7 +16,7 @@ import requests
 from cloudevents.http import from_http
 from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-from conftest import BINARY, MODELS, answers, free_port, metric_sum, wait_for
+from conftest import MODELS, answers, free_port, metric_sum, refusal, wait_for
 
 MODEL = "breast_cancer"  # 30 FP32 features a row
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -283,9 +282,8 @@ def test_no_header_of_the_request_reaches_an_event_and_ids_cannot_forge_headers(
     (["--payload-log-queue", "0"], "--payload-log-queue within 1..1000000"),
 ])
 def test_bad_payload_log_flags_stop_the_server_with_a_reason(args, words):
-    r = subprocess.run([str(BINARY), "--model-repository", str(MODELS), *args], capture_output=True, text=True,
-                       timeout=30)
-    assert r.returncode == 2 and words in r.stderr, r.stderr
+    stderr = refusal(*args)
+    assert words in stderr, stderr
 
 
 def test_a_password_in_the_sink_url_is_never_logged(make_server, sink):

@@ -6,7 +6,6 @@ sampling is parent-based with a ratio for the rest; a collector that is gone or 
 request, and what it did not take is counted. Through the real Envoy with the deployed envoy.yaml (its
 OpenTelemetry tracer pointed at the same collector), Envoy's span and the server's are one trace."""
 import socket
-import subprocess
 import threading
 import time
 
@@ -16,7 +15,7 @@ import pytest
 import requests
 from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
 
-from conftest import BINARY, MODELS, Server, metric_sum, wait_for
+from conftest import MODELS, Server, metric_sum, refusal, wait_for
 from otel_collector import Collector, attributes
 from proxies import Envoy, write_runtime
 from test_batching import batching_repository, v2_body
@@ -327,6 +326,5 @@ def test_tritons_trace_config_spellings_turn_tracing_on_and_off(make_server, col
     (["--trace-config", "level"], "expected [opentelemetry,]key=value"),
 ])
 def test_bad_tracing_flags_stop_the_server_with_a_reason(args, words):
-    r = subprocess.run([str(BINARY), "--model-repository", str(MODELS), *args], capture_output=True, text=True,
-                       timeout=30)
-    assert r.returncode == 2 and words in r.stderr, r.stderr
+    stderr = refusal(*args)
+    assert words in stderr, stderr
