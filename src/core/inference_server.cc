@@ -44,6 +44,12 @@ Status CheckRequestId(std::string& id) {
 
 std::string NewTraceId() { return RandomHex(32); }
 
+std::string NewSpanId() {
+  std::string id = RandomHex(16);
+  if (id == "0000000000000000") id.back() = '1';
+  return id;
+}
+
 TraceContext ParseTraceContext(std::string_view tp, std::string_view tracestate) {
   // version "-" trace-id "-" parent-id "-" flags: 00-<32 hex>-<16 hex>-<2 hex>. A later version may append
   // fields ("-..."); version ff is invalid.
@@ -211,7 +217,7 @@ Status InferenceServer::Prepare(InferRequest& request, const RequestDecoder& dec
 
 void InferenceServer::Infer(InferRequest request, const RequestDecoder& decoder, ResponseEncoder encoder) {
   if (request.trace.trace_id.empty()) request.trace.trace_id = NewTraceId();
-  request.trace.span_id = RandomHex(16);
+  request.trace.span_id = NewSpanId();
   observers_->Received(request);
   if (!Admit()) {
     const Status closed = Unavailable("the server is shutting down");

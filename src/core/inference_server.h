@@ -164,5 +164,7 @@ class InferenceServer {
 TraceContext ParseTraceContext(std::string_view traceparent, std::string_view tracestate);
 // 32 random lowercase hex chars.
 std::string NewTraceId();
+// 16 random lowercase hex chars, never all zeros (W3C's invalid span id): a span's id.
+std::string NewSpanId();
 
 }  // namespace serving

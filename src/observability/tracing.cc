@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <random>
+
+#include "core/inference_server.h"
 
 namespace serving {
 namespace {
@@ -209,18 +210,6 @@ class Tracing::Version final : public VersionObserver {
   }
 
  private:
-  static std::string NewSpanId() {
-    thread_local std::mt19937_64 rng(std::random_device{}());
-    static constexpr char kHex[] = "0123456789abcdef";
-    uint64_t bits = rng() | 1;  // never all zeros
-    std::string id(16, '0');
-    for (char& c : id) {
-      c = kHex[bits & 0xf];
-      bits >>= 4;
-    }
-    return id;
-  }
-
   Tracing* const tracing_;
   const std::string model_;
   const int64_t version_;
